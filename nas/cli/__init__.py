@@ -1,0 +1,1 @@
+"""The ``nas`` command line: one module per group of subcommands, one registry of commands."""

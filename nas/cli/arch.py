@@ -1,0 +1,338 @@
+"""``nas presets``, ``nas count`` and ``nas sample``: what an architecture is and costs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from nas.cli.main import COMMANDS, Command
+from nas.cli.output import console, err_console, fmt_int, print_json, table
+from nas.config import ArchConfig
+from nas.counting import Counts, count
+from nas.errors import NasError
+from nas.presets import PRESETS, preset
+from nas.sampling import SampleReport, sample
+from nas.space import load_space
+from nas.units import human, parse_count
+
+DEFAULT_SPACE_PATH = "search_spaces/attention_resnet.toml"
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
+    """--in-channels/--input-size/--num-classes, which presets take from the data set."""
+    g = p.add_argument_group("input (defaults: CIFAR-10)")
+    g.add_argument("--in-channels", type=int, default=3, metavar="C", help="input channels (3)")
+    g.add_argument("--input-size", type=int, default=32, metavar="S", help="input side (32)")
+    g.add_argument("--num-classes", type=int, default=10, metavar="K", help="classes (10)")
+
+
+def limit_arg(text: str) -> int:
+    """argparse type for --param-limit: 5M, 4.5e6, 500k, 5000000."""
+    try:
+        return parse_count(text, "parameter limit")
+    except NasError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------- presets
+def _presets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON (name, config, counts)")
+
+
+def _presets_run(args: argparse.Namespace) -> int:
+    rows = []
+    data = []
+    for name, pre in PRESETS.items():
+        cfg = preset(name)
+        c = count(cfg, flops=False)
+        rows.append([name, fmt_int(c.params), cfg.summary(), pre.source])
+        data.append(
+            {
+                "name": name,
+                "source": pre.source,
+                "reported": pre.reported,
+                "params": c.params,
+                "arch": cfg.to_dict(),
+            }
+        )
+    if args.json:
+        print_json(data)
+    else:
+        console.print(
+            table(
+                "Presets (CIFAR-10 input: 3x32x32, 10 classes)",
+                ["name", "params", "architecture", "source"],
+                rows,
+                right=(1,),
+            )
+        )
+        console.print("Count one with: nas count --preset NAME")
+    return 0
+
+
+COMMANDS.add(
+    "presets",
+    Command(
+        name="presets",
+        help="list the seed architectures",
+        description="List the named architectures from the seed papers, with their parameters.",
+        examples="  nas presets\n  nas presets --json | jq '.[].name'\n",
+        add_arguments=_presets_args,
+        run=_presets_run,
+    ),
+)
+
+
+# ------------------------------------------------------------------------- count
+def _count_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME", help="a preset name (see 'nas presets')")
+    src.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="an architecture JSON/YAML file (a config or a 'nas export' file)",
+    )
+    p.add_argument(
+        "--param-limit", type=limit_arg, metavar="LIMIT", help="also say whether it fits, e.g. 5M"
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print an object with integer 'params' and 'flops' and the breakdown",
+    )
+    add_input_args(p)
+
+
+def load_arch(args: argparse.Namespace) -> tuple[str, ArchConfig]:
+    """The architecture named by --preset or --config."""
+    if args.preset:
+        return args.preset, preset(
+            args.preset,
+            in_channels=args.in_channels,
+            input_size=args.input_size,
+            num_classes=args.num_classes,
+        )
+    return str(args.config), ArchConfig.from_file(args.config)
+
+
+def _count_run(args: argparse.Namespace) -> int:
+    name, cfg = load_arch(args)
+    start = time.perf_counter()
+    c = count(cfg)
+    seconds = time.perf_counter() - start
+    if args.json:
+        out = {"name": name, **c.to_dict(), "arch": cfg.to_dict(), "seconds": seconds}
+        if args.param_limit:
+            out["param_limit"] = args.param_limit
+            out["fits"] = c.params <= args.param_limit
+        print_json(out)
+        return 0
+    print_counts(name, cfg, c, args.param_limit)
+    console.print(f"counted in {seconds * 1000:.0f} ms (fvcore; 1 multiply-add = 1 flop)")
+    return 0
+
+
+def print_counts(name: str, cfg: ArchConfig, c: Counts, limit: int | None = None) -> None:
+    """The count table of one architecture."""
+    console.print(f"[bold]{name}[/]: {cfg.summary()}")
+    rows = [
+        [
+            s.name,
+            fmt_int(s.params),
+            fmt_int(s.flops),
+            fmt_int(s.attention_params),
+            fmt_int(s.attention_flops),
+            s.attention_modules or "",
+        ]
+        for s in c.parts
+    ]
+    rows.append(
+        [
+            "total",
+            fmt_int(c.params),
+            fmt_int(c.flops),
+            fmt_int(c.attention_params),
+            fmt_int(c.attention_flops),
+            len(c.attention) or "",
+        ]
+    )
+    console.print(
+        table(
+            None,
+            ["part", "params", "FLOPs", "attn params", "attn FLOPs", "attn"],
+            rows,
+            right=(1, 2, 3, 4, 5),
+        )
+    )
+    if limit:
+        verdict = "fits" if c.params <= limit else "[red]exceeds[/]"
+        console.print(
+            f"{human(c.params)} params {verdict} the limit of {human(limit)} "
+            f"({100 * c.params / limit:.2f}% used)"
+        )
+
+
+COMMANDS.add(
+    "count",
+    Command(
+        name="count",
+        help="count parameters and FLOPs of an architecture",
+        description=(
+            "Count parameters (fvcore.nn.parameter_count, on the meta device: no weights are\n"
+            "allocated) and FLOPs (fvcore.nn.FlopCountAnalysis at the config's input size, one\n"
+            "multiply-add = one flop, attention ops included), with a breakdown per stage and\n"
+            "per attention module."
+        ),
+        examples=(
+            "  nas count --preset enhanced-efficient-resnet\n"
+            "  nas count --preset resnet20 --param-limit 300k\n"
+            "  nas count --preset resnet20-cbam --num-classes 100 --json\n"
+            "  nas count --config best.json            # a file written by 'nas export'\n"
+        ),
+        add_arguments=_count_args,
+        run=_count_run,
+    ),
+)
+
+
+# ------------------------------------------------------------------------- sample
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--space",
+        default=DEFAULT_SPACE_PATH,
+        metavar="FILE",
+        help=f"search-space TOML file (default: {DEFAULT_SPACE_PATH})",
+    )
+    p.add_argument("-n", type=int, default=100, metavar="N", help="candidates to sample (100)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed (0)")
+    p.add_argument(
+        "--param-limit",
+        type=limit_arg,
+        metavar="LIMIT",
+        help="parameter limit such as 5M, 4.5e6, 500k; candidates above it are rejected",
+    )
+    p.add_argument(
+        "--no-flops", action="store_true", help="count parameters only (milliseconds per candidate)"
+    )
+    p.add_argument(
+        "--all-flops",
+        action="store_true",
+        help="count FLOPs of rejected candidates too (by default only candidates "
+        "that fit are traced, as in a search)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="W",
+        help="processes for FLOP counting (default: all cores)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print candidates (arch, params, flops, feasible) and rejection_rate",
+    )
+    add_input_args(p)
+
+
+def _sample_run(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise NasError(f"-n must be at least 1, got {args.n}")
+    space = load_space(args.space)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=args.json and not err_console.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(f"counting {phase}", total=total)
+            bar.update(tasks[phase], completed=done)
+
+        report = sample(
+            space,
+            args.n,
+            seed=args.seed,
+            limit=args.param_limit,
+            in_channels=args.in_channels,
+            input_size=args.input_size,
+            num_classes=args.num_classes,
+            flops=not args.no_flops,
+            all_flops=args.all_flops,
+            workers=args.workers,
+            progress=progress,
+        )
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print_sample(report)
+    return 0
+
+
+def print_sample(report: SampleReport) -> None:
+    """The human summary of a dry run."""
+    d = report.to_dict()
+    n = d["n"]
+    limit = f"limit {human(report.limit)}" if report.limit else "no limit"
+    console.print(
+        f"[bold]{report.space}[/]: {n} candidates (seed {report.seed}, {limit}): "
+        f"{d['feasible']} fit, rejection rate {100 * report.rejection_rate:.1f}%"
+    )
+    rows: list[list[object]] = []
+    for label, key, fmt in (
+        ("params (all)", "params", human),
+        ("params (feasible)", "feasible_params", human),
+        ("FLOPs (counted)", "flops", human),
+    ):
+        dist = d[key]
+        if dist:
+            rows.append([label, *(fmt(dist[k]) for k in ("min", "p25", "median", "p75", "max"))])
+    console.print(
+        table(
+            "Distribution", ["", "min", "p25", "median", "p75", "max"], rows, right=(1, 2, 3, 4, 5)
+        )
+    )
+    for title, groups in (
+        ("By attention type", report.by_attention),
+        ("By placement", report.by_placement),
+    ):
+        rows = [
+            [k, a, b, f"{100 * (a - b) / a:.0f}%" if a else "-"] for k, (a, b) in groups.items()
+        ]
+        console.print(table(title, ["", "sampled", "feasible", "rejected"], rows, right=(1, 2, 3)))
+    per = 1000 * report.params_seconds / max(n, 1)
+    console.print(
+        f"parameter counts: {report.params_seconds:.1f} s ({per:.1f} ms per candidate)"
+        + (f"; FLOP counts: {report.flops_seconds:.1f} s" if report.flops_seconds > 0.01 else "")
+    )
+
+
+COMMANDS.add(
+    "sample",
+    Command(
+        name="sample",
+        help="dry-run a search space: sample, count, check the limit, train nothing",
+        description=(
+            "Sample candidates of a search space at random and count each with fvcore, as a\n"
+            "search would before training: how many fit the limit, the distribution of\n"
+            "parameters and FLOPs, and counts per attention type and placement."
+        ),
+        examples=(
+            "  nas sample --space search_spaces/attention_resnet.toml -n 300 --param-limit 5M\n"
+            "  nas sample -n 1000 --param-limit 2M --no-flops      # budget check only, fastest\n"
+            "  nas sample --space search_spaces/small_cifar.toml -n 50 --json > sample.json\n"
+        ),
+        add_arguments=_sample_args,
+        run=_sample_run,
+    ),
+)

@@ -1,0 +1,125 @@
+"""Entry point of the ``nas`` command: builds the parser from the command registry."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from nas.errors import NasError
+from nas.registry import Registry
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its help, its examples, how to add its arguments and how to run it."""
+
+    name: str
+    help: str
+    description: str
+    examples: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: Registry[Command] = Registry("command")
+
+DESCRIPTION = """\
+Neural architecture search for attention-augmented ResNets under a hard parameter budget.
+
+Every candidate is counted with fvcore before any weights exist; candidates over the limit
+are rejected on the spot. The rest are trained as short proxies, and the Pareto winners
+(accuracy against parameters or FLOPs) are trained for real."""
+
+EPILOG = """\
+typical session:
+  nas presets                                        # the seed architectures
+  nas count --preset enhanced-efficient-resnet       # params, FLOPs, breakdown
+  nas sample --space search_spaces/attention_resnet.toml -n 300 --param-limit 5M
+  nas search --dataset cifar10 --param-limit 5M --trials 50 --study demo
+  nas train-winners --study demo --top-k 3 --epochs 200
+  nas export --study demo --best --out best.json
+  nas report --study demo --out report.html
+  nas dashboard
+
+Run 'nas COMMAND --help' for a command's options and examples."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one subparser per registered command."""
+    _load_commands()
+    parser = _Parser(
+        prog="nas",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from nas import __version__
+
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=cmd.help,
+            description=cmd.description,
+            epilog="examples:\n" + cmd.examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.add_arguments(p)
+        p.set_defaults(run=cmd.run)
+    return parser
+
+
+def _load_commands() -> None:
+    """Import the command modules, which register themselves."""
+    if len(COMMANDS):
+        return
+    from nas.cli import arch  # noqa: F401
+
+    for module in ("search", "winners"):
+        try:
+            __import__(f"nas.cli.{module}")
+        except ModuleNotFoundError as exc:  # pragma: no cover - during development only
+            if exc.name != f"nas.cli.{module}":
+                raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nas`` command; returns the exit code."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*experimental.*")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args))
+    except NasError as exc:
+        print(f"nas: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `nas presets | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

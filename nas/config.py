@@ -1,0 +1,362 @@
+"""The architecture as typed, frozen data.
+
+An :class:`ArchConfig` describes one network completely: presets, search-space points and
+exported architectures are all instances of it, and :func:`nas.build_model` is the only thing
+that turns one into an ``nn.Module``. ``to_dict``/``from_dict`` give a JSON round trip that
+rebuilds the identical model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ConfigError
+
+#: Where attention goes: inside every residual block before the skip addition (CBAM paper,
+#: seed 001), after every block, after every stage ("between feature extractors", seed 003),
+#: or only after the last stage (seed 004).
+PLACEMENTS = ("in_block", "after_block", "after_stage", "after_last_stage")
+#: How the attention output A(F) joins the features F: F' = A(F); F' = F + A(F);
+#: F' = F + g*A(F) with a learned scalar g that starts at 0 (seed 003).
+JOINS = ("multiply", "residual", "weighted")
+BLOCKS = ("basic", "bottleneck")
+#: ``conv``: 1x1 conv + BN projection when the shape changes (He et al. option B);
+#: ``pad``: strided identity with zero-padded channels, parameter-free (option A).
+SHORTCUTS = ("conv", "pad")
+MASK_LEARNING = ("arl", "nal")
+#: Output channels of a bottleneck block are ``expansion`` times its inner width.
+BOTTLENECK_EXPANSION = 4
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Which attention module, where it goes, how it joins, and its knobs.
+
+    Only the knobs the chosen module takes are used (see ``nas.models.attention.knobs_of``);
+    the others keep their defaults so that equal architectures compare equal.
+
+    Attributes:
+        type: registry name (``none``, ``se``, ``channel``, ``spatial``, ``cbam``,
+            ``self_attn``, ``mhsa``, ``residual_attn``, ``hierarchical``).
+        placement: one of :data:`PLACEMENTS`.
+        join: one of :data:`JOINS`.
+        reduction: r, the channel reduction of the MLPs and projections (C/r hidden units).
+        min_hidden: floor on the hidden units (4 in seed 001).
+        kernel_size: k of the spatial attention's k x k conv (3, 5 or 7).
+        heads: h, heads of multi-head self-attention.
+        scale: whether self-attention scales scores by 1/sqrt(d) (seed 003 leaves it out).
+        mask_depth: down-sampling steps of the residual-attention soft-mask branch.
+        mask_learning: ``arl`` ((1+M)*T, attention residual learning) or ``nal`` (M*T).
+        repeats: for ``after_stage`` only, how many modules follow each stage (seed 002's
+            1/2/3); empty means one after every stage.
+    """
+
+    type: str = "none"
+    placement: str = "in_block"
+    join: str = "multiply"
+    reduction: int = 16
+    min_hidden: int = 1
+    kernel_size: int = 7
+    heads: int = 8
+    scale: bool = True
+    mask_depth: int = 1
+    mask_learning: str = "arl"
+    repeats: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of residual blocks.
+
+    Attributes:
+        width: output channels of every block in the stage.
+        blocks: number of residual blocks.
+        stride: stride of the first block (2 halves the resolution, 1 keeps it).
+    """
+
+    width: int
+    blocks: int
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A complete ResNet-style architecture with optional attention.
+
+    Attributes:
+        stages: 3 or 4 stages (any positive number builds).
+        stem_width: channels of the 3x3 stem conv.
+        block: ``basic`` (two 3x3 convs) or ``bottleneck`` (1x1, 3x3, 1x1; inner width is
+            width / 4).
+        shortcut: see :data:`SHORTCUTS`.
+        extra_conv: kernel size of an extra conv + BN + ReLU at the last width before pooling;
+            0 for none.
+        dropout: dropout probability before the classifier.
+        attention: see :class:`AttentionConfig`.
+        in_channels: channels of the input images.
+        input_size: side of the (square) input images.
+        num_classes: outputs of the classifier.
+    """
+
+    stages: tuple[StageConfig, ...]
+    stem_width: int = 16
+    block: str = "basic"
+    shortcut: str = "conv"
+    extra_conv: int = 0
+    dropout: float = 0.0
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    in_channels: int = 3
+    input_size: int = 32
+    num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        validate(self)
+        object.__setattr__(self, "attention", canonical_attention(self.attention))
+
+    # ----------------------------------------------------------------- JSON round trip
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal config."""
+        data = dataclasses.asdict(self)
+        data["stages"] = [dict(s) for s in data["stages"]]
+        data["attention"]["repeats"] = list(self.attention.repeats)
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchConfig:
+        """Build a config from a dict; missing keys take their defaults.
+
+        Accepts an exported architecture file's dict too (its ``arch`` entry is used).
+
+        Raises:
+            ConfigError: for unknown keys, wrong types or values that cannot be built.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"an architecture must be a JSON object, not {type(data).__name__}")
+        if "arch" in data and "stages" not in data:
+            data = data["arch"]
+            if not isinstance(data, Mapping):
+                raise ConfigError("the 'arch' entry of an architecture file must be an object")
+        _check_keys(data, cls, "architecture")
+        if "stages" not in data:
+            raise ConfigError("an architecture needs 'stages', a list of {width, blocks, stride}")
+        raw_stages = data["stages"]
+        if not isinstance(raw_stages, list | tuple) or not raw_stages:
+            raise ConfigError("'stages' must be a non-empty list of {width, blocks, stride}")
+        stages = []
+        for i, raw in enumerate(raw_stages, start=1):
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"stage {i} must be an object with width, blocks and stride")
+            _check_keys(raw, StageConfig, f"stage {i}")
+            stages.append(StageConfig(**{k: _typed(StageConfig, k, v) for k, v in raw.items()}))
+        raw_attn = data.get("attention", {})
+        if not isinstance(raw_attn, Mapping):
+            raise ConfigError("'attention' must be an object")
+        _check_keys(raw_attn, AttentionConfig, "attention")
+        attention = AttentionConfig(
+            **{k: _typed(AttentionConfig, k, v) for k, v in raw_attn.items()}
+        )
+        top = {k: _typed(cls, k, v) for k, v in data.items() if k not in ("stages", "attention")}
+        return cls(stages=tuple(stages), attention=attention, **top)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchConfig:
+        """Parse :meth:`to_json` output (or an exported architecture file)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ArchConfig:
+        """Read a config or exported architecture from a ``.json`` or ``.yaml`` file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read architecture file {path}: {exc.strerror}") from None
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                return cls.from_dict(yaml.safe_load(text))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        return cls.from_json(text)
+
+    def replace(self, **changes: Any) -> ArchConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Output channels of each stage."""
+        return tuple(s.width for s in self.stages)
+
+    def summary(self) -> str:
+        """A one-line human description, e.g. ``basic 16/32/64 x3 | cbam after_stage``."""
+        blocks = "/".join(str(s.blocks) for s in self.stages)
+        widths = "/".join(str(s.width) for s in self.stages)
+        attn = self.attention
+        tail = (
+            "no attention" if attn.type == "none" else f"{attn.type} {attn.placement} {attn.join}"
+        )
+        return f"{self.block} {widths} x{blocks} | {tail}"
+
+
+def canonical_attention(attn: AttentionConfig) -> AttentionConfig:
+    """``attn`` with every setting its module does not use reset to the default.
+
+    So two configs that build the same network compare (and hash, and export) equal: knobs
+    the module does not take, placement and join of ``none``, and repeats of one per stage.
+    """
+    from nas.models.attention import knobs_of
+
+    if attn.type == "none":
+        return AttentionConfig()
+    used = {"type", "placement", "join", *knobs_of(attn.type)}
+    defaults = AttentionConfig()
+    changes: dict[str, Any] = {
+        f.name: getattr(defaults, f.name)
+        for f in fields(AttentionConfig)
+        if f.name not in used and f.name != "repeats"
+    }
+    if all(r == 1 for r in attn.repeats):
+        changes["repeats"] = ()
+    canonical = dataclasses.replace(attn, **changes)
+    return attn if canonical == attn else canonical
+
+
+# --------------------------------------------------------------------------- validation
+_INT_FIELDS = {
+    "width",
+    "blocks",
+    "stride",
+    "stem_width",
+    "extra_conv",
+    "in_channels",
+    "input_size",
+    "num_classes",
+    "reduction",
+    "min_hidden",
+    "kernel_size",
+    "heads",
+    "mask_depth",
+}
+
+
+def _typed(cls: type, key: str, value: Any) -> Any:
+    """Coerce a JSON value to the field's type, refusing lossy or wrong ones."""
+    if key in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(value)
+    if key == "dropout":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"dropout must be a number, got {value!r}")
+        return float(value)
+    if key == "scale":
+        if not isinstance(value, bool):
+            raise ConfigError(f"scale must be true or false, got {value!r}")
+        return value
+    if key == "repeats":
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"repeats must be a list of integers, got {value!r}")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _check_keys(data: Mapping[str, Any], cls: type, what: str) -> None:
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"in {what}; valid: {', '.join(sorted(valid))}"
+        )
+
+
+def _one_of(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
+
+
+def validate(cfg: ArchConfig) -> None:
+    """Check that ``cfg`` describes a network that can be built.
+
+    Raises:
+        ConfigError: naming the first problem found.
+    """
+    from nas.models.attention import ATTENTION
+
+    if not cfg.stages:
+        raise ConfigError("an architecture needs at least one stage")
+    _one_of(cfg.block, BLOCKS, "block type")
+    _one_of(cfg.shortcut, SHORTCUTS, "shortcut")
+    for name in ("stem_width", "in_channels", "input_size", "num_classes"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.extra_conv < 0 or (cfg.extra_conv and cfg.extra_conv % 2 == 0):
+        raise ConfigError(
+            f"extra_conv must be 0 (none) or an odd kernel size, got {cfg.extra_conv}"
+        )
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    min_width = BOTTLENECK_EXPANSION if cfg.block == "bottleneck" else 1
+    prev = cfg.stem_width
+    for i, stage in enumerate(cfg.stages, start=1):
+        if stage.width < min_width:
+            raise ConfigError(
+                f"stage {i} width {stage.width} cannot be built: {cfg.block} blocks need at "
+                f"least {min_width} channels"
+            )
+        if stage.blocks < 1:
+            raise ConfigError(f"stage {i} needs at least one block, got {stage.blocks}")
+        if stage.stride not in (1, 2):
+            raise ConfigError(f"stage {i} stride must be 1 or 2, got {stage.stride}")
+        if cfg.shortcut == "pad" and stage.width < prev:
+            raise ConfigError(
+                f"stage {i} narrows {prev} -> {stage.width} channels, which a zero-padding "
+                "('pad') shortcut cannot do; use shortcut 'conv'"
+            )
+        prev = stage.width
+    attn = cfg.attention
+    if attn.type not in ATTENTION:
+        raise ConfigError(f"unknown attention type {attn.type!r}; valid: {', '.join(ATTENTION)}")
+    _one_of(attn.placement, PLACEMENTS, "placement")
+    _one_of(attn.join, JOINS, "join")
+    _one_of(attn.mask_learning, MASK_LEARNING, "mask learning")
+    for name in ("reduction", "min_hidden", "heads", "mask_depth"):
+        if getattr(attn, name) < 1:
+            raise ConfigError(f"attention {name} must be at least 1, got {getattr(attn, name)}")
+    if attn.kernel_size < 1 or attn.kernel_size % 2 == 0:
+        raise ConfigError(f"attention kernel_size must be odd, got {attn.kernel_size}")
+    if attn.repeats:
+        if attn.placement != "after_stage":
+            raise ConfigError("attention repeats only apply to placement 'after_stage'")
+        if len(attn.repeats) != len(cfg.stages) or any(r < 0 for r in attn.repeats):
+            raise ConfigError(
+                f"attention repeats needs one count >= 0 per stage ({len(cfg.stages)}), "
+                f"got {list(attn.repeats)}"
+            )
+    if attn.type == "mhsa":
+        from nas.models.plan import stage_slots
+
+        for i, (stage, slots) in enumerate(zip(cfg.stages, stage_slots(cfg), strict=True), start=1):
+            if slots.any and stage.width < attn.heads:
+                raise ConfigError(
+                    f"stage {i} width {stage.width} cannot hold {attn.heads} attention heads"
+                )

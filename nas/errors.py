@@ -1,0 +1,30 @@
+"""Errors a user can cause.
+
+Every exception raised for a user's mistake (a bad flag, a bad space file, missing data, an
+unreachable database) derives from :class:`NasError`. The command line prints its message as
+one line on stderr and exits with :attr:`NasError.exit_code`; nothing else is shown.
+"""
+
+from __future__ import annotations
+
+
+class NasError(Exception):
+    """A mistake the user can fix; its message is one clear sentence."""
+
+    exit_code: int = 2
+
+
+class ConfigError(NasError, ValueError):
+    """An architecture config that cannot be built."""
+
+
+class SpaceError(NasError, ValueError):
+    """A malformed search-space file; the message lists every mistake, one per line."""
+
+
+class DataError(NasError):
+    """Missing, empty or unreadable data."""
+
+
+class StorageError(NasError):
+    """A study database that cannot be reached or does not hold what was asked for."""

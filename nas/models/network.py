@@ -1,0 +1,153 @@
+"""The one network class and the one builder behind every preset and search-space point."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from nas.config import ArchConfig
+from nas.errors import ConfigError
+from nas.models.plan import plan
+
+
+class Network(nn.Module):
+    """A ResNet-style classifier with attention where its config says.
+
+    Layout: ``stem`` -> ``stages`` (blocks, and attention modules after blocks or stages)
+    -> ``extra`` (optional conv) -> ``head``, built unit by unit from
+    :func:`nas.models.plan.plan`. The forward pass is the plain sequence of :meth:`units`.
+    """
+
+    def __init__(self, cfg: ArchConfig, *, init: bool = True) -> None:
+        super().__init__()
+        self.config = cfg
+        stages: list[list[nn.Module]] = [[] for _ in cfg.stages]
+        self.stem: nn.Module
+        self.head: nn.Module
+        self.extra: nn.Module = nn.Identity()
+        for unit in plan(cfg):
+            module = unit.spec.build()
+            if unit.stage is not None:
+                stages[unit.stage].append(module)
+            else:
+                setattr(self, unit.name, module)
+        self.stages: list[nn.Sequential] = nn.ModuleList(  # type: ignore[assignment]
+            nn.Sequential(*units) for units in stages
+        )
+        if init:
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He init for convs, unit BN, zero-init of each block's last BN (Goyal et al.)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            body = getattr(m, "body", None)
+            if isinstance(body, nn.Sequential) and isinstance(body[-1], nn.Sequential):
+                last_bn = body[-1][-1]
+                if isinstance(last_bn, nn.BatchNorm2d):
+                    nn.init.zeros_(last_bn.weight)
+
+    def units(self) -> Iterator[tuple[str, nn.Module]]:
+        """The network's parts in forward order, with their module paths."""
+        yield "stem", self.stem
+        for i, stage in enumerate(self.stages):
+            for j, unit in enumerate(stage):
+                yield f"stages.{i}.{j}", unit
+        if self.config.extra_conv:
+            yield "extra", self.extra
+        yield "head", self.head
+
+    def forward(self, x: Tensor) -> Tensor:
+        for _, unit in self.units():
+            x = unit(x)
+        return x
+
+
+_INIT_METHODS: tuple[tuple[type, str], ...] = (
+    (nn.modules.conv._ConvNd, "reset_parameters"),
+    (nn.Linear, "reset_parameters"),
+    (nn.modules.batchnorm._NormBase, "reset_parameters"),
+)
+
+
+@contextlib.contextmanager
+def skip_layer_init() -> Iterator[None]:
+    """Skip the layers' own weight initialisation while building on the meta device, where
+    it is pointless and most of the cost of building."""
+    saved = [(cls, name, cls.__dict__[name]) for cls, name in _INIT_METHODS]
+    try:
+        for cls, name, _ in saved:
+            setattr(cls, name, lambda self: None)
+        yield
+    finally:
+        for cls, name, method in saved:
+            setattr(cls, name, method)
+
+
+@contextlib.contextmanager
+def on_meta() -> Iterator[None]:
+    """Build modules on the meta device (shapes only, no memory, no initialisation)."""
+    with torch.device("meta"), skip_layer_init():
+        yield
+
+
+def build_model(
+    config: ArchConfig | Mapping[str, Any],
+    *,
+    weights: str | Path | None = None,
+    device: torch.device | str | None = None,
+) -> Network:
+    """Build the network an architecture config describes.
+
+    Args:
+        config: an :class:`~nas.config.ArchConfig`, its ``to_dict()`` form, or the dict of an
+            exported architecture file.
+        weights: optional path of a state dict (or a checkpoint holding one under ``ema``,
+            ``model`` or ``state_dict``) to load, e.g. trained weights from ``nas export``.
+        device: where to create the parameters; ``"meta"`` builds without allocating memory.
+
+    Raises:
+        ConfigError: if the config cannot be built or the weights do not fit it.
+    """
+    cfg = config if isinstance(config, ArchConfig) else ArchConfig.from_dict(config)
+    meta = device is not None and torch.device(device).type == "meta"
+    with contextlib.ExitStack() as stack:
+        if meta:
+            stack.enter_context(on_meta())
+        elif device is not None:
+            stack.enter_context(torch.device(device))
+        model = Network(cfg, init=not meta)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict saved by ``torch.save`` into ``model`` (strict key and shape check)."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"cannot load weights from {path}: {exc}") from None
+    if isinstance(state, dict):
+        for key in ("ema", "model", "state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise ConfigError(f"weights in {path} do not fit this architecture: {detail}") from None

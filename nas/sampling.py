@@ -1,0 +1,199 @@
+"""Dry runs of a search space: sample, count and check the budget, train nothing."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from nas.config import ArchConfig
+from nas.counting import count
+from nas.errors import ConfigError
+from nas.space import SearchSpace
+from nas.units import human
+
+
+@dataclass
+class Candidate:
+    """One sampled point: its config, its counts and whether it fits the limit."""
+
+    arch: ArchConfig | None
+    params: int | None
+    flops: int | None
+    feasible: bool
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch.to_dict() if self.arch else None,
+            "params": self.params,
+            "flops": self.flops,
+            "feasible": self.feasible,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class SampleReport:
+    """What a dry run found."""
+
+    space: str
+    limit: int | None
+    seed: int
+    candidates: list[Candidate]
+    params_seconds: float
+    flops_seconds: float
+    by_attention: dict[str, tuple[int, int]] = field(default_factory=dict)
+    by_placement: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def rejection_rate(self) -> float:
+        n = len(self.candidates)
+        return sum(not c.feasible for c in self.candidates) / n if n else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        feasible = [c for c in self.candidates if c.feasible]
+        return {
+            "space": self.space,
+            "param_limit": self.limit,
+            "seed": self.seed,
+            "n": len(self.candidates),
+            "feasible": len(feasible),
+            "rejection_rate": self.rejection_rate,
+            "params": distribution([c.params for c in self.candidates if c.params is not None]),
+            "flops": distribution([c.flops for c in self.candidates if c.flops is not None]),
+            "feasible_params": distribution([c.params for c in feasible if c.params is not None]),
+            "by_attention": {
+                k: {"sampled": a, "feasible": b} for k, (a, b) in self.by_attention.items()
+            },
+            "by_placement": {
+                k: {"sampled": a, "feasible": b} for k, (a, b) in self.by_placement.items()
+            },
+            "seconds": {"params": self.params_seconds, "flops": self.flops_seconds},
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+def distribution(values: Sequence[int]) -> dict[str, float]:
+    """min, quartiles, max and mean of ``values`` (empty dict when there are none)."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    q = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else [ordered[0]] * 3
+    return {
+        "min": ordered[0],
+        "p25": q[0],
+        "median": q[1],
+        "p75": q[2],
+        "max": ordered[-1],
+        "mean": statistics.fmean(ordered),
+    }
+
+
+def _flops_of(arch: ArchConfig) -> int:
+    result = count(arch).flops
+    assert result is not None
+    return result
+
+
+def _one_thread() -> None:
+    """Pool initializer: one torch thread per worker process, no oversubscription."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def sample(
+    space: SearchSpace,
+    n: int,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    in_channels: int = 3,
+    input_size: int = 32,
+    num_classes: int = 10,
+    flops: bool = True,
+    all_flops: bool = False,
+    workers: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SampleReport:
+    """Sample ``n`` points of ``space`` at random and count each one.
+
+    Args:
+        space: the search space.
+        n: number of candidates.
+        seed: seed of Optuna's ``RandomSampler``.
+        limit: parameter limit; candidates above it are infeasible.
+        flops: count FLOPs of the feasible candidates too (fvcore traces, spread over
+            ``workers`` processes); rejected ones keep ``flops=None``, as in a search.
+        all_flops: count FLOPs of the rejected candidates as well.
+        workers: processes for FLOP counting (default: all cores; 1 = in this process).
+        progress: called as ``progress(phase, done, total)``.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    candidates: list[Candidate] = []
+    by_attention: Counter[str] = Counter()
+    by_attention_ok: Counter[str] = Counter()
+    by_placement: Counter[str] = Counter()
+    by_placement_ok: Counter[str] = Counter()
+    start = time.perf_counter()
+    for i in range(n):
+        trial = study.ask()
+        try:
+            arch = space.suggest(
+                trial, in_channels=in_channels, input_size=input_size, num_classes=num_classes
+            )
+        except ConfigError as exc:
+            candidates.append(Candidate(None, None, None, False, f"cannot build: {exc}"))
+            continue
+        params = count(arch, flops=False).params
+        feasible = limit is None or params <= limit
+        reason = None if feasible else f"{human(params)} params > limit {human(limit or 0)}"
+        candidates.append(Candidate(arch, params, None, feasible, reason))
+        kind = arch.attention.type
+        place = "-" if kind == "none" else arch.attention.placement
+        by_attention[kind] += 1
+        by_placement[place] += 1
+        if feasible:
+            by_attention_ok[kind] += 1
+            by_placement_ok[place] += 1
+        if progress:
+            progress("params", i + 1, n)
+    params_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    if flops:
+        todo = [c for c in candidates if c.arch is not None and (c.feasible or all_flops)]
+        archs = [c.arch for c in todo if c.arch is not None]
+        workers = workers or os.cpu_count() or 1
+        if workers > 1 and len(archs) >= 32:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as pool:
+                results = pool.map(_flops_of, archs, chunksize=max(1, len(archs) // (8 * workers)))
+                for done, (cand, value) in enumerate(zip(todo, results, strict=True), start=1):
+                    cand.flops = value
+                    if progress:
+                        progress("flops", done, len(todo))
+        else:
+            for done, cand in enumerate(todo, start=1):
+                assert cand.arch is not None
+                cand.flops = _flops_of(cand.arch)
+                if progress:
+                    progress("flops", done, len(todo))
+    flops_seconds = time.perf_counter() - start
+    return SampleReport(
+        space=space.name,
+        limit=limit,
+        seed=seed,
+        candidates=candidates,
+        params_seconds=params_seconds,
+        flops_seconds=flops_seconds,
+        by_attention={k: (by_attention[k], by_attention_ok[k]) for k in sorted(by_attention)},
+        by_placement={k: (by_placement[k], by_placement_ok[k]) for k in sorted(by_placement)},
+    )

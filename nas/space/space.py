@@ -1,0 +1,479 @@
+"""Search spaces: TOML files that map an Optuna trial to an :class:`~nas.config.ArchConfig`.
+
+A space file has four tables (see ``search_spaces/attention_resnet.toml``)::
+
+    [space]       name, description
+    [backbone]    stem_width, block, shortcut, extra_conv, dropout
+    [stages]      count, blocks, stride, and either width (channels) or growth (a stage's
+                  width is round(previous width * growth), the stem's for stage 1);
+                  [stages.N] overrides any of them for stage N (a width there replaces an
+                  inherited growth, and the other way round).
+    [attention]   type, placement, join and the modules' knobs (reduction, min_hidden,
+                  kernel_size, heads, scale, mask_depth, mask_learning), repeats
+
+Every value is a dimension (:mod:`nas.space.dims`). :meth:`SearchSpace.suggest` samples only
+what applies: stage dimensions for the sampled number of stages, the knobs of the sampled
+attention type, per-stage repeats only for the ``after_stage`` placement.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas.config import (
+    BLOCKS,
+    BOTTLENECK_EXPANSION,
+    JOINS,
+    MASK_LEARNING,
+    PLACEMENTS,
+    SHORTCUTS,
+    ArchConfig,
+    AttentionConfig,
+    StageConfig,
+)
+from nas.errors import SpaceError
+from nas.space.dims import Choice, Dim, Fixed, parse_dim
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Check = Callable[[Any], str | None]
+
+#: Where the space files shipped with the project live.
+BUILTIN_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+DEFAULT_SPACE = "attention_resnet"
+
+
+def _integer(minimum: int) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"must be an integer, got {v!r}"
+        return None if v >= minimum else f"must be at least {minimum}, got {v}"
+
+    return check
+
+
+def _one_of(options: tuple[str, ...] | Callable[[], list[str]], what: str) -> Check:
+    def check(v: Any) -> str | None:
+        valid = list(options) if isinstance(options, tuple) else options()
+        if v in valid:
+            return None
+        return f"unknown {what} {v!r}; valid: {', '.join(valid)}"
+
+    return check
+
+
+def _attention_names() -> list[str]:
+    from nas.models.attention import ATTENTION
+
+    return ATTENTION.names()
+
+
+def _odd_kernel(allow_zero: bool) -> Check:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            return f"must be a non-negative integer, got {v!r}"
+        if v == 0 and allow_zero:
+            return None
+        return (
+            None
+            if v % 2 == 1
+            else f"must be an odd kernel size{' or 0' if allow_zero else ''}, got {v}"
+        )
+
+    return check
+
+
+def _fraction(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return f"must be a number, got {v!r}"
+    return None if 0 <= v < 1 else f"must be in [0, 1), got {v}"
+
+
+def _boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+
+
+def _growth(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return f"must be a number, got {v!r}"
+    return None if v >= 1 else f"must be at least 1 (widths never shrink), got {v}"
+
+
+def _stride(v: Any) -> str | None:
+    return None if v in (1, 2) and not isinstance(v, bool) else f"must be 1 or 2, got {v!r}"
+
+
+SCHEMA: dict[str, dict[str, Check]] = {
+    "backbone": {
+        "stem_width": _integer(1),
+        "block": _one_of(BLOCKS, "block type"),
+        "shortcut": _one_of(SHORTCUTS, "shortcut"),
+        "extra_conv": _odd_kernel(allow_zero=True),
+        "dropout": _fraction,
+    },
+    "stages": {
+        "count": _integer(1),
+        "width": _integer(1),
+        "growth": _growth,
+        "blocks": _integer(1),
+        "stride": _stride,
+    },
+    "attention": {
+        "type": _one_of(_attention_names, "attention type"),
+        "placement": _one_of(PLACEMENTS, "placement"),
+        "join": _one_of(JOINS, "join"),
+        "reduction": _integer(1),
+        "min_hidden": _integer(1),
+        "kernel_size": _odd_kernel(allow_zero=False),
+        "heads": _integer(1),
+        "scale": _boolean,
+        "mask_depth": _integer(1),
+        "mask_learning": _one_of(MASK_LEARNING, "mask learning"),
+        "repeats": _integer(0),
+    },
+}
+_ARCH_DEFAULTS = {f.name: f.default for f in fields(ArchConfig)}
+_ATTN_DEFAULTS = {f.name: f.default for f in fields(AttentionConfig)}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "backbone": {k: _ARCH_DEFAULTS[k] for k in SCHEMA["backbone"]},
+    "stages": {"count": 3},
+    "attention": {
+        **{k: _ATTN_DEFAULTS[k] for k in SCHEMA["attention"] if k != "repeats"},
+        "repeats": 1,
+    },
+}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed, validated space file.
+
+    Attributes:
+        name: the space's name (``[space] name``, else the file's stem).
+        description: one paragraph for humans.
+        backbone: dimensions of the backbone table.
+        stages: dimensions shared by all stages.
+        stage_overrides: per-stage dimensions (1-based stage index -> name -> dim).
+        attention: dimensions of the attention table.
+        source: the file it was read from, if any.
+    """
+
+    name: str
+    description: str
+    backbone: dict[str, Dim]
+    stages: dict[str, Dim]
+    stage_overrides: dict[int, dict[str, Dim]]
+    attention: dict[str, Dim]
+    source: Path | None = field(default=None, compare=False)
+
+    # ------------------------------------------------------------------ sampling
+    def stage_dims(self, index: int) -> dict[str, Dim]:
+        """Dimensions of stage ``index`` (1-based): the shared ones with its overrides."""
+        dims = dict(self.stages)
+        dims.setdefault("stride", Fixed(1 if index == 1 else 2))
+        override = self.stage_overrides.get(index, {})
+        for a, b in (("width", "growth"), ("growth", "width")):
+            if a in override:
+                dims.pop(b, None)
+        dims.update(override)
+        return dims
+
+    def width_bounds(self, index: int) -> tuple[int, int]:
+        """Smallest and largest width stage ``index`` can sample."""
+        stem = self.backbone["stem_width"].values()
+        low, high = min(stem), max(stem)
+        for i in range(1, index + 1):
+            d = self.stage_dims(i)
+            if "growth" in d:
+                g = d["growth"].values()
+                low, high = grown(low, min(g)), grown(high, max(g))
+            else:
+                low, high = min(d["width"].values()), max(d["width"].values())
+        return low, high
+
+    def suggest(
+        self,
+        trial: optuna.trial.BaseTrial,
+        *,
+        in_channels: int = 3,
+        input_size: int = 32,
+        num_classes: int = 10,
+    ) -> ArchConfig:
+        """Sample an architecture, recording each choice as a parameter of ``trial``.
+
+        Raises:
+            ConfigError: when the sampled point cannot be built (for example a ``pad``
+                shortcut with narrowing widths); the trial's parameters are recorded anyway.
+        """
+        b = self.backbone
+        n = self.stages["count"].suggest(trial, "n_stages")
+        stages = []
+        stem_width = b["stem_width"].suggest(trial, "stem_width")
+        width = stem_width
+        for i in range(1, n + 1):
+            d = self.stage_dims(i)
+            if "growth" in d:
+                width = grown(width, d["growth"].suggest(trial, f"stage{i}_growth"))
+            else:
+                width = d["width"].suggest(trial, f"stage{i}_width")
+            stages.append(
+                StageConfig(
+                    width=width,
+                    blocks=d["blocks"].suggest(trial, f"stage{i}_blocks"),
+                    stride=d["stride"].suggest(trial, f"stage{i}_stride"),
+                )
+            )
+        attention = self._suggest_attention(trial, n)
+        return ArchConfig(
+            stages=tuple(stages),
+            stem_width=stem_width,
+            block=b["block"].suggest(trial, "block"),
+            shortcut=b["shortcut"].suggest(trial, "shortcut"),
+            extra_conv=b["extra_conv"].suggest(trial, "extra_conv"),
+            dropout=float(b["dropout"].suggest(trial, "dropout")),
+            attention=attention,
+            in_channels=in_channels,
+            input_size=input_size,
+            num_classes=num_classes,
+        )
+
+    def _suggest_attention(self, trial: optuna.trial.BaseTrial, n_stages: int) -> AttentionConfig:
+        from nas.models.attention import knobs_of
+
+        a = self.attention
+        kind = a["type"].suggest(trial, "attention")
+        if kind == "none":
+            return AttentionConfig()
+        placement = a["placement"].suggest(trial, "placement")
+        join = a["join"].suggest(trial, "join")
+        knobs = {k: a[k].suggest(trial, k) for k in knobs_of(kind)}
+        repeats: tuple[int, ...] = ()
+        if placement == "after_stage":
+            repeats = tuple(
+                a["repeats"].suggest(trial, f"stage{i}_repeats") for i in range(1, n_stages + 1)
+            )
+        return AttentionConfig(type=kind, placement=placement, join=join, repeats=repeats, **knobs)
+
+    # ------------------------------------------------------------------ inverse
+    def params_for(self, cfg: ArchConfig) -> dict[str, Any]:
+        """The Optuna parameters that make :meth:`suggest` return ``cfg`` (for enqueueing).
+
+        Raises:
+            SpaceError: naming every field of ``cfg`` that lies outside this space.
+        """
+        from nas.models.attention import knobs_of
+
+        params: dict[str, Any] = {}
+        problems: list[str] = []
+
+        def put(dim: Dim, name: str, value: Any) -> None:
+            if not dim.contains(value):
+                problems.append(f"{name} = {value!r} is outside {dim.describe()}")
+            elif dim.searched:
+                params[name] = value
+
+        put(self.stages["count"], "n_stages", len(cfg.stages))
+        for i, stage in enumerate(cfg.stages, start=1):
+            d = self.stage_dims(i)
+            if "growth" in d:
+                prev = cfg.stages[i - 2].width if i > 1 else cfg.stem_width
+                growth: float = stage.width / prev
+                if isinstance(d["growth"], Choice | Fixed):
+                    match = [g for g in d["growth"].values() if grown(prev, g) == stage.width]
+                    growth = match[0] if match else growth
+                put(d["growth"], f"stage{i}_growth", growth)
+            else:
+                put(d["width"], f"stage{i}_width", stage.width)
+            put(d["blocks"], f"stage{i}_blocks", stage.blocks)
+            put(d["stride"], f"stage{i}_stride", stage.stride)
+        for key in ("stem_width", "block", "shortcut", "extra_conv", "dropout"):
+            put(self.backbone[key], key, getattr(cfg, key))
+        attn = cfg.attention
+        put(self.attention["type"], "attention", attn.type)
+        if attn.type != "none":
+            put(self.attention["placement"], "placement", attn.placement)
+            put(self.attention["join"], "join", attn.join)
+            for knob in knobs_of(attn.type):
+                put(self.attention[knob], knob, getattr(attn, knob))
+            if attn.placement == "after_stage":
+                repeats = attn.repeats or (1,) * len(cfg.stages)
+                for i, r in enumerate(repeats, start=1):
+                    put(self.attention["repeats"], f"stage{i}_repeats", r)
+        if problems:
+            raise SpaceError(
+                f"the architecture is outside space {self.name!r}: " + "; ".join(problems)
+            )
+        return params
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(dimension, range) rows for display."""
+        rows = [(f"backbone.{k}", d.describe()) for k, d in self.backbone.items()]
+        rows += [(f"stages.{k}", d.describe()) for k, d in self.stages.items()]
+        for i, over in sorted(self.stage_overrides.items()):
+            rows += [(f"stages.{i}.{k}", d.describe()) for k, d in over.items()]
+        rows += [(f"attention.{k}", d.describe()) for k, d in self.attention.items()]
+        return rows
+
+
+def grown(width: int, growth: float) -> int:
+    """Width of a stage that grows ``width`` by ``growth`` (rounded, at least ``width``)."""
+    return max(width, round(width * growth))
+
+
+# ---------------------------------------------------------------------- loading
+def resolve_space_path(path: str | Path) -> Path:
+    """``path`` itself, or a space shipped in ``search_spaces/`` by that name."""
+    p = Path(path)
+    if p.exists():
+        return p
+    for candidate in (BUILTIN_SPACES / p.name, BUILTIN_SPACES / f"{p.name}.toml"):
+        if candidate.exists() and (p.parent == Path(".") or p.parent.name == "search_spaces"):
+            return candidate
+    raise SpaceError(f"space file {path} does not exist")
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file.
+
+    Raises:
+        SpaceError: listing every mistake in the file, one per line.
+    """
+    p = resolve_space_path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise SpaceError(f"cannot read space file {p}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpaceError(f"{p} is not valid TOML: {exc}") from None
+    return parse_space(raw, name=p.stem, source=p)
+
+
+def parse_space(
+    raw: Mapping[str, Any], *, name: str = "space", source: Path | None = None
+) -> SearchSpace:
+    """Validate a space given as a dict (a parsed TOML file)."""
+    errors: list[str] = []
+    where = str(source) if source else name
+    _unknown(raw, ("space", *SCHEMA), "top-level table", errors)
+    meta = raw.get("space", {})
+    if not isinstance(meta, Mapping):
+        errors.append("[space] must be a table")
+        meta = {}
+    _unknown(meta, ("name", "description"), "key in [space]", errors)
+
+    def table(section: str) -> dict[str, Dim]:
+        body = raw.get(section, {})
+        if not isinstance(body, Mapping):
+            errors.append(f"[{section}] must be a table")
+            return {}
+        allowed = SCHEMA[section]
+        keys = [k for k in body if not (section == "stages" and str(k).isdigit())]
+        _unknown({k: None for k in keys}, tuple(allowed), f"key in [{section}]", errors)
+        dims: dict[str, Dim] = {k: Fixed(v) for k, v in DEFAULTS[section].items()}
+        for key in keys:
+            if key in allowed:
+                dim = _dim(body[key], f"{section}.{key}", allowed[key], errors)
+                if dim is not None:
+                    dims[key] = dim
+        return dims
+
+    backbone = table("backbone")
+    stages = table("stages")
+    attention = table("attention")
+    overrides: dict[int, dict[str, Dim]] = {}
+    stage_body = raw.get("stages", {})
+    if isinstance(stage_body, Mapping):
+        for key, body in stage_body.items():
+            if not str(key).isdigit():
+                continue
+            index = int(key)
+            if not isinstance(body, Mapping):
+                errors.append(f"stages.{key} must be a table of stage dimensions")
+                continue
+            keys = ("width", "growth", "blocks", "stride")
+            _unknown(body, keys, f"key in [stages.{key}]", errors)
+            overrides[index] = {}
+            for k in keys:
+                if k in body:
+                    dim = _dim(body[k], f"stages.{key}.{k}", SCHEMA["stages"][k], errors)
+                    if dim is not None:
+                        overrides[index][k] = dim
+    body = raw.get("stages") or {}
+    if "blocks" not in body:
+        errors.append("[stages] needs 'blocks'")
+    if ("width" in body) == ("growth" in body):
+        errors.append("[stages] needs exactly one of 'width' (channels) or 'growth' (a factor)")
+    space = SearchSpace(
+        name=str(meta.get("name", name)),
+        description=str(meta.get("description", "")),
+        backbone=backbone,
+        stages=stages,
+        stage_overrides=overrides,
+        attention=attention,
+        source=source,
+    )
+    if not errors:
+        _check_buildable(space, errors)
+    if errors:
+        raise SpaceError(
+            f"{where}: " + "\n".join(errors)
+            if len(errors) == 1
+            else f"{where} has {len(errors)} problems:\n" + "\n".join(f"  - {e}" for e in errors)
+        )
+    return space
+
+
+def _unknown(
+    body: Mapping[str, Any], allowed: tuple[str, ...], what: str, errors: list[str]
+) -> None:
+    for key in body:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(f"unknown {what} {key!r}{hint}; valid: {', '.join(allowed)}")
+
+
+def _dim(raw: Any, where: str, check: Check, errors: list[str]) -> Dim | None:
+    dim = parse_dim(raw, where, errors)
+    if dim is None:
+        return None
+    bad = False
+    for value in dim.values():
+        problem = check(value)
+        if problem:
+            errors.append(f"{where}: {problem}")
+            bad = True
+    return None if bad else dim
+
+
+def _check_buildable(space: SearchSpace, errors: list[str]) -> None:
+    """Cross-field checks: every width the space can sample must be buildable."""
+    max_stages = max(space.stages["count"].values())
+    for index in sorted(space.stage_overrides):
+        if index > max_stages:
+            errors.append(f"[stages.{index}] is beyond the largest stage count {max_stages}")
+    blocks = space.backbone["block"].values()
+    types = space.attention["type"].values()
+    heads = max(space.attention["heads"].values()) if "mhsa" in types else 0
+    for i in range(1, max_stages + 1):
+        low = space.width_bounds(i)[0]
+        if "bottleneck" in blocks and low < BOTTLENECK_EXPANSION:
+            errors.append(
+                f"stage {i} width can be as low as {low}, which bottleneck blocks cannot build "
+                f"(they need at least {BOTTLENECK_EXPANSION} channels)"
+            )
+        if heads and low < heads:
+            errors.append(
+                f"stage {i} width can be as low as {low}, which cannot hold {heads} mhsa heads; "
+                "raise the lowest width or lower attention.heads"
+            )

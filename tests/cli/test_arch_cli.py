@@ -1,0 +1,123 @@
+"""``nas presets``, ``nas count`` and ``nas sample`` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nas.presets import PRESETS
+from tests.conftest import DEFAULT_SPACE, run_nas
+
+
+def test_help_teaches_every_command() -> None:
+    out = run_nas("--help")
+    assert out.returncode == 0
+    for command in ("presets", "count", "sample"):
+        assert command in out.stdout
+        sub = run_nas(command, "--help")
+        assert sub.returncode == 0 and "examples:" in sub.stdout
+
+
+def test_presets_json_lists_every_preset() -> None:
+    out = run_nas("presets", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [p["name"] for p in json.loads(out.stdout)] == PRESETS.names()
+
+
+def test_count_json_for_seed_001() -> None:
+    out = run_nas("count", "--preset", "enhanced-efficient-resnet", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert isinstance(data["params"], int) and isinstance(data["flops"], int)
+    assert abs(data["params"] - 4_913_705) / 4_913_705 < 0.01 < 1 and data["params"] < 5_000_000
+    assert [row["name"] for row in data["breakdown"]][:2] == ["stem", "stage1"]
+    assert len(data["attention_modules"]) == 8
+
+
+def test_count_table_and_limit_verdict() -> None:
+    out = run_nas("count", "--preset", "resnet20", "--param-limit", "250k")
+    assert out.returncode == 0
+    assert "269,722" in out.stdout and "exceeds" in out.stdout
+
+
+def test_count_reads_a_config_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nas.presets import preset
+
+    path = tmp_path / "arch.json"
+    path.write_text(preset("resnet20-mhsa").to_json())
+    out = run_nas("count", "--config", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["params"] == 291_677
+
+
+def test_sample_300_candidates_under_5m() -> None:
+    out = run_nas(
+        "sample",
+        "--space",
+        str(DEFAULT_SPACE),
+        "-n",
+        "300",
+        "--param-limit",
+        "5M",
+        "--no-flops",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    cands = data["candidates"]
+    assert len(cands) == 300
+    types = {c["arch"]["attention"]["type"] for c in cands}
+    assert types == {
+        "none",
+        "se",
+        "channel",
+        "spatial",
+        "cbam",
+        "self_attn",
+        "mhsa",
+        "residual_attn",
+        "hierarchical",
+    }
+    assert any(not c["feasible"] for c in cands)
+    assert all(c["params"] <= 5_000_000 for c in cands if c["feasible"])
+    assert all(c["params"] > 5_000_000 for c in cands if not c["feasible"])
+    assert 0 < data["rejection_rate"] < 1
+
+
+def test_sample_counts_flops_of_feasible_candidates() -> None:
+    out = run_nas(
+        "sample",
+        "--space",
+        "search_spaces/small_cifar.toml",
+        "-n",
+        "12",
+        "--param-limit",
+        "60k",
+        "--json",
+        "--workers",
+        "1",
+    )
+    assert out.returncode == 0, out.stderr
+    cands = json.loads(out.stdout)["candidates"]
+    assert all(isinstance(c["flops"], int) and c["flops"] > 0 for c in cands if c["feasible"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("count", "--preset", "resnet21"), "unknown preset 'resnet21'; valid: "),
+        (("sample", "--param-limit", "five"), "cannot read parameter limit 'five'"),
+        (("sample", "--param-limit=-3M"), "parameter limit must be positive"),
+        (("sample", "--param-limit", "0"), "parameter limit must be positive"),
+        (("count",), "one of the arguments --preset --config is required"),
+        (("sample", "--space", "nope.toml"), "space file nope.toml does not exist"),
+        (("count", "--config", "missing.json"), "cannot read architecture file missing.json"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_nonzero(args: tuple[str, ...], message: str) -> None:
+    out = run_nas(*args)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -1,0 +1,122 @@
+"""Shared fixtures: small configs, the repository root, a subprocess runner for the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas.config import ArchConfig, AttentionConfig, StageConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SPACE = ROOT / "search_spaces" / "attention_resnet.toml"
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def small_config(attention: AttentionConfig | None = None, **changes: object) -> ArchConfig:
+    """A tiny 3-stage network (8/16/16 channels) that builds and runs in milliseconds."""
+    base = ArchConfig(
+        stem_width=8,
+        stages=(StageConfig(8, 1, 1), StageConfig(16, 1, 2), StageConfig(16, 1, 2)),
+        attention=attention or AttentionConfig(),
+    )
+    return base.replace(**changes) if changes else base
+
+
+def run_nas(
+    *args: str, cwd: Path = ROOT, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``nas`` command in a subprocess (as ``python -m nas``)."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+@pytest.fixture
+def nas_cli():  # type: ignore[no-untyped-def]
+    return run_nas
+
+
+TINY_SPACE = """
+[space]
+name = "tiny"
+description = "8-16 channel networks for tests"
+
+[backbone]
+stem_width = [4, 8]
+block = "basic"
+shortcut = "conv"
+extra_conv = 0
+dropout = 0.0
+
+[stages]
+count = 2
+growth = [1, 2]
+blocks = 1
+stride = [1, 2]
+
+[stages.1]
+stride = 1
+
+[attention]
+type = ["none", "se", "cbam", "spatial"]
+placement = ["in_block", "after_stage"]
+join = ["multiply", "weighted"]
+reduction = 4
+kernel_size = 3
+"""
+
+
+def make_image_folder(
+    root: Path, classes: int = 3, per_class: int = 40, test_per_class: int = 10, size: int = 16
+) -> Path:
+    """A learnable image folder: each class is a colour with a bright square at its corner."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", test_per_class)):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+                img[..., c % 3] += 100
+                q = size // 2
+                y0, x0 = (c // 2) % 2 * q, c % 2 * q
+                img[y0 : y0 + q, x0 : x0 + q] = 250
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoded-tensor caches of the tests go to a temporary folder."""
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -1,0 +1,105 @@
+"""Every registered attention module x join x placement builds, trains and counts right.
+
+The test is parametrized over the registries, so registering a new module tests it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fvcore.nn import parameter_count
+
+from nas.config import PLACEMENTS, AttentionConfig
+from nas.models import ATTENTION, JOINS, build_model, make_attention
+from nas.models.attention import knobs_of
+from tests.conftest import small_config
+
+ATTENTIONS = ATTENTION.names()
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("join", JOINS.names())
+@pytest.mark.parametrize("kind", ATTENTIONS)
+def test_every_combination_builds_trains_and_counts(kind: str, join: str, placement: str) -> None:
+    torch.manual_seed(0)
+    cfg = small_config(
+        AttentionConfig(type=kind, join=join, placement=placement, heads=4, reduction=4)
+    )
+    model = build_model(cfg)
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 10)
+    out.logsumexp(1).mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert parameter_count(model)[""] == sum(p.numel() for p in model.parameters())
+    with torch.device("meta"):
+        meta = build_model(cfg, device="meta")
+    assert parameter_count(meta)[""] == sum(p.numel() for p in model.parameters())
+    n_attention = sum(isinstance(m, tuple(JOINS[j] for j in JOINS)) for m in model.modules())
+    assert (n_attention == 0) == (kind == "none")
+
+
+@pytest.mark.parametrize("kind", [k for k in ATTENTIONS if k != "none"])
+def test_modules_keep_the_feature_shape(kind: str) -> None:
+    module = make_attention(AttentionConfig(type=kind, heads=2), 24)
+    x = torch.randn(2, 24, 7, 5)
+    assert module(x).shape == x.shape
+
+
+@pytest.mark.parametrize("kind", [k for k in ATTENTIONS if k != "none"])
+def test_knobs_are_attention_config_fields(kind: str) -> None:
+    fields = set(AttentionConfig.__dataclass_fields__)
+    assert set(knobs_of(kind)) <= fields
+
+
+def test_weighted_join_starts_as_identity() -> None:
+    module = JOINS["weighted"](make_attention(AttentionConfig(type="mhsa", heads=2), 8))
+    x = torch.randn(2, 8, 4, 4)
+    assert torch.equal(module(x), x)
+    assert module.gain.item() == 0.0
+
+
+def test_residual_join_adds_the_features() -> None:
+    attn = make_attention(AttentionConfig(type="se"), 16)
+    x = torch.randn(2, 16, 4, 4)
+    assert torch.allclose(JOINS["residual"](attn)(x), x + attn(x))
+    assert torch.allclose(JOINS["multiply"](attn)(x), attn(x))
+
+
+def test_cbam_is_channel_then_spatial() -> None:
+    cbam = make_attention(AttentionConfig(type="cbam", reduction=4, kernel_size=3), 16)
+    x = torch.randn(2, 16, 6, 6)
+    assert torch.allclose(cbam(x), cbam.spatial(cbam.channel(x)))
+
+
+def test_channel_gate_hidden_floor() -> None:
+    gate = make_attention(AttentionConfig(type="channel", reduction=16, min_hidden=4), 32)
+    assert gate.mlp[0].out_channels == 4  # 32 // 16 = 2, floored at 4
+
+
+def test_self_attention_scale_switch_changes_the_output() -> None:
+    torch.manual_seed(0)
+    scaled = make_attention(AttentionConfig(type="self_attn", scale=True, reduction=1), 16)
+    unscaled = make_attention(AttentionConfig(type="self_attn", scale=False, reduction=1), 16)
+    unscaled.load_state_dict(scaled.state_dict())
+    x = torch.randn(1, 16, 4, 4)
+    assert not torch.allclose(scaled(x), unscaled(x))
+
+
+def test_residual_attention_arl_and_nal_differ_only_in_the_mask_use() -> None:
+    torch.manual_seed(0)
+    arl = make_attention(AttentionConfig(type="residual_attn", mask_learning="arl"), 8).eval()
+    nal = make_attention(AttentionConfig(type="residual_attn", mask_learning="nal"), 8).eval()
+    nal.load_state_dict(arl.state_dict())
+    x = torch.randn(1, 8, 8, 8)
+    assert not torch.allclose(arl(x), nal(x))
+
+
+def test_registry_refuses_duplicates_and_lists_valid_names() -> None:
+    from nas.errors import NasError
+
+    with pytest.raises(KeyError):
+        ATTENTION.add("se", object)  # type: ignore[arg-type]
+    with pytest.raises(NasError, match="valid: none, "):
+        ATTENTION["squeeze"]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas.config import PLACEMENTS, AttentionConfig, StageConfig
+from nas.errors import ConfigError
+from nas.models import PLACEMENT_RULES, build_model, plan
+from nas.presets import PRESETS, preset
+from tests.conftest import small_config
+
+
+def test_placement_rules_cover_the_config_placements() -> None:
+    assert set(PLACEMENT_RULES.names()) == set(PLACEMENTS)
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [("in_block", 3), ("after_block", 3), ("after_stage", 3), ("after_last_stage", 1)],
+)
+def test_placements_put_the_right_number_of_modules(placement: str, expected: int) -> None:
+    cfg = small_config(AttentionConfig(type="se", placement=placement))
+    model = build_model(cfg)
+    assert sum(type(m).__name__ == "SqueezeExcite" for m in model.modules()) == expected
+
+
+def test_in_block_attention_sits_inside_the_block() -> None:
+    model = build_model(small_config(AttentionConfig(type="se", placement="in_block")))
+    assert model.stages[0][0].attn is not None
+    model = build_model(small_config(AttentionConfig(type="se", placement="after_block")))
+    assert model.stages[0][0].attn is None and len(model.stages[0]) == 2
+
+
+def test_repeats_after_stage() -> None:
+    cfg = small_config(AttentionConfig(type="se", placement="after_stage", repeats=(0, 2, 1)))
+    model = build_model(cfg)
+    assert [len(s) for s in model.stages] == [1, 3, 2]
+
+
+def test_plan_shapes_match_the_forward_pass() -> None:
+    for name in PRESETS:
+        cfg = preset(name)
+        model = build_model(cfg, device="meta")
+        x = torch.empty(1, 3, 32, 32, device="meta")
+        for unit, (path, module) in zip(plan(cfg), model.units(), strict=True):
+            assert unit.name == path
+            assert tuple(x.shape[1:]) == unit.in_shape
+            x = module(x)
+
+
+def test_input_channels_size_and_classes_come_from_the_config() -> None:
+    cfg = small_config(in_channels=1, input_size=28, num_classes=7)
+    assert build_model(cfg)(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+
+
+def test_build_model_takes_the_json_dict() -> None:
+    cfg = preset("resnet20-selfattn")
+    a, b = build_model(cfg), build_model(cfg.to_dict())
+    assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+
+
+def test_pad_shortcut_has_no_parameters() -> None:
+    conv = small_config(shortcut="conv", stages=(StageConfig(8, 1, 1), StageConfig(16, 1, 2)))
+    pad = conv.replace(shortcut="pad")
+    n = lambda c: sum(p.numel() for p in build_model(c).parameters())  # noqa: E731
+    assert n(conv) - n(pad) == 8 * 16 + 2 * 16  # the 1x1 projection and its BN
+
+
+def test_weights_round_trip_and_mismatch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = preset("resnet20")
+    model = build_model(cfg)
+    path = tmp_path / "w.pt"
+    torch.save({"model": model.state_dict()}, path)
+    again = build_model(cfg, weights=path)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+    with pytest.raises(ConfigError, match="do not fit this architecture"):
+        build_model(preset("resnet20-cbam"), weights=path)

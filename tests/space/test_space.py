@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from nas.config import JOINS, PLACEMENTS
+from nas.errors import SpaceError
+from nas.models import ATTENTION
+from nas.presets import PRESETS, preset
+from nas.space import load_space, parse_space
+from tests.conftest import DEFAULT_SPACE, ROOT
+
+
+@pytest.fixture(scope="module")
+def space():  # type: ignore[no-untyped-def]
+    return load_space(DEFAULT_SPACE)
+
+
+@pytest.mark.parametrize("name", PRESETS.names())
+def test_every_preset_is_a_point_of_the_default_space(space, name: str) -> None:  # type: ignore[no-untyped-def]
+    cfg = preset(name)
+    params = space.params_for(cfg)
+    assert space.suggest(optuna.trial.FixedTrial(params)) == cfg
+
+
+def test_default_space_covers_every_attention_join_and_placement(space) -> None:  # type: ignore[no-untyped-def]
+    assert set(space.attention["type"].values()) == set(ATTENTION.names())
+    assert set(space.attention["join"].values()) == set(JOINS)
+    assert set(space.attention["placement"].values()) == set(PLACEMENTS)
+
+
+def test_random_sampling_reaches_every_attention_type(space) -> None:  # type: ignore[no-untyped-def]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: collections.Counter[str] = collections.Counter()
+    for _ in range(300):
+        seen[space.suggest(study.ask()).attention.type] += 1
+    assert set(seen) == set(ATTENTION.names())
+
+
+def test_only_the_knobs_of_the_sampled_type_are_parameters(space) -> None:  # type: ignore[no-untyped-def]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(60):
+        trial = study.ask()
+        cfg = space.suggest(trial)
+        if cfg.attention.type == "mhsa":
+            assert "heads" in trial.params and "kernel_size" not in trial.params
+        if cfg.attention.type == "none":
+            assert "placement" not in trial.params
+        if cfg.attention.placement != "after_stage":
+            assert not any(k.endswith("_repeats") for k in trial.params)
+
+
+def test_shipped_spaces_all_load() -> None:
+    for path in (ROOT / "search_spaces").glob("*.toml"):
+        assert load_space(path).name
+
+
+def test_a_space_can_be_named_without_its_folder() -> None:
+    assert load_space("small_cifar").name == "small_cifar"
+
+
+def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
+    raw: dict[str, Any] = {"stages": {"width": [16, 32], "blocks": 1}}
+    for k, v in sections.items():
+        raw.setdefault(k, {}).update(v)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            _minimal(backbone={"stem_widht": 16}),
+            "unknown key in [backbone] 'stem_widht' (did you mean 'stem_width'?)",
+        ),
+        (
+            _minimal(attention={"type": ["se", "cbma"]}),
+            "unknown attention type 'cbma'; valid: none, ",
+        ),
+        (_minimal(attention={"join": []}), "attention.join: the choice list is empty"),
+        (_minimal(stages={"blocks": {"low": 4, "high": 2}}), "low 4 is greater than high 2"),
+        (_minimal(stages={"width": {"low": 0, "high": 8}}), "stages.width: must be at least 1"),
+        (
+            _minimal(backbone={"block": ["basic", "bottleneck"]}, stages={"width": [2, 16]}),
+            "stage 1 width can be as low as 2, which bottleneck blocks cannot build",
+        ),
+        (_minimal(attention={"type": "mhsa", "heads": [2, 32]}), "cannot hold 32 mhsa heads"),
+        (_minimal(stages={"stride": [1, 3]}), "stages.stride: must be 1 or 2, got 3"),
+        (_minimal(attention={"kernel_size": [4]}), "must be an odd kernel size"),
+        ({"stages": {"blocks": 1}}, "needs exactly one of 'width' (channels) or 'growth'"),
+        ({**_minimal(), "training": {}}, "unknown top-level table 'training'"),
+        (_minimal(stages={"growth": [0.5]}), "must be at least 1 (widths never shrink)"),
+        (_minimal(backbone={"dropout": {"low": 0.0, "high": 1.0}}), "must be in [0, 1)"),
+        (_minimal(stages={"width": {"low": 8, "high": 16, "bad": 1}}), "unknown range key 'bad'"),
+    ],
+)
+def test_each_mistake_gets_one_clear_error(raw: dict[str, Any], message: str) -> None:
+    if "growth" in raw["stages"] and "width" in raw["stages"]:
+        del raw["stages"]["width"]
+    with pytest.raises(SpaceError) as info:
+        parse_space(raw)
+    assert message in str(info.value)
+
+
+def test_several_mistakes_are_all_reported() -> None:
+    raw = _minimal(backbone={"stem_widht": 16}, attention={"type": ["cbma"], "join": []})
+    with pytest.raises(SpaceError) as info:
+        parse_space(raw)
+    text = str(info.value)
+    assert "3 problems" in text and "cbma" in text and "stem_widht" in text
+
+
+def test_malformed_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[stages\nwidth = 3")
+    with pytest.raises(SpaceError, match="is not valid TOML"):
+        load_space(bad)
+    with pytest.raises(SpaceError, match="does not exist"):
+        load_space(tmp_path / "nope.toml")
+
+
+def test_a_preset_outside_a_space_is_named(space) -> None:  # type: ignore[no-untyped-def]
+    small = load_space("small_cifar")
+    with pytest.raises(SpaceError, match="outside space 'small_cifar'"):
+        small.params_for(preset("attention56"))

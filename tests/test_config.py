@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nas.config import ArchConfig, AttentionConfig, StageConfig
+from nas.errors import ConfigError
+from nas.presets import PRESETS, preset
+from tests.conftest import small_config
+
+
+@pytest.mark.parametrize("name", PRESETS.names())
+def test_json_round_trip_gives_an_equal_config(name: str) -> None:
+    cfg = preset(name)
+    again = ArchConfig.from_json(cfg.to_json())
+    assert again == cfg
+    assert json.loads(again.to_json()) == cfg.to_dict()
+
+
+def test_from_dict_accepts_an_export_file_dict() -> None:
+    cfg = preset("resnet20-cbam")
+    assert ArchConfig.from_dict({"format": "nas-arch/1", "arch": cfg.to_dict()}) == cfg
+
+
+def test_missing_keys_take_defaults() -> None:
+    cfg = ArchConfig.from_dict({"stages": [{"width": 16, "blocks": 1}]})
+    assert cfg.stages == (StageConfig(16, 1, 1),)
+    assert cfg.num_classes == 10 and cfg.input_size == 32 and cfg.in_channels == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"stages": [{"width": 16, "blocks": 1}], "depth": 3}, "unknown key 'depth'"),
+        ({"stages": [{"width": 16, "blocks": 1, "heads": 2}]}, "unknown key 'heads' in stage 1"),
+        (
+            {"stages": [{"width": 16, "blocks": 1}], "attention": {"type": "cbma"}},
+            "unknown attention type 'cbma'; valid: none, ",
+        ),
+        (
+            {"stages": [{"width": 16, "blocks": 1}], "attention": {"type": "se", "join": "add"}},
+            "unknown join 'add'; valid: multiply, residual, weighted",
+        ),
+        (
+            {
+                "stages": [{"width": 16, "blocks": 1}],
+                "attention": {"type": "se", "placement": "everywhere"},
+            },
+            "unknown placement 'everywhere'",
+        ),
+        ({"stages": [{"width": 16.5, "blocks": 1}]}, "width must be an integer"),
+        ({"stages": [{"width": 16, "blocks": 0}]}, "stage 1 needs at least one block"),
+        ({"stages": [{"width": 16, "blocks": 1, "stride": 3}]}, "stride must be 1 or 2"),
+        (
+            {"stages": [{"width": 2, "blocks": 1}], "block": "bottleneck"},
+            "stage 1 width 2 cannot be built",
+        ),
+        (
+            {"stages": [{"width": 4, "blocks": 1}], "attention": {"type": "mhsa", "heads": 8}},
+            "cannot hold 8 attention heads",
+        ),
+        (
+            {"stages": [{"width": 16, "blocks": 1}], "stem_width": 32, "shortcut": "pad"},
+            "narrows 32 -> 16",
+        ),
+        ({"stages": [{"width": 16, "blocks": 1}], "dropout": 1.5}, "dropout must be in [0, 1)"),
+        ({"stages": [{"width": 16, "blocks": 1}], "extra_conv": 2}, "odd kernel size"),
+        ({"stages": []}, "non-empty list"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_bad_configs_get_one_clear_error(data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ArchConfig.from_dict(data)  # type: ignore[arg-type]
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_canonical_attention_makes_equal_networks_equal_configs() -> None:
+    a = small_config(AttentionConfig(type="cbam", placement="after_stage", heads=2, scale=False))
+    b = small_config(AttentionConfig(type="cbam", placement="after_stage", repeats=(1, 1, 1)))
+    assert a == b  # heads and scale do not apply to cbam; one module per stage is the default
+    none = small_config(AttentionConfig(type="none", placement="after_block", join="weighted"))
+    assert none == small_config()
+
+
+def test_repeats_must_match_the_stages() -> None:
+    with pytest.raises(ConfigError, match="one count >= 0 per stage"):
+        small_config(AttentionConfig(type="se", placement="after_stage", repeats=(1, 2)))
+    with pytest.raises(ConfigError, match="only apply to placement 'after_stage'"):
+        small_config(AttentionConfig(type="se", placement="in_block", repeats=(1, 2, 0)))
+
+
+def test_config_is_frozen() -> None:
+    cfg = small_config()
+    with pytest.raises(AttributeError):
+        cfg.dropout = 0.5  # type: ignore[misc]
+
+
+def test_from_file_reads_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    cfg = preset("resnet20-mhsa")
+    path = tmp_path / "arch.yaml"
+    path.write_text(yaml.safe_dump({"arch": cfg.to_dict()}))
+    assert ArchConfig.from_file(path) == cfg
+    with pytest.raises(ConfigError, match="cannot read architecture file"):
+        ArchConfig.from_file(tmp_path / "missing.json")
