@@ -1,0 +1,334 @@
+"""``nas search``: run or continue a study."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from typing import Any
+
+from rich.console import Console
+
+from nas.cli.arch import limit_arg
+from nas.cli.main import COMMANDS, Command
+from nas.cli.output import console, fmt_int, table
+from nas.data import DATASETS
+from nas.search.events import LiveMonitor, LogMonitor, SearchMonitor
+from nas.search.runner import SearchOutcome, run_search
+from nas.search.samplers import SAMPLERS
+from nas.search.settings import OBJECTIVE_SETS, SearchSettings, load_study_file, merge
+from nas.search.stats import accuracy_of, second_objective
+from nas.units import human
+
+DEFAULTS = SearchSettings()
+
+
+def _subset(text: str) -> int | str:
+    if text.lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of images or 'all', got {text!r}"
+        ) from None
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--dataset, --data-dir, --device (shared with train-winners)."""
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        choices=DATASETS.names(),
+        default=None,
+        help=f"data set (default {DEFAULTS.dataset}); 'fake' is for smoke tests only",
+    )
+    g.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="where torchvision data sets download to, or the image folder "
+        "(DIR/train/<class>/*, DIR/test/<class>/*); default: a user cache folder",
+    )
+    g.add_argument(
+        "--device",
+        default=None,
+        metavar="{auto,cpu,cuda}",
+        help="where to train (default auto: CUDA if available)",
+    )
+
+
+def add_study_args(p: argparse.ArgumentParser) -> None:
+    """--storage and --study (shared by every command that reads a study)."""
+    g = p.add_argument_group("study")
+    g.add_argument(
+        "--storage",
+        metavar="URL",
+        default=None,
+        help="SQLAlchemy URL of the study database (default: "
+        "sqlite:///studies/STUDY.db; postgresql+psycopg://... for many workers)",
+    )
+    g.add_argument(
+        "--study",
+        metavar="NAME",
+        default=None,
+        help="study name (default: derived from space, data set and limit)",
+    )
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "study_file",
+        nargs="?",
+        metavar="STUDY_FILE",
+        help="a study TOML with a [search] table (flags given here win over it)",
+    )
+    g = p.add_argument_group("search")
+    g.add_argument(
+        "--space",
+        metavar="FILE",
+        default=None,
+        help=f"search-space TOML (default {DEFAULTS.space})",
+    )
+    g.add_argument(
+        "--param-limit",
+        type=limit_arg,
+        metavar="LIMIT",
+        default=None,
+        help="hard parameter limit: 5M, 4.5e6, 500k ... (default 5M)",
+    )
+    g.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        default=None,
+        help=f"trained trials the study should have in all (default {DEFAULTS.trials});"
+        " rejected candidates do not count",
+    )
+    g.add_argument(
+        "--objectives",
+        choices=list(OBJECTIVE_SETS),
+        default=None,
+        help="what to optimise (default accuracy,params)",
+    )
+    g.add_argument(
+        "--sampler", choices=SAMPLERS.names(), default=None, help="Optuna sampler (default tpe)"
+    )
+    g.add_argument("--seed", type=int, metavar="S", default=None, help="seed (default 0)")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SEC",
+        default=None,
+        help="stop starting new trials after SEC seconds",
+    )
+    g.add_argument(
+        "--enqueue-presets",
+        action="store_const",
+        const=True,
+        default=None,
+        help="start with the seed presets that fit the limit",
+    )
+    g.add_argument(
+        "--no-early-stopping",
+        dest="early_stopping",
+        action="store_const",
+        const=False,
+        default=None,
+        help="train every candidate to the end",
+    )
+    g.add_argument(
+        "--quiet",
+        action="store_const",
+        const=True,
+        default=None,
+        help="plain log lines instead of the live table",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        metavar="K",
+        default=None,
+        help="local worker processes sharing the study (default 1)",
+    )
+    g.add_argument(
+        "--grace-period",
+        type=int,
+        metavar="SEC",
+        default=None,
+        help="seconds without heartbeat before a worker's trial is failed "
+        f"(default {DEFAULTS.grace_period})",
+    )
+    pr = p.add_argument_group("proxy training")
+    pr.add_argument(
+        "--proxy-epochs",
+        type=int,
+        metavar="E",
+        default=None,
+        help=f"epochs per candidate (default {DEFAULTS.proxy_epochs})",
+    )
+    pr.add_argument(
+        "--proxy-subset",
+        type=_subset,
+        metavar="N",
+        default=None,
+        help=f"training images per candidate, or 'all' (default {DEFAULTS.proxy_subset})",
+    )
+    pr.add_argument(
+        "--proxy-val",
+        type=_subset,
+        metavar="N",
+        default=None,
+        help=f"validation images scored per epoch, or 'all' (default {DEFAULTS.proxy_val})",
+    )
+    pr.add_argument(
+        "--proxy-batch-size",
+        type=int,
+        metavar="B",
+        default=None,
+        help="images per step (default: about 60 steps per epoch, 32..256)",
+    )
+    pr.add_argument(
+        "--proxy-lr",
+        type=float,
+        metavar="LR",
+        default=None,
+        help=f"peak learning rate (default {DEFAULTS.proxy_lr})",
+    )
+    add_data_args(p)
+    add_study_args(p)
+
+
+CLI_FIELDS = (
+    "space",
+    "dataset",
+    "data_dir",
+    "param_limit",
+    "trials",
+    "objectives",
+    "sampler",
+    "proxy_epochs",
+    "proxy_subset",
+    "proxy_val",
+    "proxy_batch_size",
+    "proxy_lr",
+    "storage",
+    "study",
+    "seed",
+    "device",
+    "timeout",
+    "enqueue_presets",
+    "early_stopping",
+    "quiet",
+    "workers",
+    "grace_period",
+)
+
+
+def settings_from_args(args: argparse.Namespace) -> SearchSettings:
+    """Merge defaults, the study file and the flags given."""
+    file_values = load_study_file(args.study_file) if args.study_file else {}
+    cli: dict[str, Any] = {k: getattr(args, k, None) for k in CLI_FIELDS}
+    if cli["objectives"]:
+        cli["objectives"] = OBJECTIVE_SETS[cli["objectives"]]
+    return merge(file_values, cli)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if settings.workers > 1:
+        from nas.search.workers import run_workers
+
+        return int(run_workers(settings))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    err = Console(stderr=True)
+    monitor: SearchMonitor = (
+        LogMonitor() if settings.quiet or not err.is_terminal else LiveMonitor(err)
+    )
+    outcome = run_search(settings, monitor)
+    print_summary(outcome, settings)
+    return 130 if outcome.interrupted else 0
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
+    """End-of-search summary: totals, rejection rates, the Pareto front."""
+    s = outcome.stats
+    second = second_objective(outcome.study)
+    console.print(
+        f"\n[bold]study {outcome.study.study_name}[/]: {outcome.stop_reason} "
+        f"({outcome.seconds:.0f}s, {outcome.trained_now} trained in this run)"
+    )
+    console.print(
+        f"trained {s.trained} (complete {s.complete}, stopped early {s.stopped}), "
+        f"rejected {s.rejected}, failed {s.failed}, running {s.running}"
+    )
+    if s.rejection_first_third is not None and s.rejection_last_third is not None:
+        console.print(
+            f"rejection rate: first third of trials {100 * s.rejection_first_third:.0f}%"
+            f", last third {100 * s.rejection_last_third:.0f}%"
+        )
+    if s.pareto:
+        rows = []
+        for t in s.pareto:
+            arch = t.user_attrs.get("arch", {})
+            from nas.config import ArchConfig
+
+            summary = ArchConfig.from_dict(arch).summary() if arch else "?"
+            rows.append(
+                [
+                    t.number,
+                    f"{accuracy_of(t):.4f}",
+                    fmt_int(t.user_attrs.get("params")),
+                    human(t.user_attrs.get("flops", 0)),
+                    f"{t.user_attrs.get('seconds', 0):.0f}s",
+                    summary,
+                ]
+            )
+        console.print(
+            table(
+                f"Pareto front (val accuracy vs {second})",
+                ["trial", "val acc", "params", "FLOPs", "time", "architecture"],
+                rows,
+                right=(0, 1, 2, 3, 4),
+            )
+        )
+    else:
+        console.print("no trial has finished yet")
+    if s.best is not None:
+        console.print(
+            f"best: trial {s.best.number}, val acc {accuracy_of(s.best):.4f}; "
+            f"next: nas train-winners --storage {settings.storage_url} "
+            f"--study {outcome.study.study_name} --top-k 3"
+        )
+
+
+COMMANDS.add(
+    "search",
+    Command(
+        name="search",
+        help="search architectures: reject over-limit candidates, train proxies, keep the front",
+        description=(
+            "Sample architectures from a search space with Optuna. Each candidate is counted\n"
+            "with fvcore before any weights exist: over the limit it is rejected in milliseconds\n"
+            "(the trial ends PRUNED with user attribute 'rejected', and the sampler learns the\n"
+            "boundary); otherwise it is trained as a short proxy and scored on a validation split\n"
+            "carved from the training images. Hopeless proxies are stopped early. Re-running the\n"
+            "same command continues the study; --trials is the study-wide number of trained\n"
+            "trials. Ctrl-C fails the running trial cleanly and prints the summary."
+        ),
+        examples=(
+            "  nas search --dataset cifar10 --param-limit 5M --trials 50 --study c10-5m\n"
+            "  nas search --dataset imagefolder --data-dir /tmp/cifar10 --param-limit 5M \\\n"
+            "      --proxy-epochs 1 --proxy-subset 2000 --trials 4 --storage sqlite:///s.db \\\n"
+            "      --study demo --seed 0 --device cpu\n"
+            "  nas search studies/cifar10_5m.toml --trials 100      # settings from a file\n"
+            "  nas search --objectives accuracy,flops --sampler nsga2 --enqueue-presets\n"
+            "  nas search --dataset fake --trials 2 --proxy-epochs 1   # smoke test, no data\n"
+        ),
+        add_arguments=_args,
+        run=_run,
+    ),
+)

@@ -1,0 +1,203 @@
+"""What a search tells its display, and two displays: a live table and plain log lines."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from nas.config import ArchConfig
+from nas.training import EpochResult
+from nas.units import human
+
+
+class SearchMonitor(Protocol):
+    """Progress events of a search."""
+
+    def rejected(self, number: int, reason: str, seconds: float) -> None: ...
+
+    def trial_started(
+        self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
+    ) -> None: ...
+
+    def epoch_done(self, number: int, result: EpochResult) -> None: ...
+
+    def trial_finished(self, number: int, status: str, detail: str) -> None: ...
+
+    def totals(
+        self,
+        trained: int,
+        target: int,
+        rejected: int,
+        stopped: int,
+        failed: int,
+        best: float | None,
+    ) -> None: ...
+
+
+def attention_label(arch: ArchConfig) -> str:
+    """``cbam/in_block`` or ``none``."""
+    a = arch.attention
+    return "none" if a.type == "none" else f"{a.type}/{a.placement}/{a.join}"
+
+
+@dataclass
+class _Row:
+    number: int
+    label: str
+    params: int
+    epochs: int
+    epoch: int = 0
+    accuracy: float | None = None
+    status: str = "training"
+    started: float = field(default_factory=time.perf_counter)
+    epoch_seconds: float = 0.0
+
+    def eta(self) -> str:
+        if self.status != "training" or not self.epoch:
+            return ""
+        return f"{self.epoch_seconds * (self.epochs - self.epoch):.0f}s"
+
+
+class LiveMonitor:
+    """A live table on stderr: the last trials, the running one with its epoch and ETA, and
+    the study's totals."""
+
+    def __init__(self, console: Console | None = None, rows: int = 12) -> None:
+        self.console = console or Console(stderr=True)
+        self.rows: list[_Row] = []
+        self.max_rows = rows
+        self.total = "starting"
+        self.recent_rejections = 0
+        self.live = Live(
+            self._render(), console=self.console, refresh_per_second=4, transient=False
+        )
+
+    def __enter__(self) -> LiveMonitor:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.update(self._render())
+        self.live.__exit__(None, None, None)
+
+    def _render(self) -> Group:
+        table = Table(header_style="bold", title_justify="left")
+        for col, right in (
+            ("trial", True),
+            ("attention", False),
+            ("params", True),
+            ("epoch", True),
+            ("val acc", True),
+            ("ETA", True),
+            ("status", False),
+        ):
+            table.add_column(col, justify="right" if right else "left")
+        for r in self.rows[-self.max_rows :]:
+            acc = "" if r.accuracy is None else f"{r.accuracy:.4f}"
+            table.add_row(
+                str(r.number),
+                r.label,
+                human(r.params),
+                f"{r.epoch}/{r.epochs}",
+                acc,
+                r.eta(),
+                r.status,
+            )
+        return Group(table, self.total)
+
+    def _refresh(self) -> None:
+        self.live.update(self._render())
+
+    def rejected(self, number: int, reason: str, seconds: float) -> None:
+        self.recent_rejections += 1
+
+    def trial_started(
+        self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
+    ) -> None:
+        self.rows.append(_Row(number, attention_label(arch), params, epochs))
+        self._refresh()
+
+    def epoch_done(self, number: int, result: EpochResult) -> None:
+        row = next((r for r in reversed(self.rows) if r.number == number), None)
+        if row:
+            row.epoch, row.accuracy, row.epoch_seconds = (
+                result.epoch,
+                result.accuracy,
+                result.seconds,
+            )
+        self._refresh()
+
+    def trial_finished(self, number: int, status: str, detail: str) -> None:
+        row = next((r for r in reversed(self.rows) if r.number == number), None)
+        if row:
+            row.status = status if status != "failed" else f"failed: {detail[:40]}"
+        self._refresh()
+
+    def totals(
+        self,
+        trained: int,
+        target: int,
+        rejected: int,
+        stopped: int,
+        failed: int,
+        best: float | None,
+    ) -> None:
+        best_s = "-" if best is None else f"{best:.4f}"
+        self.total = (
+            f"trained {trained}/{target}   rejected {rejected}   stopped early "
+            f"{stopped}   failed {failed}   best val acc {best_s}"
+        )
+        self._refresh()
+
+
+class LogMonitor:
+    """One plain line per event on stderr (``--quiet``, or when stderr is not a terminal)."""
+
+    def __init__(self, verbose_rejections: bool = False) -> None:
+        self.verbose_rejections = verbose_rejections
+
+    def _log(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> LogMonitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def rejected(self, number: int, reason: str, seconds: float) -> None:
+        self._log(f"trial {number} rejected in {1000 * seconds:.0f} ms: {reason}")
+
+    def trial_started(
+        self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
+    ) -> None:
+        self._log(
+            f"trial {number} training: {attention_label(arch)}, {human(params)} params, "
+            f"{human(flops)} FLOPs, {epochs} epoch(s)"
+        )
+
+    def epoch_done(self, number: int, result: EpochResult) -> None:
+        self._log(
+            f"trial {number} epoch {result.epoch}/{result.epochs}: val acc "
+            f"{result.accuracy:.4f}, loss {result.loss:.3f}, {result.seconds:.1f}s"
+        )
+
+    def trial_finished(self, number: int, status: str, detail: str) -> None:
+        self._log(f"trial {number} {status}: {detail}")
+
+    def totals(
+        self,
+        trained: int,
+        target: int,
+        rejected: int,
+        stopped: int,
+        failed: int,
+        best: float | None,
+    ) -> None:
+        return None

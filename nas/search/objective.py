@@ -1,0 +1,220 @@
+"""The objective: sample, count, reject or train a proxy, report. Nothing else.
+
+Per trial, user attributes record ``arch`` (the config dict :func:`nas.build_model` takes),
+``params`` and ``flops``; rejected trials add ``rejected`` (the reason) and end PRUNED with a
+positive constraint value, so TPE and NSGA-II learn where the limit lies; trained trials
+add ``curve`` (validation accuracy per epoch), ``accuracy``, ``seconds``, ``device`` and
+``images_per_s``; early-stopped ones add ``stopped_early`` and end PRUNED; failed ones
+add ``fail_reason`` and end FAIL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from nas.config import ArchConfig
+from nas.counting import count
+from nas.data import ImageData, Split
+from nas.errors import ConfigError
+from nas.models import build_model
+from nas.search.early_stop import EarlyStopper, curve_points
+from nas.search.events import SearchMonitor
+from nas.search.settings import SearchSettings
+from nas.space import SearchSpace
+from nas.training import EpochResult, StopTraining, Trainer, TrainingFailed, proxy_recipe
+from nas.training.recipe import Recipe
+from nas.units import human
+
+#: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
+FAULT_ENV = "NAS_INJECT_FAULT"
+#: Test hook: ``NAS_SLOW_STEP=0.5`` sleeps that long after each epoch (to kill mid-trial).
+SLOW_ENV = "NAS_SLOW_EPOCH"
+
+
+def injected_fault(trial_number: int) -> str | None:
+    """The fault :data:`FAULT_ENV` asks for in ``trial_number``, if any."""
+    for item in os.environ.get(FAULT_ENV, "").split(","):
+        kind, _, number = item.strip().partition("@")
+        if kind in ("nan", "oom") and number.strip().isdigit() and int(number) == trial_number:
+            return kind
+    return None
+
+
+def proxy_batch_size(n_images: int) -> int:
+    """About 60 steps per epoch, between 32 and 256 images per step (a power of two)."""
+    size = 32
+    while size * 2 <= min(256, n_images // 60):
+        size *= 2
+    return size
+
+
+@dataclass
+class ProxyContext:
+    """What every trial of a search shares: data on the host, split, normalisation."""
+
+    data: ImageData
+    split: Split
+    mean: torch.Tensor
+    std: torch.Tensor
+    device: torch.device
+    recipe: Recipe
+
+
+class Objective:
+    """Callable objective for ``study.optimize``.
+
+    Args:
+        settings: the search settings.
+        space: the search space.
+        ctx: data, split and device.
+        monitor: receives progress events for the display.
+        stopper: the early stopper (None: never stop early).
+    """
+
+    def __init__(
+        self,
+        settings: SearchSettings,
+        space: SearchSpace,
+        ctx: ProxyContext,
+        monitor: SearchMonitor,
+        stopper: EarlyStopper | None,
+    ) -> None:
+        self.settings = settings
+        self.space = space
+        self.ctx = ctx
+        self.monitor = monitor
+        self.stopper = stopper
+        self.may_train: Callable[[optuna.trial.Trial], bool] = lambda trial: True
+        self.started: set[int] = set()
+
+    def __call__(self, trial: optuna.trial.Trial) -> float | tuple[float, float]:
+        started = time.perf_counter()
+        self.started.add(trial.number)
+        data = self.ctx.data
+        try:
+            arch = self.space.suggest(
+                trial,
+                in_channels=data.in_channels,
+                input_size=data.input_size,
+                num_classes=data.num_classes,
+            )
+        except ConfigError as exc:
+            trial.set_constraint("params", 1.0)
+            self._reject(trial, f"cannot build: {exc}", started)
+        params = count(arch, flops=False).params
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("params", params)
+        limit = self.settings.param_limit
+        trial.set_constraint("params", float(params - limit))
+        if params > limit:
+            self._reject(trial, f"{human(params)} params > limit {human(limit)}", started)
+        if not self.may_train(trial):
+            trial.set_user_attr("not_trained", "the study already has enough trained trials")
+            raise optuna.TrialPruned("budget of trained trials reached")
+        flops = count(arch).flops
+        assert flops is not None
+        trial.set_user_attr("flops", flops)
+        trial.set_user_attr("training", True)
+        return self._train(trial, arch, params, flops, started)
+
+    def _reject(self, trial: optuna.trial.Trial, reason: str, started: float) -> NoReturn:
+        trial.set_user_attr("rejected", reason)
+        self.monitor.rejected(trial.number, reason, time.perf_counter() - started)
+        raise optuna.TrialPruned(reason)
+
+    def _train(
+        self, trial: optuna.trial.Trial, arch: ArchConfig, params: int, flops: int, started: float
+    ) -> float | tuple[float, float]:
+        ctx, settings = self.ctx, self.settings
+        seed = settings.seed * 100_003 + trial.number
+        torch.manual_seed(seed)
+        model = build_model(arch)
+        self.monitor.trial_started(trial.number, arch, params, flops, ctx.recipe.epochs)
+        trainer = Trainer(
+            model,
+            ctx.recipe,
+            train_x=ctx.data.train_x[ctx.split.train],
+            train_y=ctx.data.train_y[ctx.split.train],
+            eval_x=ctx.data.train_x[ctx.split.val],
+            eval_y=ctx.data.train_y[ctx.split.val],
+            mean=ctx.mean,
+            std=ctx.std,
+            device=ctx.device,
+            seed=seed,
+            fault=injected_fault(trial.number),
+        )
+        curve: list[float] = []
+        single = len(settings.objectives) == 1
+        slow = float(os.environ.get(SLOW_ENV, "0") or 0)
+
+        def on_epoch(e: EpochResult) -> None:
+            curve.append(e.accuracy)
+            trial.set_user_attr("curve", list(curve))
+            trial.set_user_attr("accuracy", e.accuracy)
+            if single:
+                trial.report(e.accuracy, e.epoch)
+            self.monitor.epoch_done(trial.number, e)
+            if slow:
+                time.sleep(slow)
+            if self.stopper is not None:
+                others = curve_points(
+                    trial.study.get_trials(deepcopy=False, states=_WITH_CURVES),
+                    exclude=trial.number,
+                )
+                reason = self.stopper.check(others, params, e.epoch, e.epochs, e.accuracy)
+                if reason:
+                    raise StopTraining(reason)
+
+        trial.set_user_attr("device", str(ctx.device))
+        try:
+            result = trainer.fit(on_epoch)
+        except StopTraining as stop:
+            trial.set_user_attr("stopped_early", stop.reason)
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+            self.monitor.trial_finished(trial.number, "stopped", stop.reason)
+            raise optuna.TrialPruned(stop.reason) from None
+        except TrainingFailed as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+            self.monitor.trial_finished(trial.number, "failed", str(exc))
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted by the user (Ctrl-C)")
+            raise
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        trial.set_user_attr("images_per_s", result.images_per_s)
+        accuracy = result.accuracy
+        if not math.isfinite(accuracy):  # pragma: no cover - guarded by the trainer
+            raise TrainingFailed("validation accuracy is not finite")
+        self.monitor.trial_finished(trial.number, "complete", f"accuracy {accuracy:.4f}")
+        if single:
+            return accuracy
+        second = params if settings.objectives[1] == "params" else flops
+        return accuracy, float(second)
+
+
+_WITH_CURVES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def make_context(settings: SearchSettings, data: ImageData, device: torch.device) -> ProxyContext:
+    """Split, normalisation and recipe of a search."""
+    from nas.data import proxy_split
+
+    split = proxy_split(
+        len(data.train_y), settings.proxy_subset, settings.proxy_val, settings.val_fraction
+    )
+    mean, std = data.mean_std()
+    batch = settings.proxy_batch_size or proxy_batch_size(len(split.train))
+    recipe = proxy_recipe(settings.proxy_epochs).replace(
+        batch_size=batch, lr=settings.proxy_lr, warmup=0.2
+    )
+    return ProxyContext(data, split, mean, std, device, recipe)

@@ -1,0 +1,308 @@
+"""The search loop: open the study, then sample and train until ``--trials`` are trained.
+
+Re-running the same command continues the same study: finished trials are never redone and
+``--trials`` is the study-wide number of trained trials (rejected candidates do not count).
+Ctrl-C fails the running trial with its reason and returns normally, so the summary prints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.counting import count
+from nas.data import ImageData, load_dataset
+from nas.errors import ConfigError, NasError, StorageError
+from nas.presets import PRESETS, preset
+from nas.search.early_stop import EarlyStopper
+from nas.search.events import SearchMonitor
+from nas.search.objective import Objective, make_context
+from nas.search.samplers import make_sampler
+from nas.search.settings import SearchSettings
+from nas.search.stats import StudyStats, study_stats
+from nas.search.storage import open_storage, safe_url
+from nas.space import SearchSpace, load_space
+from nas.training import TrainingFailed, resolve_device
+from nas.units import human
+
+#: Metric names shown by optuna-dashboard, per objective.
+METRIC_NAMES = {"accuracy": "val_accuracy", "params": "params", "flops": "flops"}
+MAX_REJECTIONS_IN_A_ROW = 1000
+
+
+@dataclass
+class SearchOutcome:
+    """How a search ended."""
+
+    study: optuna.Study
+    stats: StudyStats
+    seconds: float
+    stop_reason: str
+    interrupted: bool = False
+    trained_now: int = 0
+
+
+class _MinimalTrial:
+    """A stand-in trial that answers every suggestion with its cheapest value, except the
+    categorical ones named in ``choices`` (used to find the space's smallest candidate)."""
+
+    def __init__(self, choices: dict[str, Any]) -> None:
+        self.choices = choices
+
+    def suggest_categorical(self, name: str, options: list[Any]) -> Any:
+        if name in self.choices:
+            return self.choices[name]
+        numeric = [o for o in options if isinstance(o, int | float) and not isinstance(o, bool)]
+        if name == "reduction" and numeric:
+            return max(numeric)
+        return min(numeric) if len(numeric) == len(options) else options[0]
+
+    def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
+        return high if name == "reduction" else low
+
+    def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
+        return low
+
+
+def smallest_candidate(space: SearchSpace, data: ImageData) -> tuple[int, str]:
+    """Parameters and summary of the smallest candidate of ``space`` (numeric dimensions at
+    their cheapest, every combination of block, shortcut, attention type and placement)."""
+    dims = {
+        "block": space.backbone["block"].values(),
+        "shortcut": space.backbone["shortcut"].values(),
+        "attention": space.attention["type"].values(),
+        "placement": space.attention["placement"].values(),
+    }
+    best: tuple[int, str] | None = None
+    for combo in itertools.product(*dims.values()):
+        trial = _MinimalTrial(dict(zip(dims, combo, strict=True)))
+        try:
+            arch = space.suggest(
+                trial,  # type: ignore[arg-type]
+                in_channels=data.in_channels,
+                input_size=data.input_size,
+                num_classes=data.num_classes,
+            )
+        except ConfigError:
+            continue
+        params = count(arch, flops=False).params
+        if best is None or params < best[0]:
+            best = (params, arch.summary())
+    if best is None:
+        raise NasError(f"no candidate of space {space.name!r} can be built")
+    return best
+
+
+def open_study(
+    settings: SearchSettings,
+    storage: optuna.storages.RDBStorage,
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
+    """Create the study, or load it and check that it has the same objectives."""
+    directions: list[Literal["minimize", "maximize"]] = ["maximize"]
+    directions += ["minimize"] * (len(settings.objectives) - 1)
+    names = [METRIC_NAMES[o] for o in settings.objectives]
+    try:
+        existing = optuna.load_study(
+            study_name=settings.study_name, storage=storage, sampler=sampler
+        )
+    except KeyError:
+        existing = None
+    if existing is not None:
+        have = existing.metric_names or []
+        if [d.name.lower() for d in existing.directions] != directions or (have and have != names):
+            raise StorageError(
+                f"study {settings.study_name!r} exists with objectives "
+                f"{','.join(have) or '?'}, not {','.join(names)}; choose another --study"
+            )
+        return existing
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=storage,
+        sampler=sampler,
+        directions=directions,
+        load_if_exists=True,
+    )
+    study.set_metric_names(names)
+    study.set_user_attr(
+        "nas_settings",
+        {k: v for k, v in settings.to_dict().items() if k not in ("quiet", "storage")},
+    )
+    return study
+
+
+def enqueue_presets(
+    study: optuna.Study, space: SearchSpace, settings: SearchSettings, data: ImageData
+) -> list[str]:
+    """Queue the presets that fit the limit and lie in the space; returns their names."""
+    queued = []
+    for name in PRESETS:
+        cfg = preset(
+            name,
+            in_channels=data.in_channels,
+            input_size=data.input_size,
+            num_classes=data.num_classes,
+        )
+        if count(cfg, flops=False).params > settings.param_limit:
+            continue
+        try:
+            params = space.params_for(cfg)
+        except NasError:
+            continue
+        study.enqueue_trial(params, user_attrs={"preset": name}, skip_if_exists=True)
+        queued.append(name)
+    return queued
+
+
+def _trained(trials: list[FrozenTrial]) -> int:
+    from nas.search.stats import is_trained
+
+    return sum(map(is_trained, trials))
+
+
+def prepare(settings: SearchSettings) -> tuple[SearchSpace, ImageData]:
+    """Load and check the space and the data before touching the study database."""
+    space = load_space(settings.space)
+    data = load_dataset(settings.dataset, settings.data_dir)
+    if len(data.train_y) < 10:
+        raise NasError(f"{len(data.train_y)} training images are too few to search on")
+    smallest, summary = smallest_candidate(space, data)
+    if smallest > settings.param_limit:
+        raise NasError(
+            f"the limit {human(settings.param_limit)} is below the smallest candidate of space "
+            f"{space.name!r} ({human(smallest)} params: {summary}); raise --param-limit or "
+            "use a smaller space"
+        )
+    return space, data
+
+
+def run_search(
+    settings: SearchSettings,
+    monitor: SearchMonitor,
+    *,
+    worker: int = 0,
+    log: Any = None,
+    objective_cls: type[Objective] = Objective,
+) -> SearchOutcome:
+    """Run (or continue) the study described by ``settings`` until it has enough trained
+    trials, the timeout passes, or the user interrupts.
+
+    Raises:
+        NasError: for bad settings, missing data or an unreachable database.
+    """
+    say = log or (lambda text: print(text, file=sys.stderr))
+    space, data = prepare(settings)
+    device = resolve_device(settings.device)
+    storage = open_storage(settings.storage_url, grace_period=settings.grace_period)
+    started = time.perf_counter()
+    sampler_seed = settings.seed * 7919 + worker
+    study = open_study(settings, storage, make_sampler(settings.sampler, sampler_seed))
+    optuna.storages.fail_stale_trials(study)
+    existing = len(study.get_trials(deepcopy=False))
+    if existing:
+        # Re-seed so that a resumed run does not replay the first run's random start-up.
+        study.sampler = make_sampler(settings.sampler, sampler_seed + 104_729 * existing)
+    if settings.enqueue_presets:
+        queued = enqueue_presets(study, space, settings, data)
+        if queued:
+            say(f"queued presets that fit the limit: {', '.join(queued)}")
+    ctx = make_context(settings, data, device)
+    stopper = EarlyStopper() if settings.early_stopping else None
+    objective = objective_cls(settings, space, ctx, monitor, stopper)
+    say(
+        f"study {settings.study_name!r} in {safe_url(settings.storage_url)}: "
+        f"{len(ctx.split.train)} training / {len(ctx.split.val)} validation images on {device}"
+    )
+    trained_before = _trained(study.get_trials(deepcopy=False))
+    failures, rejections = 0, 0
+    stop_reason = ""
+    interrupted = False
+    last: list[FrozenTrial] = []
+    with _entered(monitor):
+        try:
+            while True:
+                stats = study_stats(study)
+                monitor.totals(
+                    stats.trained,
+                    settings.trials,
+                    stats.rejected,
+                    stats.stopped,
+                    stats.failed,
+                    stats.best_accuracy,
+                )
+                if stats.trained >= settings.trials:
+                    stop_reason = f"the study has {stats.trained} trained trials"
+                    break
+                if settings.timeout and time.perf_counter() - started > settings.timeout:
+                    stop_reason = f"timeout of {settings.timeout:g}s reached"
+                    break
+                if failures >= settings.max_failures:
+                    stop_reason = (
+                        f"{failures} trials failed in a row; the last one: "
+                        f"{last[-1].user_attrs.get('fail_reason', '?') if last else '?'}"
+                    )
+                    break
+                if rejections >= MAX_REJECTIONS_IN_A_ROW:
+                    stop_reason = (
+                        f"{rejections} candidates in a row exceeded the limit; "
+                        "raise --param-limit or narrow the space"
+                    )
+                    break
+                study.optimize(
+                    objective,
+                    n_trials=1,
+                    catch=(TrainingFailed, RuntimeError, ValueError),
+                    gc_after_trial=False,
+                    callbacks=[lambda s, t: last.append(t)],
+                )
+                t = last[-1]
+                failures = failures + 1 if t.state == TrialState.FAIL else 0
+                rejections = rejections + 1 if "rejected" in t.user_attrs else 0
+        except KeyboardInterrupt:
+            interrupted = True
+            stop_reason = "interrupted by the user (Ctrl-C)"
+            _fail_running(study, objective)
+    stats = study_stats(study)
+    return SearchOutcome(
+        study,
+        stats,
+        time.perf_counter() - started,
+        stop_reason,
+        interrupted,
+        stats.trained - trained_before,
+    )
+
+
+def _fail_running(study: optuna.Study, objective: Objective) -> None:
+    """After Ctrl-C: no trial of this process may stay RUNNING."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in objective.started:
+            try:
+                study._storage.set_trial_user_attr(
+                    t._trial_id, "fail_reason", "interrupted by the user (Ctrl-C)"
+                )
+                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            except Exception:  # finished meanwhile
+                pass
+
+
+class _entered(AbstractContextManager[None]):
+    """Enter a monitor if it is a context manager (live display), else do nothing."""
+
+    def __init__(self, monitor: Any) -> None:
+        self.monitor = monitor
+
+    def __enter__(self) -> None:
+        if hasattr(self.monitor, "__enter__"):
+            self.monitor.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self.monitor, "__exit__"):
+            self.monitor.__exit__(*exc)

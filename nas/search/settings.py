@@ -1,0 +1,145 @@
+"""Search settings as typed data, merged from defaults, a study file and the command line.
+
+A study file (TOML, under ``studies/``) holds a ``[search]`` table with the same names as the
+command-line flags (``param_limit = "5M"``, ``proxy_epochs = 3``, ...). The command line wins
+over the file, the file over the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from nas.errors import NasError
+from nas.units import human, parse_count
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: What the second objective can be; accuracy is always the first.
+OBJECTIVE_SETS = {
+    "accuracy,params": ("accuracy", "params"),
+    "accuracy,flops": ("accuracy", "flops"),
+    "accuracy": ("accuracy",),
+}
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything ``nas search`` needs (see ``nas search --help`` for each field)."""
+
+    space: str = "search_spaces/attention_resnet.toml"
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    param_limit: int = 5_000_000
+    trials: int = 20
+    objectives: tuple[str, ...] = ("accuracy", "params")
+    sampler: str = "tpe"
+    proxy_epochs: int = 3
+    proxy_subset: int | None = 5000
+    proxy_val: int | None = 2000
+    proxy_batch_size: int | None = None
+    proxy_lr: float = 0.2
+    val_fraction: float = 0.1
+    storage: str | None = None
+    study: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    timeout: float | None = None
+    enqueue_presets: bool = False
+    early_stopping: bool = True
+    quiet: bool = False
+    workers: int = 1
+    grace_period: int = 60
+    max_failures: int = 10
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("trials", "proxy_epochs", "workers", "max_failures"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("proxy_subset", "proxy_val", "proxy_batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                problems.append(f"--{name.replace('_', '-')} must be at least 2")
+        if self.grace_period < 2:
+            problems.append("--grace-period must be at least 2 seconds")
+        if self.study is not None and not STUDY_NAME.match(self.study):
+            problems.append(f"study name {self.study!r} may use letters, digits, '_', '-', '.'")
+        if self.timeout is not None and self.timeout <= 0:
+            problems.append("--timeout must be positive")
+        if problems:
+            raise NasError("; ".join(problems))
+
+    @property
+    def study_name(self) -> str:
+        """The study's name: ``--study``, else one derived from space, data set and limit."""
+        if self.study:
+            return self.study
+        return f"{Path(self.space).stem}-{self.dataset}-{human(self.param_limit, 1)}"
+
+    @property
+    def storage_url(self) -> str:
+        """``--storage``, else a SQLite file under ``studies/``."""
+        return self.storage or f"sqlite:///studies/{self.study_name}.db"
+
+    def replace(self, **changes: Any) -> SearchSettings:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """``accuracy,params`` -> ("accuracy", "params"); refuses anything not in OBJECTIVE_SETS."""
+    key = ",".join(p.strip() for p in str(text).split(",") if p.strip())
+    if key not in OBJECTIVE_SETS:
+        raise NasError(f"unknown objectives {text!r}; valid: {', '.join(OBJECTIVE_SETS)}")
+    return OBJECTIVE_SETS[key]
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "param_limit":
+        return parse_count(value, "parameter limit")
+    if name == "objectives":
+        return parse_objectives(",".join(value) if isinstance(value, list) else value)
+    return value
+
+
+def load_study_file(path: str | Path) -> dict[str, Any]:
+    """The ``[search]`` table of a study file, validated against :class:`SearchSettings`."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise NasError(f"cannot read study file {p}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise NasError(f"{p} is not valid TOML: {exc}") from None
+    unknown_tables = sorted(set(raw) - {"search", "train_winners"})
+    if unknown_tables:
+        raise NasError(f"{p}: unknown table(s) {', '.join(unknown_tables)}; use [search]")
+    table = raw.get("search", {})
+    valid = {f.name for f in fields(SearchSettings)}
+    unknown = sorted(set(table) - valid)
+    if unknown:
+        raise NasError(
+            f"{p}: unknown setting(s) {', '.join(unknown)} in [search]; valid: "
+            f"{', '.join(sorted(valid))}"
+        )
+    return {k: _coerce(k, v) for k, v in table.items()}
+
+
+def merge(file_values: dict[str, Any], cli_values: dict[str, Any]) -> SearchSettings:
+    """Defaults, overridden by the study file, overridden by flags given on the command line."""
+    values = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
+    for key in ("proxy_subset", "proxy_val"):  # 'all' images: no subset
+        if values.get(key) == "all":
+            values[key] = None
+    return SearchSettings(**values)

@@ -1,0 +1,125 @@
+"""What a study holds: trial categories, rejection rates over time, the Pareto front.
+
+Used by the end-of-search summary, ``nas report``, ``nas train-winners`` and ``nas export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+
+def is_rejected(t: FrozenTrial) -> bool:
+    """Rejected before training (over the limit, or not buildable)."""
+    return "rejected" in t.user_attrs
+
+
+def is_stopped(t: FrozenTrial) -> bool:
+    """Trained for some epochs, then stopped early as hopeless."""
+    return t.state == TrialState.PRUNED and "stopped_early" in t.user_attrs
+
+
+def is_trained(t: FrozenTrial) -> bool:
+    """Counts towards ``--trials``: trained to the end, or stopped early."""
+    return t.state == TrialState.COMPLETE or is_stopped(t)
+
+
+def accuracy_of(t: FrozenTrial) -> float | None:
+    """Proxy validation accuracy (a fraction) of a trained trial."""
+    value = t.user_attrs.get("accuracy")
+    return float(value) if value is not None else None
+
+
+@dataclass
+class StudyStats:
+    """Counts and derived figures of a study."""
+
+    trials: list[FrozenTrial]
+    complete: int = 0
+    rejected: int = 0
+    stopped: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+    rejection_first_third: float | None = None
+    rejection_last_third: float | None = None
+    best: FrozenTrial | None = None
+    pareto: list[FrozenTrial] = field(default_factory=list)
+
+    @property
+    def trained(self) -> int:
+        return self.complete + self.stopped
+
+    @property
+    def best_accuracy(self) -> float | None:
+        return accuracy_of(self.best) if self.best else None
+
+
+def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float | None]:
+    """Share of rejected candidates in the first and last third of the sampled trials."""
+    sampled = [
+        t
+        for t in sorted(trials, key=lambda t: t.number)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        and "not_trained" not in t.user_attrs
+    ]
+    n = len(sampled) // 3
+    if n == 0:
+        return None, None
+    first, last = sampled[:n], sampled[-n:]
+    return (sum(map(is_rejected, first)) / n, sum(map(is_rejected, last)) / n)
+
+
+def pareto_front(trials: Sequence[FrozenTrial], second: str = "params") -> list[FrozenTrial]:
+    """COMPLETE trials not dominated in (accuracy up, ``second`` down), by accuracy."""
+    done = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and accuracy_of(t) is not None and second in t.user_attrs
+    ]
+    front = []
+    for t in done:
+        a, c = accuracy_of(t), t.user_attrs[second]
+        assert a is not None
+        dominated = any(
+            (accuracy_of(o) or 0) >= a
+            and o.user_attrs[second] <= c
+            and ((accuracy_of(o) or 0) > a or o.user_attrs[second] < c)
+            for o in done
+        )
+        if not dominated:
+            front.append(t)
+    return sorted(front, key=lambda t: -(accuracy_of(t) or 0))
+
+
+def second_objective(study: optuna.Study) -> str:
+    """``params`` or ``flops``: what accuracy is traded against (``params`` if single)."""
+    names = study.metric_names or []
+    return "flops" if len(names) > 1 and "flops" in names[1] else "params"
+
+
+def study_stats(study: optuna.Study) -> StudyStats:
+    """Counts, rejection rates by thirds, best trial and Pareto front of ``study``."""
+    trials = study.get_trials(deepcopy=False)
+    s = StudyStats(trials=list(trials))
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            s.complete += 1
+        elif is_rejected(t):
+            s.rejected += 1
+        elif is_stopped(t):
+            s.stopped += 1
+        elif t.state == TrialState.FAIL:
+            s.failed += 1
+        elif t.state == TrialState.RUNNING:
+            s.running += 1
+        elif t.state == TrialState.WAITING:
+            s.waiting += 1
+    s.rejection_first_third, s.rejection_last_third = rejection_thirds(trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
+    s.best = max(complete, key=lambda t: accuracy_of(t) or 0, default=None)
+    s.pareto = pareto_front(trials, second_objective(study))
+    return s

@@ -1,0 +1,100 @@
+"""Training recipes as typed data: the proxy's and seed 001's full recipe.
+
+One trainer (:mod:`nas.training.trainer`) runs every recipe; a recipe only says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from nas.errors import NasError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train a network.
+
+    Attributes:
+        epochs: passes over the training images.
+        batch_size: images per step.
+        lr: peak learning rate of SGD.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        weight_decay: L2 on conv and linear weights (not on BN, biases or join gains).
+        label_smoothing: cross-entropy label smoothing.
+        warmup: fraction of all steps spent warming the learning rate up linearly from 0.
+        schedule: decay after warm-up, per step: ``cosine`` or ``linear`` (to zero).
+        crop_padding: random crop after zero padding by this many pixels (0: off).
+        flip: random horizontal flips.
+        mixup_alpha: Beta(alpha, alpha) mixup strength (0: off).
+        cutmix_alpha: Beta(alpha, alpha) cutmix strength (0: off); with mixup, each batch
+            uses one of the two at random.
+        grad_clip: clip the gradient norm to this value (None: off).
+        ema_decay: keep an exponential moving average of the weights with this decay and
+            evaluate it (None: off).
+    """
+
+    epochs: int
+    batch_size: int = 256
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup: float = 0.1
+    schedule: str = "linear"
+    crop_padding: int = 4
+    flip: bool = True
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    grad_clip: float | None = None
+    ema_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 2:
+            problems.append(f"batch size must be at least 2, got {self.batch_size}")
+        if self.lr <= 0:
+            problems.append(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.warmup < 1:
+            problems.append(f"warm-up must be a fraction in [0, 1), got {self.warmup}")
+        if self.schedule not in ("cosine", "linear"):
+            problems.append(f"schedule must be 'cosine' or 'linear', got {self.schedule!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            problems.append(f"EMA decay must be in (0, 1), got {self.ema_decay}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            problems.append(f"gradient clipping must be positive, got {self.grad_clip}")
+        if problems:
+            raise NasError("; ".join(problems))
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def proxy_recipe(epochs: int) -> Recipe:
+    """The short proxy: plain augmentation, linear warm-up and decay, label smoothing."""
+    return Recipe(epochs=epochs)
+
+
+def full_recipe(epochs: int) -> Recipe:
+    """Seed 001's recipe: SGD momentum 0.9 with Nesterov, weight decay 5e-4, cosine schedule
+    without restarts, label smoothing 0.1, mixup and cutmix, crop and flip, gradient
+    clipping, EMA of the weights (0.999)."""
+    return Recipe(
+        epochs=epochs,
+        batch_size=128,
+        lr=0.1,
+        warmup=0.02,
+        schedule="cosine",
+        mixup_alpha=0.2,
+        cutmix_alpha=1.0,
+        grad_clip=5.0,
+        ema_decay=0.999,
+    )
