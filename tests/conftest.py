@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from nas.config import ArchConfig, AttentionConfig, StageConfig
+from tests.pgserver import PostgresServer, find_pg_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "attention_resnet.toml"
@@ -120,3 +122,15 @@ def _isolated_cache(
 ) -> None:
     """Decoded-tensor caches of the tests go to a temporary folder."""
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session, stopped and deleted afterwards."""
+    if find_pg_bin() is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in "
+            "/usr/lib/postgresql/*/bin; install them with .ci/install-postgres"
+        )
+    with PostgresServer() as server:
+        yield server
