@@ -58,14 +58,19 @@ class StudyStats:
         return accuracy_of(self.best) if self.best else None
 
 
-def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float | None]:
-    """Share of rejected candidates in the first and last third of the sampled trials."""
-    sampled = [
+def sampled_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Finished trials that sampled a candidate (rejected, trained or failed), in order."""
+    return [
         t
         for t in sorted(trials, key=lambda t: t.number)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         and "not_trained" not in t.user_attrs
     ]
+
+
+def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float | None]:
+    """Share of rejected candidates in the first and last third of the sampled trials."""
+    sampled = sampled_trials(trials)
     n = len(sampled) // 3
     if n == 0:
         return None, None

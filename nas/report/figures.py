@@ -1,0 +1,628 @@
+"""The figures of a study, one function each, and the registry the report pages share.
+
+Every builder in :data:`FIGURES` takes an :class:`optuna.Study` and returns a
+:class:`plotly.graph_objects.Figure` with a fixed title prefix, so the HTML report
+(:func:`nas.report.write_report`) and optuna-dashboard (:func:`nas.report.attach_to_dashboard`)
+show the same list. A builder never raises for a study that is empty or lacks optional user
+attributes: it draws what there is and says in an annotation what is missing.
+
+Trial categories come from :mod:`nas.search.stats`: trained (COMPLETE), stopped early
+(PRUNED with ``stopped_early``), rejected before training (``rejected``) and failed.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial, TrialState
+from plotly.subplots import make_subplots
+
+from nas.config import PLACEMENTS, ArchConfig
+from nas.errors import NasError
+from nas.registry import Registry
+from nas.search.stats import accuracy_of, is_rejected, is_stopped, pareto_front, sampled_trials
+from nas.units import human
+
+#: A figure builder: a study in, a titled figure out.
+FigureBuilder = Callable[[optuna.Study], go.Figure]
+
+#: Figure builders by name, in the order the report shows them. A name also gives the
+#: figure's HTML id and its optuna-dashboard graph object id (:func:`graph_id`).
+FIGURES: Registry[FigureBuilder] = Registry("figure")
+
+#: Trials per window of the rolling rejection share.
+ROLLING_WINDOW = 10
+#: Fewest trained trials with an accuracy for which parameter importances are computed.
+MIN_IMPORTANCE_TRIALS = 3
+#: Fewest trials PED-ANOVA's top quantile should hold (see :func:`accuracy_importances`).
+IMPORTANCE_TOP_TRIALS = 5
+
+_SECOND_LABEL = {"params": "params", "flops": "FLOPs"}
+_TRAINED_COLOR = "#1f77b4"
+_FRONT_COLOR = "#d62728"
+_STOPPED_COLOR = "#ff7f0e"
+_REJECTED_COLOR = "#7f7f7f"
+_NO_ATTENTION = "no attention"
+
+
+class ProxyFidelity(TypedDict):
+    """How well proxy accuracy ranks the fully trained winners.
+
+    Attributes:
+        tau: Kendall's tau between proxy ``accuracy`` and ``full_accuracy``; None with fewer
+            than two winners or when it is undefined (all values equal).
+        n: number of trials with both accuracies.
+        trials: their trial numbers, in order.
+    """
+
+    tau: float | None
+    n: int
+    trials: list[int]
+
+
+def graph_id(name: str) -> str:
+    """Stable HTML id (and dashboard graph object id) of registered figure ``name``."""
+    return f"nas-{name}"
+
+
+def build_figures(study: optuna.Study) -> list[tuple[str, go.Figure]]:
+    """Every registered figure of ``study`` as (name, figure), in registry order."""
+    return [(name, build(study)) for name, build in FIGURES.items()]
+
+
+# --------------------------------------------------------------------------- helpers
+def _trials(study: optuna.Study) -> list[FrozenTrial]:
+    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+def _complete(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """COMPLETE trials with a proxy accuracy."""
+    return [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
+
+
+def _stopped(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Early-stopped trials with a last proxy accuracy."""
+    return [t for t in trials if is_stopped(t) and accuracy_of(t) is not None]
+
+
+def arch_of(trial: FrozenTrial) -> ArchConfig | None:
+    """The trial's architecture, or None when it has none (or an unreadable one)."""
+    data = trial.user_attrs.get("arch")
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ArchConfig.from_dict(data)
+    except NasError:
+        return None
+
+
+def arch_summary(trial: FrozenTrial) -> str:
+    """One-line architecture description of ``trial`` (``ArchConfig.summary``)."""
+    arch = arch_of(trial)
+    return arch.summary() if arch is not None else "(no architecture recorded)"
+
+
+def _hover(trial: FrozenTrial, *lines: str) -> str:
+    """Hover text: trial number, architecture summary, then ``lines`` (escaped for plotly)."""
+    head = f"<b>trial {trial.number}</b>"
+    preset = trial.user_attrs.get("preset")
+    if preset:
+        head += f" (preset {html.escape(str(preset))})"
+    body = [html.escape(arch_summary(trial)), *(html.escape(line) for line in lines)]
+    return "<br>".join([head, *body])
+
+
+def _count(trial: FrozenTrial, key: str) -> int | None:
+    value = trial.user_attrs.get(key)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _size_line(trial: FrozenTrial) -> str:
+    parts = []
+    for key, label in _SECOND_LABEL.items():
+        n = _count(trial, key)
+        if n is not None:
+            parts.append(f"{human(n)} {label}")
+    return ", ".join(parts)
+
+
+def _titled(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    fig.update_layout(
+        title={"text": title},
+        xaxis_title=x,
+        yaxis_title=y,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        margin={"t": 90},
+    )
+    return fig
+
+
+def _note(fig: go.Figure, text: str) -> None:
+    """Add a centred message (why the figure is empty or partial)."""
+    fig.add_annotation(
+        text=html.escape(text),
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": "#555"},
+    )
+
+
+# --------------------------------------------------------------------------- Pareto front
+def pareto_figure(trials: Sequence[FrozenTrial], second: str = "params") -> go.Figure:
+    """Proxy accuracy against ``second`` (``params`` or ``flops``), front highlighted.
+
+    Trained trials are points; the non-dominated ones (:func:`nas.search.stats.pareto_front`)
+    are highlighted and joined by a step line; early-stopped trials are drawn apart at their
+    last accuracy; rejected candidates, which have no accuracy, sit in a strip below at their
+    size. Every trace's ``customdata`` holds the trial numbers. The x axis is logarithmic.
+
+    Raises:
+        ValueError: for a ``second`` other than ``params`` or ``flops``.
+    """
+    if second not in _SECOND_LABEL:
+        raise ValueError(f"second must be one of {', '.join(_SECOND_LABEL)}, got {second!r}")
+    label = _SECOND_LABEL[second]
+    trained = [t for t in _complete(trials) if _count(t, second) is not None]
+    stopped = [t for t in _stopped(trials) if _count(t, second) is not None]
+    rejected = [t for t in trials if is_rejected(t)]
+    placed = [t for t in rejected if _count(t, second) is not None]
+    front = sorted(pareto_front(trials, second), key=lambda t: _count(t, second) or 0)
+
+    fig = make_subplots(
+        rows=2 if placed else 1,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.85, 0.15] if placed else None,
+        vertical_spacing=0.04,
+    )
+
+    def points(group: Sequence[FrozenTrial], **style: Any) -> go.Scatter:
+        return go.Scatter(
+            x=[_count(t, second) for t in group],
+            y=[accuracy_of(t) for t in group],
+            customdata=[t.number for t in group],
+            hovertext=[_hover(t, f"accuracy {accuracy_of(t):.4f}", _size_line(t)) for t in group],
+            hoverinfo="text",
+            **style,
+        )
+
+    fig.add_trace(
+        points(
+            trained,
+            name="trained",
+            mode="markers",
+            marker={"color": _TRAINED_COLOR, "size": 8, "opacity": 0.6},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        points(
+            stopped,
+            name="stopped early",
+            mode="markers",
+            marker={"color": _STOPPED_COLOR, "size": 8, "symbol": "circle-open"},
+        ),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        points(
+            front,
+            name="Pareto front",
+            mode="lines+markers",
+            line={"shape": "hv", "color": _FRONT_COLOR},
+            marker={"color": _FRONT_COLOR, "size": 11, "line": {"width": 1, "color": "black"}},
+        ),
+        row=1,
+        col=1,
+    )
+    if placed:
+        fig.add_trace(
+            go.Scatter(
+                x=[_count(t, second) for t in placed],
+                y=[0] * len(placed),
+                customdata=[t.number for t in placed],
+                hovertext=[_hover(t, str(t.user_attrs["rejected"]), _size_line(t)) for t in placed],
+                hoverinfo="text",
+                name="rejected (over the limit)",
+                mode="markers",
+                marker={"color": _REJECTED_COLOR, "symbol": "x", "size": 8},
+            ),
+            row=2,
+            col=1,
+        )
+        fig.update_yaxes(showticklabels=False, title_text="rejected", row=2, col=1)
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(title_text="proxy validation accuracy", tickformat=".0%", row=1, col=1)
+    unplaced = len(rejected) - len(placed)
+    x_title = label
+    if unplaced:
+        x_title += f" ({unplaced} rejected candidates without a {label} count not shown)"
+    fig.update_xaxes(title_text=x_title, row=2 if placed else 1, col=1)
+    fig.update_layout(
+        title={"text": f"Pareto front: accuracy vs {label}"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        margin={"t": 90},
+    )
+    if not trained and not stopped:
+        _note(fig, "no trained trials yet")
+    return fig
+
+
+@FIGURES.register("pareto-params")
+def pareto_params_figure(study: optuna.Study) -> go.Figure:
+    """The "Pareto front: accuracy vs params" figure (see :func:`pareto_figure`)."""
+    return pareto_figure(_trials(study), "params")
+
+
+@FIGURES.register("pareto-flops")
+def pareto_flops_figure(study: optuna.Study) -> go.Figure:
+    """The "Pareto front: accuracy vs FLOPs" figure (see :func:`pareto_figure`)."""
+    return pareto_figure(_trials(study), "flops")
+
+
+# --------------------------------------------------------------------------- history
+@FIGURES.register("history")
+def history_figure(study: optuna.Study) -> go.Figure:
+    """The "Optimization history" figure: every trained trial's accuracy and the best so far."""
+    trials = _trials(study)
+    complete, stopped = _complete(trials), _stopped(trials)
+    best_x: list[int] = []
+    best_y: list[float] = []
+    best = -math.inf
+    for t in complete:
+        best = max(best, accuracy_of(t) or 0.0)
+        best_x.append(t.number)
+        best_y.append(best)
+    fig = go.Figure()
+    for group, name, marker in (
+        (complete, "trained", {"color": _TRAINED_COLOR, "size": 8}),
+        (stopped, "stopped early", {"color": _STOPPED_COLOR, "size": 8, "symbol": "circle-open"}),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[t.number for t in group],
+                y=[accuracy_of(t) for t in group],
+                customdata=[t.number for t in group],
+                hovertext=[_hover(t, f"accuracy {accuracy_of(t):.4f}") for t in group],
+                hoverinfo="text",
+                mode="markers",
+                name=name,
+                marker=marker,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=best_x,
+            y=best_y,
+            mode="lines",
+            line={"shape": "hv", "color": _FRONT_COLOR},
+            name="best so far",
+        )
+    )
+    fig.update_yaxes(tickformat=".0%")
+    if not complete and not stopped:
+        _note(fig, "no trained trials yet")
+    return _titled(fig, "Optimization history", "trial number", "proxy validation accuracy")
+
+
+# --------------------------------------------------------------------------- groups
+def attention_type_of(trial: FrozenTrial) -> str | None:
+    """The trial's attention type (``none`` for none), or None without an architecture."""
+    arch = arch_of(trial)
+    return arch.attention.type if arch is not None else None
+
+
+def placement_of(trial: FrozenTrial) -> str | None:
+    """The trial's attention placement; ``no attention`` when it has none."""
+    arch = arch_of(trial)
+    if arch is None:
+        return None
+    return _NO_ATTENTION if arch.attention.type == "none" else arch.attention.placement
+
+
+def _attention_order() -> list[str]:
+    from nas.models.attention import ATTENTION
+
+    return ATTENTION.names()
+
+
+def _placement_order() -> list[str]:
+    return [*PLACEMENTS, _NO_ATTENTION]
+
+
+def accuracy_by_figure(
+    trials: Sequence[FrozenTrial],
+    title: str,
+    group: Callable[[FrozenTrial], str | None],
+    order: Sequence[str],
+    axis: str,
+) -> go.Figure:
+    """Box plot (with every point) of trained trials' proxy accuracy, grouped by ``group``.
+
+    Groups come in ``order`` (then any other, sorted); empty groups are left out.
+    """
+    groups: dict[str, list[FrozenTrial]] = {}
+    for t in _complete(trials):
+        key = group(t)
+        if key is not None:
+            groups.setdefault(key, []).append(t)
+    names = [k for k in order if k in groups] + sorted(set(groups) - set(order))
+    fig = go.Figure()
+    for name in names:
+        members = groups[name]
+        fig.add_trace(
+            go.Box(
+                x=[name] * len(members),
+                y=[accuracy_of(t) for t in members],
+                customdata=[t.number for t in members],
+                hovertext=[_hover(t, f"accuracy {accuracy_of(t):.4f}") for t in members],
+                hoverinfo="text",
+                name=f"{name} (n={len(members)})",
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+            )
+        )
+    fig.update_xaxes(categoryorder="array", categoryarray=names)
+    fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(showlegend=False)
+    if not names:
+        _note(fig, "no trained trials yet")
+    return _titled(fig, title, axis, "proxy validation accuracy")
+
+
+@FIGURES.register("accuracy-by-attention")
+def attention_figure(study: optuna.Study) -> go.Figure:
+    """The "Accuracy by attention type" figure: trained trials by attention type."""
+    return accuracy_by_figure(
+        _trials(study),
+        "Accuracy by attention type",
+        attention_type_of,
+        _attention_order(),
+        "attention type",
+    )
+
+
+@FIGURES.register("accuracy-by-placement")
+def placement_figure(study: optuna.Study) -> go.Figure:
+    """The "Accuracy by placement" figure: trained trials by placement."""
+    return accuracy_by_figure(
+        _trials(study), "Accuracy by placement", placement_of, _placement_order(), "placement"
+    )
+
+
+# --------------------------------------------------------------------------- importances
+def _negated_accuracy(trial: FrozenTrial) -> float:
+    """PED-ANOVA's target: lower is better, so the proxy accuracy negated (NaN without one)."""
+    value = accuracy_of(trial)
+    return -value if value is not None else math.nan
+
+
+def accuracy_importances(study: optuna.Study) -> dict[str, float]:
+    """Importance of each search parameter for a high proxy accuracy (normalised to sum 1).
+
+    :class:`optuna.importance.PedAnovaImportanceEvaluator` on COMPLETE trials with the proxy
+    accuracy as target (so it works for multi-objective studies). PED-ANOVA minimises its
+    target, hence the negation; its top quantile is widened from 10% so that it holds at least
+    :data:`IMPORTANCE_TOP_TRIALS` trials (at most half of them), as its authors advise.
+
+    Raises:
+        ValueError: from Optuna, e.g. for a study without COMPLETE trials.
+    """
+    n = len(_complete(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+    quantile = min(0.5, max(0.1, IMPORTANCE_TOP_TRIALS / max(n, 1)))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*low `target` values", category=UserWarning)
+        return optuna.importance.get_param_importances(
+            study, evaluator=evaluator, target=_negated_accuracy
+        )
+
+
+@FIGURES.register("importances")
+def importance_figure(study: optuna.Study) -> go.Figure:
+    """The "Hyperparameter importances" figure of the search parameters for proxy accuracy.
+
+    See :func:`accuracy_importances`. With fewer than :data:`MIN_IMPORTANCE_TRIALS` trained
+    trials, or when the evaluator fails, the figure carries an annotation saying why instead.
+    """
+    title = "Hyperparameter importances"
+    axis = "importance for proxy accuracy"
+    fig = go.Figure()
+    n = len(_complete(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+    if n < MIN_IMPORTANCE_TRIALS:
+        _note(
+            fig,
+            f"needs at least {MIN_IMPORTANCE_TRIALS} trained trials with an accuracy; "
+            f"the study has {n}",
+        )
+        return _titled(fig, title, axis, "parameter")
+    try:
+        importances = accuracy_importances(study)
+    except Exception as exc:  # a report must not fail because an importance evaluator does
+        _note(fig, f"importances could not be computed: {exc}")
+        return _titled(fig, title, axis, "parameter")
+    if not importances:
+        _note(fig, "no parameter was sampled in the trained trials")
+        return _titled(fig, title, axis, "parameter")
+    ranked = sorted(importances.items(), key=lambda kv: kv[1])
+    fig.add_trace(
+        go.Bar(
+            x=[v for _, v in ranked],
+            y=[k for k, _ in ranked],
+            orientation="h",
+            marker={"color": _TRAINED_COLOR},
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+            name="importance",
+        )
+    )
+    fig.update_layout(showlegend=False)
+    return _titled(fig, title, f"{axis} ({n} trained trials)", "parameter")
+
+
+# --------------------------------------------------------------------------- proxy fidelity
+def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
+    """Kendall's tau between proxy ``accuracy`` and ``full_accuracy`` of the trained winners.
+
+    Only trials with both user attributes count. ``tau`` is None with fewer than two of them
+    or when it is undefined (constant accuracies), so the result is plain JSON (it is stored
+    as the study user attribute ``proxy_fidelity`` by ``nas train-winners``).
+    """
+    from scipy.stats import kendalltau
+
+    pairs = [
+        (t.number, accuracy_of(t), float(t.user_attrs["full_accuracy"]))
+        for t in sorted(trials, key=lambda t: t.number)
+        if t.user_attrs.get("full_accuracy") is not None and accuracy_of(t) is not None
+    ]
+    tau: float | None = None
+    if len(pairs) >= 2:
+        value = float(kendalltau([p[1] for p in pairs], [p[2] for p in pairs]).statistic)
+        tau = value if math.isfinite(value) else None
+    return {"tau": tau, "n": len(pairs), "trials": [p[0] for p in pairs]}
+
+
+def fidelity_text(fidelity: ProxyFidelity) -> str:
+    """``Kendall's tau 0.67, n=3`` or why there is no tau."""
+    n = fidelity["n"]
+    if n < 2:
+        return f"not enough fully trained winners, n={n}"
+    if fidelity["tau"] is None:
+        return f"Kendall's tau undefined (constant accuracies), n={n}"
+    return f"Kendall's tau {fidelity['tau']:.2f}, n={n}"
+
+
+@FIGURES.register("proxy-vs-full")
+def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
+    """The "Proxy vs full accuracy (...)" figure: proxy vs test accuracy."""
+    trials = _trials(study)
+    fidelity = proxy_fidelity(trials)
+    by_number = {t.number: t for t in trials}
+    winners = [by_number[n] for n in fidelity["trials"]]
+    fig = go.Figure(
+        go.Scatter(
+            x=[accuracy_of(t) for t in winners],
+            y=[t.user_attrs["full_accuracy"] for t in winners],
+            customdata=[t.number for t in winners],
+            text=[str(t.number) for t in winners],
+            textposition="top center",
+            hovertext=[
+                _hover(
+                    t,
+                    f"proxy {accuracy_of(t):.4f}, full {float(t.user_attrs['full_accuracy']):.4f}",
+                    f"{t.user_attrs.get('full_epochs', '?')} full epochs",
+                )
+                for t in winners
+            ],
+            hoverinfo="text",
+            mode="markers+text",
+            marker={"color": _FRONT_COLOR, "size": 10},
+            name="fully trained winners",
+        )
+    )
+    fig.update_xaxes(tickformat=".1%")
+    fig.update_yaxes(tickformat=".1%")
+    if fidelity["n"] == 0:
+        _note(fig, "no fully trained winners yet (nas train-winners)")
+    return _titled(
+        fig,
+        f"Proxy vs full accuracy ({fidelity_text(fidelity)})",
+        "proxy validation accuracy",
+        "full-training test accuracy",
+    )
+
+
+# --------------------------------------------------------------------------- rejections
+def rejection_rate_figure(trials: Sequence[FrozenTrial], window: int = ROLLING_WINDOW) -> go.Figure:
+    """Rolling (last ``window`` candidates) and cumulative share of rejected candidates."""
+    sampled = sampled_trials(trials)
+    flags = [is_rejected(t) for t in sampled]
+    rolling = [
+        sum(flags[max(0, i + 1 - window) : i + 1]) / min(window, i + 1) for i in range(len(flags))
+    ]
+    cumulative = [sum(flags[: i + 1]) / (i + 1) for i in range(len(flags))]
+    numbers = [t.number for t in sampled]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=numbers,
+            y=rolling,
+            mode="lines+markers",
+            name=f"rolling share (last {window})",
+            line={"color": _FRONT_COLOR},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=numbers,
+            y=cumulative,
+            mode="lines",
+            name="cumulative share",
+            line={"color": _REJECTED_COLOR, "dash": "dot"},
+        )
+    )
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    if not sampled:
+        _note(fig, "no candidates sampled yet")
+    return _titled(fig, "Rejection rate over time", "trial number", "share rejected")
+
+
+@FIGURES.register("rejection-rate")
+def rejection_figure(study: optuna.Study) -> go.Figure:
+    """The "Rejection rate over time" figure (see :func:`rejection_rate_figure`)."""
+    return rejection_rate_figure(_trials(study), ROLLING_WINDOW)
+
+
+# --------------------------------------------------------------------------- curves
+@FIGURES.register("learning-curves")
+def curves_figure(study: optuna.Study) -> go.Figure:
+    """The "Learning curves" figure: validation accuracy per epoch, one line per trained trial.
+
+    Early-stopped trials are dashed; each kind shows once in the legend and toggles together.
+    """
+    fig = go.Figure()
+    shown: set[str] = set()
+    for t in _trials(study):
+        curve = t.user_attrs.get("curve")
+        if not isinstance(curve, list) or not curve:
+            continue
+        if t.state == TrialState.COMPLETE:
+            group, line = "trained", {"color": _TRAINED_COLOR, "width": 1.5}
+        elif is_stopped(t):
+            group, line = "stopped early", {"color": _STOPPED_COLOR, "width": 1.5, "dash": "dash"}
+        else:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(curve) + 1)),
+                y=curve,
+                mode="lines+markers",
+                line=line,
+                marker={"size": 4},
+                opacity=0.7,
+                name=group,
+                legendgroup=group,
+                showlegend=group not in shown,
+                customdata=[t.number] * len(curve),
+                hovertext=[_hover(t, f"epoch {i}: {a:.4f}") for i, a in enumerate(curve, 1)],
+                hoverinfo="text",
+            )
+        )
+        shown.add(group)
+    fig.update_yaxes(tickformat=".0%")
+    longest = max((len(t.y) for t in fig.data), default=0)
+    fig.update_xaxes(dtick=1 if longest <= 20 else None, tickformat="d")
+    if not shown:
+        _note(fig, "no learning curves recorded yet")
+    return _titled(fig, "Learning curves", "epoch", "validation accuracy")

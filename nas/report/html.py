@@ -1,0 +1,253 @@
+"""The study report as one self-contained HTML page, and the same figures in optuna-dashboard.
+
+:func:`write_report` writes a header (study, objectives, counts, rejection rates, best trial,
+proxy fidelity), every figure of :data:`nas.report.figures.FIGURES` and a table of the
+winners; plotly.js is inlined once, in the page head, so the file opens offline.
+:func:`attach_to_dashboard` stores the same figures in the study for optuna-dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from nas.report.figures import (
+    arch_summary,
+    build_figures,
+    fidelity_text,
+    graph_id,
+    proxy_fidelity,
+)
+from nas.search.stats import StudyStats, accuracy_of, study_stats
+from nas.units import human
+
+#: Height of each figure in the page.
+FIGURE_HEIGHT = "520px"
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2em; }
+dl.summary { display: grid; grid-template-columns: max-content auto; gap: 0.3em 1.2em; }
+dl.summary dt { font-weight: 600; }
+dl.summary dd { margin: 0; }
+p.notice { background: #fff4e5; border-left: 4px solid #f0a020; padding: 0.6em 1em; }
+nav ul { columns: 2; }
+section.figure { margin: 1.5em 0; border-top: 1px solid #ddd; }
+table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3em 0.5em; text-align: left;
+         vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+pre { background: #f6f6f6; padding: 0.6em; max-height: 30em; overflow: auto; }
+"""
+
+
+def write_report(study: optuna.Study, path: str | Path) -> Path:
+    """Write the report of ``study`` to ``path`` (one HTML file) and return the path.
+
+    Works for any study, even one without trials: the page then says there are no trained
+    trials (whether that is an error is the caller's decision). Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(study), encoding="utf-8")
+    return path
+
+
+def render_report(study: optuna.Study) -> str:
+    """The report page of ``study`` as an HTML string."""
+    from plotly.offline import get_plotlyjs
+
+    stats = study_stats(study)
+    figures = build_figures(study)
+    title = f"nas report: {study.study_name}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{_CSS}</style>",
+        f'<script type="text/javascript">{get_plotlyjs()}</script>',
+        "</head>",
+        "<body>",
+        f"<h1>{escape(title)}</h1>",
+        _header(study, stats),
+        "<nav><h2>Figures</h2><ul>",
+        *(
+            f'<li><a href="#{graph_id(name)}">{escape(str(fig.layout.title.text))}</a></li>'
+            for name, fig in figures
+        ),
+        '<li><a href="#winners">Winners</a></li>',
+        "</ul></nav>",
+    ]
+    for name, fig in figures:
+        div = fig.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=graph_id(name),
+            default_height=FIGURE_HEIGHT,
+            config={"responsive": True, "displaylogo": False},
+        )
+        parts.append(f'<section class="figure">{div}</section>')
+    front = {t.number for t in stats.pareto}
+    parts += [_winners_table(winners(study, stats), front), "</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def attach_to_dashboard(study: optuna.Study) -> list[str]:
+    """Save every registered figure into ``study`` for optuna-dashboard; return their ids.
+
+    Each figure keeps one id (:func:`nas.report.figures.graph_id`, e.g. ``nas-pareto-params``),
+    so attaching again overwrites the previous figures instead of adding copies.
+    """
+    from optuna_dashboard import save_plotly_graph_object
+
+    ids = []
+    for name, fig in build_figures(study):
+        ids.append(save_plotly_graph_object(study, fig, graph_object_id=graph_id(name)))
+    return ids
+
+
+def winners(study: optuna.Study, stats: StudyStats | None = None) -> list[FrozenTrial]:
+    """Pareto-front trials and every trial with ``full_accuracy``, best proxy accuracy first."""
+    if stats is None:
+        stats = study_stats(study)
+    chosen = {t.number: t for t in stats.pareto}
+    for t in stats.trials:
+        if t.user_attrs.get("full_accuracy") is not None:
+            chosen[t.number] = t
+    return sorted(chosen.values(), key=lambda t: (-(accuracy_of(t) or 0.0), t.number))
+
+
+# --------------------------------------------------------------------------- pieces
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _acc(value: object) -> str:
+    return f"{float(value):.4f}" if isinstance(value, int | float) else "-"
+
+
+def _size(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<span title="{int(value):,}">{escape(human(value))}</span>'
+    return "-"
+
+
+def _objectives(study: optuna.Study) -> str:
+    names: Sequence[str | None] = study.metric_names or [None] * len(study.directions)
+    return ", ".join(
+        f"{name or f'objective {i}'} ({d.name.lower()})"
+        for i, (name, d) in enumerate(zip(names, study.directions, strict=False))
+    )
+
+
+def _header(study: optuna.Study, stats: StudyStats) -> str:
+    counts = (
+        f"trained {stats.trained} (complete {stats.complete}, stopped early {stats.stopped}), "
+        f"rejected {stats.rejected}, failed {stats.failed}"
+    )
+    if stats.running or stats.waiting:
+        counts += f", running {stats.running}, waiting {stats.waiting}"
+    if stats.rejection_first_third is None:
+        rejection = "not enough sampled candidates to compare"
+    else:
+        rejection = (
+            f"{_pct(stats.rejection_first_third)} of the first third of the candidates, "
+            f"{_pct(stats.rejection_last_third)} of the last third"
+        )
+    best = stats.best
+    if best is None:
+        best_text = "no trained trials yet"
+    else:
+        best_text = (
+            f"trial {best.number}: proxy accuracy {_acc(accuracy_of(best))}, "
+            f"{_size_text(best)}; {arch_summary(best)}"
+        )
+    fidelity = proxy_fidelity(stats.trials)
+    fidelity_line = fidelity_text(fidelity)
+    if fidelity["trials"]:
+        fidelity_line += " (trials " + ", ".join(map(str, fidelity["trials"])) + ")"
+    rows = [
+        ("Study", study.study_name),
+        ("Objectives", _objectives(study)),
+        ("Trials", counts),
+        ("Rejection rate", rejection),
+        ("Best trial", best_text),
+        ("Proxy fidelity", fidelity_line),
+    ]
+    out = ['<dl class="summary">']
+    out += [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows]
+    out.append("</dl>")
+    if stats.trained == 0:
+        out.append(
+            '<p class="notice">The study has no trained trials yet: the figures below are '
+            "empty and there are no winners.</p>"
+        )
+    return "\n".join(out)
+
+
+def _size_text(t: FrozenTrial) -> str:
+    parts = []
+    for key, label in (("params", "params"), ("flops", "FLOPs")):
+        value = t.user_attrs.get(key)
+        if isinstance(value, int | float):
+            parts.append(f"{human(value)} {label}")
+    return ", ".join(parts) or "size unknown"
+
+
+def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
+    out = ['<section id="winners">', "<h2>Winners</h2>"]
+    if not trials:
+        out += ["<p>No winners yet: no trial is on the Pareto front or fully trained.</p>"]
+        out.append("</section>")
+        return "\n".join(out)
+    out.append(
+        "<p>The Pareto-front trials and every fully trained trial (<code>nas train-winners"
+        "</code>). Proxy accuracy is on the validation split after the short proxy training; "
+        "full accuracy is on the test split after full training.</p>"
+    )
+    header = [
+        "trial",
+        "proxy accuracy",
+        "full accuracy",
+        "params",
+        "FLOPs",
+        "architecture",
+        "config",
+    ]
+    out.append("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + "</tr></thead>")
+    out.append("<tbody>")
+    on_front = "<br><small>Pareto front</small>"
+    for t in trials:
+        a = t.user_attrs
+        preset = f"<br><small>preset {escape(str(a['preset']))}</small>" if a.get("preset") else ""
+        extra = []
+        if a.get("full_epochs") is not None:
+            extra.append(f"full training: {escape(str(a['full_epochs']))} epochs")
+        if a.get("checkpoint"):
+            extra.append(f"checkpoint: <code>{escape(str(a['checkpoint']))}</code>")
+        arch = a.get("arch")
+        config = escape(json.dumps(arch, indent=2, sort_keys=True)) if arch else "(none)"
+        details = (
+            "<details><summary>config JSON</summary>"
+            + "".join(f"<p>{e}</p>" for e in extra)
+            + f"<pre>{config}</pre></details>"
+        )
+        cells = [
+            f'<td class="num">{t.number}{on_front if t.number in front else ""}</td>',
+            f'<td class="num">{_acc(accuracy_of(t))}</td>',
+            f'<td class="num">{_acc(a.get("full_accuracy"))}</td>',
+            f'<td class="num">{_size(a.get("params"))}</td>',
+            f'<td class="num">{_size(a.get("flops"))}</td>',
+            f"<td>{escape(arch_summary(t))}{preset}</td>",
+            f"<td>{details}</td>",
+        ]
+        out.append(f'<tr id="winner-{t.number}">' + "".join(cells) + "</tr>")
+    out += ["</tbody></table>", "</section>"]
+    return "\n".join(out)

@@ -1,0 +1,412 @@
+"""The report: every registered figure, the Pareto highlight, proxy fidelity, the HTML page
+and the dashboard graphs, on a synthetic study (no training)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState, create_trial
+from optuna_dashboard._custom_plot_data import get_plotly_graph_objects, list_graph_object_ids
+from plotly.offline import get_plotlyjs
+from scipy.stats import kendalltau
+
+from nas.models.attention import ATTENTION
+from nas.presets import PRESETS, preset
+from nas.report import (
+    FIGURES,
+    accuracy_importances,
+    attach_to_dashboard,
+    build_figures,
+    graph_id,
+    importance_figure,
+    pareto_figure,
+    proxy_fidelity,
+    proxy_vs_full_figure,
+    rejection_rate_figure,
+    write_report,
+)
+
+TITLES = {
+    "pareto-params": "Pareto front: accuracy vs params",
+    "pareto-flops": "Pareto front: accuracy vs FLOPs",
+    "history": "Optimization history",
+    "accuracy-by-attention": "Accuracy by attention type",
+    "accuracy-by-placement": "Accuracy by placement",
+    "importances": "Hyperparameter importances",
+    "proxy-vs-full": "Proxy vs full accuracy",
+    "rejection-rate": "Rejection rate over time",
+    "learning-curves": "Learning curves",
+}
+
+DISTRIBUTIONS: dict[str, BaseDistribution] = {
+    "attention": CategoricalDistribution(ATTENTION.names()),
+    "stem_width": IntDistribution(8, 64),
+    "dropout": FloatDistribution(0.0, 0.5),
+}
+
+# (kind, preset, accuracy, params, flops, full_accuracy); numbers are the trial numbers.
+TRIALS: list[tuple[Any, ...]] = [
+    ("complete", "resnet20", 0.62, 269_722, 41_000_000, None),  # 0: front (params)
+    ("rejected", "attention92", None, 15_117_482, None, None),  # 1
+    ("complete", "resnet20-cbam", 0.66, 270_813, 43_000_000, 0.92),  # 2: front
+    ("complete", "resnet20-selfattn", 0.60, 276_585, 40_000_000, None),  # 3: dominated
+    ("rejected", "attention56", None, 8_257_962, None, None),  # 4
+    ("complete", "enhanced-efficient-resnet", 0.74, 4_905_487, 540_000_000, 0.95),  # 5: front
+    ("stopped", "resnet20-mhsa", 0.41, 291_677, 45_000_000, None),  # 6
+    ("failed", "resnet20-mhsa", None, 291_677, 45_000_000, None),  # 7
+    ("rejected", "resnet18-hierarchical", None, 11_339_983, None, None),  # 8
+    ("complete", "resnet20-mhsa", 0.69, 291_677, 45_000_000, 0.91),  # 9: front
+    ("unbuildable", None, None, None, None, None),  # 10: rejected, no params
+    ("complete", "resnet20-cbam", 0.64, 270_813, 43_000_000, None),  # 11: dominated
+]
+DISTS_B = CategoricalDistribution(["x", "y"])
+PARETO_PARAMS = {0, 2, 5, 9}
+FULL = {2, 5, 9}
+
+
+def _params(arch: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attention": arch["attention"]["type"],
+        "stem_width": arch["stem_width"],
+        "dropout": arch["dropout"],
+    }
+
+
+def _add(study: optuna.Study, row: tuple[Any, ...]) -> None:
+    kind, name, acc, params, flops, full = row
+    attrs: dict[str, Any] = {}
+    trial_params: dict[str, Any] = {}
+    if name is not None:
+        arch = preset(name).to_dict()
+        if kind == "complete" and len(study.trials) == 11:
+            arch["dropout"] = 0.2  # a different point with the same size
+        attrs |= {"arch": arch, "params": params, "preset": name}
+        trial_params = _params(arch)
+    if flops is not None:
+        attrs["flops"] = flops
+    if acc is not None:
+        curve = [round(acc - 0.2, 4), round(acc - 0.05, 4), acc]
+        attrs |= {"accuracy": acc, "curve": curve[:2] if kind == "stopped" else curve}
+        attrs |= {"seconds": 12.5, "device": "cpu"}
+    if full is not None:
+        attrs |= {"full_accuracy": full, "full_epochs": 200, "checkpoint": "runs/<best>.pt"}
+    state = TrialState.COMPLETE
+    values: list[float] | None = None
+    if kind == "complete":
+        values = [acc, float(params)]
+    elif kind == "rejected":
+        state = TrialState.PRUNED
+        attrs["rejected"] = f"{params / 1e6:.2f}M params > limit 5.00M"
+    elif kind == "unbuildable":
+        state = TrialState.PRUNED
+        attrs["rejected"] = "cannot build: stage 2 narrows 64 -> 32 channels"
+    elif kind == "stopped":
+        state = TrialState.PRUNED
+        attrs["stopped_early"] = "below the top third at epoch 2"
+    else:
+        state = TrialState.FAIL
+        attrs["fail_reason"] = "loss is NaN at epoch 1"
+    study.add_trial(
+        create_trial(
+            state=state,
+            values=values,
+            params=trial_params,
+            distributions={k: DISTRIBUTIONS[k] for k in trial_params},
+            user_attrs=attrs,
+        )
+    )
+
+
+def make_study(tmp_path: Path, name: str = "report-test", rows: Any = TRIALS) -> optuna.Study:
+    study = optuna.create_study(
+        directions=["maximize", "minimize"],
+        storage=f"sqlite:///{tmp_path}/r.db",
+        study_name=name,
+    )
+    study.set_metric_names(["val_accuracy", "params"])
+    for row in rows:
+        _add(study, row)
+    return study
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> optuna.Study:
+    """The synthetic study, shared by the tests that only read it."""
+    return make_study(tmp_path_factory.mktemp("study"))
+
+
+def _trace(fig: Any, name: str) -> Any:
+    found = [t for t in fig.data if t.name == name]
+    assert len(found) == 1, [t.name for t in fig.data]
+    return found[0]
+
+
+def test_synthetic_study_covers_the_presets() -> None:
+    used = {row[1] for row in TRIALS if row[1] is not None}
+    assert used == set(PRESETS.names())
+
+
+def test_registry_has_every_figure() -> None:
+    assert list(FIGURES) == list(TITLES)
+
+
+@pytest.mark.parametrize("name", list(TITLES))
+def test_figure_builds_with_its_title(study: optuna.Study, name: str) -> None:
+    fig = FIGURES[name](study)
+    assert fig.layout.title.text.startswith(TITLES[name])
+    assert fig.to_json()
+
+
+@pytest.mark.parametrize("name", list(TITLES))
+def test_figure_builds_for_an_empty_study(tmp_path: Path, name: str) -> None:
+    fig = FIGURES[name](make_study(tmp_path, rows=[]))
+    assert fig.layout.title.text.startswith(TITLES[name])
+
+
+def test_pareto_front_highlights_exactly_the_non_dominated(study: optuna.Study) -> None:
+    fig = FIGURES["pareto-params"](study)
+    front = _trace(fig, "Pareto front")
+    assert set(front.customdata) == PARETO_PARAMS
+    assert front.line.shape == "hv"
+    assert list(front.x) == sorted(front.x)  # a step line from small to large
+    assert fig.layout.xaxis.type == "log"
+    trained = _trace(fig, "trained")
+    assert set(trained.customdata) == {0, 2, 3, 5, 9, 11}
+    assert set(_trace(fig, "stopped early").customdata) == {6}
+
+
+def test_pareto_front_by_flops(study: optuna.Study) -> None:
+    done = [r for r in TRIALS if r[0] == "complete"]
+    number = {id(r): i for i, r in enumerate(TRIALS)}
+    expected = {
+        number[id(r)]
+        for r in done
+        if not any(o[2] >= r[2] and o[4] <= r[4] and (o[2] > r[2] or o[4] < r[4]) for o in done)
+    }
+    fig = FIGURES["pareto-flops"](study)
+    assert set(_trace(fig, "Pareto front").customdata) == expected == {3, 0, 2, 9, 5}
+    assert "FLOPs" in fig.layout.title.text
+
+
+def test_rejected_candidates_get_their_own_trace(study: optuna.Study) -> None:
+    fig = FIGURES["pareto-params"](study)
+    rejected = _trace(fig, "rejected (over the limit)")
+    assert set(rejected.customdata) == {1, 4, 8}  # 10 has no params to place it
+    assert list(rejected.x) == [15_117_482, 8_257_962, 11_339_983]
+    for trace in fig.data:
+        if trace.name != "rejected (over the limit)":
+            assert not {1, 4, 8} & set(trace.customdata)
+    assert "trial 1" in rejected.hovertext[0] and "&gt; limit" in rejected.hovertext[0]
+
+
+def test_pareto_figure_refuses_an_unknown_second_objective(study: optuna.Study) -> None:
+    with pytest.raises(ValueError, match="params, flops"):
+        pareto_figure(study.trials, "latency")
+
+
+def test_proxy_vs_full_title_has_scipys_tau(study: optuna.Study) -> None:
+    proxy = [r[2] for r in TRIALS if r[5] is not None]
+    full = [r[5] for r in TRIALS if r[5] is not None]
+    tau = kendalltau(proxy, full).statistic
+    fig = proxy_vs_full_figure(study)
+    match = re.fullmatch(
+        r"Proxy vs full accuracy \(Kendall's tau (-?\d\.\d\d), n=3\)", fig.layout.title.text
+    )
+    assert match, fig.layout.title.text
+    assert float(match.group(1)) == pytest.approx(round(tau, 2))
+    assert set(fig.data[0].customdata) == FULL
+    fidelity = proxy_fidelity(study.trials)
+    assert fidelity["n"] == 3 and fidelity["trials"] == [2, 5, 9]
+    assert fidelity["tau"] == pytest.approx(tau) == pytest.approx(1 / 3)
+    json.dumps(fidelity)  # a study user attribute must be plain JSON
+
+
+def test_proxy_fidelity_needs_two_winners(tmp_path: Path) -> None:
+    study = make_study(tmp_path, rows=TRIALS[:3])  # one fully trained winner
+    assert proxy_fidelity(study.trials) == {"tau": None, "n": 1, "trials": [2]}
+    title = proxy_vs_full_figure(study).layout.title.text
+    assert title.startswith("Proxy vs full accuracy (not enough fully trained winners")
+
+
+def test_importances_are_computed_on_the_proxy_accuracy(study: optuna.Study) -> None:
+    fig = importance_figure(study)
+    assert len(fig.data) == 1
+    bar = fig.data[0]
+    assert set(bar.y) <= set(DISTRIBUTIONS)
+    assert sum(bar.x) == pytest.approx(1.0)
+
+
+def test_importances_point_at_what_makes_accuracy_high() -> None:
+    # High accuracy needs cbam; among the low ones, "b" decides how low. Ranking by low
+    # accuracy (PED-ANOVA minimises) would point at "b" instead.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dists: dict[str, BaseDistribution] = {
+        "attention": CategoricalDistribution(["cbam", "se", "none"]),
+        "b": DISTS_B,
+    }
+    for i in range(24):
+        attention, b = ["cbam", "se", "none"][i % 3], ["x", "y"][i % 2]
+        acc = 0.9 + 0.001 * i if attention == "cbam" else (0.2 if b == "x" else 0.4)
+        study.add_trial(
+            create_trial(
+                values=[acc, 1e5],
+                params={"attention": attention, "b": b},
+                distributions=dists,
+                user_attrs={"accuracy": acc},
+            )
+        )
+    importances = accuracy_importances(study)
+    assert importances["attention"] > 0.8 > importances["b"]
+
+
+def test_importances_with_too_few_trials_say_why(tmp_path: Path) -> None:
+    fig = importance_figure(make_study(tmp_path, rows=TRIALS[:3]))
+    assert not fig.data
+    assert "needs at least" in fig.layout.annotations[0].text
+
+
+def test_rejection_rate_is_rolling_and_cumulative(study: optuna.Study) -> None:
+    fig = rejection_rate_figure(study.trials, window=4)
+    rolling, cumulative = fig.data
+    assert list(rolling.x) == list(range(12))
+    # rejected: 1, 4, 8, 10 (trial 7 failed, which is sampled but not rejected)
+    assert rolling.y[3] == pytest.approx(1 / 4)
+    assert rolling.y[11] == pytest.approx(2 / 4)  # trials 8..11
+    assert cumulative.y[-1] == pytest.approx(4 / 12)
+    assert rolling.y[0] == 0 and rolling.y[1] == pytest.approx(1 / 2)
+
+
+def test_learning_curves_dash_the_stopped_trials(study: optuna.Study) -> None:
+    fig = FIGURES["learning-curves"](study)
+    by_trial = {t.customdata[0]: t for t in fig.data}
+    assert set(by_trial) == {0, 2, 3, 5, 6, 9, 11}
+    assert by_trial[6].line.dash == "dash" and by_trial[0].line.dash is None
+    assert list(by_trial[6].y) == [0.21, 0.36]
+    assert sum(bool(t.showlegend) for t in fig.data) == 2
+
+
+def test_groups_by_attention_type_and_placement(study: optuna.Study) -> None:
+    fig = FIGURES["accuracy-by-attention"](study)
+    groups = {t.x[0]: set(t.customdata) for t in fig.data}
+    assert groups == {"none": {0}, "cbam": {2, 5, 11}, "self_attn": {3}, "mhsa": {9}}
+    fig = FIGURES["accuracy-by-placement"](study)
+    groups = {t.x[0]: set(t.customdata) for t in fig.data}
+    assert groups == {"in_block": {5}, "after_stage": {2, 3, 9, 11}, "no attention": {0}}
+
+
+class _TagChecker(HTMLParser):
+    """Fails on unbalanced or mismatched tags."""
+
+    VOID = frozenset({"meta", "br", "hr", "img", "input", "link", "wbr"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+
+def _check_page(text: str) -> None:
+    assert text.startswith("<!DOCTYPE html>")
+    checker = _TagChecker()
+    checker.feed(text)
+    checker.close()
+    assert not checker.errors and not checker.stack, (checker.errors, checker.stack)
+    marker = get_plotlyjs()[:60]  # the library's banner: "/**\n* plotly.js v..."
+    assert "plotly.js v" in marker
+    assert text.count(marker) == 1
+
+
+def test_write_report(study: optuna.Study, tmp_path: Path) -> None:
+    path = write_report(study, tmp_path / "out" / "report.html")
+    assert path == tmp_path / "out" / "report.html"
+    text = path.read_text(encoding="utf-8")
+    _check_page(text)
+    for title in TITLES.values():
+        assert title in text
+    for name in FIGURES:
+        assert f'id="{graph_id(name)}"' in text
+    rows = set(map(int, re.findall(r'<tr id="winner-(\d+)"', text)))
+    assert rows == PARETO_PARAMS | FULL
+    assert "report-test" in text and "val_accuracy (maximize), params (minimize)" in text
+    assert "trained 7 (complete 6, stopped early 1), rejected 4, failed 1" in text
+    assert "Kendall&#x27;s tau 0.33, n=3 (trials 2, 5, 9)" in text
+    assert "trial 5: proxy accuracy 0.7400" in text
+    assert "<details>" in text and "&quot;stem_width&quot;: 31" in text
+    assert "runs/&lt;best&gt;.pt" in text and "runs/<best>.pt" not in text  # escaped
+
+
+def test_write_report_for_an_empty_study(tmp_path: Path) -> None:
+    study = make_study(tmp_path, name="empty <study>", rows=[])
+    text = write_report(study, tmp_path / "empty.html").read_text(encoding="utf-8")
+    _check_page(text)
+    assert "empty &lt;study&gt;" in text and "empty <study>" not in text
+    assert "no trained trials yet" in text
+    assert "No winners yet" in text
+    for title in TITLES.values():
+        assert title in text
+
+
+def test_write_report_single_objective(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="maximize")
+    study.set_metric_names(["val_accuracy"])
+    for row in TRIALS[:6]:
+        kind, name, acc, params, flops, _ = row
+        arch = preset(name).to_dict()
+        attrs: dict[str, Any] = {"arch": arch, "params": params, "flops": flops}
+        if kind == "complete":
+            study.add_trial(create_trial(value=acc, user_attrs={**attrs, "accuracy": acc}))
+        else:
+            attrs["rejected"] = "over the limit"
+            study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs=attrs))
+    text = write_report(study, tmp_path / "single.html").read_text(encoding="utf-8")
+    _check_page(text)
+    assert "val_accuracy (maximize)" in text
+    assert set(map(int, re.findall(r'<tr id="winner-(\d+)"', text))) == {0, 2, 5}
+
+
+def _graphs(storage: str, name: str) -> dict[str, Any]:
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study._storage.get_study_system_attrs(study._study_id)
+
+
+def test_attach_to_dashboard_overwrites(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    storage = f"sqlite:///{tmp_path}/r.db"
+    ids = attach_to_dashboard(study)
+    assert ids == [graph_id(name) for name in FIGURES]
+    attrs = _graphs(storage, study.study_name)
+    assert sorted(list_graph_object_ids(attrs)) == sorted(ids)
+    graphs = get_plotly_graph_objects(attrs)
+    for name, title in TITLES.items():
+        assert json.loads(graphs[graph_id(name)])["layout"]["title"]["text"].startswith(title)
+    keys = set(attrs)
+    assert attach_to_dashboard(study) == ids
+    again = _graphs(storage, study.study_name)
+    assert sorted(list_graph_object_ids(again)) == sorted(ids)
+    assert set(again) == keys
+
+
+def test_build_figures_follows_the_registry(study: optuna.Study) -> None:
+    assert [name for name, _ in build_figures(study)] == list(FIGURES)
