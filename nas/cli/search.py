@@ -239,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
         from nas.search.workers import run_workers
 
         return int(run_workers(settings))
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     err = Console(stderr=True)
     monitor: SearchMonitor = (
         LogMonitor() if settings.quiet or not err.is_terminal else LiveMonitor(err)
@@ -249,7 +249,8 @@ def _run(args: argparse.Namespace) -> int:
     return 130 if outcome.interrupted else 0
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+def raise_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a pre-empted machine, a stopped container) ends like Ctrl-C."""
     raise KeyboardInterrupt
 
 

@@ -16,19 +16,28 @@ def normalize(x: Tensor, mean: Tensor, std: Tensor, dtype: torch.dtype = torch.f
 def random_crop(x: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
     """Pad every image by ``padding`` (zeros) and crop it back at a random offset.
 
-    One gather for the whole batch: offsets are drawn per image.
+    Offsets are drawn per image; the images sharing an offset are cropped together with one
+    slice, first along rows then along columns: 2 * (2 * padding + 1) slice copies for the
+    whole batch, and no per-pixel index tensors.
     """
     if padding <= 0:
         return x
     n, c, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])[:, None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chan, rows, cols]
+    shifts = 2 * padding + 1
+    dy = torch.randint(0, shifts, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, shifts, (n,), device=x.device, generator=generator)
+    rows = torch.empty(n, c, h, w + 2 * padding, dtype=x.dtype, device=x.device)
+    for s in range(shifts):
+        sel = (dy == s).nonzero().squeeze(1)
+        if len(sel):
+            rows[sel] = padded[sel, :, s : s + h]
+    out = torch.empty_like(x)
+    for s in range(shifts):
+        sel = (dx == s).nonzero().squeeze(1)
+        if len(sel):
+            out[sel] = rows[sel, :, :, s : s + w]
+    return out
 
 
 def random_flip(x: Tensor, generator: torch.Generator | None = None) -> Tensor:

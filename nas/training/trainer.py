@@ -111,6 +111,26 @@ def lr_at(step: int, total: int, recipe: Recipe) -> float:
     return recipe.lr * (1 - progress)
 
 
+TensorList = tuple[Tensor, ...] | list[Tensor]
+
+
+def ema_update(decay: float) -> Callable[[TensorList, TensorList, Tensor | int], None]:
+    """EMA step with warm-up: the decay is min(decay, (1 + n) / (10 + n)) after n updates,
+    so a short run's average is not stuck near the initial weights. Integer buffers (BN's
+    batch counters) are copied."""
+
+    def update(averaged: TensorList, current: TensorList, n: Tensor | int) -> None:
+        steps = int(n)
+        d = min(decay, (1 + steps) / (10 + steps))
+        if averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, 1.0 - d)
+        else:
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+
+    return update
+
+
 class Trainer:
     """Trains ``model`` on ``train_x[train_idx]`` and scores it on ``eval_x`` every epoch.
 
@@ -168,11 +188,7 @@ class Trainer:
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
         if recipe.ema_decay is not None:
             self.ema = torch.optim.swa_utils.AveragedModel(
-                self.model,
-                multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(  # type: ignore[no-untyped-call]
-                    recipe.ema_decay
-                ),
-                use_buffers=True,
+                self.model, multi_avg_fn=ema_update(recipe.ema_decay), use_buffers=True
             )
         n = len(self.train_y)
         self.steps_per_epoch = n // recipe.batch_size + int(n % recipe.batch_size > 1)

@@ -1,0 +1,477 @@
+"""After a search: ``nas train-winners``, ``nas export``, ``nas report``, ``nas dashboard``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import signal
+import socketserver
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import optuna
+
+from nas.cli.main import COMMANDS, Command
+from nas.cli.output import console, err_console, fmt_int, table
+from nas.cli.search import add_data_args, raise_interrupt
+from nas.config import ArchConfig
+from nas.data import load_dataset
+from nas.errors import NasError, StorageError
+from nas.search.stats import accuracy_of
+from nas.search.storage import load_study, open_storage, safe_url
+from nas.training import EpochResult, full_recipe, resolve_device
+from nas.units import human
+
+
+def add_storage_args(p: argparse.ArgumentParser, study: bool = True) -> None:
+    """--storage URL and --study NAME (the study's default SQLite file when no URL)."""
+    g = p.add_argument_group("study")
+    g.add_argument(
+        "--storage",
+        metavar="URL",
+        default=None,
+        help="study database URL (default: sqlite:///studies/STUDY.db)",
+    )
+    if study:
+        g.add_argument("--study", metavar="NAME", required=True, help="study name")
+
+
+def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, str]:
+    """The study named by --study in --storage (or its default SQLite file)."""
+    url = args.storage or f"sqlite:///studies/{args.study}.db"
+    if not args.storage and not Path(f"studies/{args.study}.db").exists():
+        raise StorageError(f"no study database studies/{args.study}.db here; pass --storage URL")
+    storage = open_storage(url)
+    return load_study(storage, args.study), url
+
+
+# ------------------------------------------------------------------ train-winners
+def _train_args(p: argparse.ArgumentParser) -> None:
+    add_storage_args(p)
+    pick = p.add_mutually_exclusive_group(required=True)
+    pick.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="the K Pareto-optimal trials with the best proxy accuracy",
+    )
+    pick.add_argument("--pareto", action="store_true", help="every Pareto-optimal trial")
+    p.add_argument("--epochs", type=int, required=True, metavar="E", help="epochs per winner")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="checkpoints and weights (default: studies/STUDY-winners)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    r = p.add_argument_group("recipe (seed 001's unless changed)")
+    r.add_argument("--batch-size", type=int, metavar="B", help="images per step (128)")
+    r.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (0.1)")
+    r.add_argument("--momentum", type=float, metavar="M", help="SGD momentum (0.9)")
+    r.add_argument("--no-nesterov", action="store_true", help="plain momentum")
+    r.add_argument("--weight-decay", type=float, metavar="WD", help="weight decay (5e-4)")
+    r.add_argument("--label-smoothing", type=float, metavar="LS", help="(0.1)")
+    r.add_argument("--schedule", choices=["cosine", "linear"], help="decay (cosine)")
+    r.add_argument("--warmup", type=float, metavar="F", help="warm-up fraction of steps (0.02)")
+    r.add_argument("--mixup-alpha", type=float, metavar="A", help="mixup Beta alpha (0.2)")
+    r.add_argument("--no-mixup", action="store_true", help="turn mixup off")
+    r.add_argument("--cutmix-alpha", type=float, metavar="A", help="cutmix Beta alpha (1.0)")
+    r.add_argument("--no-cutmix", action="store_true", help="turn cutmix off")
+    r.add_argument("--grad-clip", type=float, metavar="N", help="gradient norm clip (5.0)")
+    r.add_argument("--no-grad-clip", action="store_true", help="turn clipping off")
+    r.add_argument("--ema-decay", type=float, metavar="D", help="EMA decay (0.999)")
+    r.add_argument("--no-ema", action="store_true", help="evaluate the raw weights, no EMA")
+    r.add_argument("--no-crop", action="store_true", help="no random crop")
+    r.add_argument("--no-flip", action="store_true", help="no horizontal flip")
+    add_data_args(p)
+
+
+def recipe_from_args(args: argparse.Namespace) -> Any:
+    """Seed 001's recipe with the command line's changes."""
+    changes: dict[str, Any] = {}
+    for flag, field in (
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("momentum", "momentum"),
+        ("weight_decay", "weight_decay"),
+        ("label_smoothing", "label_smoothing"),
+        ("schedule", "schedule"),
+        ("warmup", "warmup"),
+        ("mixup_alpha", "mixup_alpha"),
+        ("cutmix_alpha", "cutmix_alpha"),
+        ("grad_clip", "grad_clip"),
+        ("ema_decay", "ema_decay"),
+    ):
+        if getattr(args, flag) is not None:
+            changes[field] = getattr(args, flag)
+    for flag, field, off in (
+        ("no_nesterov", "nesterov", False),
+        ("no_mixup", "mixup_alpha", 0.0),
+        ("no_cutmix", "cutmix_alpha", 0.0),
+        ("no_grad_clip", "grad_clip", None),
+        ("no_ema", "ema_decay", None),
+        ("no_crop", "crop_padding", 0),
+        ("no_flip", "flip", False),
+    ):
+        if getattr(args, flag):
+            changes[field] = off
+    return full_recipe(args.epochs).replace(**changes)
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    from nas.winners import record_fidelity, select_winners, train_winner
+
+    if args.top_k is not None and args.top_k < 1:
+        raise NasError(f"--top-k must be at least 1, got {args.top_k}")
+    recipe = recipe_from_args(args)
+    study, url = open_named_study(args)
+    winners = select_winners(study, args.top_k)
+    searched = study.user_attrs.get("nas_settings", {})
+    dataset = args.dataset or searched.get("dataset", "cifar10")
+    data_dir = args.data_dir if args.data_dir is not None else searched.get("data_dir")
+    data = load_dataset(dataset, data_dir)
+    device = resolve_device(args.device or "auto")
+    out_dir = args.out_dir or Path("studies") / f"{study.study_name}-winners"
+    console.print(
+        f"training {len(winners)} winner(s) of study {study.study_name!r} for "
+        f"{recipe.epochs} epoch(s) on {len(data.train_y)} images, scoring on "
+        f"{len(data.test_y)} test images, on {device}"
+    )
+    results = []
+    for trial in winners:
+        arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+        console.print(
+            f"[bold]trial {trial.number}[/]: {arch.summary()} "
+            f"({human(trial.user_attrs['params'])} params, proxy val acc "
+            f"{accuracy_of(trial):.4f})"
+        )
+
+        def on_epoch(e: EpochResult, n: int = trial.number) -> None:
+            console.print(
+                f"  trial {n} epoch {e.epoch}/{e.epochs}: test acc {e.accuracy:.4f}, "
+                f"loss {e.loss:.3f}, {e.seconds:.1f}s"
+            )
+
+        result = train_winner(
+            study,
+            trial,
+            data,
+            recipe,
+            device=device,
+            seed=args.seed,
+            out_dir=out_dir,
+            on_epoch=on_epoch,
+        )
+        if result.resumed_from:
+            console.print(f"  resumed from the checkpoint after epoch {result.resumed_from}")
+        results.append(result)
+    fidelity = record_fidelity(study.study_name, open_storage(url))
+    rows = [
+        [
+            r.trial,
+            f"{r.proxy_accuracy:.4f}",
+            f"{r.full_accuracy:.4f}",
+            r.epochs,
+            f"{r.seconds:.0f}s",
+            str(r.checkpoint),
+        ]
+        for r in results
+    ]
+    console.print(
+        table(
+            "Winners (full accuracy on the test split, EMA weights)"
+            if recipe.ema_decay
+            else "Winners (full accuracy on the test split)",
+            ["trial", "proxy val acc", "full test acc", "epochs", "time", "checkpoint"],
+            rows,
+            right=(0, 1, 2, 3, 4),
+        )
+    )
+    tau = fidelity.get("tau")
+    tau_s = "not enough fully trained winners (need 2)" if tau is None else f"{tau:+.3f}"
+    console.print(
+        f"proxy fidelity: Kendall's tau between proxy and full accuracy = {tau_s} "
+        f"over {fidelity.get('n', 0)} fully trained winner(s) of this study"
+    )
+    return 0
+
+
+COMMANDS.add(
+    "train-winners",
+    Command(
+        name="train-winners",
+        help="train the Pareto winners for real and score them on the test split",
+        description=(
+            "Pick the Pareto-optimal trained trials of a study (accuracy against its second\n"
+            "objective; --top-k keeps the K best by proxy accuracy) and train each on the\n"
+            "whole training split with seed 001's recipe: SGD momentum 0.9 with Nesterov,\n"
+            "weight decay 5e-4, cosine schedule, label smoothing 0.1, mixup and cutmix, crop\n"
+            "and flip, gradient clipping, EMA of weights (0.999), bf16 autocast on CUDA. Each\n"
+            "part can be changed or turned off below. The score is test-split accuracy with\n"
+            "the EMA weights. A checkpoint is written after every epoch; re-running continues\n"
+            "from it. Results become user attributes of the source trials (full_accuracy,\n"
+            "full_epochs, checkpoint), and Kendall's tau between proxy and full accuracy is\n"
+            "printed and stored with the study."
+        ),
+        examples=(
+            "  nas train-winners --storage sqlite:///s.db --study demo --top-k 2 --epochs 200\n"
+            "  nas train-winners --study c10-5m --pareto --epochs 30 --no-mixup --no-cutmix\n"
+            "  nas train-winners --study demo --top-k 1 --epochs 1 --device cpu   # quick check\n"
+        ),
+        add_arguments=_train_args,
+        run=_train_run,
+    ),
+)
+
+
+# ------------------------------------------------------------------ export
+def _export_args(p: argparse.ArgumentParser) -> None:
+    add_storage_args(p)
+    pick = p.add_mutually_exclusive_group(required=True)
+    pick.add_argument(
+        "--best",
+        action="store_true",
+        help="highest full accuracy if any winner was fully trained, else highest proxy accuracy",
+    )
+    pick.add_argument("--trial", type=int, metavar="N", help="trial number N")
+    pick.add_argument(
+        "--pareto",
+        action="store_true",
+        help="every Pareto-optimal trial, one file each in the --out folder",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="file to write (a folder with --pareto)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["json", "yaml"],
+        default=None,
+        help="file format (default: from the file name, else json)",
+    )
+    p.add_argument(
+        "--weights",
+        action="store_true",
+        help="also write the trained weights (.pt) and an ONNX file (.onnx)",
+    )
+
+
+def _export_run(args: argparse.Namespace) -> int:
+    from nas.export import (
+        choose_best,
+        export_document,
+        export_weights,
+        load_snippet,
+        write_document,
+    )
+    from nas.winners import select_winners, trained_trials
+
+    study, url = open_named_study(args)
+    fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
+    if args.pareto:
+        picks = [(t, "Pareto-optimal") for t in select_winners(study, None)]
+        paths = [args.out / f"trial-{t.number}.{fmt}" for t, _ in picks]
+    elif args.trial is not None:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if args.trial not in trials:
+            span = f"0..{max(trials)}" if trials else "none"
+            raise NasError(
+                f"study {study.study_name!r} has no trial {args.trial} (its trials: {span})"
+            )
+        chosen = trials[args.trial]
+        if "arch" not in chosen.user_attrs:
+            raise NasError(
+                f"trial {args.trial} has no architecture recorded (state {chosen.state.name})"
+            )
+        picks, paths = [(chosen, f"trial {args.trial}, asked for")], [args.out]
+    else:
+        best, rule = choose_best(trained_trials(study))
+        picks, paths = [(best, rule)], [args.out]
+        console.print(f"best: trial {best.number}, chosen by {rule}")
+    for (trial, rule), path in zip(picks, paths, strict=True):
+        doc = export_document(study, trial, rule, url)
+        weights = None
+        if args.weights:
+            arch = ArchConfig.from_dict(doc["arch"])
+            weights_path, onnx_path = export_weights(trial, arch, path)
+            doc["meta"]["weights"] = weights_path.name
+            doc["meta"]["onnx"] = onnx_path.name
+            weights = weights_path.name
+        doc["load"] = load_snippet(path.name, weights)
+        write_document(doc, path, fmt)
+        meta = doc["meta"]
+        console.print(
+            f"wrote {path}: trial {trial.number}, {fmt_int(meta['params'])} params, "
+            f"{human(meta['flops'])} FLOPs, proxy val acc {meta['proxy_accuracy']:.4f}"
+            + (
+                f", full test acc {meta['full_accuracy']:.4f}"
+                if meta["full_accuracy"] is not None
+                else ""
+            )
+        )
+        if weights:
+            console.print(f"wrote {path.with_suffix('.pt')} and {path.with_suffix('.onnx')}")
+    console.print(
+        "load it with:\n" + load_snippet(paths[0].name, weights if len(paths) == 1 else None)
+    )
+    return 0
+
+
+COMMANDS.add(
+    "export",
+    Command(
+        name="export",
+        help="export an architecture as a config that rebuilds the identical model",
+        description=(
+            "Write a trial's architecture as JSON (or YAML) that nas.build_model and\n"
+            "'nas count --config' read back into the identical model (same params, same FLOPs),\n"
+            "with metadata: params, FLOPs, proxy and full accuracy, study, trial, package\n"
+            "versions, the per-stage breakdown. --weights adds the trained weights and ONNX."
+        ),
+        examples=(
+            "  nas export --storage sqlite:///s.db --study demo --best --out best.json\n"
+            "  nas export --study demo --trial 7 --out t7.yaml\n"
+            "  nas export --study demo --best --weights --out exports/best.json\n"
+            "  nas export --study demo --pareto --out exports/\n"
+        ),
+        add_arguments=_export_args,
+        run=_export_run,
+    ),
+)
+
+
+# ------------------------------------------------------------------ report
+def _report_args(p: argparse.ArgumentParser) -> None:
+    add_storage_args(p)
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="HTML file to write")
+
+
+def _report_run(args: argparse.Namespace) -> int:
+    from nas.report import write_report
+    from nas.winners import trained_trials
+
+    study, _ = open_named_study(args)
+    trained_trials(study)  # a study with nothing trained is a user error
+    try:
+        path = write_report(study, args.out)
+    except OSError as exc:
+        raise NasError(f"cannot write {args.out}: {exc.strerror}") from None
+    console.print(f"wrote {path} ({path.stat().st_size // 1024} KiB, one self-contained page)")
+    return 0
+
+
+COMMANDS.add(
+    "report",
+    Command(
+        name="report",
+        help="write one self-contained HTML page of plotly figures about a study",
+        description=(
+            "Pareto fronts (accuracy vs params and vs FLOPs, rejected and stopped candidates\n"
+            "shown apart), optimization history, accuracy by attention type and by placement,\n"
+            "hyperparameter importances, proxy vs full accuracy with Kendall's tau, rejection\n"
+            "rate over time, learning curves, and a table of the winners with their configs."
+        ),
+        examples="  nas report --storage sqlite:///s.db --study demo --out report.html\n",
+        add_arguments=_report_args,
+        run=_report_run,
+    ),
+)
+
+
+# ------------------------------------------------------------------ dashboard
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def _dashboard_args(p: argparse.ArgumentParser) -> None:
+    add_storage_args(p, study=False)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (8080)")
+    p.add_argument(
+        "--no-annotate",
+        action="store_true",
+        help="do not attach figures and winner notes to the studies",
+    )
+
+
+def _dashboard_run(args: argparse.Namespace) -> int:
+    from optuna_dashboard import wsgi
+
+    from nas.dashboard import annotate
+
+    url = args.storage or "sqlite:///studies/nas.db"
+    if not args.storage:
+        dbs = sorted(Path("studies").glob("*.db"))
+        if len(dbs) != 1:
+            raise StorageError(
+                f"pass --storage URL (studies/ holds {len(dbs)} databases)"
+                if dbs
+                else "no study database in studies/; pass --storage URL"
+            )
+        url = f"sqlite:///{dbs[0]}"
+    storage = open_storage(url)
+    summaries = optuna.get_all_study_summaries(storage)
+    if not args.no_annotate:
+        for s in summaries:
+            study = optuna.load_study(study_name=s.study_name, storage=storage)
+            figures, notes = annotate(study)
+            err_console.print(
+                f"study {s.study_name}: attached {len(figures)} figures and "
+                f"{len(notes)} winner notes"
+            )
+    try:
+        server = make_server(
+            args.host,
+            args.port,
+            wsgi(storage),
+            server_class=_ThreadingServer,
+            handler_class=_QuietHandler,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise NasError(
+                f"port {args.port} on {args.host} is in use; pass another --port"
+            ) from None
+        raise NasError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    console.print(
+        f"optuna-dashboard for {safe_url(url)} ({len(summaries)} studies): "
+        f"http://{shown}:{server.server_port}/dashboard/  (Ctrl-C stops it)"
+    )
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        console.print("dashboard stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS.add(
+    "dashboard",
+    Command(
+        name="dashboard",
+        help="serve optuna-dashboard on a study database, with figures and winner notes",
+        description=(
+            "Start optuna-dashboard on the study storage. The report's figures are stored with\n"
+            "each study (optuna-dashboard shows them), and each winner gets a note with its\n"
+            "config and scores. Ctrl-C stops it."
+        ),
+        examples=(
+            "  nas dashboard --storage sqlite:///s.db\n"
+            "  nas dashboard --storage postgresql+psycopg://nas@db/nas --host 0.0.0.0 --port 8081\n"
+        ),
+        add_arguments=_dashboard_args,
+        run=_dashboard_run,
+    ),
+)

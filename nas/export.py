@@ -1,0 +1,155 @@
+"""Export an architecture from a study as a file that rebuilds the identical model.
+
+The file holds ``arch`` (what :func:`nas.build_model` and ``nas count --config`` read) and
+``meta``: params, FLOPs, proxy and full accuracy, study, trial, package versions, the
+per-part breakdown. With weights, a state dict (EMA weights of ``nas train-winners``) and an
+ONNX file are written beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import logging
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial
+
+from nas.config import ArchConfig
+from nas.counting import count
+from nas.errors import NasError
+from nas.models import build_model
+from nas.search.stats import accuracy_of
+from nas.search.storage import safe_url
+
+FORMAT = "nas-arch/1"
+FORMATS = ("json", "yaml")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that define the model and its counts."""
+    out = {}
+    for name in ("nas-budget", "torch", "torchvision", "optuna", "fvcore"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def choose_best(trials: list[FrozenTrial]) -> tuple[FrozenTrial, str]:
+    """Highest full accuracy if any trial was fully trained, else highest proxy accuracy;
+    returns the trial and which rule chose it."""
+    full = [t for t in trials if t.user_attrs.get("full_accuracy") is not None]
+    if full:
+        best = max(full, key=lambda t: float(t.user_attrs["full_accuracy"]))
+        return best, "highest full (test-split) accuracy among fully trained winners"
+    best = max(trials, key=lambda t: accuracy_of(t) or 0.0)
+    return best, "highest proxy (validation) accuracy; no winner has been fully trained"
+
+
+def load_snippet(arch_file: str, weights_file: str | None) -> str:
+    """How to load the export in three lines of Python."""
+    weights = f', weights="{weights_file}"' if weights_file else ""
+    return (
+        "import nas\n"
+        f'model = nas.build_model(nas.ArchConfig.from_file("{arch_file}"){weights})\n'
+        "model.eval()\n"
+    )
+
+
+def export_document(
+    study: optuna.Study, trial: FrozenTrial, selected_by: str, storage_url: str
+) -> dict[str, Any]:
+    """The export of ``trial``: its config and metadata."""
+    arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+    counts = count(arch)
+    return {
+        "format": FORMAT,
+        "arch": arch.to_dict(),
+        "meta": {
+            "summary": arch.summary(),
+            "params": counts.params,
+            "flops": counts.flops,
+            "flops_convention": "fvcore: one multiply-add = one flop; attention ops counted",
+            "proxy_accuracy": accuracy_of(trial),
+            "full_accuracy": trial.user_attrs.get("full_accuracy"),
+            "full_epochs": trial.user_attrs.get("full_epochs"),
+            "study": study.study_name,
+            "storage": safe_url(storage_url),
+            "trial": trial.number,
+            "selected_by": selected_by,
+            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "breakdown": [p.to_dict() for p in counts.parts],
+        },
+    }
+
+
+def write_document(doc: dict[str, Any], path: Path, fmt: str) -> None:
+    """Write ``doc`` as JSON or YAML; an unwritable path is a user error."""
+    if fmt == "yaml":
+        import yaml
+
+        text = yaml.safe_dump(doc, sort_keys=False)
+    else:
+        text = json.dumps(doc, indent=2) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise NasError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Path, Path]:
+    """Write the trial's trained weights (``path`` with .pt) and an ONNX file (.onnx).
+
+    Raises:
+        NasError: when the trial has no trained weights.
+    """
+    source = trial.user_attrs.get("weights") or trial.user_attrs.get("checkpoint")
+    if not source or not Path(source).exists():
+        raise NasError(
+            f"trial {trial.number} has no trained weights; run nas train-winners first "
+            "(or export without --weights)"
+        )
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "ema" in state:
+        state = state["ema"] or state["model"]
+    model = build_model(arch)
+    model.load_state_dict(state)
+    model.eval()
+    weights_path, onnx_path = path.with_suffix(".pt"), path.with_suffix(".onnx")
+    try:
+        torch.save(model.state_dict(), weights_path)
+    except OSError as exc:
+        raise NasError(f"cannot write {weights_path}: {exc.strerror}") from None
+    x = torch.zeros(1, arch.in_channels, arch.input_size, arch.input_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps
+                torch.onnx.export(
+                    model,
+                    (x,),
+                    str(onnx_path),
+                    dynamo=True,
+                    external_data=False,
+                    input_names=["images"],
+                    output_names=["logits"],
+                )
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise NasError(f"ONNX export of trial {trial.number} failed: {first}") from None
+        finally:
+            logging.disable(previous)
+    return weights_path, onnx_path

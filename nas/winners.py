@@ -1,0 +1,188 @@
+"""Pareto winners: pick them, train them for real, write the results back to the study.
+
+Each winner is trained on the whole training split with a full recipe (seed 001's by
+default) and scored on the **test** split with its EMA weights. A checkpoint is written after
+every epoch; re-running continues from it. The results become user attributes of the source
+trial (``full_accuracy``, ``full_epochs``, ``checkpoint``, ``full_curve``, ...), and the
+study records how well proxy accuracy predicted full accuracy (Kendall's tau).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.config import ArchConfig
+from nas.data import ImageData
+from nas.errors import DataError, NasError, StorageError
+from nas.models import build_model
+from nas.report.figures import ProxyFidelity, proxy_fidelity
+from nas.search.stats import accuracy_of, pareto_front, second_objective
+from nas.training import EpochResult, Recipe, Trainer
+
+
+def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials with a proxy accuracy; refuses a study without any."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if accuracy_of(t) is not None and "arch" in t.user_attrs
+    ]
+    if not done:
+        raise NasError(f"study {study.study_name!r} has no trained trial yet; run nas search first")
+    return done
+
+
+def select_winners(study: optuna.Study, top_k: int | None) -> list[FrozenTrial]:
+    """The Pareto-optimal trained trials (accuracy vs the study's second objective); with
+    ``top_k``, the K best of them by proxy accuracy."""
+    front = pareto_front(trained_trials(study), second_objective(study))
+    ranked = sorted(front, key=lambda t: -(accuracy_of(t) or 0.0))
+    return ranked[:top_k] if top_k else ranked
+
+
+def set_result_attrs(storage: RDBStorage, trial_id: int, values: dict[str, Any]) -> None:
+    """Write user attributes onto a *finished* trial (Optuna's API refuses to), as one
+    transaction on Optuna's own trial-attribute table."""
+    session = storage.scoped_session()
+    try:
+        for key, value in values.items():
+            row = (
+                session.query(models.TrialUserAttributeModel)
+                .filter_by(trial_id=trial_id, key=key)
+                .one_or_none()
+            )
+            if row is None:
+                session.add(
+                    models.TrialUserAttributeModel(
+                        trial_id=trial_id, key=key, value_json=json.dumps(value)
+                    )
+                )
+            else:
+                row.value_json = json.dumps(value)
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        raise StorageError(f"cannot write results of trial {trial_id}: {exc}") from None
+    finally:
+        session.close()
+
+
+def rdb_storage(study: optuna.Study) -> RDBStorage:
+    """The RDB storage under a study (Optuna wraps it in a cache)."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        raise StorageError("winners can only be recorded in an RDB study storage")
+    return backend
+
+
+@dataclass
+class WinnerResult:
+    """One fully trained winner."""
+
+    trial: int
+    proxy_accuracy: float
+    full_accuracy: float
+    epochs: int
+    seconds: float
+    checkpoint: Path
+    resumed_from: int
+
+
+def train_winner(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    data: ImageData,
+    recipe: Recipe,
+    *,
+    device: torch.device,
+    seed: int,
+    out_dir: Path,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> WinnerResult:
+    """Train ``trial``'s architecture with ``recipe`` on all training images, score it on the
+    test images, checkpoint every epoch, and record the result on the trial."""
+    if not data.has_test:
+        raise DataError(
+            "the data set has no test split (DIR/test or DIR/val); "
+            "train-winners scores the winners on it"
+        )
+    arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+    if (arch.in_channels, arch.input_size, arch.num_classes) != (
+        data.in_channels,
+        data.input_size,
+        data.num_classes,
+    ):
+        raise NasError(
+            f"trial {trial.number} was searched on {arch.in_channels}x{arch.input_size}x"
+            f"{arch.input_size} images with {arch.num_classes} classes, not this data set's "
+            f"{data.in_channels}x{data.input_size}x{data.input_size} with {data.num_classes}"
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasError(f"cannot create {out_dir}: {exc.strerror}") from None
+    checkpoint = out_dir / f"trial-{trial.number}.pt"
+    torch.manual_seed(seed + trial.number)
+    mean, std = data.mean_std()
+    trainer = Trainer(
+        build_model(arch),
+        recipe,
+        train_x=data.train_x,
+        train_y=data.train_y,
+        eval_x=data.test_x,
+        eval_y=data.test_y,
+        mean=mean,
+        std=std,
+        device=device,
+        seed=seed + trial.number,
+        checkpoint=checkpoint,
+    )
+    started = time.perf_counter()
+    result = trainer.fit(on_epoch)
+    weights = out_dir / f"trial-{trial.number}-weights.pt"
+    torch.save(trainer.final_weights(), weights)
+    proxy = accuracy_of(trial) or 0.0
+    set_result_attrs(
+        rdb_storage(study),
+        trial._trial_id,
+        {
+            "full_accuracy": result.accuracy,
+            "full_epochs": recipe.epochs,
+            "full_curve": result.curve,
+            "full_seconds": result.train_seconds,
+            "full_recipe": recipe.to_dict(),
+            "full_device": str(device),
+            "checkpoint": str(checkpoint.resolve()),
+            "weights": str(weights.resolve()),
+        },
+    )
+    return WinnerResult(
+        trial.number,
+        proxy,
+        result.accuracy,
+        recipe.epochs,
+        time.perf_counter() - started,
+        checkpoint,
+        result.resumed_from,
+    )
+
+
+def record_fidelity(study_name: str, storage: RDBStorage) -> ProxyFidelity:
+    """Kendall's tau between proxy and full accuracy over every fully trained trial,
+    stored as the study's user attribute ``proxy_fidelity``."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    fidelity = proxy_fidelity(study.get_trials(deepcopy=False))
+    study.set_user_attr("proxy_fidelity", fidelity)
+    return fidelity

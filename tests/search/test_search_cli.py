@@ -1,0 +1,233 @@
+"""``nas search`` end to end through a real subprocess, on a tiny image folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.sampling import sample
+from nas.space import load_space
+from tests.conftest import ROOT, run_nas
+
+
+def search_args(space: Path, data: Path, db: Path, *extra: str) -> list[str]:
+    return [
+        "search", "--space", str(space), "--dataset", "imagefolder", "--data-dir", str(data),
+        "--proxy-epochs", "1", "--storage", f"sqlite:///{db}", "--study", "t", "--seed", "0",
+        "--device", "cpu", "--quiet", *extra,
+    ]  # fmt: skip
+
+
+def load(db: Path) -> optuna.Study:
+    return optuna.load_study(study_name="t", storage=f"sqlite:///{db}")
+
+
+@pytest.mark.slow
+def test_search_trains_records_and_resumes(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    out = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "3"))
+    assert out.returncode == 0, out.stderr
+    assert "Pareto front" in out.stdout
+    study = load(db)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 3
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    for t in complete:
+        assert {"arch", "params", "flops", "curve", "accuracy", "seconds", "device"} <= set(
+            t.user_attrs
+        )
+        assert 0.0 <= t.values[0] <= 1.0 and t.values[1] == t.user_attrs["params"]
+        assert len(t.user_attrs["curve"]) == 1 and t.user_attrs["device"] == "cpu"
+    assert study.metric_names == ["val_accuracy", "params"]
+    best = max(t.values[0] for t in complete)
+    assert best > 1 / 3 + 0.1  # three classes: clearly above chance
+
+    again = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "4"))
+    assert again.returncode == 0, again.stderr
+    assert "1 trained in this run" in again.stdout
+    study = load(db)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+    assert [t.number for t in complete] == [0, 1, 2]  # the first three were not redone
+
+
+@pytest.mark.slow
+def test_tight_limit_rejects_without_training(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    report = sample(load_space(tiny_space), 40, seed=0, input_size=16, num_classes=3, flops=False)
+    sizes = sorted(c.params for c in report.candidates if c.params)
+    limit = sizes[len(sizes) // 2]
+    db = tmp_path / "s.db"
+    out = run_nas(
+        *search_args(
+            tiny_space,
+            image_folder,
+            db,
+            "--trials",
+            "3",
+            "--param-limit",
+            str(limit),
+            "--sampler",
+            "random",
+        )
+    )
+    assert out.returncode == 0, out.stderr
+    study = load(db)
+    rejected = [t for t in study.trials if "rejected" in t.user_attrs]
+    assert rejected, "the median limit should reject some candidates"
+    for t in rejected:
+        assert t.state == TrialState.PRUNED
+        assert t.user_attrs["params"] > limit
+        assert "params > limit" in t.user_attrs["rejected"]
+        assert "curve" not in t.user_attrs and "flops" not in t.user_attrs
+        assert t.constraints["params"] > 0
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    assert all(
+        t.user_attrs["params"] <= limit for t in study.get_trials(states=(TrialState.COMPLETE,))
+    )
+
+
+@pytest.mark.slow
+def test_nan_loss_and_out_of_memory_fail_one_trial_each(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    out = run_nas(
+        *search_args(tiny_space, image_folder, db, "--trials", "2"),
+        env={"NAS_INJECT_FAULT": "nan@0,oom@1"},
+    )
+    assert out.returncode == 0, out.stderr
+    study = load(db)
+    t0, t1 = study.trials[0], study.trials[1]
+    assert t0.state == TrialState.FAIL and "loss became nan" in t0.user_attrs["fail_reason"]
+    assert t1.state == TrialState.FAIL and "out of memory" in t1.user_attrs["fail_reason"]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_fails_the_running_trial_and_prints_the_summary(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nas",
+            *search_args(tiny_space, image_folder, db, "--trials", "5", "--proxy-epochs", "3"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NAS_SLOW_EPOCH": "3", "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if db.exists():
+                try:
+                    running = load(db).get_trials(states=(TrialState.RUNNING,))
+                except Exception:
+                    continue
+                if any(t.user_attrs.get("curve") for t in running):
+                    break
+        else:
+            pytest.fail("no trial started training in time")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted by the user" in stdout
+    assert "Traceback" not in stderr
+    study = load(db)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["fail_reason"]
+
+
+def test_missing_data_folder_is_one_line(tiny_space: Path, tmp_path: Path) -> None:
+    out = run_nas(*search_args(tiny_space, tmp_path / "nope", tmp_path / "s.db", "--trials", "1"))
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == [
+        f"nas: error: data folder {tmp_path / 'nope'} does not exist"
+    ]
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_fake_data_says_it_is_for_smoke_tests(tiny_space: Path, tmp_path: Path) -> None:
+    out = run_nas(
+        "search",
+        "--space",
+        str(tiny_space),
+        "--dataset",
+        "fake",
+        "--trials",
+        "1",
+        "--proxy-epochs",
+        "1",
+        "--proxy-subset",
+        "64",
+        "--proxy-val",
+        "32",
+        "--storage",
+        f"sqlite:///{tmp_path}/s.db",
+        "--study",
+        "f",
+        "--quiet",
+        "--device",
+        "cpu",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "smoke tests only" in out.stderr
+
+
+def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_path: Path) -> None:
+    from nas.cli.main import build_parser
+    from nas.cli.search import settings_from_args
+
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(
+        f'[search]\nspace = "{tiny_space}"\ndataset = "fake"\nparam_limit = "2M"\n'
+        'trials = 7\nproxy_epochs = 2\nobjectives = "accuracy,flops"\n'
+    )
+    args = build_parser().parse_args(["search", str(study_file), "--trials", "9"])
+    s = settings_from_args(args)
+    assert (s.trials, s.param_limit, s.proxy_epochs, s.objectives) == (
+        9,
+        2_000_000,
+        2,
+        ("accuracy", "flops"),
+    )
+    assert s.sampler == "tpe"  # default
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search]\ntrails = 3\n")
+    out = run_nas("search", str(bad))
+    assert out.returncode != 0 and "unknown setting(s) trails" in out.stderr
+
+
+def test_limit_below_the_smallest_candidate_is_refused_before_searching(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    out = run_nas(
+        *search_args(
+            tiny_space, image_folder, tmp_path / "s.db", "--trials", "1", "--param-limit", "100"
+        )
+    )
+    assert out.returncode != 0
+    assert "is below the smallest candidate of space 'tiny'" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
