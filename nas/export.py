@@ -101,11 +101,19 @@ def write_document(doc: dict[str, Any], path: Path, fmt: str) -> None:
         text = yaml.safe_dump(doc, sort_keys=False)
     else:
         text = json.dumps(doc, indent=2) + "\n"
+    prepare_folder(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     except OSError as exc:
         raise NasError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def prepare_folder(path: Path) -> None:
+    """Create the folder ``path`` goes into; a path that cannot hold files is a user error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasError(f"cannot write {path}: {exc.strerror} ({path.parent})") from None
 
 
 def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Path, Path]:
@@ -127,10 +135,11 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
     model.load_state_dict(state)
     model.eval()
     weights_path, onnx_path = path.with_suffix(".pt"), path.with_suffix(".onnx")
+    prepare_folder(path)
     try:
         torch.save(model.state_dict(), weights_path)
-    except OSError as exc:
-        raise NasError(f"cannot write {weights_path}: {exc.strerror}") from None
+    except (OSError, RuntimeError) as exc:
+        raise NasError(f"cannot write {weights_path}: {exc}") from None
     x = torch.zeros(1, arch.in_channels, arch.input_size, arch.input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -82,18 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_commands() -> None:
-    """Import the command modules, which register themselves."""
-    if len(COMMANDS):
-        return
-    from nas.cli import arch  # noqa: F401
+#: The modules that register subcommands, in the order ``nas --help`` lists them.
+COMMAND_MODULES = ("arch", "search", "winners")
 
-    for module in ("search", "winners"):
-        try:
-            __import__(f"nas.cli.{module}")
-        except ModuleNotFoundError as exc:  # pragma: no cover - during development only
-            if exc.name != f"nas.cli.{module}":
-                raise
+
+def _load_commands() -> None:
+    """Import the command modules, which register themselves (imports are idempotent)."""
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"nas.cli.{module}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,8 +36,6 @@ from nas.units import human
 
 #: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
 FAULT_ENV = "NAS_INJECT_FAULT"
-#: Test hook: ``NAS_SLOW_STEP=0.5`` sleeps that long after each epoch (to kill mid-trial).
-SLOW_ENV = "NAS_SLOW_EPOCH"
 
 
 def injected_fault(trial_number: int) -> str | None:
@@ -154,7 +152,6 @@ class Objective:
         )
         curve: list[float] = []
         single = len(settings.objectives) == 1
-        slow = float(os.environ.get(SLOW_ENV, "0") or 0)
 
         def on_epoch(e: EpochResult) -> None:
             curve.append(e.accuracy)
@@ -163,8 +160,6 @@ class Objective:
             if single:
                 trial.report(e.accuracy, e.epoch)
             self.monitor.epoch_done(trial.number, e)
-            if slow:
-                time.sleep(slow)
             if self.stopper is not None:
                 others = curve_points(
                     trial.study.get_trials(deepcopy=False, states=_WITH_CURVES),

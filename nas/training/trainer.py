@@ -28,6 +28,10 @@ from nas.errors import NasError
 from nas.training.mixing import mix_batch
 from nas.training.recipe import Recipe
 
+#: Test hook: ``NAS_SLOW_EPOCH=SEC`` sleeps SEC seconds at the start of every epoch, so
+#: tests can interrupt or kill a run in the middle of an epoch.
+SLOW_ENV = "NAS_SLOW_EPOCH"
+
 
 class TrainingFailed(NasError):
     """Training of one candidate failed (NaN loss, out of memory); the message says why."""
@@ -287,6 +291,9 @@ class Trainer:
     def _train_epoch(self, epoch: int, total: int) -> tuple[float, int]:
         model, opt, recipe = self.model, self.optimizer, self.recipe
         model.train()
+        slow = float(os.environ.get(SLOW_ENV) or 0)
+        if slow:
+            time.sleep(slow)
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         x_epoch = self._epoch_images()

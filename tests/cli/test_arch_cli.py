@@ -11,12 +11,17 @@ from tests.conftest import DEFAULT_SPACE, run_nas
 
 
 def test_help_teaches_every_command() -> None:
+    from nas.cli.main import COMMANDS, build_parser
+
+    build_parser()
     out = run_nas("--help")
     assert out.returncode == 0
-    for command in ("presets", "count", "sample"):
+    assert len(COMMANDS) >= 8
+    for command in COMMANDS:
         assert command in out.stdout
         sub = run_nas(command, "--help")
         assert sub.returncode == 0 and "examples:" in sub.stdout
+        assert "  nas " + command in sub.stdout  # at least one example of the command itself
 
 
 def test_presets_json_lists_every_preset() -> None:

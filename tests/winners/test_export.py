@@ -1,0 +1,177 @@
+"""``nas export``: round trips for every attention type, weights and ONNX, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import torch
+import yaml
+
+import nas
+from nas.cli.main import main
+from nas.config import ArchConfig
+from nas.counting import count
+from nas.models import build_model
+from tests.conftest import run_nas
+from tests.winners.conftest import KINDS, arch_for, make_study
+
+
+@pytest.fixture
+def every_kind(tmp_path: Path, image_folder: Path) -> Path:
+    db = tmp_path / "k.db"
+    make_study(db, image_folder, {kind: 0.5 + i / 100 for i, kind in enumerate(KINDS)})
+    return db
+
+
+@pytest.mark.parametrize("index", range(len(KINDS)))
+def test_export_round_trips_every_attention_type(
+    every_kind: Path, tmp_path: Path, index: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / f"{KINDS[index]}.json"
+    code = main(
+        [
+            "export",
+            "--storage",
+            f"sqlite:///{every_kind}",
+            "--study",
+            "w",
+            "--trial",
+            str(index),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    doc = json.loads(out.read_text())
+    original = ArchConfig.from_dict(arch_for(KINDS[index]))
+    again = ArchConfig.from_file(out)
+    assert again == original
+    a, b = count(original), count(again)
+    assert (a.params, a.flops) == (b.params, b.flops)
+    assert doc["meta"]["params"] == a.params and doc["meta"]["flops"] == a.flops
+    assert doc["meta"]["trial"] == index and doc["meta"]["study"] == "w"
+    assert set(doc["meta"]["versions"]) >= {"torch", "optuna", "fvcore"}
+    assert doc["meta"]["breakdown"][0]["name"] == "stem"
+    assert sum(p.numel() for p in build_model(again).parameters()) == a.params
+
+
+def test_best_yaml_and_count_config(every_kind: Path, tmp_path: Path) -> None:
+    out = tmp_path / "best.yaml"
+    res = run_nas(
+        "export",
+        "--storage",
+        f"sqlite:///{every_kind}",
+        "--study",
+        "w",
+        "--best",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "highest proxy (validation) accuracy" in res.stdout
+    doc = yaml.safe_load(out.read_text())
+    assert doc["meta"]["trial"] == len(KINDS) - 1  # the highest proxy accuracy
+    counted = run_nas("count", "--config", str(out), "--json")
+    assert counted.returncode == 0, counted.stderr
+    assert json.loads(counted.stdout)["params"] == doc["meta"]["params"]
+
+
+def test_best_prefers_full_accuracy_and_weights_give_onnx(
+    tmp_path: Path, image_folder: Path
+) -> None:
+    arch = ArchConfig.from_dict(arch_for("cbam"))
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    weights = tmp_path / "trained.pt"
+    torch.save(model.state_dict(), weights)
+    db = tmp_path / "f.db"
+    make_study(
+        db,
+        image_folder,
+        {"se": 0.9, "cbam": 0.6},
+        extra={"cbam": {"full_accuracy": 0.75, "full_epochs": 3, "weights": str(weights)}},
+    )
+    out = tmp_path / "exp" / "best.json"
+    res = run_nas(
+        "export",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "w",
+        "--best",
+        "--weights",
+        "--out",
+        str(out),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "highest full (test-split) accuracy" in res.stdout
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["trial"] == 1 and doc["meta"]["full_accuracy"] == 0.75
+    assert doc["meta"]["weights"] == "best.pt" and doc["meta"]["onnx"] == "best.onnx"
+    # the three lines of the snippet load the identical model
+    os.chdir(out.parent)
+    scope: dict[str, object] = {}
+    exec(doc["load"], scope)
+    loaded = scope["model"]
+    assert isinstance(loaded, nas.models.Network)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = model(x)
+        assert torch.allclose(loaded(x), expected, atol=1e-6)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out.with_suffix(".onnx")))
+    (onnx_out,) = session.run(None, {"images": x[:1].numpy()})
+    np.testing.assert_allclose(onnx_out, expected[:1].numpy(), atol=1e-4)
+
+
+def test_pareto_writes_one_file_per_front_trial(tmp_path: Path, image_folder: Path) -> None:
+    db = tmp_path / "p.db"
+    make_study(db, image_folder, {"none": 0.6, "se": 0.7, "cbam": 0.8, "mhsa": 0.5})
+    res = run_nas(
+        "export",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "w",
+        "--pareto",
+        "--out",
+        str(tmp_path / "front"),
+    )
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "front").iterdir()) == [
+        "trial-0.json",
+        "trial-1.json",
+        "trial-2.json",
+    ]
+
+
+def test_bad_input(every_kind: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{every_kind}"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    optuna.create_study(study_name="empty", storage=url)
+    cases = [
+        (["--study", "nope", "--best", "--out", "x.json"], "no study named 'nope'"),
+        (["--study", "empty", "--best", "--out", "x.json"], "has no trained trial yet"),
+        (["--study", "w", "--trial", "99", "--out", "x.json"], "has no trial 99"),
+        (["--study", "w", "--best", "--out", str(blocker / "x.json")], "cannot write"),
+        (
+            ["--study", "w", "--best", "--weights", "--out", str(tmp_path / "y.json")],
+            "has no trained weights; run nas train-winners first",
+        ),
+    ]
+    for args, message in cases:
+        res = run_nas("export", "--storage", url, *args)
+        assert res.returncode != 0 and message in res.stderr, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_or_missing_default_storage(tmp_path: Path) -> None:
+    res = run_nas("export", "--study", "nope", "--best", "--out", "x.json", cwd=tmp_path)
+    assert res.returncode != 0 and "pass --storage URL" in res.stderr

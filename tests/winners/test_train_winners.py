@@ -1,0 +1,173 @@
+"""``nas train-winners`` for real on the tiny image folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from scipy.stats import kendalltau
+
+from tests.conftest import ROOT, run_nas
+
+
+def winners_args(db: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "train-winners",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "w",
+        "--device",
+        "cpu",
+        "--out-dir",
+        str(tmp_path / "winners"),
+        "--batch-size",
+        "16",
+        *extra,
+    ]
+
+
+def reload(db: Path) -> optuna.Study:
+    return optuna.load_study(study_name="w", storage=f"sqlite:///{db}")
+
+
+@pytest.mark.slow
+def test_top_k_trains_the_best_pareto_trials_and_records_results(
+    front_study: tuple[Path, optuna.Study], tmp_path: Path
+) -> None:
+    db, _ = front_study
+    out = run_nas(*winners_args(db, tmp_path, "--top-k", "2", "--epochs", "1"))
+    assert out.returncode == 0, out.stderr
+    study = reload(db)
+    full = {t.number: t.user_attrs for t in study.trials if "full_accuracy" in t.user_attrs}
+    assert sorted(full) == [1, 2]  # se and cbam: the two best proxies of the front
+    for attrs in full.values():
+        assert 0.0 <= attrs["full_accuracy"] <= 1.0 and attrs["full_epochs"] == 1
+        assert Path(attrs["checkpoint"]).exists() and Path(attrs["weights"]).exists()
+        assert len(attrs["full_curve"]) == 1
+    fidelity = study.user_attrs["proxy_fidelity"]
+    assert fidelity["n"] == 2 and sorted(fidelity["trials"]) == [1, 2]
+    proxy = [study.trials[n].user_attrs["accuracy"] for n in sorted(full)]
+    final = [full[n]["full_accuracy"] for n in sorted(full)]
+    expected = kendalltau(proxy, final).statistic
+    if fidelity["tau"] is None:
+        assert expected != expected  # nan: the full accuracies tie
+    else:
+        assert fidelity["tau"] == pytest.approx(expected)
+    assert "Kendall's tau" in out.stdout
+
+
+@pytest.mark.slow
+def test_pareto_skips_dominated_trials(
+    front_study: tuple[Path, optuna.Study], tmp_path: Path
+) -> None:
+    db, _ = front_study
+    out = run_nas(
+        *winners_args(
+            db, tmp_path, "--pareto", "--epochs", "1", "--no-mixup", "--no-cutmix", "--no-ema"
+        )
+    )
+    assert out.returncode == 0, out.stderr
+    trained = [t.number for t in reload(db).trials if "full_accuracy" in t.user_attrs]
+    assert trained == [0, 1, 2]  # mhsa (trial 3) is dominated by cbam
+    assert reload(db).trials[0].user_attrs["full_recipe"]["ema_decay"] is None
+
+
+@pytest.mark.slow
+def test_killed_in_the_second_epoch_resumes_from_the_checkpoint(
+    front_study: tuple[Path, optuna.Study], tmp_path: Path
+) -> None:
+    db, _ = front_study
+    args = winners_args(db, tmp_path, "--top-k", "1", "--epochs", "2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NAS_SLOW_EPOCH": "4"},
+    )
+    checkpoint = tmp_path / "winners" / "trial-2.pt"
+    try:
+        deadline = time.time() + 120
+        while not checkpoint.exists():
+            assert time.time() < deadline and proc.poll() is None, proc.stderr
+            time.sleep(0.2)
+        time.sleep(1.0)  # now asleep at the start of epoch 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert "full_accuracy" not in reload(db).trials[2].user_attrs
+    again = run_nas(*args)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from the checkpoint after epoch 1" in again.stdout
+    assert "epoch 1/2" not in again.stdout and "epoch 2/2" in again.stdout
+    attrs = reload(db).trials[2].user_attrs
+    assert attrs["full_epochs"] == 2 and len(attrs["full_curve"]) == 2
+
+
+def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path: Path) -> None:
+    db, _ = front_study
+    cases = [
+        (
+            [
+                "train-winners",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study",
+                "nope",
+                "--top-k",
+                "1",
+                "--epochs",
+                "1",
+            ],
+            "no study named 'nope'",
+        ),
+        (
+            [
+                "train-winners",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study",
+                "w",
+                "--top-k",
+                "0",
+                "--epochs",
+                "1",
+            ],
+            "--top-k must be at least 1",
+        ),
+    ]
+    empty = optuna.create_study(
+        study_name="empty", storage=f"sqlite:///{db}", directions=["maximize", "minimize"]
+    )
+    assert empty.study_name == "empty"
+    cases.append(
+        (
+            [
+                "train-winners",
+                "--storage",
+                f"sqlite:///{db}",
+                "--study",
+                "empty",
+                "--top-k",
+                "1",
+                "--epochs",
+                "1",
+            ],
+            "has no trained trial yet",
+        )
+    )
+    for args, message in cases:
+        out = run_nas(*args)
+        assert out.returncode != 0 and message in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1
