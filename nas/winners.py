@@ -9,25 +9,23 @@ study records how well proxy accuracy predicted full accuracy (Kendall's tau).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 import torch
 from optuna.storages import RDBStorage
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import ArchConfig
 from nas.data import ImageData
-from nas.errors import DataError, NasError, StorageError
+from nas.errors import DataError, NasError
 from nas.models import build_model
 from nas.report.figures import ProxyFidelity, proxy_fidelity
-from nas.search.stats import accuracy_of, pareto_front, second_objective
+from nas.search.stats import accuracy_of, pareto_fronts, second_objective
+from nas.search.storage import rdb_storage, set_result_attrs
 from nas.training import EpochResult, Recipe, Trainer
 
 
@@ -44,47 +42,14 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def select_winners(study: optuna.Study, top_k: int | None) -> list[FrozenTrial]:
-    """The Pareto-optimal trained trials (accuracy vs the study's second objective); with
-    ``top_k``, the K best of them by proxy accuracy."""
-    front = pareto_front(trained_trials(study), second_objective(study))
-    ranked = sorted(front, key=lambda t: -(accuracy_of(t) or 0.0))
+    """The Pareto-optimal trained trials (accuracy vs the study's second objective), best
+    proxy accuracy first. With ``top_k``, the K best of them; when the front holds fewer
+    than K trials, the next fronts (non-dominated sorting) fill up the K."""
+    fronts = pareto_fronts(trained_trials(study), second_objective(study))
+    if not top_k:
+        fronts = fronts[:1]
+    ranked = [t for front in fronts for t in sorted(front, key=lambda t: -(accuracy_of(t) or 0))]
     return ranked[:top_k] if top_k else ranked
-
-
-def set_result_attrs(storage: RDBStorage, trial_id: int, values: dict[str, Any]) -> None:
-    """Write user attributes onto a *finished* trial (Optuna's API refuses to), as one
-    transaction on Optuna's own trial-attribute table."""
-    session = storage.scoped_session()
-    try:
-        for key, value in values.items():
-            row = (
-                session.query(models.TrialUserAttributeModel)
-                .filter_by(trial_id=trial_id, key=key)
-                .one_or_none()
-            )
-            if row is None:
-                session.add(
-                    models.TrialUserAttributeModel(
-                        trial_id=trial_id, key=key, value_json=json.dumps(value)
-                    )
-                )
-            else:
-                row.value_json = json.dumps(value)
-        session.commit()
-    except Exception as exc:
-        session.rollback()
-        raise StorageError(f"cannot write results of trial {trial_id}: {exc}") from None
-    finally:
-        session.close()
-
-
-def rdb_storage(study: optuna.Study) -> RDBStorage:
-    """The RDB storage under a study (Optuna wraps it in a cache)."""
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage):
-        raise StorageError("winners can only be recorded in an RDB study storage")
-    return backend
 
 
 @dataclass

@@ -34,12 +34,17 @@ def small_config(attention: AttentionConfig | None = None, **changes: object) ->
 
 
 def run_nas(
-    *args: str, cwd: Path = ROOT, timeout: float = 600, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    prefix: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``nas`` command in a subprocess (as ``python -m nas``)."""
+    """Run the real ``nas`` command in a subprocess (as ``python -m nas``), from ``cwd``."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), full_env.get("PYTHONPATH", "")])
     return subprocess.run(
-        [sys.executable, "-m", "nas", *args],
+        [*(prefix or []), sys.executable, "-m", "nas", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

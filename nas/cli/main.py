@@ -53,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the problem and where to look, no usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"nas: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

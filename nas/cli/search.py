@@ -148,8 +148,10 @@ def _args(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="K",
         default=None,
-        help="local worker processes sharing the study (default 1)",
+        help="local worker processes sharing the study, one per GPU round-robin (default 1); "
+        "for many machines, run nas search on each with one --storage postgresql+psycopg:// URL",
     )
+    g.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     g.add_argument(
         "--grace-period",
         type=int,
@@ -220,6 +222,7 @@ CLI_FIELDS = (
     "early_stopping",
     "quiet",
     "workers",
+    "worker_index",
     "grace_period",
 )
 
@@ -244,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
     monitor: SearchMonitor = (
         LogMonitor() if settings.quiet or not err.is_terminal else LiveMonitor(err)
     )
-    outcome = run_search(settings, monitor)
+    outcome = run_search(settings, monitor, worker=settings.worker_index)
     print_summary(outcome, settings)
     return 130 if outcome.interrupted else 0
 

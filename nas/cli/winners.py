@@ -54,7 +54,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--top-k",
         type=int,
         metavar="K",
-        help="the K Pareto-optimal trials with the best proxy accuracy",
+        help="the K Pareto-optimal trials with the best proxy accuracy (the next fronts "
+        "fill up when the first holds fewer than K)",
     )
     pick.add_argument("--pareto", action="store_true", help="every Pareto-optimal trial")
     p.add_argument("--epochs", type=int, required=True, metavar="E", help="epochs per winner")
@@ -127,6 +128,12 @@ def _train_run(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     study, url = open_named_study(args)
     winners = select_winners(study, args.top_k)
+    front = select_winners(study, None)
+    if args.top_k and len(front) < args.top_k <= len(winners):
+        console.print(
+            f"the Pareto front holds {len(front)} trial(s); the next fronts fill "
+            f"--top-k {args.top_k}"
+        )
     searched = study.user_attrs.get("nas_settings", {})
     dataset = args.dataset or searched.get("dataset", "cifar10")
     data_dir = args.data_dir if args.data_dir is not None else searched.get("data_dir")

@@ -29,6 +29,7 @@ from nas.models import build_model
 from nas.search.early_stop import EarlyStopper, curve_points
 from nas.search.events import SearchMonitor
 from nas.search.settings import SearchSettings
+from nas.search.slots import worker_id
 from nas.space import SearchSpace
 from nas.training import EpochResult, StopTraining, Trainer, TrainingFailed, proxy_recipe
 from nas.training.recipe import Recipe
@@ -93,10 +94,15 @@ class Objective:
         self.stopper = stopper
         self.may_train: Callable[[optuna.trial.Trial], bool] = lambda trial: True
         self.started: set[int] = set()
+        self.worker = worker_id()
 
     def __call__(self, trial: optuna.trial.Trial) -> float | tuple[float, float]:
         started = time.perf_counter()
         self.started.add(trial.number)
+        trial.set_user_attr("worker", self.worker)
+        retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        if retry_of is not None:
+            trial.set_user_attr("retry_of", retry_of)
         data = self.ctx.data
         try:
             arch = self.space.suggest(
@@ -151,6 +157,7 @@ class Objective:
             fault=injected_fault(trial.number),
         )
         curve: list[float] = []
+        trial.set_user_attr("curve", curve)  # a retry starts afresh
         single = len(settings.objectives) == 1
 
         def on_epoch(e: EpochResult) -> None:

@@ -11,7 +11,7 @@ import itertools
 import sys
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
@@ -26,8 +26,9 @@ from nas.search.events import SearchMonitor
 from nas.search.objective import Objective, make_context
 from nas.search.samplers import make_sampler
 from nas.search.settings import SearchSettings
+from nas.search.slots import TrainingSlots
 from nas.search.stats import StudyStats, study_stats
-from nas.search.storage import open_storage, safe_url
+from nas.search.storage import open_storage, rdb_storage, safe_url
 from nas.space import SearchSpace, load_space
 from nas.training import TrainingFailed, resolve_device
 from nas.units import human
@@ -221,63 +222,113 @@ def run_search(
         f"{len(ctx.split.train)} training / {len(ctx.split.val)} validation images on {device}"
     )
     trained_before = _trained(study.get_trials(deepcopy=False))
-    failures, rejections = 0, 0
-    stop_reason = ""
-    interrupted = False
-    last: list[FrozenTrial] = []
+    slots = TrainingSlots(
+        rdb_storage(study).engine, study.study_name, settings.trials, settings.grace_period
+    )
+    state = _LoopState()
+    objective.may_train = lambda trial: (
+        state.reservation is not None and slots.bind(state.reservation, trial.number)
+    )
     with _entered(monitor):
         try:
-            while True:
-                stats = study_stats(study)
-                monitor.totals(
-                    stats.trained,
-                    settings.trials,
-                    stats.rejected,
-                    stats.stopped,
-                    stats.failed,
-                    stats.best_accuracy,
-                )
-                if stats.trained >= settings.trials:
-                    stop_reason = f"the study has {stats.trained} trained trials"
-                    break
-                if settings.timeout and time.perf_counter() - started > settings.timeout:
-                    stop_reason = f"timeout of {settings.timeout:g}s reached"
-                    break
-                if failures >= settings.max_failures:
-                    stop_reason = (
-                        f"{failures} trials failed in a row; the last one: "
-                        f"{last[-1].user_attrs.get('fail_reason', '?') if last else '?'}"
-                    )
-                    break
-                if rejections >= MAX_REJECTIONS_IN_A_ROW:
-                    stop_reason = (
-                        f"{rejections} candidates in a row exceeded the limit; "
-                        "raise --param-limit or narrow the space"
-                    )
-                    break
-                study.optimize(
-                    objective,
-                    n_trials=1,
-                    catch=(TrainingFailed, RuntimeError, ValueError),
-                    gc_after_trial=False,
-                    callbacks=[lambda s, t: last.append(t)],
-                )
-                t = last[-1]
-                failures = failures + 1 if t.state == TrialState.FAIL else 0
-                rejections = rejections + 1 if "rejected" in t.user_attrs else 0
+            while not state.stop_reason:
+                _step(study, objective, settings, slots, monitor, state, started, say)
         except KeyboardInterrupt:
-            interrupted = True
-            stop_reason = "interrupted by the user (Ctrl-C)"
+            state.interrupted = True
+            state.stop_reason = "interrupted by the user (Ctrl-C)"
             _fail_running(study, objective)
+        finally:
+            if state.reservation is not None:
+                slots.release(state.reservation)
     stats = study_stats(study)
     return SearchOutcome(
         study,
         stats,
         time.perf_counter() - started,
-        stop_reason,
-        interrupted,
+        state.stop_reason,
+        state.interrupted,
         stats.trained - trained_before,
     )
+
+
+@dataclass
+class _LoopState:
+    """What the loop remembers between trials."""
+
+    reservation: int | None = None
+    failures: int = 0
+    rejections: int = 0
+    waiting_said: bool = False
+    stop_reason: str = ""
+    interrupted: bool = False
+    last: list[FrozenTrial] = field(default_factory=list)
+
+
+def _step(
+    study: optuna.Study,
+    objective: Objective,
+    settings: SearchSettings,
+    slots: TrainingSlots,
+    monitor: SearchMonitor,
+    state: _LoopState,
+    started: float,
+    say: Any,
+) -> None:
+    """One turn of the loop: clean up, decide whether to stop, wait, or run one trial."""
+    optuna.storages.fail_stale_trials(study)
+    stats = study_stats(study)
+    slots.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
+    monitor.totals(
+        stats.trained,
+        settings.trials,
+        stats.rejected,
+        stats.stopped,
+        stats.failed,
+        stats.best_accuracy,
+    )
+    if stats.trained >= settings.trials:
+        state.stop_reason = f"the study has {stats.trained} trained trials"
+    elif settings.timeout and time.perf_counter() - started > settings.timeout:
+        state.stop_reason = f"timeout of {settings.timeout:g}s reached"
+    elif state.failures >= settings.max_failures:
+        reason = state.last[-1].user_attrs.get("fail_reason", "?") if state.last else "?"
+        state.stop_reason = f"{state.failures} trials failed in a row; the last one: {reason}"
+    elif state.rejections >= MAX_REJECTIONS_IN_A_ROW:
+        state.stop_reason = (
+            f"{state.rejections} candidates in a row exceeded the limit; "
+            "raise --param-limit or narrow the space"
+        )
+    if state.stop_reason:
+        return
+    if state.reservation is not None and not slots.refresh(state.reservation):
+        state.reservation = None
+    if state.reservation is None:
+        state.reservation = slots.reserve()
+    if state.reservation is None:  # every slot is held by a trial being trained elsewhere
+        if not state.waiting_said:
+            say(
+                f"all {settings.trials} training slots are taken by trials running in other "
+                "workers; waiting for them (a dead worker's trial is retried after the "
+                f"{settings.grace_period}s grace period)"
+            )
+            state.waiting_said = True
+        time.sleep(min(5.0, settings.grace_period / 4))
+        return
+    study.optimize(
+        objective,
+        n_trials=1,
+        catch=(TrainingFailed, RuntimeError, ValueError),
+        gc_after_trial=False,
+        callbacks=[lambda s, t: state.last.append(t)],
+    )
+    t = state.last[-1]
+    state.failures = state.failures + 1 if t.state == TrialState.FAIL else 0
+    state.rejections = state.rejections + 1 if "rejected" in t.user_attrs else 0
+    if t.state == TrialState.FAIL:
+        slots.release(state.reservation)
+        state.reservation = None
+    elif "rejected" not in t.user_attrs:  # trained (slot consumed) or lost the slot
+        state.reservation = None
 
 
 def _fail_running(study: optuna.Study, objective: Objective) -> None:

@@ -57,6 +57,7 @@ class SearchSettings:
     early_stopping: bool = True
     quiet: bool = False
     workers: int = 1
+    worker_index: int = 0
     grace_period: int = 60
     max_failures: int = 10
 

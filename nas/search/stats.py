@@ -100,6 +100,22 @@ def pareto_front(trials: Sequence[FrozenTrial], second: str = "params") -> list[
     return sorted(front, key=lambda t: -(accuracy_of(t) or 0))
 
 
+def pareto_fronts(trials: Sequence[FrozenTrial], second: str = "params") -> list[list[FrozenTrial]]:
+    """Non-dominated sorting: the Pareto front, then the front of what is left, and so on."""
+    left = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and accuracy_of(t) is not None and second in t.user_attrs
+    ]
+    fronts = []
+    while left:
+        front = pareto_front(left, second)
+        fronts.append(front)
+        taken = {t.number for t in front}
+        left = [t for t in left if t.number not in taken]
+    return fronts
+
+
 def second_objective(study: optuna.Study) -> str:
     """``params`` or ``flops``: what accuracy is traded against (``params`` if single)."""
     names = study.metric_names or []

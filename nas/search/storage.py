@@ -6,6 +6,7 @@ once its heartbeat is older than the grace period, and retried once.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
@@ -79,12 +82,84 @@ def open_storage(url: str, *, grace_period: int = 60) -> RDBStorage:
             engine_kwargs=engine_kwargs,
             heartbeat_interval=max(1, min(10, grace_period // 3)),
             grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
         )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         reason = detail[0] if detail else type(exc).__name__
         raise StorageError(f"cannot reach the study database {safe_url(url)}: {reason}") from None
+
+
+def set_result_attrs(storage: RDBStorage, trial_id: int, values: dict[str, Any]) -> None:
+    """Write user attributes onto a *finished* trial (Optuna's API refuses to), as one
+    transaction on Optuna's own trial-attribute table."""
+    session = storage.scoped_session()
+    try:
+        for key, value in values.items():
+            row = (
+                session.query(models.TrialUserAttributeModel)
+                .filter_by(trial_id=trial_id, key=key)
+                .one_or_none()
+            )
+            if row is None:
+                session.add(
+                    models.TrialUserAttributeModel(
+                        trial_id=trial_id, key=key, value_json=json.dumps(value)
+                    )
+                )
+            else:
+                row.value_json = json.dumps(value)
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        raise StorageError(f"cannot write results of trial {trial_id}: {exc}") from None
+    finally:
+        session.close()
+
+
+def rdb_storage(study: optuna.Study) -> RDBStorage:
+    """The RDB storage under a study (Optuna wraps it in a cache)."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        raise StorageError("winners can only be recorded in an RDB study storage")
+    return backend
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Retry a trial whose worker died, once, and say so on the failed trial.
+
+    The failed trial gets ``fail_reason`` (its worker, the grace period, the retry's number)
+    and ``retried_as``; the retry (a WAITING copy with the same parameters) is trained by
+    whichever worker asks next, and carries Optuna's ``failed_trial`` system attribute.
+    """
+
+    def __init__(self, grace_period: int) -> None:
+        super().__init__(max_retry=1)
+        self.grace_period = grace_period
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        before = {t.number for t in study.get_trials(deepcopy=False)}
+        super().__call__(study, trial)
+        retry = next(
+            (
+                t.number
+                for t in study.get_trials(deepcopy=False)
+                if t.number not in before and t.system_attrs.get("failed_trial") is not None
+            ),
+            None,
+        )
+        worker = trial.user_attrs.get("worker", "its worker")
+        tail = f"retried as trial {retry}" if retry is not None else "not retried again"
+        set_result_attrs(
+            rdb_storage(study),
+            trial._trial_id,
+            {
+                "fail_reason": f"worker {worker} sent no heartbeat for {self.grace_period}s "
+                f"(killed or pre-empted); {tail}",
+                "retried_as": retry,
+            },
+        )
 
 
 def load_study(storage: RDBStorage, name: str) -> optuna.Study:

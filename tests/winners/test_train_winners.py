@@ -171,3 +171,16 @@ def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path:
         out = run_nas(*args)
         assert out.returncode != 0 and message in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_top_k_fills_up_from_the_next_fronts(tmp_path: Path, image_folder: Path) -> None:
+    from nas.winners import select_winners
+    from tests.winners.conftest import make_study
+
+    # cbam dominates the rest (best accuracy, and mhsa/self_attn have more params)
+    study = make_study(
+        tmp_path / "f.db", image_folder, {"none": 0.5, "cbam": 0.9, "mhsa": 0.7, "self_attn": 0.8}
+    )
+    front = [t.number for t in select_winners(study, None)]
+    top3 = [t.number for t in select_winners(study, 3)]
+    assert len(front) < 3 and top3[: len(front)] == front and len(top3) == 3
