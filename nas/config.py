@@ -184,14 +184,17 @@ class ArchConfig:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read architecture file {path}: {exc.strerror}") from None
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
+        if path.suffix.lower() not in (".yaml", ".yml"):
             try:
-                return cls.from_dict(yaml.safe_load(text))
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        return cls.from_json(text)
+                return cls.from_dict(json.loads(text))
+            except json.JSONDecodeError:
+                pass  # YAML under another name (nas export --format yaml --out x.json)
+        import yaml
+
+        try:
+            return cls.from_dict(yaml.safe_load(text))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is neither valid JSON nor valid YAML: {exc}") from None
 
     def replace(self, **changes: Any) -> ArchConfig:
         """A copy with some fields changed (validated again)."""

@@ -29,8 +29,11 @@ from operator import mul
 from typing import Any
 
 import torch
-from fvcore.nn import FlopCountAnalysis, parameter_count
-from fvcore.nn.jit_handles import get_shape
+
+with warnings.catch_warnings():  # fvcore scripts a helper at import; torch deprecates that
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+    from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
 from nas.config import ArchConfig

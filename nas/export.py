@@ -86,7 +86,7 @@ def export_document(
             "storage": safe_url(storage_url),
             "trial": trial.number,
             "selected_by": selected_by,
-            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "versions": versions(),
             "breakdown": [p.to_dict() for p in counts.parts],
         },

@@ -1,7 +1,7 @@
 """Named architectures from the seed papers, as data.
 
 Every preset is an :class:`~nas.config.ArchConfig` built by :func:`preset`; none is a class of
-its own. Each is also a point of the default search space (``tests/test_space.py`` checks).
+its own. Each is also a point of the default search space (``tests/space/test_space.py`` checks).
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ def parse_count(text: str | int | float, what: str = "limit") -> int:
         value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if not math.isfinite(value) or value <= 0:
         raise NasError(f"{what} must be positive, got {text!r}")
+    if round(value) < 1:
+        raise NasError(f"{what} must be at least 1, got {text!r}")
     return round(value)
 
 

@@ -23,8 +23,13 @@ from nas.config import ArchConfig
 from nas.data import ImageData
 from nas.errors import DataError, NasError
 from nas.models import build_model
-from nas.report.figures import ProxyFidelity, proxy_fidelity
-from nas.search.stats import accuracy_of, pareto_fronts, second_objective
+from nas.search.stats import (
+    ProxyFidelity,
+    accuracy_of,
+    pareto_fronts,
+    proxy_fidelity,
+    second_objective,
+)
 from nas.search.storage import rdb_storage, set_result_attrs
 from nas.training import EpochResult, Recipe, Trainer
 

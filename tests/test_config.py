@@ -107,3 +107,15 @@ def test_from_file_reads_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert ArchConfig.from_file(path) == cfg
     with pytest.raises(ConfigError, match="cannot read architecture file"):
         ArchConfig.from_file(tmp_path / "missing.json")
+
+
+def test_yaml_under_a_json_name_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    cfg = preset("resnet20-cbam")
+    path = tmp_path / "arch.json"
+    path.write_text(yaml.safe_dump({"arch": cfg.to_dict()}))
+    assert ArchConfig.from_file(path) == cfg
+    path.write_text("{ not: [json")
+    with pytest.raises(ConfigError, match="neither valid JSON nor valid YAML"):
+        ArchConfig.from_file(path)

@@ -33,3 +33,8 @@ def test_human() -> None:
     assert human(4_913_705) == "4.91M"
     assert human(269_722) == "269.72k"
     assert human(12) == "12"
+
+
+def test_limits_that_round_to_zero_are_refused() -> None:
+    with pytest.raises(NasError, match="must be at least 1"):
+        parse_count("0.4")

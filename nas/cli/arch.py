@@ -23,7 +23,7 @@ DEFAULT_SPACE_PATH = "search_spaces/attention_resnet.toml"
 
 def add_input_args(p: argparse.ArgumentParser) -> None:
     """--in-channels/--input-size/--num-classes, which presets take from the data set."""
-    g = p.add_argument_group("input (defaults: CIFAR-10)")
+    g = p.add_argument_group("input of presets (defaults: CIFAR-10)")
     g.add_argument("--in-channels", type=int, default=3, metavar="C", help="input channels (3)")
     g.add_argument("--input-size", type=int, default=32, metavar="S", help="input side (32)")
     g.add_argument("--num-classes", type=int, default=10, metavar="K", help="classes (10)")
@@ -109,6 +109,11 @@ def _count_args(p: argparse.ArgumentParser) -> None:
 
 def load_arch(args: argparse.Namespace) -> tuple[str, ArchConfig]:
     """The architecture named by --preset or --config."""
+    if args.config and (args.in_channels, args.input_size, args.num_classes) != (3, 32, 10):
+        raise NasError(
+            "--in-channels, --input-size and --num-classes apply to --preset; "
+            "a config file sets its own input"
+        )
     if args.preset:
         return args.preset, preset(
             args.preset,

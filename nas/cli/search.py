@@ -57,8 +57,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_study_args(p: argparse.ArgumentParser) -> None:
-    """--storage and --study (shared by every command that reads a study)."""
+def add_study_args(p: argparse.ArgumentParser, *, study: str = "optional") -> None:
+    """--storage and --study, for every command that reads or writes a study.
+
+    Args:
+        study: ``optional`` (nas search derives a name), ``required``, or ``none``.
+    """
     g = p.add_argument_group("study")
     g.add_argument(
         "--storage",
@@ -67,12 +71,15 @@ def add_study_args(p: argparse.ArgumentParser) -> None:
         help="SQLAlchemy URL of the study database (default: "
         "sqlite:///studies/STUDY.db; postgresql+psycopg://... for many workers)",
     )
-    g.add_argument(
-        "--study",
-        metavar="NAME",
-        default=None,
-        help="study name (default: derived from space, data set and limit)",
-    )
+    if study == "required":
+        g.add_argument("--study", metavar="NAME", required=True, help="study name")
+    elif study == "optional":
+        g.add_argument(
+            "--study",
+            metavar="NAME",
+            default=None,
+            help="study name (default: derived from space, data set and limit)",
+        )
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -108,7 +115,8 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--objectives",
         choices=list(OBJECTIVE_SETS),
         default=None,
-        help="what to optimise (default accuracy,params)",
+        metavar="OBJ",
+        help="what to optimise: " + ", ".join(OBJECTIVE_SETS) + " (default accuracy,params)",
     )
     g.add_argument(
         "--sampler", choices=SAMPLERS.names(), default=None, help="Optuna sampler (default tpe)"
@@ -238,11 +246,13 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
 
 def _run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     if settings.workers > 1:
         from nas.search.workers import run_workers
 
-        return int(run_workers(settings))
-    signal.signal(signal.SIGTERM, raise_interrupt)
+        outcome, code = run_workers(settings)
+        print_summary(outcome, settings)
+        return code
     err = Console(stderr=True)
     monitor: SearchMonitor = (
         LogMonitor() if settings.quiet or not err.is_terminal else LiveMonitor(err)

@@ -14,41 +14,37 @@ import optuna
 
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, err_console, fmt_int, table
-from nas.cli.search import add_data_args, raise_interrupt
+from nas.cli.search import add_data_args, add_study_args, raise_interrupt
 from nas.config import ArchConfig
 from nas.data import load_dataset
 from nas.errors import NasError, StorageError
 from nas.search.stats import accuracy_of
-from nas.search.storage import load_study, open_storage, safe_url
+from nas.search.storage import (
+    STUDIES_DIR,
+    default_storage_path,
+    load_study,
+    open_storage,
+    safe_url,
+    sqlite_url,
+)
 from nas.training import EpochResult, full_recipe, resolve_device
+from nas.training.recipe import SCHEDULES
 from nas.units import human
-
-
-def add_storage_args(p: argparse.ArgumentParser, study: bool = True) -> None:
-    """--storage URL and --study NAME (the study's default SQLite file when no URL)."""
-    g = p.add_argument_group("study")
-    g.add_argument(
-        "--storage",
-        metavar="URL",
-        default=None,
-        help="study database URL (default: sqlite:///studies/STUDY.db)",
-    )
-    if study:
-        g.add_argument("--study", metavar="NAME", required=True, help="study name")
 
 
 def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, str]:
     """The study named by --study in --storage (or its default SQLite file)."""
-    url = args.storage or f"sqlite:///studies/{args.study}.db"
-    if not args.storage and not Path(f"studies/{args.study}.db").exists():
-        raise StorageError(f"no study database studies/{args.study}.db here; pass --storage URL")
+    path = default_storage_path(args.study)
+    if not args.storage and not path.exists():
+        raise StorageError(f"no study database {path} here; pass --storage URL")
+    url = args.storage or sqlite_url(path)
     storage = open_storage(url)
     return load_study(storage, args.study), url
 
 
 # ------------------------------------------------------------------ train-winners
 def _train_args(p: argparse.ArgumentParser) -> None:
-    add_storage_args(p)
+    add_study_args(p, study="required")
     pick = p.add_mutually_exclusive_group(required=True)
     pick.add_argument(
         "--top-k",
@@ -73,7 +69,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-nesterov", action="store_true", help="plain momentum")
     r.add_argument("--weight-decay", type=float, metavar="WD", help="weight decay (5e-4)")
     r.add_argument("--label-smoothing", type=float, metavar="LS", help="(0.1)")
-    r.add_argument("--schedule", choices=["cosine", "linear"], help="decay (cosine)")
+    r.add_argument("--schedule", choices=SCHEDULES.names(), help="decay (cosine)")
     r.add_argument("--warmup", type=float, metavar="F", help="warm-up fraction of steps (0.02)")
     r.add_argument("--mixup-alpha", type=float, metavar="A", help="mixup Beta alpha (0.2)")
     r.add_argument("--no-mixup", action="store_true", help="turn mixup off")
@@ -234,7 +230,7 @@ COMMANDS.add(
 
 # ------------------------------------------------------------------ export
 def _export_args(p: argparse.ArgumentParser) -> None:
-    add_storage_args(p)
+    add_study_args(p, study="required")
     pick = p.add_mutually_exclusive_group(required=True)
     pick.add_argument(
         "--best",
@@ -353,7 +349,7 @@ COMMANDS.add(
 
 # ------------------------------------------------------------------ report
 def _report_args(p: argparse.ArgumentParser) -> None:
-    add_storage_args(p)
+    add_study_args(p, study="required")
     p.add_argument("--out", type=Path, required=True, metavar="PATH", help="HTML file to write")
 
 
@@ -400,7 +396,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
-    add_storage_args(p, study=False)
+    add_study_args(p, study="none")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (8080)")
     p.add_argument(
@@ -415,16 +411,16 @@ def _dashboard_run(args: argparse.Namespace) -> int:
 
     from nas.dashboard import annotate
 
-    url = args.storage or "sqlite:///studies/nas.db"
-    if not args.storage:
-        dbs = sorted(Path("studies").glob("*.db"))
+    url = args.storage
+    if not url:
+        dbs = sorted(STUDIES_DIR.glob("*.db"))
         if len(dbs) != 1:
             raise StorageError(
                 f"pass --storage URL (studies/ holds {len(dbs)} databases)"
                 if dbs
                 else "no study database in studies/; pass --storage URL"
             )
-        url = f"sqlite:///{dbs[0]}"
+        url = sqlite_url(dbs[0])
     storage = open_storage(url)
     summaries = optuna.get_all_study_summaries(storage)
     if not args.no_annotate:

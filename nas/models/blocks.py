@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -41,13 +43,17 @@ class PadShortcut(nn.Module):
         return x
 
 
+#: Shortcut kinds for blocks that change the shape: ``SHORTCUTS[kind](in_ch, out_ch, stride)``.
+SHORTCUTS: Registry[Callable[[int, int, int], nn.Module]] = Registry("shortcut")
+SHORTCUTS.add("conv", lambda in_ch, out_ch, stride: conv_bn(in_ch, out_ch, 1, stride))
+SHORTCUTS.add("pad", PadShortcut)
+
+
 def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
-    """Identity when shapes match, else a 1x1 conv + BN (``conv``) or :class:`PadShortcut`."""
+    """Identity when shapes match, else the shortcut ``kind`` (1x1 conv + BN, or padding)."""
     if in_ch == out_ch and stride == 1:
         return nn.Identity()
-    if kind == "pad":
-        return PadShortcut(in_ch, out_ch, stride)
-    return conv_bn(in_ch, out_ch, 1, stride)
+    return SHORTCUTS[kind](in_ch, out_ch, stride)
 
 
 class ResidualBlock(nn.Module):

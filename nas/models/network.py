@@ -138,13 +138,16 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a state dict saved by ``torch.save`` into ``model`` (strict key and shape check)."""
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"cannot load weights from {path}: {exc}") from None
+    except Exception as exc:  # not a file, not a torch file, unpicklable content, ...
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot load weights from {path}: {first}") from None
     if isinstance(state, dict):
         for key in ("ema", "model", "state_dict"):
             if key in state and isinstance(state[key], dict):
                 state = state[key]
                 break
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path} holds a {type(state).__name__}, not a state dict of weights")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

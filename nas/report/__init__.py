@@ -10,7 +10,6 @@ from nas.report.figures import (
     FIGURES,
     ROLLING_WINDOW,
     FigureBuilder,
-    ProxyFidelity,
     accuracy_by_figure,
     accuracy_importances,
     arch_summary,
@@ -25,12 +24,12 @@ from nas.report.figures import (
     pareto_flops_figure,
     pareto_params_figure,
     placement_figure,
-    proxy_fidelity,
     proxy_vs_full_figure,
     rejection_figure,
     rejection_rate_figure,
 )
 from nas.report.html import attach_to_dashboard, render_report, winners, write_report
+from nas.search.stats import ProxyFidelity, proxy_fidelity
 
 __all__ = [
     "FIGURES",

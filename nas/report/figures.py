@@ -16,7 +16,7 @@ import html
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 import optuna
 import plotly.graph_objects as go
@@ -26,7 +26,15 @@ from plotly.subplots import make_subplots
 from nas.config import PLACEMENTS, ArchConfig
 from nas.errors import NasError
 from nas.registry import Registry
-from nas.search.stats import accuracy_of, is_rejected, is_stopped, pareto_front, sampled_trials
+from nas.search.stats import (
+    ProxyFidelity,
+    accuracy_of,
+    is_rejected,
+    is_stopped,
+    pareto_front,
+    proxy_fidelity,
+    sampled_trials,
+)
 from nas.units import human
 
 #: A figure builder: a study in, a titled figure out.
@@ -49,21 +57,6 @@ _FRONT_COLOR = "#d62728"
 _STOPPED_COLOR = "#ff7f0e"
 _REJECTED_COLOR = "#7f7f7f"
 _NO_ATTENTION = "no attention"
-
-
-class ProxyFidelity(TypedDict):
-    """How well proxy accuracy ranks the fully trained winners.
-
-    Attributes:
-        tau: Kendall's tau between proxy ``accuracy`` and ``full_accuracy``; None with fewer
-            than two winners or when it is undefined (all values equal).
-        n: number of trials with both accuracies.
-        trials: their trial numbers, in order.
-    """
-
-    tau: float | None
-    n: int
-    trials: list[int]
 
 
 def graph_id(name: str) -> str:
@@ -424,7 +417,9 @@ def accuracy_importances(study: optuna.Study) -> dict[str, float]:
     quantile = min(0.5, max(0.1, IMPORTANCE_TOP_TRIALS / max(n, 1)))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*low `target` values", category=UserWarning)
+        # PED-ANOVA warns about its direction and about sparse regimes; the figure's
+        # annotation already says how many trials the importances rest on.
+        warnings.filterwarnings("ignore", category=UserWarning)
         return optuna.importance.get_param_importances(
             study, evaluator=evaluator, target=_negated_accuracy
         )
@@ -472,27 +467,6 @@ def importance_figure(study: optuna.Study) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- proxy fidelity
-def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
-    """Kendall's tau between proxy ``accuracy`` and ``full_accuracy`` of the trained winners.
-
-    Only trials with both user attributes count. ``tau`` is None with fewer than two of them
-    or when it is undefined (constant accuracies), so the result is plain JSON (it is stored
-    as the study user attribute ``proxy_fidelity`` by ``nas train-winners``).
-    """
-    from scipy.stats import kendalltau
-
-    pairs = [
-        (t.number, accuracy_of(t), float(t.user_attrs["full_accuracy"]))
-        for t in sorted(trials, key=lambda t: t.number)
-        if t.user_attrs.get("full_accuracy") is not None and accuracy_of(t) is not None
-    ]
-    tau: float | None = None
-    if len(pairs) >= 2:
-        value = float(kendalltau([p[1] for p in pairs], [p[2] for p in pairs]).statistic)
-        tau = value if math.isfinite(value) else None
-    return {"tau": tau, "n": len(pairs), "trials": [p[0] for p in pairs]}
-
-
 def fidelity_text(fidelity: ProxyFidelity) -> str:
     """``Kendall's tau 0.67, n=3`` or why there is no tau."""
     n = fidelity["n"]

@@ -21,9 +21,8 @@ from nas.report.figures import (
     build_figures,
     fidelity_text,
     graph_id,
-    proxy_fidelity,
 )
-from nas.search.stats import StudyStats, accuracy_of, study_stats
+from nas.search.stats import StudyStats, accuracy_of, proxy_fidelity, study_stats
 from nas.units import human
 
 #: Height of each figure in the page.

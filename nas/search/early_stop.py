@@ -5,8 +5,8 @@ directly (every trial records its per-epoch validation accuracy as the user attr
 ``curve``, written after each epoch so that other workers see it too):
 
 * **successive halving among peers**: at epoch k, a trial whose accuracy is below the
-  top 1/eta of the epoch-k accuracies of trials of comparable size (parameters within a
-  factor ``size_ratio``) is stopped, once there are ``min_peers`` such trials;
+  top 1/eta (rounded up) of the epoch-k accuracies of trials of comparable size (parameters
+  within a factor ``size_ratio``) is stopped, once there are ``min_peers`` such trials;
 * **dominance**: a trial is stopped when a finished trial with no more parameters was
   already better at epoch k by ``margin`` and finished better than this trial is now.
 
@@ -15,6 +15,7 @@ Nothing is stopped at the last epoch, where stopping saves nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ class EarlyStopper:
         ]
         if len(peers) >= self.min_peers:
             ranked = sorted(peers, reverse=True)
-            keep = max(1, int(len(ranked) / self.eta))
+            keep = math.ceil(len(ranked) / self.eta)  # 4-6 peers: beat the 2nd best
             cutoff = ranked[keep - 1]
             if accuracy < cutoff:
                 return (

@@ -73,7 +73,6 @@ class LiveMonitor:
         self.rows: list[_Row] = []
         self.max_rows = rows
         self.total = "starting"
-        self.recent_rejections = 0
         self.live = Live(
             self._render(), console=self.console, refresh_per_second=4, transient=False
         )
@@ -115,7 +114,7 @@ class LiveMonitor:
         self.live.update(self._render())
 
     def rejected(self, number: int, reason: str, seconds: float) -> None:
-        self.recent_rejections += 1
+        return None  # the totals line counts rejections
 
     def trial_started(
         self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int

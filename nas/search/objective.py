@@ -192,6 +192,13 @@ class Objective:
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted by the user (Ctrl-C)")
             raise
+        except Exception as exc:  # a bug or an unforeseen error: fail this trial, say why
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+            self.monitor.trial_finished(trial.number, "failed", reason)
+            raise
         trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("images_per_s", result.images_per_s)
         accuracy = result.accuracy

@@ -7,15 +7,20 @@ Ctrl-C fails the running trial with its reason and returns normally, so the summ
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sys
 import time
+import warnings
+import zlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from nas.counting import count
 from nas.data import ImageData, load_dataset
@@ -26,10 +31,10 @@ from nas.search.events import SearchMonitor
 from nas.search.objective import Objective, make_context
 from nas.search.samplers import make_sampler
 from nas.search.settings import SearchSettings
-from nas.search.slots import TrainingSlots
+from nas.search.slots import TrainingSlots, worker_id
 from nas.search.stats import StudyStats, study_stats
 from nas.search.storage import open_storage, rdb_storage, safe_url
-from nas.space import SearchSpace, load_space
+from nas.space import SearchSpace, load_space, resolve_space_path
 from nas.training import TrainingFailed, resolve_device
 from nas.units import human
 
@@ -101,6 +106,69 @@ def smallest_candidate(space: SearchSpace, data: ImageData) -> tuple[int, str]:
     return best
 
 
+def fail_stale(study: optuna.Study) -> None:
+    """Fail (and retry once) the trials whose worker stopped sending heartbeats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def sampler_seed_for(settings: SearchSettings, worker: int) -> int:
+    """The sampler seed of this worker: ``--seed`` and the worker index, plus host and pid on
+    a shared (non-SQLite) database, where workers on other machines may carry the same index
+    and would otherwise propose the same start-up candidates."""
+    seed = settings.seed * 7919 + worker
+    if make_url(settings.storage_url).get_backend_name() != "sqlite":
+        seed ^= zlib.crc32(worker_id().encode())
+    return seed % 2**31
+
+
+#: Settings a resumed study must keep: changing them would mix incomparable trials.
+PINNED = (
+    "space_sha1",
+    "dataset",
+    "data_dir",
+    "param_limit",
+    "objectives",
+    "proxy_epochs",
+    "proxy_subset",
+    "proxy_val",
+    "proxy_batch_size",
+    "proxy_lr",
+    "val_fraction",
+)
+
+
+def recorded_settings(settings: SearchSettings) -> dict[str, Any]:
+    """What a study records about how it was searched (``nas_settings``)."""
+    data = {
+        k: v
+        for k, v in settings.to_dict().items()
+        if k not in ("quiet", "storage", "workers", "worker_index")
+    }
+    data["objectives"] = list(settings.objectives)
+    if settings.data_dir is not None:
+        data["data_dir"] = str(Path(settings.data_dir).expanduser().resolve())
+    data["space_sha1"] = hashlib.sha1(resolve_space_path(settings.space).read_bytes()).hexdigest()
+    return data
+
+
+def check_same_settings(study: optuna.Study, settings: SearchSettings) -> None:
+    """Refuse to continue a study with settings that make its trials incomparable."""
+    before = study.user_attrs.get("nas_settings", {})
+    now = recorded_settings(settings)
+    changed = [k for k in PINNED if k in before and before[k] != now[k]]
+    if changed:
+        what = ", ".join(
+            "the space file's content" if k == "space_sha1" else f"{k} {before[k]!r} -> {now[k]!r}"
+            for k in changed
+        )
+        raise NasError(
+            f"study {study.study_name!r} was searched with other settings ({what}); "
+            "continue it with the same ones, or choose another --study"
+        )
+
+
 def open_study(
     settings: SearchSettings,
     storage: optuna.storages.RDBStorage,
@@ -123,6 +191,7 @@ def open_study(
                 f"study {settings.study_name!r} exists with objectives "
                 f"{','.join(have) or '?'}, not {','.join(names)}; choose another --study"
             )
+        check_same_settings(existing, settings)
         return existing
     study = optuna.create_study(
         study_name=settings.study_name,
@@ -132,10 +201,7 @@ def open_study(
         load_if_exists=True,
     )
     study.set_metric_names(names)
-    study.set_user_attr(
-        "nas_settings",
-        {k: v for k, v in settings.to_dict().items() if k not in ("quiet", "storage")},
-    )
+    study.set_user_attr("nas_settings", recorded_settings(settings))
     return study
 
 
@@ -203,9 +269,9 @@ def run_search(
     device = resolve_device(settings.device)
     storage = open_storage(settings.storage_url, grace_period=settings.grace_period)
     started = time.perf_counter()
-    sampler_seed = settings.seed * 7919 + worker
+    sampler_seed = sampler_seed_for(settings, worker)
     study = open_study(settings, storage, make_sampler(settings.sampler, sampler_seed))
-    optuna.storages.fail_stale_trials(study)
+    fail_stale(study)
     existing = len(study.get_trials(deepcopy=False))
     if existing:
         # Re-seed so that a resumed run does not replay the first run's random start-up.
@@ -275,7 +341,7 @@ def _step(
     say: Any,
 ) -> None:
     """One turn of the loop: clean up, decide whether to stop, wait, or run one trial."""
-    optuna.storages.fail_stale_trials(study)
+    fail_stale(study)
     stats = study_stats(study)
     slots.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
     monitor.totals(

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
+import tomllib
+import types
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
 from nas.units import human, parse_count
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 #: What the second objective can be; accuracy is always the first.
 OBJECTIVE_SETS = {
@@ -62,6 +59,7 @@ class SearchSettings:
     max_failures: int = 10
 
     def __post_init__(self) -> None:
+        _check_types(self)
         problems = []
         for name in ("trials", "proxy_epochs", "workers", "max_failures"):
             if getattr(self, name) < 1:
@@ -89,13 +87,51 @@ class SearchSettings:
     @property
     def storage_url(self) -> str:
         """``--storage``, else a SQLite file under ``studies/``."""
-        return self.storage or f"sqlite:///studies/{self.study_name}.db"
+        from nas.search.storage import default_storage_path, sqlite_url
+
+        return self.storage or sqlite_url(default_storage_path(self.study_name))
 
     def replace(self, **changes: Any) -> SearchSettings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _accepts(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits a field annotation (int, float, bool, str, optional, tuple)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(value, a) for a in typing.get_args(annotation))
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        return isinstance(value, tuple) and all(_accepts(v, item) for v in value)
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def _check_types(settings: SearchSettings) -> None:
+    """A study file's values must have the type of the flag they stand for."""
+    hints = typing.get_type_hints(SearchSettings)
+    for f in fields(SearchSettings):
+        value = getattr(settings, f.name)
+        if not _accepts(value, hints[f.name]):
+            expected = " or ".join(
+                _NAMES.get(getattr(a, "__name__", ""), str(a))
+                for a in (typing.get_args(hints[f.name]) or (hints[f.name],))
+                if a is not type(None)
+            )
+            raise NasError(f"setting {f.name} must be {expected}, got {value!r}")
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:

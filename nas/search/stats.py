@@ -5,8 +5,10 @@ Used by the end-of-search summary, ``nas report``, ``nas train-winners`` and ``n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -31,6 +33,42 @@ def accuracy_of(t: FrozenTrial) -> float | None:
     """Proxy validation accuracy (a fraction) of a trained trial."""
     value = t.user_attrs.get("accuracy")
     return float(value) if value is not None else None
+
+
+class ProxyFidelity(TypedDict):
+    """How well proxy accuracy ranks the fully trained winners.
+
+    Attributes:
+        tau: Kendall's tau between proxy ``accuracy`` and ``full_accuracy``; None with fewer
+            than two winners or when it is undefined (all values equal).
+        n: number of trials with both accuracies.
+        trials: their trial numbers, in order.
+    """
+
+    tau: float | None
+    n: int
+    trials: list[int]
+
+
+def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
+    """Kendall's tau between proxy ``accuracy`` and ``full_accuracy`` of the trained winners.
+
+    Only trials with both user attributes count. ``tau`` is None with fewer than two of them
+    or when it is undefined (constant accuracies), so the result is plain JSON (it is stored
+    as the study user attribute ``proxy_fidelity`` by ``nas train-winners``).
+    """
+    from scipy.stats import kendalltau
+
+    pairs = [
+        (t.number, accuracy_of(t), float(t.user_attrs["full_accuracy"]))
+        for t in sorted(trials, key=lambda t: t.number)
+        if t.user_attrs.get("full_accuracy") is not None and accuracy_of(t) is not None
+    ]
+    tau: float | None = None
+    if len(pairs) >= 2:
+        value = float(kendalltau([p[1] for p in pairs], [p[2] for p in pairs]).statistic)
+        tau = value if math.isfinite(value) else None
+    return {"tau": tau, "n": len(pairs), "trials": [p[0] for p in pairs]}
 
 
 @dataclass

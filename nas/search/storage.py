@@ -20,6 +20,19 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
 
+#: Where studies live when no --storage URL is given.
+STUDIES_DIR = Path("studies")
+
+
+def default_storage_path(study: str) -> Path:
+    """The SQLite file of ``study`` when no --storage URL is given: ``studies/STUDY.db``."""
+    return STUDIES_DIR / f"{study}.db"
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{path}"
+
 
 def safe_url(url: str) -> str:
     """``url`` with its password hidden, for messages."""

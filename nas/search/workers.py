@@ -62,6 +62,8 @@ def write_study_file(settings: SearchSettings, path: Path) -> None:
     """``settings`` as a study file that ``nas search STUDY_FILE`` reads back."""
     lines = ["[search]"]
     for key, value in settings.to_dict().items():
+        if key in ("proxy_subset", "proxy_val") and value is None:
+            value = "all"  # None means every image; the file spells it 'all'
         if value is not None and key not in ("workers", "worker_index"):
             lines.append(f"{key} = {_toml_value(value)}")
     path.write_text("\n".join(lines) + "\n")
@@ -73,10 +75,9 @@ def _pump(stream: IO[str], prefix: str) -> None:
         sys.stderr.flush()
 
 
-def run_workers(settings: SearchSettings) -> int:
-    """Run ``settings.workers`` local workers on the study; returns the exit code."""
-    from nas.cli.search import print_summary
-
+def run_workers(settings: SearchSettings) -> tuple[SearchOutcome, int]:
+    """Run ``settings.workers`` local workers on the study; returns how it ended and the
+    exit code (0, 130 after Ctrl-C or SIGTERM, else the first failing worker's)."""
     k = settings.workers
     if make_url(settings.storage_url).get_backend_name() == "sqlite":
         print(SQLITE_WARNING.format(k=k), file=sys.stderr)
@@ -90,43 +91,49 @@ def run_workers(settings: SearchSettings) -> int:
     devices = assign_devices(settings.device, k)
     threads = max(1, (os.cpu_count() or 1) // k)
     procs: list[subprocess.Popen[str]] = []
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix="nas-workers-") as tmp:
         study_file = Path(tmp) / "study.toml"
         write_study_file(
             settings.replace(enqueue_presets=False, study=study.study_name), study_file
         )
-        for i, device in enumerate(devices):
-            cmd = [
-                sys.executable,
-                "-m",
-                "nas",
-                "search",
-                str(study_file),
-                "--workers",
-                "1",
-                "--worker-index",
-                str(i),
-                "--device",
-                device,
-                "--quiet",
-            ]
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-            )
-            assert proc.stderr is not None
-            threading.Thread(
-                target=_pump, args=(proc.stderr, f"[worker {i} {device}] "), daemon=True
-            ).start()
-            procs.append(proc)
-        print(
-            f"started {k} workers on {', '.join(devices)} ({threads} CPU threads each)",
-            file=sys.stderr,
-        )
-        interrupted = False
         try:
+            for i, device in enumerate(devices):
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "nas",
+                    "search",
+                    str(study_file),
+                    "--workers",
+                    "1",
+                    "--worker-index",
+                    str(i),
+                    "--device",
+                    device,
+                    "--quiet",
+                ]
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+                # Own session: a terminal's Ctrl-C reaches each worker once, via the parent.
+                proc = subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                    start_new_session=True,
+                )
+                assert proc.stderr is not None
+                threading.Thread(
+                    target=_pump, args=(proc.stderr, f"[worker {i} {device}] "), daemon=True
+                ).start()
+                procs.append(proc)
+            print(
+                f"started {k} workers on {', '.join(devices)} ({threads} CPU threads each)",
+                file=sys.stderr,
+            )
             codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the CLI
             interrupted = True
             for p in procs:
                 if p.poll() is None:
@@ -146,7 +153,5 @@ def run_workers(settings: SearchSettings) -> int:
         interrupted,
         stats.trained - trained_before,
     )
-    print_summary(outcome, settings)
-    if interrupted:
-        return 130
-    return next((c for c in codes if c != 0), 0)
+    code = 130 if interrupted else next((c for c in codes if c != 0), 0)
+    return outcome, code

@@ -19,7 +19,7 @@ attention type, per-stage repeats only for the ``after_stage`` placement.
 from __future__ import annotations
 
 import difflib
-import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -40,11 +40,6 @@ from nas.config import (
 )
 from nas.errors import SpaceError
 from nas.space.dims import Choice, Dim, Fixed, parse_dim
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 Check = Callable[[Any], str | None]
 

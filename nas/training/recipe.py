@@ -6,10 +6,18 @@ One trainer (:mod:`nas.training.trainer`) runs every recipe; a recipe only says 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import NasError
+from nas.registry import Registry
+
+#: Learning-rate decay after warm-up: progress in [0, 1] -> fraction of the peak rate.
+SCHEDULES: Registry[Callable[[float], float]] = Registry("schedule")
+SCHEDULES.add("cosine", lambda progress: 0.5 * (1 + math.cos(math.pi * progress)))
+SCHEDULES.add("linear", lambda progress: 1 - progress)
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,10 @@ class Recipe:
             problems.append(f"learning rate must be positive, got {self.lr}")
         if not 0 <= self.warmup < 1:
             problems.append(f"warm-up must be a fraction in [0, 1), got {self.warmup}")
-        if self.schedule not in ("cosine", "linear"):
-            problems.append(f"schedule must be 'cosine' or 'linear', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(
+                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"EMA decay must be in (0, 1), got {self.ema_decay}")
         if self.grad_clip is not None and self.grad_clip <= 0:

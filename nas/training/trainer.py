@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from nas.data.augment import normalize, random_crop, random_flip
 from nas.errors import NasError
 from nas.training.mixing import mix_batch
-from nas.training.recipe import Recipe
+from nas.training.recipe import SCHEDULES, Recipe
 
 #: Test hook: ``NAS_SLOW_EPOCH=SEC`` sleeps SEC seconds at the start of every epoch, so
 #: tests can interrupt or kill a run in the middle of an epoch.
@@ -110,9 +110,7 @@ def lr_at(step: int, total: int, recipe: Recipe) -> float:
     if step < warm:
         return recipe.lr * (step + 1) / warm
     progress = (step - warm) / max(1, total - warm)
-    if recipe.schedule == "cosine":
-        return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
-    return recipe.lr * (1 - progress)
+    return recipe.lr * SCHEDULES[recipe.schedule](progress)
 
 
 TensorList = tuple[Tensor, ...] | list[Tensor]
@@ -133,6 +131,12 @@ def ema_update(decay: float) -> Callable[[TensorList, TensorList, Tensor | int],
                 a.copy_(c)
 
     return update
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator failing to allocate."""
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
 
 
 class Trainer:
@@ -277,7 +281,9 @@ class Trainer:
                             seen / train_s,
                         )
                     )
-        except torch.OutOfMemoryError as exc:
+        except RuntimeError as exc:
+            if not _is_out_of_memory(exc):
+                raise
             self._release()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
             raise TrainingFailed(

@@ -118,6 +118,7 @@ def test_sample_counts_flops_of_feasible_candidates() -> None:
         (("count",), "one of the arguments --preset --config is required"),
         (("sample", "--space", "nope.toml"), "space file nope.toml does not exist"),
         (("count", "--config", "missing.json"), "cannot read architecture file missing.json"),
+        (("count", "--config", "x.json", "--num-classes", "100"), "apply to --preset"),
     ],
 )
 def test_user_mistakes_are_one_line_and_nonzero(args: tuple[str, ...], message: str) -> None:

@@ -78,3 +78,21 @@ def test_weights_round_trip_and_mismatch(tmp_path) -> None:  # type: ignore[no-u
     )
     with pytest.raises(ConfigError, match="do not fit this architecture"):
         build_model(preset("resnet20-cbam"), weights=path)
+
+
+def test_shortcut_registry_covers_the_config_shortcuts() -> None:
+    from nas.config import SHORTCUTS as CONFIG_SHORTCUTS
+    from nas.models.blocks import SHORTCUTS
+
+    assert set(SHORTCUTS.names()) == set(CONFIG_SHORTCUTS)
+
+
+def test_weights_that_are_not_a_state_dict(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = tmp_path / "notes.txt"
+    text.write_text("not weights")
+    with pytest.raises(ConfigError, match="cannot load weights from"):
+        build_model(preset("resnet20"), weights=text)
+    listing = tmp_path / "list.pt"
+    torch.save([1, 2, 3], listing)
+    with pytest.raises(ConfigError, match="holds a list, not a state dict"):
+        build_model(preset("resnet20"), weights=listing)

@@ -25,7 +25,12 @@ def test_bottom_of_comparable_trials_is_stopped() -> None:
     stopper = EarlyStopper(eta=3, min_peers=4, margin=1.0)
     reason = stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.30)
     assert reason is not None and "top 1/3" in reason and "6 trials" in reason
-    assert stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.54) is None
+    # the top third of 6 peers is the best 2 (0.55, 0.53): 0.53 survives, 0.52 does not
+    assert stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.53) is None
+    assert stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.52) is not None
+    # with 4 peers (0.55, 0.52, 0.50, 0.48), ceil(4/3) = 2: matching the second best is enough
+    assert stopper.check(others[:4], params=1000, epoch=1, epochs=3, accuracy=0.52) is None
+    assert stopper.check(others[:4], params=1000, epoch=1, epochs=3, accuracy=0.51) is not None
 
 
 def test_never_stops_at_the_last_epoch_or_without_enough_peers() -> None:

@@ -231,3 +231,110 @@ def test_limit_below_the_smallest_candidate_is_refused_before_searching(
     assert out.returncode != 0
     assert "is below the smallest candidate of space 'tiny'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_enqueue_presets_starts_from_the_presets_that_fit(tmp_path: Path) -> None:
+    from nas.config import ArchConfig
+    from nas.presets import preset
+    from tests.conftest import DEFAULT_SPACE
+
+    db = tmp_path / "p.db"
+    out = run_nas(
+        "search",
+        "--space",
+        str(DEFAULT_SPACE),
+        "--dataset",
+        "fake",
+        "--param-limit",
+        "300k",
+        "--trials",
+        "1",
+        "--proxy-epochs",
+        "1",
+        "--proxy-subset",
+        "64",
+        "--proxy-val",
+        "32",
+        "--enqueue-presets",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "t",
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert out.returncode == 0, out.stderr
+    assert (
+        "queued presets that fit the limit: resnet20, resnet20-cbam, resnet20-selfattn, "
+        "resnet20-mhsa"
+    ) in out.stderr
+    study = load(db)
+    first = study.trials[0]
+    assert first.user_attrs["preset"] == "resnet20" and first.state == TrialState.COMPLETE
+    assert ArchConfig.from_dict(first.user_attrs["arch"]) == preset("resnet20")
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["preset"] for t in waiting] == [
+        "resnet20-cbam",
+        "resnet20-selfattn",
+        "resnet20-mhsa",
+    ]
+
+
+def test_study_file_values_are_type_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[search]\ntrials = "5"\n')
+    out = run_nas("search", str(bad))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "nas: error: setting trials must be an integer, got '5'"
+    ]
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_is_refused(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    first = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "1"))
+    assert first.returncode == 0, first.stderr
+    again = run_nas(
+        *search_args(tiny_space, image_folder, db, "--trials", "2", "--param-limit", "2M")
+    )
+    assert again.returncode == 2
+    assert "study 't' was searched with other settings (param_limit 5000000 -> 2000000)" in (
+        again.stderr
+    )
+    more = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "2", "--seed", "3"))
+    assert more.returncode == 0, more.stderr  # more trials, another seed: fine
+
+
+def test_worker_study_file_keeps_all_images(tmp_path: Path) -> None:
+    from nas.search.settings import SearchSettings, load_study_file, merge
+    from nas.search.workers import write_study_file
+
+    settings = SearchSettings(
+        proxy_subset=None,
+        proxy_val=None,
+        data_dir="/data",
+        timeout=30.0,
+        objectives=("accuracy", "flops"),
+        workers=3,
+    )
+    path = tmp_path / "w.toml"
+    write_study_file(settings, path)
+    again = merge(load_study_file(path), {})
+    assert again == settings.replace(workers=1)
+
+
+def test_workers_on_shared_databases_get_different_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.search.runner as runner
+    from nas.search.settings import SearchSettings
+
+    sqlite = SearchSettings(storage="sqlite:///x.db")
+    assert runner.sampler_seed_for(sqlite, 2) == runner.sampler_seed_for(sqlite, 2)
+    pg = SearchSettings(storage="postgresql+psycopg://u@h/db")
+    monkeypatch.setattr(runner, "worker_id", lambda: "host-a:100")
+    a = runner.sampler_seed_for(pg, 0)
+    monkeypatch.setattr(runner, "worker_id", lambda: "host-b:100")
+    assert runner.sampler_seed_for(pg, 0) != a

@@ -1,4 +1,4 @@
-"""``nas report`` and ``nas dashboard`` (a real optuna-dashboard on a loopback port)."""
+"""``nas dashboard``: a real optuna-dashboard process on a loopback port."""
 
 from __future__ import annotations
 
@@ -22,33 +22,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def test_report_writes_one_html_page(
-    front_study: tuple[Path, optuna.Study], tmp_path: Path
-) -> None:
-    db, _ = front_study
-    out = tmp_path / "r" / "report.html"
-    res = run_nas("report", "--storage", f"sqlite:///{db}", "--study", "w", "--out", str(out))
-    assert res.returncode == 0, res.stderr
-    html = out.read_text()
-    for title in (
-        "Pareto front: accuracy vs params",
-        "Rejection rate over time",
-        "Accuracy by attention type",
-        "Proxy vs full accuracy",
-    ):
-        assert title in html
-    assert html.count("<html") == 1 and "winner-2" in html
-
-
-def test_report_refuses_a_study_without_trained_trials(tmp_path: Path) -> None:
-    db = tmp_path / "e.db"
-    optuna.create_study(study_name="e", storage=f"sqlite:///{db}")
-    res = run_nas(
-        "report", "--storage", f"sqlite:///{db}", "--study", "e", "--out", str(tmp_path / "r.html")
-    )
-    assert res.returncode != 0 and "has no trained trial yet" in res.stderr
 
 
 @pytest.mark.slow

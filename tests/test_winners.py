@@ -175,7 +175,7 @@ def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path:
 
 def test_top_k_fills_up_from_the_next_fronts(tmp_path: Path, image_folder: Path) -> None:
     from nas.winners import select_winners
-    from tests.winners.conftest import make_study
+    from tests.conftest import make_study
 
     # cbam dominates the rest (best accuracy, and mhsa/self_attn have more params)
     study = make_study(

@@ -17,8 +17,7 @@ from nas.cli.main import main
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.models import build_model
-from tests.conftest import run_nas
-from tests.winners.conftest import KINDS, arch_for, make_study
+from tests.conftest import KINDS, arch_for, make_study, run_nas
 
 
 @pytest.fixture
