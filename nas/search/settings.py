@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
+from nas.files import read_toml
 from nas.units import human, parse_count
 
 #: What the second objective can be; accuracy is always the first.
@@ -153,12 +153,7 @@ def _coerce(name: str, value: Any) -> Any:
 def load_study_file(path: str | Path) -> dict[str, Any]:
     """The ``[search]`` table of a study file, validated against :class:`SearchSettings`."""
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text())
-    except OSError as exc:
-        raise NasError(f"cannot read study file {p}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise NasError(f"{p} is not valid TOML: {exc}") from None
+    raw = read_toml(p, "study file")
     unknown_tables = sorted(set(raw) - {"search", "train_winners"})
     if unknown_tables:
         raise NasError(f"{p}: unknown table(s) {', '.join(unknown_tables)}; use [search]")

@@ -19,7 +19,6 @@ attention type, per-stage repeats only for the ``after_stage`` placement.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,6 +38,7 @@ from nas.config import (
     StageConfig,
 )
 from nas.errors import SpaceError
+from nas.files import read_toml
 from nas.space.dims import Choice, Dim, Fixed, parse_dim
 
 Check = Callable[[Any], str | None]
@@ -344,12 +344,7 @@ def load_space(path: str | Path) -> SearchSpace:
         SpaceError: listing every mistake in the file, one per line.
     """
     p = resolve_space_path(path)
-    try:
-        raw = tomllib.loads(p.read_text())
-    except OSError as exc:
-        raise SpaceError(f"cannot read space file {p}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpaceError(f"{p} is not valid TOML: {exc}") from None
+    raw = read_toml(p, "space file", SpaceError)
     return parse_space(raw, name=p.stem, source=p)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from nas.models import ATTENTION
 from nas.presets import PRESETS
 from tests.conftest import DEFAULT_SPACE, run_nas
 
@@ -78,17 +79,7 @@ def test_sample_300_candidates_under_5m() -> None:
     cands = data["candidates"]
     assert len(cands) == 300
     types = {c["arch"]["attention"]["type"] for c in cands}
-    assert types == {
-        "none",
-        "se",
-        "channel",
-        "spatial",
-        "cbam",
-        "self_attn",
-        "mhsa",
-        "residual_attn",
-        "hierarchical",
-    }
+    assert types == set(ATTENTION.names())
     assert any(not c["feasible"] for c in cands)
     assert all(c["params"] <= 5_000_000 for c in cands if c["feasible"])
     assert all(c["params"] > 5_000_000 for c in cands if not c["feasible"])
