@@ -236,11 +236,6 @@ def count(cfg: ArchConfig, *, flops: bool = True) -> Counts:
     )
 
 
-def count_params(cfg: ArchConfig) -> int:
-    """Parameters of ``cfg`` (memoised per unit; no weights are allocated)."""
-    return count(cfg, flops=False).params
-
-
 def whole_model_params(cfg: ArchConfig) -> int:
     """fvcore's parameter count of the whole network on the meta device, without memoisation."""
     return int(parameter_count(build_model(cfg, device="meta"))[""])

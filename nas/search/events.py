@@ -17,7 +17,11 @@ from nas.units import human
 
 
 class SearchMonitor(Protocol):
-    """Progress events of a search."""
+    """Progress events of a search; a monitor is entered for the whole search."""
+
+    def __enter__(self) -> SearchMonitor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def rejected(self, number: int, reason: str, seconds: float) -> None: ...
 

@@ -13,7 +13,6 @@ import sys
 import time
 import warnings
 import zlib
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -228,12 +227,6 @@ def enqueue_presets(
     return queued
 
 
-def _trained(trials: list[FrozenTrial]) -> int:
-    from nas.search.stats import is_trained
-
-    return sum(map(is_trained, trials))
-
-
 def prepare(settings: SearchSettings) -> tuple[SearchSpace, ImageData]:
     """Load and check the space and the data before touching the study database."""
     space = load_space(settings.space)
@@ -287,7 +280,7 @@ def run_search(
         f"study {settings.study_name!r} in {safe_url(settings.storage_url)}: "
         f"{len(ctx.split.train)} training / {len(ctx.split.val)} validation images on {device}"
     )
-    trained_before = _trained(study.get_trials(deepcopy=False))
+    trained_before = study_stats(study, front=False).trained
     slots = TrainingSlots(
         rdb_storage(study).engine, study.study_name, settings.trials, settings.grace_period
     )
@@ -295,7 +288,7 @@ def run_search(
     objective.may_train = lambda trial: (
         state.reservation is not None and slots.bind(state.reservation, trial.number)
     )
-    with _entered(monitor):
+    with monitor:
         try:
             while not state.stop_reason:
                 _step(study, objective, settings, slots, monitor, state, started, say)
@@ -342,7 +335,7 @@ def _step(
 ) -> None:
     """One turn of the loop: clean up, decide whether to stop, wait, or run one trial."""
     fail_stale(study)
-    stats = study_stats(study)
+    stats = study_stats(study, front=False)
     slots.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
     monitor.totals(
         stats.trained,
@@ -408,18 +401,3 @@ def _fail_running(study: optuna.Study, objective: Objective) -> None:
                 study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except Exception:  # finished meanwhile
                 pass
-
-
-class _entered(AbstractContextManager[None]):
-    """Enter a monitor if it is a context manager (live display), else do nothing."""
-
-    def __init__(self, monitor: Any) -> None:
-        self.monitor = monitor
-
-    def __enter__(self) -> None:
-        if hasattr(self.monitor, "__enter__"):
-            self.monitor.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if hasattr(self.monitor, "__exit__"):
-            self.monitor.__exit__(*exc)

@@ -160,8 +160,10 @@ def second_objective(study: optuna.Study) -> str:
     return "flops" if len(names) > 1 and "flops" in names[1] else "params"
 
 
-def study_stats(study: optuna.Study) -> StudyStats:
-    """Counts, rejection rates by thirds, best trial and Pareto front of ``study``."""
+def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
+    """Counts, rejection rates by thirds, best trial and (with ``front``) the Pareto front of
+    ``study``. The front costs O(n^2) in the trained trials; the search loop, which asks for
+    the counts before every trial, leaves it out."""
     trials = study.get_trials(deepcopy=False)
     s = StudyStats(trials=list(trials))
     for t in trials:
@@ -180,5 +182,6 @@ def study_stats(study: optuna.Study) -> StudyStats:
     s.rejection_first_third, s.rejection_last_third = rejection_thirds(trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
     s.best = max(complete, key=lambda t: accuracy_of(t) or 0, default=None)
-    s.pareto = pareto_front(trials, second_objective(study))
+    if front:
+        s.pareto = pareto_front(trials, second_objective(study))
     return s

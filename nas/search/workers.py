@@ -85,7 +85,7 @@ def run_workers(settings: SearchSettings) -> tuple[SearchOutcome, int]:
     space, data = prepare(settings)
     storage = open_storage(settings.storage_url, grace_period=settings.grace_period)
     study = open_study(settings, storage, make_sampler(settings.sampler, settings.seed))
-    trained_before = study_stats(study).trained
+    trained_before = study_stats(study, front=False).trained
     if settings.enqueue_presets:
         enqueue_presets(study, space, settings, data)
     devices = assign_devices(settings.device, k)
