@@ -27,7 +27,7 @@ from nas.errors import DataError
 from nas.registry import Registry
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,29 @@ class ImageData:
         return len(self.test_y) > 0
 
     def mean_std(self) -> tuple[Tensor, Tensor]:
-        """Per-channel mean and standard deviation of the training images, in [0, 1] units."""
-        x = self.train_x[: min(len(self.train_x), 10_000)].float().div_(255)
-        return x.mean((0, 2, 3)), x.std((0, 2, 3)).clamp_min(1e-3)
+        """Per-channel mean and standard deviation of all training images, in [0, 1] units.
+
+        Exact over the whole training split (image folders are stored class by class, so any
+        prefix would see only the first classes), accumulated in float64 chunks so that the
+        memory it needs does not grow with the data set.
+        """
+        return channel_stats(self.train_x)
+
+
+def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and (population) standard deviation of uint8 images ``x`` (N, C, H, W),
+    in [0, 1] units, as float32; the deviation is at least 1e-3 (constant images)."""
+    channels = int(x.shape[1])
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for i in range(0, len(x), chunk):
+        part = x[i : i + chunk].to(torch.float64)
+        total += part.sum((0, 2, 3))
+        squares += part.square().sum((0, 2, 3))
+    n = max(1, int(x.numel() // max(1, channels)))
+    mean = total / n
+    var = (squares / n - mean.square()).clamp_min(0)
+    return (mean / 255).float(), (var.sqrt() / 255).clamp_min(1e-3).float()
 
 
 Loader = Callable[[Path], ImageData]
@@ -241,6 +261,25 @@ def _load_imagefolder(root: Path) -> ImageData:
     return _cached(key, lambda: _decode_folder(root, train_files, test_files, classes))
 
 
+def _probe_format(files: list[tuple[Path, str]], n: int = 64) -> tuple[tuple[int, int], bool]:
+    """The most common image size and whether every image is grey, read from ``n`` files
+    spread evenly over the whole (class-sorted) listing, so that every class has a say. Only
+    the headers are read; every file is closed."""
+    from PIL import Image
+
+    step = max(1, len(files) // n)
+    sizes: Counter[tuple[int, int]] = Counter()
+    grey = True
+    for f, _ in files[::step][:n]:
+        try:
+            with Image.open(f) as im:
+                sizes[im.size] += 1
+                grey = grey and im.mode in ("L", "1", "I;16", "I")
+        except OSError as exc:
+            raise DataError(f"cannot decode image {f}: {exc}") from None
+    return sizes.most_common(1)[0][0], grey
+
+
 def _decode_folder(
     root: Path,
     train_files: list[tuple[Path, str]],
@@ -249,9 +288,7 @@ def _decode_folder(
 ) -> ImageData:
     from PIL import Image
 
-    sample = [Image.open(f) for f, _ in train_files[:64]]
-    size = Counter(im.size for im in sample).most_common(1)[0][0]
-    grey = all(im.mode in ("L", "1", "I;16", "I") for im in sample)
+    size, grey = _probe_format(train_files)
     mode = "L" if grey else "RGB"
     index = {c: i for i, c in enumerate(classes)}
 

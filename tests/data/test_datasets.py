@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,19 +87,74 @@ def test_splits_are_fixed_disjoint_and_nested() -> None:
     assert torch.equal(small.val, big.val)
 
 
-def test_batch_crop_and_flip_keep_pixels() -> None:
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).reshape(2, 3, 8, 8).to(torch.uint8)
+def _offsets(cropped: torch.Tensor, x: torch.Tensor, padding: int) -> list[tuple[int, int]]:
+    """The (dy, dx) window of the zero-padded image each crop is; fails if it is none."""
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    h, w = x.shape[-2:]
+    found = []
+    for i in range(len(x)):
+        hits = [
+            (dy, dx)
+            for dy in range(2 * padding + 1)
+            for dx in range(2 * padding + 1)
+            if torch.equal(cropped[i], padded[i, :, dy : dy + h, dx : dx + w])
+        ]
+        assert hits, f"crop {i} is not a window of its padded image"
+        found.append(hits[0])
+    return found
+
+
+def test_crops_are_windows_and_their_offsets_vary_within_a_batch() -> None:
     g = torch.Generator().manual_seed(0)
-    cropped = random_crop(x, 2, g)
-    assert cropped.shape == x.shape
-    # every crop is a shifted window of the zero-padded image
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        assert any(
-            torch.equal(cropped[i], padded[i, :, dy : dy + 8, dx : dx + 8])
-            for dy in range(5)
-            for dx in range(5)
-        )
-    flipped = random_flip(x, g)
-    for i in range(2):
-        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+    x = torch.randint(1, 256, (256, 3, 8, 8), generator=g, dtype=torch.int64).to(torch.uint8)
+    offsets = _offsets(random_crop(x, 2, g), x, 2)
+    assert len(set(offsets)) >= 20  # 25 possible offsets over 256 images
+    assert len({dy for dy, _ in offsets}) == 5 and len({dx for _, dx in offsets}) == 5
+
+
+def test_flips_flip_about_half_of_a_batch() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (256, 3, 8, 8), generator=g, dtype=torch.int64).to(torch.uint8)
+    out = random_flip(x, g)
+    same = [torch.equal(out[i], x[i]) for i in range(256)]
+    mirrored = [torch.equal(out[i], x[i].flip(2)) for i in range(256)]
+    assert all(a or b for a, b in zip(same, mirrored, strict=True))
+    assert 90 <= sum(mirrored) <= 166  # binomial(256, 1/2): outside this is p < 1e-5
+
+
+def test_mean_std_are_the_whole_training_splits() -> None:
+    """30,000 images stored class by class (as an image folder decodes them), three classes
+    of very different colours: the statistics are those of all of them, not of a prefix."""
+    from nas.data import ImageData
+
+    g = torch.Generator().manual_seed(1)
+    parts = [
+        (torch.randn(10_000, 3, 4, 4, generator=g) * 20 + torch.tensor(colour)[:, None, None])
+        .clamp(0, 255)
+        .to(torch.uint8)
+        for colour in ((20.0, 30.0, 40.0), (120.0, 110.0, 100.0), (230.0, 200.0, 250.0))
+    ]
+    x = torch.cat(parts)
+    y = torch.arange(3).repeat_interleave(10_000)
+    data = ImageData("sorted", x, y, x[:0], y[:0], ("a", "b", "c"), "test")
+    mean, std = data.mean_std()
+    whole = x.double() / 255
+    assert torch.allclose(mean.double(), whole.mean((0, 2, 3)), atol=0.005)
+    assert torch.allclose(std.double(), whole.std((0, 2, 3)), atol=0.005)
+    assert (whole[:10_000].mean((0, 2, 3)) - whole.mean((0, 2, 3))).abs().max() > 0.2
+
+
+def test_image_format_is_read_from_every_class(tmp_path: Path) -> None:
+    """The first class is grey and small, the others colour and larger: the data set is
+    colour at the common size (a probe of the first files only would make it grey)."""
+    from PIL import Image
+
+    for c, (mode, size) in enumerate((("L", 8), ("RGB", 12), ("RGB", 12))):
+        folder = tmp_path / "mixed" / "train" / f"c{c}"
+        folder.mkdir(parents=True)
+        for i in range(70):
+            Image.new(mode, (size, size), color=40 * c if mode == "L" else (40 * c, 9, 9)).save(
+                folder / f"{i}.png"
+            )
+    data = load_dataset("imagefolder", tmp_path / "mixed")
+    assert data.in_channels == 3 and data.input_size == 12
