@@ -17,21 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.search.events import LogMonitor
+from nas.search.events import SilentMonitor
 from nas.search.runner import run_search
 from nas.search.settings import SearchSettings
 from nas.search.stats import accuracy_of, is_stopped
 from nas.units import parse_count
 
 
-class _Silent(LogMonitor):
-    def _log(self, text: str) -> None:
-        return None
-
-
 def run(settings: SearchSettings) -> dict[str, Any]:
     start = time.perf_counter()
-    outcome = run_search(settings, _Silent(), log=lambda text: None)
+    outcome = run_search(settings, SilentMonitor(), log=lambda text: None)
     seconds = time.perf_counter() - start
     s = outcome.stats
     trained = [t for t in s.trials if t.user_attrs.get("curve")]

@@ -119,7 +119,12 @@ def _args(p: argparse.ArgumentParser) -> None:
         help="what to optimise: " + ", ".join(OBJECTIVE_SETS) + " (default accuracy,params)",
     )
     g.add_argument(
-        "--sampler", choices=SAMPLERS.names(), default=None, help="Optuna sampler (default tpe)"
+        "--sampler",
+        choices=SAMPLERS.names(),
+        default=None,
+        help="Optuna sampler (default tpe): tpe (multivariate, learns the limit from "
+        "rejections), nsga2 (population a quarter of --trials, 4..50; rejected candidates "
+        "count as infeasible members of their generation), random",
     )
     g.add_argument("--seed", type=int, metavar="S", default=None, help="seed (default 0)")
     g.add_argument(
@@ -202,7 +207,9 @@ def _args(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="LR",
         default=None,
-        help=f"peak learning rate (default {DEFAULTS.proxy_lr})",
+        help=f"peak learning rate for a batch of 256 images (default {DEFAULTS.proxy_lr}); "
+        "scaled linearly with the batch size (Goyal et al. 2017): at batch B the rate is "
+        "LR * B / 256, e.g. 0.2 at the default batch of 64",
     )
     add_data_args(p)
     add_study_args(p)

@@ -204,3 +204,10 @@ class LogMonitor:
         best: float | None,
     ) -> None:
         return None
+
+
+class SilentMonitor(LogMonitor):
+    """Says nothing: for searches run from Python (benchmarks, tests) that report at the end."""
+
+    def _log(self, text: str) -> None:
+        return None

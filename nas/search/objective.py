@@ -32,7 +32,8 @@ from nas.search.settings import SearchSettings
 from nas.search.slots import worker_id
 from nas.space import SearchSpace
 from nas.training import EpochResult, StopTraining, Trainer, TrainingFailed, proxy_recipe
-from nas.training.recipe import Recipe
+from nas.training.recipe import Recipe, scaled_lr
+from nas.training.trainer import release_memory
 from nas.units import human
 
 #: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
@@ -58,7 +59,8 @@ def proxy_batch_size(n_images: int) -> int:
 
 @dataclass
 class ProxyContext:
-    """What every trial of a search shares: data on the host, split, normalisation."""
+    """What every trial of a search shares: data on the host, split, normalisation, recipe,
+    and the study's data seed (one data order and augmentation stream for every trial)."""
 
     data: ImageData
     split: Split
@@ -66,6 +68,7 @@ class ProxyContext:
     std: torch.Tensor
     device: torch.device
     recipe: Recipe
+    data_seed: int
 
 
 class Objective:
@@ -112,13 +115,13 @@ class Objective:
                 num_classes=data.num_classes,
             )
         except ConfigError as exc:
-            trial.set_constraint("params", 1.0)
+            self.constrain(trial, 1.0)
             self._reject(trial, f"cannot build: {exc}", started)
         params = count(arch, flops=False).params
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("params", params)
         limit = self.settings.param_limit
-        trial.set_constraint("params", float(params - limit))
+        self.constrain(trial, float(params - limit))
         if params > limit:
             self._reject(trial, f"{human(params)} params > limit {human(limit)}", started)
         if not self.may_train(trial):
@@ -130,6 +133,11 @@ class Objective:
         trial.set_user_attr("training", True)
         return self._train(trial, arch, params, flops, started)
 
+    def constrain(self, trial: optuna.trial.Trial, violation: float) -> None:
+        """Record how far over the limit ``trial`` is (> 0: infeasible), so that the sampler
+        learns where the limit lies."""
+        trial.set_constraint("params", violation)
+
     def _reject(self, trial: optuna.trial.Trial, reason: str, started: float) -> NoReturn:
         trial.set_user_attr("rejected", reason)
         self.monitor.rejected(trial.number, reason, time.perf_counter() - started)
@@ -139,12 +147,11 @@ class Objective:
         self, trial: optuna.trial.Trial, arch: ArchConfig, params: int, flops: int, started: float
     ) -> float | tuple[float, float]:
         ctx, settings = self.ctx, self.settings
-        seed = settings.seed * 100_003 + trial.number
-        torch.manual_seed(seed)
-        model = build_model(arch)
+        # Weights are initialised per trial; data order and augmentation are the study's.
+        torch.manual_seed(init_seed(settings.seed, trial.number))
         self.monitor.trial_started(trial.number, arch, params, flops, ctx.recipe.epochs)
         trainer = Trainer(
-            model,
+            build_model(arch),
             ctx.recipe,
             train_x=ctx.data.train_x[ctx.split.train],
             train_y=ctx.data.train_y[ctx.split.train],
@@ -152,8 +159,9 @@ class Objective:
             eval_y=ctx.data.train_y[ctx.split.val],
             mean=ctx.mean,
             std=ctx.std,
+            num_classes=ctx.data.num_classes,
             device=ctx.device,
-            seed=seed,
+            data_seed=ctx.data_seed,
             fault=injected_fault(trial.number),
         )
         curve: list[float] = []
@@ -177,6 +185,7 @@ class Objective:
                     raise StopTraining(reason)
 
         trial.set_user_attr("device", str(ctx.device))
+        failure: TrainingFailed | None = None
         try:
             result = trainer.fit(on_epoch)
         except StopTraining as stop:
@@ -188,7 +197,7 @@ class Objective:
             trial.set_user_attr("fail_reason", str(exc))
             trial.set_user_attr("seconds", time.perf_counter() - started)
             self.monitor.trial_finished(trial.number, "failed", str(exc))
-            raise
+            failure = TrainingFailed(str(exc))
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted by the user (Ctrl-C)")
             raise
@@ -199,6 +208,12 @@ class Objective:
             trial.set_user_attr("seconds", time.perf_counter() - started)
             self.monitor.trial_finished(trial.number, "failed", reason)
             raise
+        if failure is not None:
+            # Out of the except block, so nothing holds the failed run's traceback: drop the
+            # model, optimizer and batches before the next candidate needs the memory.
+            del trainer
+            release_memory(ctx.device)
+            raise failure
         trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("images_per_s", result.images_per_s)
         accuracy = result.accuracy
@@ -214,8 +229,16 @@ class Objective:
 _WITH_CURVES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-def make_context(settings: SearchSettings, data: ImageData, device: torch.device) -> ProxyContext:
-    """Split, normalisation and recipe of a search."""
+def init_seed(seed: int, trial_number: int) -> int:
+    """The seed of trial ``trial_number``'s initial weights."""
+    return seed * 100_003 + trial_number
+
+
+def make_context(
+    settings: SearchSettings, data: ImageData, device: torch.device, data_seed: int
+) -> ProxyContext:
+    """Split, normalisation and recipe of a search; ``data_seed`` is the study's (see
+    :func:`nas.search.runner.study_data_seed`), shared by every trial and every worker."""
     from nas.data import proxy_split
 
     split = proxy_split(
@@ -224,6 +247,6 @@ def make_context(settings: SearchSettings, data: ImageData, device: torch.device
     mean, std = data.mean_std()
     batch = settings.proxy_batch_size or proxy_batch_size(len(split.train))
     recipe = proxy_recipe(settings.proxy_epochs).replace(
-        batch_size=batch, lr=settings.proxy_lr, warmup=0.2
+        batch_size=batch, lr=scaled_lr(settings.proxy_lr, batch), warmup=0.2
     )
-    return ProxyContext(data, split, mean, std, device, recipe)
+    return ProxyContext(data, split, mean, std, device, recipe, data_seed)

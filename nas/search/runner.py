@@ -122,8 +122,13 @@ def sampler_seed_for(settings: SearchSettings, worker: int) -> int:
     return seed % 2**31
 
 
+#: Version of how proxy scores are computed (normalisation, pairing, learning-rate rule).
+#: Studies scored by another version are not continued: their trials are not comparable.
+PROXY_PROTOCOL = 2
+
 #: Settings a resumed study must keep: changing them would mix incomparable trials.
 PINNED = (
+    "proxy_protocol",
     "space_sha1",
     "dataset",
     "data_dir",
@@ -149,13 +154,28 @@ def recorded_settings(settings: SearchSettings) -> dict[str, Any]:
     if settings.data_dir is not None:
         data["data_dir"] = str(Path(settings.data_dir).expanduser().resolve())
     data["space_sha1"] = hashlib.sha1(resolve_space_path(settings.space).read_bytes()).hexdigest()
+    data["proxy_protocol"] = PROXY_PROTOCOL
     return data
+
+
+def study_data_seed(study: optuna.Study, settings: SearchSettings) -> int:
+    """The data seed of every trial of ``study``: the ``--seed`` it was created with, so that
+    all its trials, from every worker and every resumed run, are trained on identical batches
+    in identical order (paired comparisons)."""
+    recorded = study.user_attrs.get("nas_settings", {}).get("seed")
+    return int(recorded) if isinstance(recorded, int) else settings.seed
 
 
 def check_same_settings(study: optuna.Study, settings: SearchSettings) -> None:
     """Refuse to continue a study with settings that make its trials incomparable."""
     before = study.user_attrs.get("nas_settings", {})
     now = recorded_settings(settings)
+    if before and before.get("proxy_protocol") != PROXY_PROTOCOL:
+        raise NasError(
+            f"study {study.study_name!r} was scored by an earlier version of nas (another "
+            "normalisation and data order), so new trials would not be comparable with its "
+            "old ones; start a new --study"
+        )
     changed = [k for k in PINNED if k in before and before[k] != now[k]]
     if changed:
         what = ", ".join(
@@ -263,17 +283,21 @@ def run_search(
     storage = open_storage(settings.storage_url, grace_period=settings.grace_period)
     started = time.perf_counter()
     sampler_seed = sampler_seed_for(settings, worker)
-    study = open_study(settings, storage, make_sampler(settings.sampler, sampler_seed))
+    study = open_study(
+        settings, storage, make_sampler(settings.sampler, sampler_seed, settings.trials)
+    )
     fail_stale(study)
     existing = len(study.get_trials(deepcopy=False))
     if existing:
         # Re-seed so that a resumed run does not replay the first run's random start-up.
-        study.sampler = make_sampler(settings.sampler, sampler_seed + 104_729 * existing)
+        study.sampler = make_sampler(
+            settings.sampler, sampler_seed + 104_729 * existing, settings.trials
+        )
     if settings.enqueue_presets:
         queued = enqueue_presets(study, space, settings, data)
         if queued:
             say(f"queued presets that fit the limit: {', '.join(queued)}")
-    ctx = make_context(settings, data, device)
+    ctx = make_context(settings, data, device, study_data_seed(study, settings))
     stopper = EarlyStopper() if settings.early_stopping else None
     objective = objective_cls(settings, space, ctx, monitor, stopper)
     say(

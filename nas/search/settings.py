@@ -43,7 +43,7 @@ class SearchSettings:
     proxy_subset: int | None = 5000
     proxy_val: int | None = 2000
     proxy_batch_size: int | None = None
-    proxy_lr: float = 0.2
+    proxy_lr: float = 0.8
     val_fraction: float = 0.1
     storage: str | None = None
     study: str | None = None

@@ -20,6 +20,17 @@ SCHEDULES.add("cosine", lambda progress: 0.5 * (1 + math.cos(math.pi * progress)
 SCHEDULES.add("linear", lambda progress: 1 - progress)
 
 
+#: The batch size a learning rate given for the proxy (``--proxy-lr``) refers to.
+LR_REFERENCE_BATCH = 256
+
+
+def scaled_lr(lr: float, batch_size: int, reference: int = LR_REFERENCE_BATCH) -> float:
+    """The linear scaling rule (Goyal et al., 2017): a rate tuned at ``reference`` images per
+    step, used at ``batch_size``, is multiplied by ``batch_size / reference``, so that the
+    step per image seen stays the same whatever batch the subset size leads to."""
+    return lr * batch_size / reference
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train a network.

@@ -10,6 +10,8 @@ an EMA of the weights, and a checkpoint after every epoch that a re-run resumes 
 from __future__ import annotations
 
 import contextlib
+import copy
+import gc
 import math
 import os
 import random
@@ -31,6 +33,8 @@ from nas.training.recipe import SCHEDULES, Recipe
 #: Test hook: ``NAS_SLOW_EPOCH=SEC`` sleeps SEC seconds at the start of every epoch, so
 #: tests can interrupt or kill a run in the middle of an epoch.
 SLOW_ENV = "NAS_SLOW_EPOCH"
+#: Version of the checkpoint layout; a checkpoint of another layout is refused, not misread.
+CHECKPOINT_FORMAT = 2
 
 
 class TrainingFailed(NasError):
@@ -113,24 +117,62 @@ def lr_at(step: int, total: int, recipe: Recipe) -> float:
     return recipe.lr * SCHEDULES[recipe.schedule](progress)
 
 
-TensorList = tuple[Tensor, ...] | list[Tensor]
+def ema_factor(decay: float, updates: int) -> float:
+    """The EMA's decay for the update that follows ``updates`` earlier ones: 0 for the first
+    (the average starts as a copy of the weights), then min(decay, (1 + n) / (10 + n)), so a
+    short run's average is not stuck near its first weights."""
+    if updates == 0:
+        return 0.0
+    return min(decay, (1 + updates) / (10 + updates))
 
 
-def ema_update(decay: float) -> Callable[[TensorList, TensorList, Tensor | int], None]:
-    """EMA step with warm-up: the decay is min(decay, (1 + n) / (10 + n)) after n updates,
-    so a short run's average is not stuck near the initial weights. Integer buffers (BN's
-    batch counters) are copied."""
+class WeightEMA:
+    """Exponential moving average of a model's weights and floating-point buffers (BN
+    statistics); integer buffers (BN's batch counters) are copied.
 
-    def update(averaged: TensorList, current: TensorList, n: Tensor | int) -> None:
-        steps = int(n)
-        d = min(decay, (1 + steps) / (10 + steps))
-        if averaged[0].is_floating_point():
-            torch._foreach_lerp_(averaged, current, 1.0 - d)
-        else:
-            for a, c in zip(averaged, current, strict=True):
-                a.copy_(c)
+    The number of updates is a Python integer, so an update never reads a device value back
+    to the host.
+    """
 
-    return update
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @staticmethod
+    def _tensors(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
+        items = [*model.parameters(), *model.buffers()]
+        return [t for t in items if t.is_floating_point()], [
+            t for t in items if not t.is_floating_point()
+        ]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards ``model``'s current weights."""
+        d = ema_factor(self.decay, self.updates)
+        avg_float, avg_int = self._tensors(self.module)
+        cur_float, cur_int = self._tensors(model)
+        torch._foreach_lerp_(avg_float, [t.detach() for t in cur_float], 1.0 - d)
+        for a, c in zip(avg_int, cur_int, strict=True):
+            a.copy_(c)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = int(state["updates"])
+
+
+def release_memory(device: torch.device) -> None:
+    """Collect what a failed run left behind and give cached device memory back, so that
+    the next candidate does not run out of memory too."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -146,10 +188,14 @@ class Trainer:
         model: the network (moved to ``device``).
         recipe: how to train.
         train_x, train_y: all training images (uint8, N x C x H x W) and labels.
-        eval_x, eval_y: the images and labels scored after every epoch.
+        eval_x, eval_y: the images and labels scored after every epoch (validation).
         mean, std: per-channel normalisation.
+        num_classes: classes of the data set (not of the labels this subset happens to hold).
         device: where to train.
-        seed: seeds weight init order, data order and augmentation.
+        data_seed: seeds the data order and all augmentation (crops, flips, mixup, cutmix),
+            and nothing else: the weights are initialised by the caller. Two runs with one
+            data seed see identical batches in identical order (common random numbers), so
+            the difference between two candidates is theirs, not the luck of the draw.
         checkpoint: save a checkpoint here after every epoch and resume from it if present.
         fault: test hook, ``"nan"`` or ``"oom"``: simulate that failure at the first step.
     """
@@ -165,8 +211,9 @@ class Trainer:
         eval_y: Tensor,
         mean: Tensor,
         std: Tensor,
+        num_classes: int,
         device: torch.device,
-        seed: int,
+        data_seed: int,
         checkpoint: Path | None = None,
         fault: str | None = None,
     ) -> None:
@@ -180,28 +227,27 @@ class Trainer:
         self.eval_x = eval_x.to(device, non_blocking=True)
         self.eval_y = eval_y.to(device, non_blocking=True)
         self.mean, self.std = mean.to(device), std.to(device)
-        self.num_classes = int(max(int(train_y.max()), int(eval_y.max()) if len(eval_y) else 0)) + 1
-        self.seed = seed
+        self.num_classes = num_classes
+        self.seed = data_seed
         self.checkpoint = checkpoint
         self.fault = fault
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-        self.cpu_generator = torch.Generator().manual_seed(seed)
-        self.rng = random.Random(seed)
+        self.generator = torch.Generator(device=device).manual_seed(data_seed)
+        self.cpu_generator = torch.Generator().manual_seed(data_seed)
+        self.rng = random.Random(data_seed)
         self.optimizer = torch.optim.SGD(
             _param_groups(self.model, recipe.weight_decay),
             lr=recipe.lr,
             momentum=recipe.momentum,
             nesterov=recipe.nesterov,
         )
-        self.ema: torch.optim.swa_utils.AveragedModel | None = None
-        if recipe.ema_decay is not None:
-            self.ema = torch.optim.swa_utils.AveragedModel(
-                self.model, multi_avg_fn=ema_update(recipe.ema_decay), use_buffers=True
-            )
+        self.ema = WeightEMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
         n = len(self.train_y)
-        self.steps_per_epoch = n // recipe.batch_size + int(n % recipe.batch_size > 1)
-        if self.steps_per_epoch == 0:
-            raise TrainingFailed(f"{n} training images are fewer than one batch")
+        if n == 0:
+            raise TrainingFailed("there are no training images")
+        #: Images per step: the recipe's, or all of them when there are fewer.
+        self.batch_size = min(recipe.batch_size, n)
+        # The last partial batch is dropped: a tiny batch gives a noisy step at full rate.
+        self.steps_per_epoch = n // self.batch_size
 
     # ------------------------------------------------------------------ evaluation
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -210,22 +256,31 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def scored_model(self) -> nn.Module:
+        """What is evaluated and exported: the EMA's weights if the recipe keeps one."""
+        return self.ema.module if self.ema is not None else self.model
+
     @torch.no_grad()
-    def evaluate(self, model: nn.Module | None = None, batch_size: int = 1000) -> float:
-        """Accuracy (a fraction) of ``model`` (default: EMA if any, else the model) on the
-        evaluation images."""
-        model = model or self.ema or self.model
+    def evaluate(
+        self, x: Tensor | None = None, y: Tensor | None = None, batch_size: int = 1000
+    ) -> float:
+        """Accuracy (a fraction) of :attr:`scored_model` on images ``x`` with labels ``y``
+        (default: the evaluation images given to the trainer)."""
+        model = self.scored_model
+        images = self.eval_x if x is None else x.to(self.device, non_blocking=True)
+        labels = self.eval_y if y is None else y.to(self.device, non_blocking=True)
         was_training = model.training
         model.eval()
-        correct = 0
-        for i in range(0, len(self.eval_y), batch_size):
-            x = normalize(self.eval_x[i : i + batch_size], self.mean, self.std)
-            x = x.contiguous(memory_format=self.memory_format)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for i in range(0, len(labels), batch_size):
+            xb = normalize(images[i : i + batch_size], self.mean, self.std)
+            xb = xb.contiguous(memory_format=self.memory_format)
             with self.autocast():
-                pred = model(x).argmax(1)
-            correct += int((pred == self.eval_y[i : i + batch_size]).sum())
+                pred = model(xb).argmax(1)
+            correct += (pred == labels[i : i + batch_size]).sum()
         model.train(was_training)
-        return correct / max(1, len(self.eval_y))
+        return int(correct) / max(1, len(labels))
 
     # ------------------------------------------------------------------ training
     def _epoch_images(self) -> Tensor:
@@ -243,7 +298,7 @@ class Trainer:
 
     def _batches(self, x: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
         perm = torch.randperm(len(x), generator=self.cpu_generator).to(self.device)
-        bs = self.recipe.batch_size
+        bs = self.batch_size
         for s in range(self.steps_per_epoch):
             idx = perm[s * bs : (s + 1) * bs]
             yield x[idx], self.train_y[idx]
@@ -259,6 +314,7 @@ class Trainer:
         start_epoch = self._resume(result)
         started = time.perf_counter()
         total = self.recipe.epochs * self.steps_per_epoch
+        out_of_memory: str | None = None
         try:
             for epoch in range(start_epoch, self.recipe.epochs):
                 t0 = time.perf_counter()
@@ -284,14 +340,17 @@ class Trainer:
         except RuntimeError as exc:
             if not _is_out_of_memory(exc):
                 raise
-            self._release()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
-            raise TrainingFailed(
-                f"out of memory on {self.device} at batch size {self.recipe.batch_size} "
-                f"({first[:120]})"
-            ) from None
+            out_of_memory = (
+                f"out of memory on {self.device} at batch size {self.batch_size} ({first[:120]})"
+            )
         finally:
             result.seconds = time.perf_counter() - started
+        if out_of_memory is not None:
+            # Raised outside the except block: the new exception does not chain the old one,
+            # whose traceback holds the batch and activations alive.
+            self._release()
+            raise TrainingFailed(out_of_memory)
         return result
 
     def _train_epoch(self, epoch: int, total: int) -> tuple[float, int]:
@@ -327,7 +386,7 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             opt.step()
             if self.ema is not None:
-                self.ema.update_parameters(model)
+                self.ema.update(model)
             loss_sum += loss.detach() * len(yb)
             seen += len(yb)
             if s % 25 == 0 or s == self.steps_per_epoch - 1:
@@ -344,16 +403,14 @@ class Trainer:
 
     def _release(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        if self.cuda:
-            torch.cuda.empty_cache()
+        release_memory(self.device)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int, result: TrainResult) -> dict[str, Any]:
         return {
             "epoch": epoch,
             "model": self.model.state_dict(),
-            "ema": self.ema.module.state_dict() if self.ema is not None else None,
-            "ema_state": self.ema.state_dict() if self.ema is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "cpu_generator": self.cpu_generator.get_state(),
@@ -364,6 +421,7 @@ class Trainer:
             "train_seconds": result.train_seconds,
             "recipe": self.recipe.to_dict(),
             "seed": self.seed,
+            "format": CHECKPOINT_FORMAT,
         }
 
     def _save(self, epoch: int, result: TrainResult) -> None:
@@ -379,6 +437,11 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
         state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise NasError(
+                f"checkpoint {self.checkpoint} was written by an earlier version of nas; "
+                "delete it to train from the start"
+            )
         if state.get("recipe") != self.recipe.to_dict() or state.get("seed") != self.seed:
             raise NasError(
                 f"checkpoint {self.checkpoint} was written with other training settings; "
@@ -386,8 +449,8 @@ class Trainer:
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.ema is not None and state.get("ema_state") is not None:
-            self.ema.load_state_dict(state["ema_state"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.generator.set_state(state["generator"])
         self.cpu_generator.set_state(state["cpu_generator"])
         self.rng.setstate(state["rng"])
@@ -400,5 +463,4 @@ class Trainer:
 
     def final_weights(self) -> dict[str, Tensor]:
         """The weights to export: the EMA's if the recipe keeps one, else the model's."""
-        model = self.ema.module if self.ema is not None else self.model
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return {k: v.detach().cpu() for k, v in self.scored_model.state_dict().items()}

@@ -1,0 +1,81 @@
+"""Paired proxies: every trial of a study trains on identical batches in identical order
+(common random numbers), and a re-run of a study reproduces it bit for bit on the CPU."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from nas.search.events import SilentMonitor
+from nas.search.runner import run_search
+from nas.search.settings import SearchSettings
+from nas.training.trainer import Trainer
+
+
+def _search(space: Path, data: Path, db: Path, seed: int = 0) -> optuna.Study:
+    settings = SearchSettings(
+        space=str(space),
+        dataset="imagefolder",
+        data_dir=str(data),
+        param_limit=1_000_000,
+        trials=3,
+        sampler="random",
+        proxy_epochs=2,
+        proxy_subset=96,
+        proxy_val=24,
+        proxy_batch_size=16,
+        storage=f"sqlite:///{db}",
+        study="pair",
+        seed=seed,
+        device="cpu",
+        early_stopping=False,
+        quiet=True,
+    )
+    run_search(settings, SilentMonitor(), log=lambda text: None)
+    return optuna.load_study(study_name="pair", storage=f"sqlite:///{db}")
+
+
+@pytest.mark.slow
+def test_trials_of_one_study_see_identical_batches(
+    tiny_space: Path, image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: dict[int, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
+    first_weights: dict[int, float] = {}
+    original = Trainer._batches
+
+    def recording(self: Trainer, x: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        first_weights.setdefault(id(self), float(next(self.model.parameters()).detach().sum()))
+        for xb, yb in original(self, x):
+            batches[id(self)].append((int(xb.to(torch.int64).sum()), tuple(yb.tolist())))
+            yield xb, yb
+
+    monkeypatch.setattr(Trainer, "_batches", recording)
+    study = _search(tiny_space, image_folder, tmp_path / "a.db")
+    runs = list(batches.values())
+    assert len(runs) == 3 and len(runs[0]) == 2 * 6  # 2 epochs of 96 images in batches of 16
+    assert runs[0] == runs[1] == runs[2]  # the same crops, flips and order for every trial
+    assert len(set(first_weights.values())) == 3  # but each trial has its own initial weights
+    archs = [t.user_attrs["arch"] for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(archs) == 3
+
+
+@pytest.mark.slow
+def test_a_rerun_of_a_study_is_bitwise_equal_on_cpu(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    first = _search(tiny_space, image_folder, tmp_path / "first.db")
+    second = _search(tiny_space, image_folder, tmp_path / "second.db")
+
+    def results(study: optuna.Study) -> list[tuple[object, ...]]:
+        return [
+            (t.number, t.state, t.user_attrs.get("arch"), t.user_attrs.get("curve"))
+            for t in study.trials
+        ]
+
+    assert results(first) == results(second)
+    assert all(t.user_attrs.get("curve") for t in first.trials if t.state.name == "COMPLETE")
