@@ -16,12 +16,14 @@ def winner_note(trial: FrozenTrial) -> str:
     """Markdown note of a winner: its scores and its config."""
     arch = ArchConfig.from_dict(trial.user_attrs["arch"])
     full = trial.user_attrs.get("full_accuracy")
+    val = trial.user_attrs.get("full_val_accuracy")
     lines = [
         f"## Trial {trial.number}: {arch.summary()}",
         "",
         f"* proxy validation accuracy: {accuracy_of(trial):.4f}",
-        f"* full test accuracy: {full:.4f} after {trial.user_attrs.get('full_epochs')} epochs"
-        if full is not None
+        f"* after {trial.user_attrs.get('full_epochs')} full epochs: validation accuracy "
+        f"{val:.4f} (selection uses this), test accuracy {full:.4f} (scored once)"
+        if full is not None and val is not None
         else "* not fully trained yet (nas train-winners)",
         f"* params: {trial.user_attrs.get('params', 0):,}; "
         f"FLOPs: {trial.user_attrs.get('flops', 0):,}",
@@ -52,7 +54,7 @@ def annotate(study: optuna.Study) -> tuple[list[str], list[int]]:
             study,
             textwrap.dedent(f"""\
             ## Proxy fidelity
-            Kendall's tau between proxy and full accuracy: **{tau_s}** over
+            Kendall's tau between proxy and full validation accuracy: **{tau_s}** over
             {fidelity.get("n", 0)} fully trained winners.
             """),
         )

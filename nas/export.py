@@ -26,8 +26,10 @@ from nas.config import ArchConfig
 from nas.counting import count
 from nas.errors import NasError
 from nas.models import build_model
-from nas.search.stats import accuracy_of
+from nas.search.stats import accuracy_of, choose_best
 from nas.search.storage import safe_url
+
+__all__ = ["choose_best", "export_document", "export_weights", "load_snippet", "write_document"]
 
 FORMAT = "nas-arch/1"
 FORMATS = ("json", "yaml")
@@ -42,17 +44,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "unknown"
     return out
-
-
-def choose_best(trials: list[FrozenTrial]) -> tuple[FrozenTrial, str]:
-    """Highest full accuracy if any trial was fully trained, else highest proxy accuracy;
-    returns the trial and which rule chose it."""
-    full = [t for t in trials if t.user_attrs.get("full_accuracy") is not None]
-    if full:
-        best = max(full, key=lambda t: float(t.user_attrs["full_accuracy"]))
-        return best, "highest full (test-split) accuracy among fully trained winners"
-    best = max(trials, key=lambda t: accuracy_of(t) or 0.0)
-    return best, "highest proxy (validation) accuracy; no winner has been fully trained"
 
 
 def load_snippet(arch_file: str, weights_file: str | None) -> str:
@@ -80,6 +71,7 @@ def export_document(
             "flops": counts.flops,
             "flops_convention": "fvcore: one multiply-add = one flop; attention ops counted",
             "proxy_accuracy": accuracy_of(trial),
+            "full_val_accuracy": trial.user_attrs.get("full_val_accuracy"),
             "full_accuracy": trial.user_attrs.get("full_accuracy"),
             "full_epochs": trial.user_attrs.get("full_epochs"),
             "study": study.study_name,

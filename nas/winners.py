@@ -1,10 +1,13 @@
 """Pareto winners: pick them, train them for real, write the results back to the study.
 
-Each winner is trained on the whole training split with a full recipe (seed 001's by
-default) and scored on the **test** split with its EMA weights. A checkpoint is written after
-every epoch; re-running continues from it. The results become user attributes of the source
-trial (``full_accuracy``, ``full_epochs``, ``checkpoint``, ``full_curve``, ...), and the
-study records how well proxy accuracy predicted full accuracy (Kendall's tau).
+Each winner is trained with a full recipe (seed 001's by default) on the training images
+minus a held-out validation split (the study's ``val_fraction``, 10% by default: the same
+images the proxy scored on, never trained on), scored on that split after every epoch, and
+scored **once** on the test split at the end, with its EMA weights. Selection uses the
+validation score only (``full_val_accuracy``); the test score (``full_accuracy``) is
+reported, never used to choose. A checkpoint is written after every epoch; re-running
+continues from it. The results become user attributes of the source trial, and the study
+records how well proxy accuracy predicted the full validation accuracy (Kendall's tau).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import ArchConfig
-from nas.data import ImageData
+from nas.data import ImageData, validation_split
 from nas.errors import DataError, NasError
 from nas.models import build_model
 from nas.search.stats import (
@@ -63,11 +66,21 @@ class WinnerResult:
 
     trial: int
     proxy_accuracy: float
+    val_accuracy: float
     full_accuracy: float
     epochs: int
     seconds: float
     checkpoint: Path
     resumed_from: int
+
+
+def require_test_split(data: ImageData) -> None:
+    """Refuse a data set without a test split: winners are scored on it once, at the end."""
+    if not data.has_test:
+        raise DataError(
+            "the data set has no test split (DIR/test or DIR/val); "
+            "train-winners scores the winners on it once, at the end"
+        )
 
 
 def train_winner(
@@ -79,15 +92,16 @@ def train_winner(
     device: torch.device,
     seed: int,
     out_dir: Path,
+    val_fraction: float = 0.1,
     on_epoch: Callable[[EpochResult], None] | None = None,
 ) -> WinnerResult:
-    """Train ``trial``'s architecture with ``recipe`` on all training images, score it on the
-    test images, checkpoint every epoch, and record the result on the trial."""
-    if not data.has_test:
-        raise DataError(
-            "the data set has no test split (DIR/test or DIR/val); "
-            "train-winners scores the winners on it"
-        )
+    """Train ``trial``'s architecture with ``recipe`` on the training images outside the
+    validation split, score it on the validation split every epoch and on the test images
+    once at the end, checkpoint every epoch, and record the result on the trial.
+
+    Every winner of one ``seed`` sees the same batches in the same order; the weights are
+    initialised from ``seed`` and the trial number."""
+    require_test_split(data)
     arch = ArchConfig.from_dict(trial.user_attrs["arch"])
     if (arch.in_channels, arch.input_size, arch.num_classes) != (
         data.in_channels,
@@ -104,23 +118,26 @@ def train_winner(
     except OSError as exc:
         raise NasError(f"cannot create {out_dir}: {exc.strerror}") from None
     checkpoint = out_dir / f"trial-{trial.number}.pt"
-    torch.manual_seed(seed + trial.number)
+    split = validation_split(len(data.train_y), val_fraction)
+    torch.manual_seed(seed * 100_003 + trial.number)
     mean, std = data.mean_std()
     trainer = Trainer(
         build_model(arch),
         recipe,
-        train_x=data.train_x,
-        train_y=data.train_y,
-        eval_x=data.test_x,
-        eval_y=data.test_y,
+        train_x=data.train_x[split.train],
+        train_y=data.train_y[split.train],
+        eval_x=data.train_x[split.val],
+        eval_y=data.train_y[split.val],
         mean=mean,
         std=std,
+        num_classes=data.num_classes,
         device=device,
-        seed=seed + trial.number,
+        data_seed=seed,
         checkpoint=checkpoint,
     )
     started = time.perf_counter()
     result = trainer.fit(on_epoch)
+    test_accuracy = trainer.evaluate(data.test_x, data.test_y)  # the only look at the test split
     weights = out_dir / f"trial-{trial.number}-weights.pt"
     torch.save(trainer.final_weights(), weights)
     proxy = accuracy_of(trial) or 0.0
@@ -128,9 +145,11 @@ def train_winner(
         rdb_storage(study),
         trial._trial_id,
         {
-            "full_accuracy": result.accuracy,
+            "full_val_accuracy": result.accuracy,
+            "full_accuracy": test_accuracy,
             "full_epochs": recipe.epochs,
             "full_curve": result.curve,
+            "full_val_images": len(split.val),
             "full_seconds": result.train_seconds,
             "full_recipe": recipe.to_dict(),
             "full_device": str(device),
@@ -142,6 +161,7 @@ def train_winner(
         trial.number,
         proxy,
         result.accuracy,
+        test_accuracy,
         recipe.epochs,
         time.perf_counter() - started,
         checkpoint,
@@ -150,8 +170,8 @@ def train_winner(
 
 
 def record_fidelity(study_name: str, storage: RDBStorage) -> ProxyFidelity:
-    """Kendall's tau between proxy and full accuracy over every fully trained trial,
-    stored as the study's user attribute ``proxy_fidelity``."""
+    """Kendall's tau between proxy accuracy and full validation accuracy over every fully
+    trained trial, stored as the study's user attribute ``proxy_fidelity``."""
     study = optuna.load_study(study_name=study_name, storage=storage)
     fidelity = proxy_fidelity(study.get_trials(deepcopy=False))
     study.set_user_attr("proxy_fidelity", fidelity)

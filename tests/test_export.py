@@ -80,7 +80,31 @@ def test_best_yaml_and_count_config(every_kind: Path, tmp_path: Path) -> None:
     assert json.loads(counted.stdout)["params"] == doc["meta"]["params"]
 
 
-def test_best_prefers_full_accuracy_and_weights_give_onnx(
+def test_best_chooses_by_validation_never_by_test(tmp_path: Path, image_folder: Path) -> None:
+    """Trial 0 has the better test accuracy, trial 1 the better full validation accuracy:
+    --best must take trial 1 (a tool that peeks at the test split would take trial 0)."""
+    db = tmp_path / "vt.db"
+    make_study(
+        db,
+        image_folder,
+        {"se": 0.6, "cbam": 0.5},
+        extra={
+            "se": {"full_val_accuracy": 0.70, "full_accuracy": 0.90, "full_epochs": 3},
+            "cbam": {"full_val_accuracy": 0.80, "full_accuracy": 0.85, "full_epochs": 3},
+        },
+    )
+    out = tmp_path / "best.json"
+    res = run_nas(
+        "export", "--storage", f"sqlite:///{db}", "--study", "w", "--best", "--out", str(out)
+    )
+    assert res.returncode == 0, res.stderr
+    assert "highest validation accuracy after full training" in res.stdout
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["trial"] == 1
+    assert (doc["meta"]["full_val_accuracy"], doc["meta"]["full_accuracy"]) == (0.80, 0.85)
+
+
+def test_best_prefers_full_training_and_weights_give_onnx(
     tmp_path: Path, image_folder: Path
 ) -> None:
     arch = ArchConfig.from_dict(arch_for("cbam"))
@@ -93,7 +117,14 @@ def test_best_prefers_full_accuracy_and_weights_give_onnx(
         db,
         image_folder,
         {"se": 0.9, "cbam": 0.6},
-        extra={"cbam": {"full_accuracy": 0.75, "full_epochs": 3, "weights": str(weights)}},
+        extra={
+            "cbam": {
+                "full_val_accuracy": 0.74,
+                "full_accuracy": 0.75,
+                "full_epochs": 3,
+                "weights": str(weights),
+            }
+        },
     )
     out = tmp_path / "exp" / "best.json"
     res = run_nas(
@@ -108,7 +139,7 @@ def test_best_prefers_full_accuracy_and_weights_give_onnx(
         str(out),
     )
     assert res.returncode == 0, res.stderr
-    assert "highest full (test-split) accuracy" in res.stdout
+    assert "highest validation accuracy after full training" in res.stdout
     doc = json.loads(out.read_text())
     assert doc["meta"]["trial"] == 1 and doc["meta"]["full_accuracy"] == 0.75
     assert doc["meta"]["weights"] == "best.pt" and doc["meta"]["onnx"] == "best.onnx"

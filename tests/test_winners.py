@@ -184,3 +184,53 @@ def test_top_k_fills_up_from_the_next_fronts(tmp_path: Path, image_folder: Path)
     front = [t.number for t in select_winners(study, None)]
     top3 = [t.number for t in select_winners(study, 3)]
     assert len(front) < 3 and top3[: len(front)] == front and len(top3) == 3
+
+
+@pytest.mark.slow
+def test_validation_every_epoch_and_the_test_split_once(
+    front_study: tuple[Path, optuna.Study], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full training scores the held-out validation split after every epoch and the test
+    split exactly once, at the end; both are recorded, and selection uses validation."""
+    import torch
+
+    from nas.data import load_dataset, validation_split
+    from nas.training import Trainer, full_recipe
+    from nas.winners import train_winner
+
+    db, study = front_study
+    data = load_dataset("imagefolder", study.user_attrs["nas_settings"]["data_dir"])
+    scored: list[int] = []
+    trained_on: list[int] = []
+    evaluate, fit = Trainer.evaluate, Trainer.fit
+
+    def counting_evaluate(self: Trainer, x: object = None, y: object = None, **kw: object) -> float:
+        labels = self.eval_y if y is None else y
+        scored.append(len(labels))  # type: ignore[arg-type]
+        return evaluate(self, x, y, **kw)  # type: ignore[arg-type]
+
+    def recording_fit(self: Trainer, *args: object, **kw: object) -> object:
+        trained_on.append(len(self.train_y))
+        return fit(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Trainer, "evaluate", counting_evaluate)
+    monkeypatch.setattr(Trainer, "fit", recording_fit)
+    winner = study.trials[2]  # cbam
+    result = train_winner(
+        study,
+        winner,
+        data,
+        full_recipe(3).replace(batch_size=16),
+        device=torch.device("cpu"),
+        seed=0,
+        out_dir=tmp_path / "winners",
+    )
+    split = validation_split(len(data.train_y))
+    n_val, n_test = len(split.val), len(data.test_y)
+    assert n_val != n_test
+    assert scored == [n_val, n_val, n_val, n_test]  # 3 epochs on validation, test once
+    assert trained_on == [len(split.train)]  # the validation images are never trained on
+    attrs = reload(db).trials[2].user_attrs
+    assert attrs["full_val_accuracy"] == result.val_accuracy == attrs["full_curve"][-1]
+    assert attrs["full_accuracy"] == result.full_accuracy
+    assert attrs["full_val_images"] == n_val

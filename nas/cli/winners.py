@@ -61,7 +61,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="checkpoints and weights (default: studies/STUDY-winners)",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed (default 0): one data order and augmentation for all winners; with the "
+        "trial number, each winner's initial weights",
+    )
     r = p.add_argument_group("recipe (seed 001's unless changed)")
     r.add_argument("--batch-size", type=int, metavar="B", help="images per step (128)")
     r.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (0.1)")
@@ -117,7 +124,7 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
 
 
 def _train_run(args: argparse.Namespace) -> int:
-    from nas.winners import record_fidelity, select_winners, train_winner
+    from nas.winners import record_fidelity, require_test_split, select_winners, train_winner
 
     if args.top_k is not None and args.top_k < 1:
         raise NasError(f"--top-k must be at least 1, got {args.top_k}")
@@ -136,10 +143,14 @@ def _train_run(args: argparse.Namespace) -> int:
     data = load_dataset(dataset, data_dir)
     device = resolve_device(args.device or "auto")
     out_dir = args.out_dir or Path("studies") / f"{study.study_name}-winners"
+    val_fraction = float(searched.get("val_fraction", 0.1))
+    require_test_split(data)
+    n_val = round(len(data.train_y) * val_fraction)
     console.print(
         f"training {len(winners)} winner(s) of study {study.study_name!r} for "
-        f"{recipe.epochs} epoch(s) on {len(data.train_y)} images, scoring on "
-        f"{len(data.test_y)} test images, on {device}"
+        f"{recipe.epochs} epoch(s) on {len(data.train_y) - n_val} images; validation on "
+        f"{n_val} held-out training images after every epoch; the {len(data.test_y)} test "
+        f"images are scored once per winner, at the end; on {device}"
     )
     results = []
     for trial in winners:
@@ -152,7 +163,7 @@ def _train_run(args: argparse.Namespace) -> int:
 
         def on_epoch(e: EpochResult, n: int = trial.number) -> None:
             console.print(
-                f"  trial {n} epoch {e.epoch}/{e.epochs}: test acc {e.accuracy:.4f}, "
+                f"  trial {n} epoch {e.epoch}/{e.epochs}: val acc {e.accuracy:.4f}, "
                 f"loss {e.loss:.3f}, {e.seconds:.1f}s"
             )
 
@@ -164,6 +175,7 @@ def _train_run(args: argparse.Namespace) -> int:
             device=device,
             seed=args.seed,
             out_dir=out_dir,
+            val_fraction=val_fraction,
             on_epoch=on_epoch,
         )
         if result.resumed_from:
@@ -174,6 +186,7 @@ def _train_run(args: argparse.Namespace) -> int:
         [
             r.trial,
             f"{r.proxy_accuracy:.4f}",
+            f"{r.val_accuracy:.4f}",
             f"{r.full_accuracy:.4f}",
             r.epochs,
             f"{r.seconds:.0f}s",
@@ -183,18 +196,25 @@ def _train_run(args: argparse.Namespace) -> int:
     ]
     console.print(
         table(
-            "Winners (full accuracy on the test split, EMA weights)"
-            if recipe.ema_decay
-            else "Winners (full accuracy on the test split)",
-            ["trial", "proxy val acc", "full test acc", "epochs", "time", "checkpoint"],
+            "Winners (validation chooses; test reported once"
+            + (", EMA weights)" if recipe.ema_decay else ")"),
+            [
+                "trial",
+                "proxy val acc",
+                "full val acc",
+                "full test acc",
+                "epochs",
+                "time",
+                "checkpoint",
+            ],
             rows,
-            right=(0, 1, 2, 3, 4),
+            right=(0, 1, 2, 3, 4, 5),
         )
     )
     tau = fidelity.get("tau")
     tau_s = "not enough fully trained winners (need 2)" if tau is None else f"{tau:+.3f}"
     console.print(
-        f"proxy fidelity: Kendall's tau between proxy and full accuracy = {tau_s} "
+        f"proxy fidelity: Kendall's tau between proxy and full validation accuracy = {tau_s} "
         f"over {fidelity.get('n', 0)} fully trained winner(s) of this study"
     )
     return 0
@@ -204,18 +224,20 @@ COMMANDS.add(
     "train-winners",
     Command(
         name="train-winners",
-        help="train the Pareto winners for real and score them on the test split",
+        help="train the Pareto winners for real: validation chooses, test is scored once",
         description=(
             "Pick the Pareto-optimal trained trials of a study (accuracy against its second\n"
-            "objective; --top-k keeps the K best by proxy accuracy) and train each on the\n"
-            "whole training split with seed 001's recipe: SGD momentum 0.9 with Nesterov,\n"
-            "weight decay 5e-4, cosine schedule, label smoothing 0.1, mixup and cutmix, crop\n"
-            "and flip, gradient clipping, EMA of weights (0.999), bf16 autocast on CUDA. Each\n"
-            "part can be changed or turned off below. The score is test-split accuracy with\n"
-            "the EMA weights. A checkpoint is written after every epoch; re-running continues\n"
-            "from it. Results become user attributes of the source trials (full_accuracy,\n"
-            "full_epochs, checkpoint), and Kendall's tau between proxy and full accuracy is\n"
-            "printed and stored with the study."
+            "objective; --top-k keeps the K best by proxy accuracy) and train each with seed\n"
+            "001's recipe: SGD momentum 0.9 with Nesterov, weight decay 5e-4, cosine schedule,\n"
+            "label smoothing 0.1, mixup and cutmix, crop and flip, gradient clipping, EMA of\n"
+            "weights (0.999), bf16 autocast on CUDA. Each part can be changed or turned off\n"
+            "below. As in seed 001, 10% of the training images (the study's validation split,\n"
+            "the images the proxy scored on) are held out: each winner is scored on them after\n"
+            "every epoch (full_val_accuracy, what 'nas export --best' chooses by) and on the\n"
+            "test split once, at the end (full_accuracy, reported only). All winners see the\n"
+            "same batches in the same order. A checkpoint is written after every epoch;\n"
+            "re-running continues from it. Kendall's tau between proxy accuracy and full\n"
+            "validation accuracy is printed and stored with the study."
         ),
         examples=(
             "  nas train-winners --storage sqlite:///s.db --study demo --top-k 2 --epochs 200\n"
@@ -235,7 +257,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     pick.add_argument(
         "--best",
         action="store_true",
-        help="highest full accuracy if any winner was fully trained, else highest proxy accuracy",
+        help="highest validation accuracy after full training if any winner was fully "
+        "trained, else highest proxy accuracy (the test accuracy never chooses)",
     )
     pick.add_argument("--trial", type=int, metavar="N", help="trial number N")
     pick.add_argument(
@@ -311,8 +334,9 @@ def _export_run(args: argparse.Namespace) -> int:
             f"wrote {path}: trial {trial.number}, {fmt_int(meta['params'])} params, "
             f"{human(meta['flops'])} FLOPs, proxy val acc {meta['proxy_accuracy']:.4f}"
             + (
-                f", full test acc {meta['full_accuracy']:.4f}"
-                if meta["full_accuracy"] is not None
+                f", full val acc {meta['full_val_accuracy']:.4f}, "
+                f"full test acc {meta['full_accuracy']:.4f}"
+                if meta["full_val_accuracy"] is not None and meta["full_accuracy"] is not None
                 else ""
             )
         )

@@ -29,6 +29,7 @@ from nas.registry import Registry
 from nas.search.stats import (
     ProxyFidelity,
     accuracy_of,
+    full_val_accuracy,
     is_rejected,
     is_stopped,
     pareto_front,
@@ -99,6 +100,11 @@ def arch_summary(trial: FrozenTrial) -> str:
     """One-line architecture description of ``trial`` (``ArchConfig.summary``)."""
     arch = arch_of(trial)
     return arch.summary() if arch is not None else "(no architecture recorded)"
+
+
+def _acc_text(value: object) -> str:
+    """A stored accuracy as four decimals, or '-' when there is none."""
+    return f"{float(value):.4f}" if isinstance(value, int | float) else "-"
 
 
 def _hover(trial: FrozenTrial, *lines: str) -> str:
@@ -479,7 +485,8 @@ def fidelity_text(fidelity: ProxyFidelity) -> str:
 
 @FIGURES.register("proxy-vs-full")
 def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
-    """The "Proxy vs full accuracy (...)" figure: proxy vs test accuracy."""
+    """The "Proxy vs full accuracy (...)" figure: proxy vs full validation accuracy (what
+    selection uses; the test accuracy is in the hover text)."""
     trials = _trials(study)
     fidelity = proxy_fidelity(trials)
     by_number = {t.number: t for t in trials}
@@ -487,14 +494,15 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
     fig = go.Figure(
         go.Scatter(
             x=[accuracy_of(t) for t in winners],
-            y=[t.user_attrs["full_accuracy"] for t in winners],
+            y=[full_val_accuracy(t) for t in winners],
             customdata=[t.number for t in winners],
             text=[str(t.number) for t in winners],
             textposition="top center",
             hovertext=[
                 _hover(
                     t,
-                    f"proxy {accuracy_of(t):.4f}, full {float(t.user_attrs['full_accuracy']):.4f}",
+                    f"proxy {accuracy_of(t):.4f}, full val {full_val_accuracy(t):.4f}, "
+                    f"test {_acc_text(t.user_attrs.get('full_accuracy'))}",
                     f"{t.user_attrs.get('full_epochs', '?')} full epochs",
                 )
                 for t in winners
@@ -513,7 +521,7 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
         fig,
         f"Proxy vs full accuracy ({fidelity_text(fidelity)})",
         "proxy validation accuracy",
-        "full-training test accuracy",
+        "full-training validation accuracy",
     )
 
 

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.report.figures import (
     arch_summary,
@@ -22,7 +22,14 @@ from nas.report.figures import (
     fidelity_text,
     graph_id,
 )
-from nas.search.stats import StudyStats, accuracy_of, proxy_fidelity, study_stats
+from nas.search.stats import (
+    StudyStats,
+    accuracy_of,
+    choose_best,
+    full_val_accuracy,
+    proxy_fidelity,
+    study_stats,
+)
 from nas.units import human
 
 #: Height of each figure in the page.
@@ -113,12 +120,12 @@ def attach_to_dashboard(study: optuna.Study) -> list[str]:
 
 
 def winners(study: optuna.Study, stats: StudyStats | None = None) -> list[FrozenTrial]:
-    """Pareto-front trials and every trial with ``full_accuracy``, best proxy accuracy first."""
+    """Pareto-front trials and every fully trained trial, best proxy accuracy first."""
     if stats is None:
         stats = study_stats(study)
     chosen = {t.number: t for t in stats.pareto}
     for t in stats.trials:
-        if t.user_attrs.get("full_accuracy") is not None:
+        if full_val_accuracy(t) is not None or t.user_attrs.get("full_accuracy") is not None:
             chosen[t.number] = t
     return sorted(chosen.values(), key=lambda t: (-(accuracy_of(t) or 0.0), t.number))
 
@@ -160,13 +167,20 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             f"{_pct(stats.rejection_first_third)} of the first third of the candidates, "
             f"{_pct(stats.rejection_last_third)} of the last third"
         )
-    best = stats.best
-    if best is None:
+    trained = [t for t in stats.trials if t.state == TrialState.COMPLETE and "arch" in t.user_attrs]
+    if not trained:
         best_text = "no trained trials yet"
     else:
+        best, rule = choose_best(trained)  # the rule of 'nas export --best'
+        scores = f"proxy accuracy {_acc(accuracy_of(best))}"
+        if full_val_accuracy(best) is not None:
+            scores += (
+                f", full val accuracy {_acc(full_val_accuracy(best))}, "
+                f"test accuracy {_acc(best.user_attrs.get('full_accuracy'))}"
+            )
         best_text = (
-            f"trial {best.number}: proxy accuracy {_acc(accuracy_of(best))}, "
-            f"{_size_text(best)}; {arch_summary(best)}"
+            f"trial {best.number}: {scores}, {_size_text(best)}; {arch_summary(best)} "
+            f"(chosen by {rule})"
         )
     fidelity = proxy_fidelity(stats.trials)
     fidelity_line = fidelity_text(fidelity)
@@ -209,12 +223,15 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
     out.append(
         "<p>The Pareto-front trials and every fully trained trial (<code>nas train-winners"
         "</code>). Proxy accuracy is on the validation split after the short proxy training; "
-        "full accuracy is on the test split after full training.</p>"
+        "full val accuracy is on the same held-out validation split after full training and "
+        "is what <code>nas export --best</code> chooses by; test accuracy is scored once per "
+        "winner at the end and never used to choose.</p>"
     )
     header = [
         "trial",
         "proxy accuracy",
-        "full accuracy",
+        "full val accuracy",
+        "test accuracy",
         "params",
         "FLOPs",
         "architecture",
@@ -241,6 +258,7 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
         cells = [
             f'<td class="num">{t.number}{on_front if t.number in front else ""}</td>',
             f'<td class="num">{_acc(accuracy_of(t))}</td>',
+            f'<td class="num">{_acc(a.get("full_val_accuracy"))}</td>',
             f'<td class="num">{_acc(a.get("full_accuracy"))}</td>',
             f'<td class="num">{_size(a.get("params"))}</td>',
             f'<td class="num">{_size(a.get("flops"))}</td>',

@@ -35,12 +35,18 @@ def accuracy_of(t: FrozenTrial) -> float | None:
     return float(value) if value is not None else None
 
 
+def full_val_accuracy(t: FrozenTrial) -> float | None:
+    """Validation accuracy after full training (what selection among winners uses)."""
+    value = t.user_attrs.get("full_val_accuracy")
+    return float(value) if value is not None else None
+
+
 class ProxyFidelity(TypedDict):
     """How well proxy accuracy ranks the fully trained winners.
 
     Attributes:
-        tau: Kendall's tau between proxy ``accuracy`` and ``full_accuracy``; None with fewer
-            than two winners or when it is undefined (all values equal).
+        tau: Kendall's tau between proxy ``accuracy`` and ``full_val_accuracy``; None with
+            fewer than two winners or when it is undefined (all values equal).
         n: number of trials with both accuracies.
         trials: their trial numbers, in order.
     """
@@ -51,7 +57,8 @@ class ProxyFidelity(TypedDict):
 
 
 def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
-    """Kendall's tau between proxy ``accuracy`` and ``full_accuracy`` of the trained winners.
+    """Kendall's tau between proxy ``accuracy`` and ``full_val_accuracy`` of the trained
+    winners (both on the validation split; the test split never enters a ranking).
 
     Only trials with both user attributes count. ``tau`` is None with fewer than two of them
     or when it is undefined (constant accuracies), so the result is plain JSON (it is stored
@@ -60,15 +67,30 @@ def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
     from scipy.stats import kendalltau
 
     pairs = [
-        (t.number, accuracy_of(t), float(t.user_attrs["full_accuracy"]))
+        (t.number, accuracy_of(t), full_val_accuracy(t))
         for t in sorted(trials, key=lambda t: t.number)
-        if t.user_attrs.get("full_accuracy") is not None and accuracy_of(t) is not None
+        if full_val_accuracy(t) is not None and accuracy_of(t) is not None
     ]
     tau: float | None = None
     if len(pairs) >= 2:
         value = float(kendalltau([p[1] for p in pairs], [p[2] for p in pairs]).statistic)
         tau = value if math.isfinite(value) else None
     return {"tau": tau, "n": len(pairs), "trials": [p[0] for p in pairs]}
+
+
+def choose_best(trials: list[FrozenTrial]) -> tuple[FrozenTrial, str]:
+    """Highest validation accuracy after full training if any trial was fully trained, else
+    highest proxy (validation) accuracy; returns the trial and which rule chose it. The test
+    accuracy never chooses: it is reported, not selected on."""
+    full = [t for t in trials if full_val_accuracy(t) is not None]
+    if full:
+        best = max(full, key=lambda t: full_val_accuracy(t) or 0.0)
+        return best, (
+            "highest validation accuracy after full training (full_val_accuracy); "
+            "the test accuracy is reported, never used to choose"
+        )
+    best = max(trials, key=lambda t: accuracy_of(t) or 0.0)
+    return best, "highest proxy (validation) accuracy; no winner has been fully trained"
 
 
 @dataclass

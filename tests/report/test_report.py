@@ -101,7 +101,12 @@ def _add(study: optuna.Study, row: tuple[Any, ...]) -> None:
         attrs |= {"accuracy": acc, "curve": curve[:2] if kind == "stopped" else curve}
         attrs |= {"seconds": 12.5, "device": "cpu"}
     if full is not None:
-        attrs |= {"full_accuracy": full, "full_epochs": 200, "checkpoint": "runs/<best>.pt"}
+        attrs |= {
+            "full_val_accuracy": round(full - 0.01, 4),  # the same ranking as the test split
+            "full_accuracy": full,
+            "full_epochs": 200,
+            "checkpoint": "runs/<best>.pt",
+        }
     state = TrialState.COMPLETE
     values: list[float] | None = None
     if kind == "complete":
