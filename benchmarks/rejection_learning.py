@@ -3,9 +3,16 @@
 Runs the real search (space, fvcore counting, rejection with constraint values, the loop)
 with training replaced by a synthetic score that grows with the network's size, so that a
 study of dozens of trained trials takes seconds; prints the share of rejected candidates in
-the first and the last third of the sampled candidates. Prints JSON.
+the first and the last third of the sampled candidates, per seed and as min/median/max.
+Ablations (``--ablation``), each the same search with one thing taken away:
 
-    python benchmarks/rejection_learning.py --trials 45 --param-limit 300k --sampler tpe
+* ``no-constraint``: rejections without ``trial.set_constraint``: the sampler sees them only
+  as pruned trials (TPE ranks pruned trials without values last anyway, so for TPE this
+  changes nothing; NSGA-II no longer counts them in its generations);
+* ``hidden``: rejections end FAIL, which samplers ignore: the sampler never learns of them.
+
+    python benchmarks/rejection_learning.py --sampler tpe --seeds 0,1,2
+    python benchmarks/rejection_learning.py --sampler nsga2 --ablation no-constraint --json
 """
 
 from __future__ import annotations
@@ -13,15 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 
 from nas.config import ArchConfig
-from nas.search.events import LogMonitor
+from nas.search.events import SilentMonitor
 from nas.search.objective import Objective
 from nas.search.runner import run_search
 from nas.search.settings import SearchSettings
@@ -40,13 +48,41 @@ class SyntheticObjective(Objective):
         return accuracy, float(params)
 
 
-class _Silent(LogMonitor):
-    def _log(self, text: str) -> None:
+class UnconstrainedObjective(SyntheticObjective):
+    """Ablation: rejections are pruned trials without constraint values."""
+
+    def constrain(self, trial: optuna.trial.Trial, violation: float) -> None:
         return None
 
 
+class HiddenRejection(RuntimeError):
+    """Ends a rejected trial FAIL in the ``hidden`` ablation."""
+
+
+class HiddenRejectionObjective(UnconstrainedObjective):
+    """Ablation: rejections end FAIL, so the sampler never learns of them."""
+
+    def _reject(self, trial: optuna.trial.Trial, reason: str, started: float) -> NoReturn:
+        trial.set_user_attr("rejected", reason)
+        raise HiddenRejection(reason)
+
+
+ABLATIONS: dict[str, type[Objective]] = {
+    "none": SyntheticObjective,
+    "no-constraint": UnconstrainedObjective,
+    "hidden": HiddenRejectionObjective,
+}
+
+
 def measure(
-    space: str, trials: int, limit: int, sampler: str, seed: int, storage: str
+    space: str,
+    trials: int,
+    limit: int,
+    sampler: str,
+    seed: int,
+    storage: str,
+    *,
+    ablation: str = "none",
 ) -> dict[str, Any]:
     """Run the synthetic study; its size, rejection rates by thirds and time."""
     settings = SearchSettings(
@@ -59,14 +95,18 @@ def measure(
         study="learn",
         seed=seed,
         device="cpu",
+        quiet=True,
+        max_failures=100_000,  # the hidden ablation ends every rejection FAIL
     )
     start = time.perf_counter()
     outcome = run_search(
-        settings, _Silent(), objective_cls=SyntheticObjective, log=lambda text: None
+        settings, SilentMonitor(), objective_cls=ABLATIONS[ablation], log=lambda text: None
     )
     s = outcome.stats
     return {
         "sampler": sampler,
+        "seed": seed,
+        "ablation": ablation,
         "trained": s.trained,
         "rejected": s.rejected,
         "rejection_first_third": s.rejection_first_third,
@@ -75,25 +115,54 @@ def measure(
     }
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="search_spaces/attention_resnet.toml")
     parser.add_argument("--trials", type=int, default=45)
     parser.add_argument("--param-limit", default="300k")
     parser.add_argument("--sampler", default="tpe")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (0,1,2)")
+    parser.add_argument(
+        "--ablation", choices=list(ABLATIONS), default="none", help="what to take away (none)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = measure(
-            args.space,
-            args.trials,
-            parse_count(args.param_limit),
-            args.sampler,
-            args.seed,
-            f"sqlite:///{Path(tmp)}/learn.db",
+    runs = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(
+                measure(
+                    args.space,
+                    args.trials,
+                    parse_count(args.param_limit),
+                    args.sampler,
+                    seed,
+                    f"sqlite:///{Path(tmp)}/learn.db",
+                    ablation=args.ablation,
+                )
+            )
+    if args.json:
+        print(json.dumps({"space": args.space, "param_limit": args.param_limit, "runs": runs}))
+        return
+    print(
+        f"{args.sampler}, ablation {args.ablation}, "
+        f"{args.trials} trained trials, limit {args.param_limit}, space {args.space}"
+    )
+    for r in runs:
+        print(
+            f"  seed {r['seed']}: rejected {r['rejection_first_third']:.2f} of the first third, "
+            f"{r['rejection_last_third']:.2f} of the last ({r['rejected']} rejections, "
+            f"{r['seconds']}s)"
         )
-    print(json.dumps({"space": args.space, "param_limit": args.param_limit, **result}, indent=2))
+    first = [r["rejection_first_third"] for r in runs]
+    last = [r["rejection_last_third"] for r in runs]
+    print(f"  first third min/median/max: {_spread(first)}")
+    print(f"  last third  min/median/max: {_spread(last)}")
 
 
 if __name__ == "__main__":

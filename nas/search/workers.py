@@ -84,7 +84,9 @@ def run_workers(settings: SearchSettings) -> tuple[SearchOutcome, int]:
     started = time.perf_counter()
     space, data = prepare(settings)
     storage = open_storage(settings.storage_url, grace_period=settings.grace_period)
-    study = open_study(settings, storage, make_sampler(settings.sampler, settings.seed))
+    study = open_study(
+        settings, storage, make_sampler(settings.sampler, settings.seed, settings.trials)
+    )
     trained_before = study_stats(study, front=False).trained
     if settings.enqueue_presets:
         enqueue_presets(study, space, settings, data)

@@ -1,8 +1,10 @@
-"""The sampler learns the parameter limit from rejected trials (default space, TPE).
+"""The sampler learns the parameter limit from rejected trials (default space).
 
 Training is replaced by a quick synthetic score (``benchmarks/rejection_learning.py``) so that
 a 45-trial study runs in seconds; everything else (space, counting, rejection, constraints,
-the loop) is the real search.
+the loop) is the real search. Each claim is an ablation: the same search with the rejections
+hidden from the sampler (or, for NSGA-II, without constraint values) must do worse, so that
+what the sampler is told about rejections, not luck, is what teaches it.
 """
 
 from __future__ import annotations
@@ -10,22 +12,76 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 
 from benchmarks.rejection_learning import measure
+from nas.search.samplers import RejectionAwareNSGAII, make_sampler, nsga2_population
 from nas.search.stats import is_rejected
 from tests.conftest import DEFAULT_SPACE
 
 
-def test_rejection_rate_falls_as_tpe_learns_the_limit(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/s.db"
-    result = measure(str(DEFAULT_SPACE), 45, 300_000, "tpe", 0, url)
+def _last_third(tmp_path: Path, sampler: str, seed: int, ablation: str) -> float:
+    url = f"sqlite:///{tmp_path}/{sampler}-{seed}-{ablation}.db"
+    result = measure(str(DEFAULT_SPACE), 45, 300_000, sampler, seed, url, ablation=ablation)
     assert result["trained"] == 45
-    first, last = result["rejection_first_third"], result["rejection_last_third"]
-    assert first is not None and last is not None
-    assert first >= 0.3
-    assert last <= 0.5 * first
-    study = optuna.load_study(study_name="learn", storage=url)
+    last = result["rejection_last_third"]
+    assert last is not None
+    return float(last)
+
+
+@pytest.mark.slow
+def test_tpe_rejects_less_when_it_sees_the_rejections(tmp_path: Path) -> None:
+    told = _last_third(tmp_path, "tpe", 0, "none")
+    hidden = _last_third(tmp_path, "tpe", 0, "hidden")
+    assert told < hidden, (told, hidden)
+    assert told <= 0.2
+    study = optuna.load_study(study_name="learn", storage=f"sqlite:///{tmp_path}/tpe-0-none.db")
     rejected = [t for t in study.trials if is_rejected(t)]
-    assert all(t.state == optuna.trial.TrialState.PRUNED for t in rejected)
+    assert rejected and all(t.state == optuna.trial.TrialState.PRUNED for t in rejected)
     assert all(t.constraints["params"] > 0 for t in rejected)
     assert all("curve" not in t.user_attrs for t in rejected)
+
+
+def test_nsga2_counts_rejections_in_its_generations(tmp_path: Path) -> None:
+    """Rejected (PRUNED) trials are members of their generation, infeasible; the parents of
+    the next generation are the feasible ones first."""
+    url = f"sqlite:///{tmp_path}/g.db"
+    sampler = make_sampler("nsga2", 0, trials=16)
+    assert isinstance(sampler, RejectionAwareNSGAII) and sampler.population_size == 4
+    study = optuna.create_study(
+        storage=url, sampler=sampler, directions=["maximize", "minimize"], study_name="g"
+    )
+
+    def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", 0, 1)
+        trial.set_constraint("params", x - 0.5)
+        if x > 0.5:
+            trial.set_user_attr("rejected", "over the limit")
+            raise optuna.TrialPruned
+        return x, x
+
+    study.optimize(objective, n_trials=12)
+    key = sampler._get_generation_key()
+    generations = [t.system_attrs[key] for t in study.trials]
+    assert generations == sorted(generations)
+    assert generations.count(0) == 4  # rejected ones fill generation 0 too
+    first = sampler.get_population(study, 0)
+    assert len(first) == 4 and all(t.state.name == "COMPLETE" for t in first)
+    parents = sampler.get_parent_population(study, 1)
+    feasible = [p for p in parents if p.constraints["params"] <= 0]
+    infeasible = [p for p in parents if p.constraints["params"] > 0]
+    assert len(parents) == 4
+    # constrained domination: every feasible member is chosen before any infeasible one
+    assert len(feasible) == min(4, sum(p.constraints["params"] <= 0 for p in _pool(study)))
+    assert len(feasible) + len(infeasible) == 4
+
+
+def _pool(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    key = RejectionAwareNSGAII._get_generation_key()
+    return [t for t in study.trials if t.system_attrs.get(key) == 0]
+
+
+def test_nsga2_population_follows_the_trial_budget() -> None:
+    assert nsga2_population(20) == 5
+    assert nsga2_population(4) == 4
+    assert nsga2_population(1000) == 50
