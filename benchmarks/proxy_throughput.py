@@ -123,8 +123,9 @@ def main() -> None:
             eval_y=data.train_y[:8],
             mean=mean,
             std=std,
+            num_classes=data.num_classes,
             device=device,
-            seed=0,
+            data_seed=0,
         )
         epochs: list[EpochResult] = []
         trainer.fit(epochs.append)

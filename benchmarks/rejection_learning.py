@@ -13,6 +13,7 @@ Ablations (``--ablation``), each the same search with one thing taken away:
 
     python benchmarks/rejection_learning.py --sampler tpe --seeds 0,1,2
     python benchmarks/rejection_learning.py --sampler nsga2 --ablation no-constraint --json
+    python benchmarks/rejection_learning.py --sampler optuna-nsga2   # Optuna's own, population 20
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from nas.config import ArchConfig
 from nas.search.events import SilentMonitor
 from nas.search.objective import Objective
 from nas.search.runner import run_search
+from nas.search.samplers import SAMPLERS
 from nas.search.settings import SearchSettings
 from nas.units import parse_count
 
@@ -124,7 +126,12 @@ def main() -> None:
     parser.add_argument("--space", default="search_spaces/attention_resnet.toml")
     parser.add_argument("--trials", type=int, default=45)
     parser.add_argument("--param-limit", default="300k")
-    parser.add_argument("--sampler", default="tpe")
+    parser.add_argument(
+        "--sampler",
+        default="tpe",
+        help="a sampler of nas search, or optuna-nsga2: Optuna's NSGA-II as it comes, with the "
+        "population of 20 that nas used before (a baseline)",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (0,1,2)")
     parser.add_argument(
         "--ablation", choices=list(ABLATIONS), default="none", help="what to take away (none)"
@@ -132,6 +139,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.sampler == "optuna-nsga2" and "optuna-nsga2" not in SAMPLERS:
+        SAMPLERS.add(
+            "optuna-nsga2",
+            lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+        )
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
