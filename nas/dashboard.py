@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.config import ArchConfig
-from nas.search.stats import accuracy_of
+from nas.search.stats import accuracy_of, fidelity_text
 
 
 def winner_note(trial: FrozenTrial) -> str:
@@ -48,14 +48,12 @@ def annotate(study: optuna.Study) -> tuple[list[str], list[int]]:
         save_note(optuna.trial.Trial(study, trial._trial_id), winner_note(trial))
     fidelity = study.user_attrs.get("proxy_fidelity")
     if fidelity:
-        tau = fidelity.get("tau")
-        tau_s = "n/a" if tau is None else f"{tau:.3f}"
         save_note(
             study,
             textwrap.dedent(f"""\
             ## Proxy fidelity
-            Kendall's tau between proxy and full validation accuracy: **{tau_s}** over
-            {fidelity.get("n", 0)} fully trained winners.
+            Between proxy accuracy and validation accuracy after full training:
+            **{fidelity_text(fidelity)}**.
             """),
         )
     return figures, sorted(t.number for t in noted)

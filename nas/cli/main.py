@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The modules that register subcommands, in the order ``nas --help`` lists them.
-COMMAND_MODULES = ("arch", "search", "winners")
+COMMAND_MODULES = ("arch", "search", "fidelity", "winners")
 
 
 def _load_commands() -> None:

@@ -16,7 +16,7 @@ from nas.search.events import LiveMonitor, LogMonitor, SearchMonitor
 from nas.search.runner import SearchOutcome, run_search
 from nas.search.samplers import SAMPLERS
 from nas.search.settings import OBJECTIVE_SETS, SearchSettings, load_study_file, merge
-from nas.search.stats import accuracy_of, second_objective
+from nas.search.stats import accuracy_of, fidelity_text, proxy_fidelity, second_objective
 from nas.units import human
 
 DEFAULTS = SearchSettings()
@@ -318,6 +318,12 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         )
     else:
         console.print("no trial has finished yet")
+    fidelity = proxy_fidelity(s.trials)
+    if fidelity["n"]:
+        console.print(
+            "proxy fidelity (proxy vs full validation accuracy of the fully trained winners): "
+            + fidelity_text(fidelity)
+        )
     if s.best is not None:
         console.print(
             f"best: trial {s.best.number}, val acc {accuracy_of(s.best):.4f}; "

@@ -16,7 +16,6 @@ from nas.report.figures import (
     attention_figure,
     build_figures,
     curves_figure,
-    fidelity_text,
     graph_id,
     history_figure,
     importance_figure,
@@ -29,7 +28,7 @@ from nas.report.figures import (
     rejection_rate_figure,
 )
 from nas.report.html import attach_to_dashboard, render_report, winners, write_report
-from nas.search.stats import ProxyFidelity, proxy_fidelity
+from nas.search.stats import ProxyFidelity, fidelity_text, proxy_fidelity
 
 __all__ = [
     "FIGURES",

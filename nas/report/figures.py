@@ -27,8 +27,8 @@ from nas.config import PLACEMENTS, ArchConfig
 from nas.errors import NasError
 from nas.registry import Registry
 from nas.search.stats import (
-    ProxyFidelity,
     accuracy_of,
+    fidelity_text,
     full_val_accuracy,
     is_rejected,
     is_stopped,
@@ -473,16 +473,6 @@ def importance_figure(study: optuna.Study) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- proxy fidelity
-def fidelity_text(fidelity: ProxyFidelity) -> str:
-    """``Kendall's tau 0.67, n=3`` or why there is no tau."""
-    n = fidelity["n"]
-    if n < 2:
-        return f"not enough fully trained winners, n={n}"
-    if fidelity["tau"] is None:
-        return f"Kendall's tau undefined (constant accuracies), n={n}"
-    return f"Kendall's tau {fidelity['tau']:.2f}, n={n}"
-
-
 @FIGURES.register("proxy-vs-full")
 def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
     """The "Proxy vs full accuracy (...)" figure: proxy vs full validation accuracy (what

@@ -16,16 +16,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.report.figures import (
-    arch_summary,
-    build_figures,
-    fidelity_text,
-    graph_id,
-)
+from nas.report.figures import arch_summary, build_figures, graph_id
 from nas.search.stats import (
     StudyStats,
     accuracy_of,
     choose_best,
+    fidelity_text,
     full_val_accuracy,
     proxy_fidelity,
     study_stats,

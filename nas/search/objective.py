@@ -147,22 +147,12 @@ class Objective:
         self, trial: optuna.trial.Trial, arch: ArchConfig, params: int, flops: int, started: float
     ) -> float | tuple[float, float]:
         ctx, settings = self.ctx, self.settings
-        # Weights are initialised per trial; data order and augmentation are the study's.
-        torch.manual_seed(init_seed(settings.seed, trial.number))
         self.monitor.trial_started(trial.number, arch, params, flops, ctx.recipe.epochs)
-        trainer = Trainer(
-            build_model(arch),
-            ctx.recipe,
-            train_x=ctx.data.train_x[ctx.split.train],
-            train_y=ctx.data.train_y[ctx.split.train],
-            eval_x=ctx.data.train_x[ctx.split.val],
-            eval_y=ctx.data.train_y[ctx.split.val],
-            mean=ctx.mean,
-            std=ctx.std,
-            num_classes=ctx.data.num_classes,
-            device=ctx.device,
-            data_seed=ctx.data_seed,
-            fault=injected_fault(trial.number),
+        trainer = proxy_trainer(
+            ctx, arch, init_seed(settings.seed, trial.number), injected_fault(trial.number)
+        )
+        trial.set_user_attr(
+            "zero_cost", candidate_zero_cost(ctx, trainer.model, params=params, flops=flops)
         )
         curve: list[float] = []
         trial.set_user_attr("curve", curve)  # a retry starts afresh
@@ -227,6 +217,45 @@ class Objective:
 
 
 _WITH_CURVES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+def proxy_trainer(
+    ctx: ProxyContext, arch: ArchConfig, seed: int, fault: str | None = None
+) -> Trainer:
+    """A proxy trainer for ``arch``: initial weights from ``seed``, data order and
+    augmentation from the study's data seed, scored on the validation split."""
+    torch.manual_seed(seed)
+    return Trainer(
+        build_model(arch),
+        ctx.recipe,
+        train_x=ctx.data.train_x[ctx.split.train],
+        train_y=ctx.data.train_y[ctx.split.train],
+        eval_x=ctx.data.train_x[ctx.split.val],
+        eval_y=ctx.data.train_y[ctx.split.val],
+        mean=ctx.mean,
+        std=ctx.std,
+        num_classes=ctx.data.num_classes,
+        device=ctx.device,
+        data_seed=ctx.data_seed,
+        fault=fault,
+    )
+
+
+def candidate_zero_cost(
+    ctx: ProxyContext, model: torch.nn.Module, *, params: int, flops: int | None
+) -> dict[str, float | None]:
+    """Zero-cost scores of an untrained ``model`` on the study's fixed batch (the first
+    :data:`~nas.fidelity.zero_cost.BATCH` training images), JSON-ready (non-finite: None)."""
+    from nas.data.augment import normalize
+    from nas.fidelity.zero_cost import BATCH, zero_cost_scores
+
+    idx = ctx.split.train[:BATCH]
+    x = normalize(ctx.data.train_x[idx].to(ctx.device), ctx.mean, ctx.std)
+    y = ctx.data.train_y[idx].to(ctx.device)
+    was_training = model.training
+    scores = zero_cost_scores(model, x, y, params=params, flops=flops)
+    model.train(was_training)
+    return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
 
 
 def init_seed(seed: int, trial_number: int) -> int:

@@ -227,7 +227,9 @@ def test_proxy_vs_full_title_has_scipys_tau(study: optuna.Study) -> None:
     tau = kendalltau(proxy, full).statistic
     fig = proxy_vs_full_figure(study)
     match = re.fullmatch(
-        r"Proxy vs full accuracy \(Kendall's tau (-?\d\.\d\d), n=3\)", fig.layout.title.text
+        r"Proxy vs full accuracy \(Kendall's tau (-?\d\.\d\d) \[90%: -?\d\.\d\d, -?\d\.\d\d\], "
+        r"n=3 \(fewer than 5 winners: it means little\)\)",
+        fig.layout.title.text,
     )
     assert match, fig.layout.title.text
     assert float(match.group(1)) == pytest.approx(round(tau, 2))
@@ -240,7 +242,13 @@ def test_proxy_vs_full_title_has_scipys_tau(study: optuna.Study) -> None:
 
 def test_proxy_fidelity_needs_two_winners(tmp_path: Path) -> None:
     study = make_study(tmp_path, rows=TRIALS[:3])  # one fully trained winner
-    assert proxy_fidelity(study.trials) == {"tau": None, "n": 1, "trials": [2]}
+    assert proxy_fidelity(study.trials) == {
+        "tau": None,
+        "n": 1,
+        "trials": [2],
+        "tau_low": None,
+        "tau_high": None,
+    }
     title = proxy_vs_full_figure(study).layout.title.text
     assert title.startswith("Proxy vs full accuracy (not enough fully trained winners")
 
@@ -356,7 +364,8 @@ def test_write_report(study: optuna.Study, tmp_path: Path) -> None:
     assert rows == PARETO_PARAMS | FULL
     assert "report-test" in text and "val_accuracy (maximize), params (minimize)" in text
     assert "trained 7 (complete 6, stopped early 1), rejected 4, failed 1" in text
-    assert "Kendall&#x27;s tau 0.33, n=3 (trials 2, 5, 9)" in text
+    assert "Kendall&#x27;s tau 0.33 [90%: " in text
+    assert "n=3 (fewer than 5 winners: it means little) (trials 2, 5, 9)" in text
     assert "trial 5: proxy accuracy 0.7400" in text
     assert "<details>" in text and "&quot;stem_width&quot;: 31" in text
     assert "runs/&lt;best&gt;.pt" in text and "runs/<best>.pt" not in text  # escaped

@@ -78,4 +78,13 @@ def test_a_rerun_of_a_study_is_bitwise_equal_on_cpu(
         ]
 
     assert results(first) == results(second)
-    assert all(t.user_attrs.get("curve") for t in first.trials if t.state.name == "COMPLETE")
+    trained = [t for t in first.trials if t.state.name == "COMPLETE"]
+    assert trained and all(t.user_attrs.get("curve") for t in trained)
+    for t in trained:  # zero-cost scores on every trained trial, equal across the re-run
+        scores = t.user_attrs["zero_cost"]
+        assert {"params", "flops", "synflow", "naswot", "grad_norm"} <= set(scores)
+        assert scores["params"] == t.user_attrs["params"]
+        again = second.trials[t.number].user_attrs["zero_cost"]
+        assert {k: v for k, v in scores.items() if k != "seconds"} == {
+            k: v for k, v in again.items() if k != "seconds"
+        }
