@@ -182,6 +182,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
     fidelity_line = fidelity_text(fidelity)
     if fidelity["trials"]:
         fidelity_line += " (trials " + ", ".join(map(str, fidelity["trials"])) + ")"
+    zero_cost = zero_cost_text(stats.trials)
     rows = [
         ("Study", study.study_name),
         ("Objectives", _objectives(study)),
@@ -189,6 +190,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
         ("Rejection rate", rejection),
         ("Best trial", best_text),
         ("Proxy fidelity", fidelity_line),
+        ("Zero-cost scores vs proxy accuracy", zero_cost),
     ]
     out = ['<dl class="summary">']
     out += [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows]
@@ -199,6 +201,35 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             "empty and there are no winners.</p>"
         )
     return "\n".join(out)
+
+
+def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
+    """Kendall's tau of each zero-cost score against proxy accuracy over the trained trials
+    that have both, best first, or why there is none."""
+    from nas.fidelity.ranking import agreement
+
+    scored = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and accuracy_of(t) is not None
+        and "zero_cost" in t.user_attrs
+    ]
+    if len(scored) < 3:
+        return f"needs 3 trained trials with scores, has {len(scored)}"
+    names = sorted({k for t in scored for k in t.user_attrs["zero_cost"] if k != "seconds"})
+    parts = []
+    for name in names:
+        values = [t.user_attrs["zero_cost"].get(name) for t in scored]
+        a = agreement(
+            [float("nan") if v is None else float(v) for v in values],
+            [accuracy_of(t) or 0.0 for t in scored],
+            resamples=500,
+        )
+        if a["kendall_tau"] is not None:
+            parts.append((a["kendall_tau"], f"{name} {a['kendall_tau']:+.2f}"))
+    parts.sort(key=lambda p: -p[0])
+    return f"Kendall's tau over {len(scored)} trials: " + ", ".join(p[1] for p in parts)
 
 
 def _size_text(t: FrozenTrial) -> str:

@@ -424,3 +424,18 @@ def test_attach_to_dashboard_overwrites(tmp_path: Path) -> None:
 
 def test_build_figures_follows_the_registry(study: optuna.Study) -> None:
     assert [name for name, _ in build_figures(study)] == list(FIGURES)
+
+
+def test_zero_cost_scores_are_ranked_against_proxy_accuracy() -> None:
+    from nas.report.html import zero_cost_text
+
+    trials = [
+        create_trial(
+            values=[acc, 1.0],
+            user_attrs={"accuracy": acc, "zero_cost": {"params": acc * 10, "synflow": -acc}},
+        )
+        for acc in (0.2, 0.4, 0.3, 0.5)
+    ]
+    text = zero_cost_text(trials)
+    assert text == "Kendall's tau over 4 trials: params +1.00, synflow -1.00"
+    assert zero_cost_text(trials[:2]).startswith("needs 3 trained trials")
