@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -12,6 +14,7 @@ from rich.markup import escape
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, print_json, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
+from nas.errors import NasError
 from nas.units import parse_count
 
 
@@ -56,6 +59,15 @@ def _args(p: argparse.ArgumentParser) -> None:
         help="the cheapest rung whose Kendall tau reaches T is recommended (0.6)",
     )
     g.add_argument("--seed", type=int, default=0, metavar="S", help="panel and data seed (0)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="K",
+        help="processes on this machine sharing the jobs (1); on CUDA each gets GPU k mod "
+        "the GPU count; more machines join by running the same command with the same "
+        "--storage and --study",
+    )
     g.add_argument("--json", action="store_true", help="print the result as JSON only")
     add_data_args(p)
     add_study_args(p)
@@ -146,6 +158,34 @@ def _print(result: dict[str, Any]) -> None:
         )
 
 
+def _start_helpers(k: int, device_type: str, command: list[str]) -> list[subprocess.Popen[bytes]]:
+    """Start ``k`` more processes of this very command (with ``--workers 1``), each sharing
+    the study's jobs; on CUDA, helper i sees GPU (i + 1) mod the GPU count."""
+    if k <= 0:
+        return []
+    import torch
+
+    argv = list(command)
+    if "--workers" in argv:
+        i = argv.index("--workers")
+        del argv[i : i + 2]
+    argv = [a for a in argv if not a.startswith("--workers=") and a != "--json"]
+    gpus = torch.cuda.device_count() if device_type == "cuda" else 0
+    helpers = []
+    for i in range(k):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str((i + 1) % gpus)
+        helpers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "nas", *argv, "--workers", "1"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    return helpers
+
+
 def _run(args: argparse.Namespace) -> int:
     from nas.fidelity.panel import FidelityRun, FidelitySettings, Rung, parse_ladder
 
@@ -169,14 +209,24 @@ def _run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    if args.workers < 1:
+        raise NasError("--workers must be at least 1")
     signal.signal(signal.SIGTERM, raise_interrupt)
     run = FidelityRun(settings, say)
+    run.panel()  # created once, before the other workers start
+    helpers = _start_helpers(args.workers - 1, run.device.type, args.argv)
     say(
         f"fidelity study {settings.study_name!r}: {settings.panel} candidates x "
         f"{len(settings.rungs)} fidelities ({', '.join(r.label for r in settings.rungs)}) on "
         f"{run.device}; interrupted, the same command resumes"
     )
-    run.work()
+    try:
+        run.work()
+    finally:
+        for proc in helpers:
+            if proc.poll() is None and sys.exc_info()[0] is not None:
+                proc.terminate()
+            proc.wait()
     result = run.summary()
     if args.json:
         print_json(result)

@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that respawn
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our monitors report trial events

@@ -328,6 +328,7 @@ class FidelityRun:
         total: int,
     ) -> float:
         from nas.search.objective import init_seed, proxy_trainer
+        from nas.search.slots import worker_id
         from nas.training import TrainingFailed
 
         candidate, label = job
@@ -346,6 +347,7 @@ class FidelityRun:
         seconds = time.perf_counter() - started
         trial.set_user_attr("accuracy", result.accuracy)
         trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("curve", result.curve)
         self.say(
             f"[{done + 1}/{total}] candidate {candidate} ({human(entry['params'])} params) at "

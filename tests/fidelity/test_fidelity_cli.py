@@ -119,3 +119,20 @@ def _safe_complete(db: Path) -> list[optuna.trial.FrozenTrial]:
         return _complete(db)
     except Exception:  # the study is not created yet
         return []
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_jobs_without_doing_one_twice(tmp_path: Path) -> None:
+    data = make_image_folder(tmp_path / "imgs", classes=3, per_class=50, test_per_class=4)
+    db = tmp_path / "fid.db"
+    res = run_nas(
+        *_args(data, db, "--workers", "2", "--json"),
+        cwd=tmp_path,
+        env={"NAS_SLOW_EPOCH": "0.4"},
+    )
+    assert res.returncode == 0, res.stderr
+    done = _complete(db)
+    jobs = Counter((t.user_attrs["candidate"], t.user_attrs["rung"]) for t in done)
+    assert len(jobs) == PANEL * RUNGS and set(jobs.values()) == {1}
+    assert len({t.user_attrs["worker"] for t in done}) == 2  # both processes trained jobs
+    assert json.loads(res.stdout)["reference"]["trained"] == PANEL
