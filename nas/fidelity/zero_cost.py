@@ -70,12 +70,21 @@ def _activation_modules(net: nn.Module) -> list[nn.Module]:
 
 @SCORES.register("naswot")
 def naswot(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    """log |det K| of the Hamming kernel of the batch's ReLU codes."""
+    """log |det K| of the Hamming kernel of the batch's ReLU codes.
+
+    K is accumulated layer by layer (agreements of each layer's codes), so memory stays at
+    one layer's activations however deep or wide the network is."""
     net = _quiet_copy(model).train()
-    codes: list[Tensor] = []
+    n = len(x)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    seen = [0]
 
     def hook(module: nn.Module, inputs: object, output: Tensor) -> None:
-        codes.append((output.detach() > 0).flatten(1).to(torch.float64))
+        c = (output.detach() > 0).flatten(1).to(torch.float32)
+        # exact in float32: each entry counts at most one layer's units (< 2**24)
+        agree = c @ c.T + (1 - c) @ (1 - c).T
+        kernel.add_(agree.to(torch.float64))
+        seen[0] += 1
 
     handles = [m.register_forward_hook(hook) for m in _activation_modules(net)]
     try:
@@ -84,11 +93,9 @@ def naswot(model: nn.Module, x: Tensor, y: Tensor) -> float:
     finally:
         for h in handles:
             h.remove()
-    if not codes:
+    if not seen[0]:
         return 0.0
-    c = torch.cat(codes, dim=1)
-    k = c @ c.T + (1 - c) @ (1 - c).T
-    _, logdet = torch.linalg.slogdet(k)
+    _, logdet = torch.linalg.slogdet(kernel)
     value = float(logdet)
     return value if math.isfinite(value) else float("-inf")
 
