@@ -26,6 +26,7 @@ from nas.config import ArchConfig
 from nas.data import ImageData, validation_split
 from nas.errors import DataError, NasError
 from nas.models import build_model
+from nas.search.objective import init_seed
 from nas.search.stats import (
     ProxyFidelity,
     accuracy_of,
@@ -119,7 +120,7 @@ def train_winner(
         raise NasError(f"cannot create {out_dir}: {exc.strerror}") from None
     checkpoint = out_dir / f"trial-{trial.number}.pt"
     split = validation_split(len(data.train_y), val_fraction)
-    torch.manual_seed(seed * 100_003 + trial.number)
+    torch.manual_seed(init_seed(seed, trial.number))
     mean, std = data.mean_std()
     trainer = Trainer(
         build_model(arch),

@@ -124,6 +124,7 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
 
 
 def _train_run(args: argparse.Namespace) -> int:
+    from nas.data import validation_split
     from nas.winners import record_fidelity, require_test_split, select_winners, train_winner
 
     if args.top_k is not None and args.top_k < 1:
@@ -145,11 +146,11 @@ def _train_run(args: argparse.Namespace) -> int:
     out_dir = args.out_dir or Path("studies") / f"{study.study_name}-winners"
     val_fraction = float(searched.get("val_fraction", 0.1))
     require_test_split(data)
-    n_val = round(len(data.train_y) * val_fraction)
+    split = validation_split(len(data.train_y), val_fraction)
     console.print(
         f"training {len(winners)} winner(s) of study {study.study_name!r} for "
-        f"{recipe.epochs} epoch(s) on {len(data.train_y) - n_val} images; validation on "
-        f"{n_val} held-out training images after every epoch; the {len(data.test_y)} test "
+        f"{recipe.epochs} epoch(s) on {len(split.train)} images; validation on "
+        f"{len(split.val)} held-out training images after every epoch; the {len(data.test_y)} test "
         f"images are scored once per winner, at the end; on {device}"
     )
     results = []

@@ -252,9 +252,7 @@ def candidate_zero_cost(
     idx = ctx.split.train[:BATCH]
     x = normalize(ctx.data.train_x[idx].to(ctx.device), ctx.mean, ctx.std)
     y = ctx.data.train_y[idx].to(ctx.device)
-    was_training = model.training
-    scores = zero_cost_scores(model, x, y, params=params, flops=flops)
-    model.train(was_training)
+    scores = zero_cost_scores(model, x, y, params=params, flops=flops)  # scores a copy
     return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
 
 

@@ -6,13 +6,10 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 
 import nas.search.objective as objective_module
-from nas.search.events import SilentMonitor
-from nas.search.runner import run_search
-from nas.search.settings import SearchSettings
+from tests.conftest import tiny_search
 
 
 @pytest.mark.slow
@@ -31,25 +28,16 @@ def test_the_failed_trials_model_is_freed_before_the_next_trial(
 
     monkeypatch.setattr(objective_module, "build_model", tracking_build)
     monkeypatch.setenv("NAS_INJECT_FAULT", "oom@0")
-    settings = SearchSettings(
-        space=str(tiny_space),
-        dataset="imagefolder",
-        data_dir=str(image_folder),
-        param_limit=1_000_000,
+    study = tiny_search(
+        tiny_space,
+        image_folder,
+        tmp_path / "m.db",
+        "m",
         trials=1,
-        sampler="random",
         proxy_epochs=1,
         proxy_subset=48,
         proxy_val=16,
-        proxy_batch_size=16,
-        storage=f"sqlite:///{tmp_path}/m.db",
-        study="m",
-        device="cpu",
-        early_stopping=False,
-        quiet=True,
     )
-    run_search(settings, SilentMonitor(), log=lambda text: None)
-    study = optuna.load_study(study_name="m", storage=settings.storage_url)
     assert study.trials[0].state.name == "FAIL"
     assert "out of memory" in study.trials[0].user_attrs["fail_reason"]
     assert study.trials[1].state.name == "COMPLETE"

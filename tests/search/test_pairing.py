@@ -11,33 +11,14 @@ import optuna
 import pytest
 import torch
 
-from nas.search.events import SilentMonitor
-from nas.search.runner import run_search
-from nas.search.settings import SearchSettings
 from nas.training.trainer import Trainer
+from tests.conftest import tiny_search
 
 
-def _search(space: Path, data: Path, db: Path, seed: int = 0) -> optuna.Study:
-    settings = SearchSettings(
-        space=str(space),
-        dataset="imagefolder",
-        data_dir=str(data),
-        param_limit=1_000_000,
-        trials=3,
-        sampler="random",
-        proxy_epochs=2,
-        proxy_subset=96,
-        proxy_val=24,
-        proxy_batch_size=16,
-        storage=f"sqlite:///{db}",
-        study="pair",
-        seed=seed,
-        device="cpu",
-        early_stopping=False,
-        quiet=True,
+def _search(space: Path, data: Path, db: Path) -> optuna.Study:
+    return tiny_search(
+        space, data, db, "pair", trials=3, proxy_epochs=2, proxy_subset=96, proxy_val=24
     )
-    run_search(settings, SilentMonitor(), log=lambda text: None)
-    return optuna.load_study(study_name="pair", storage=f"sqlite:///{db}")
 
 
 @pytest.mark.slow

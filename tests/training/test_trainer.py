@@ -14,13 +14,24 @@ from nas.training.trainer import lr_at
 from tests.conftest import small_config
 
 
-def make_trainer(folder: Path, recipe: Recipe, seed: int = 0, **kw: object) -> Trainer:
+def make_trainer(
+    folder: Path,
+    recipe: Recipe,
+    seed: int = 0,
+    *,
+    data_seed: int | None = None,
+    stem_width: int = 8,
+    cls: type[Trainer] = Trainer,
+    **kw: object,
+) -> Trainer:
+    """A trainer of a tiny network on the image folder: weights from ``seed``, data order
+    from ``data_seed`` (default: ``seed``)."""
     data = load_dataset("imagefolder", folder)
     split = proxy_split(len(data.train_y), None, None)
     mean, std = data.mean_std()
     torch.manual_seed(seed)
-    model = build_model(small_config(input_size=16, num_classes=3))
-    return Trainer(
+    model = build_model(small_config(stem_width=stem_width, input_size=16, num_classes=3))
+    return cls(
         model,
         recipe,
         train_x=data.train_x[split.train],
@@ -31,7 +42,7 @@ def make_trainer(folder: Path, recipe: Recipe, seed: int = 0, **kw: object) -> T
         std=std,
         num_classes=data.num_classes,
         device=torch.device("cpu"),
-        data_seed=seed,
+        data_seed=seed if data_seed is None else data_seed,
         **kw,
     )  # type: ignore[arg-type]
 
@@ -115,25 +126,16 @@ class RecordingTrainer(Trainer):
 
 
 def _recording(folder: Path, recipe: Recipe, init: int, data_seed: int) -> RecordingTrainer:
-    data = load_dataset("imagefolder", folder)
-    split = proxy_split(len(data.train_y), None, None)
-    torch.manual_seed(init)
-    width = 8 + 8 * init  # a different architecture per init seed
-    model = build_model(small_config(stem_width=width, input_size=16, num_classes=3))
-    mean, std = data.mean_std()
-    return RecordingTrainer(
-        model,
+    trainer = make_trainer(
+        folder,
         recipe,
-        train_x=data.train_x[split.train],
-        train_y=data.train_y[split.train],
-        eval_x=data.test_x,
-        eval_y=data.test_y,
-        mean=mean,
-        std=std,
-        num_classes=3,
-        device=torch.device("cpu"),
+        init,
         data_seed=data_seed,
+        stem_width=8 + 8 * init,  # a different architecture per init seed
+        cls=RecordingTrainer,
     )
+    assert isinstance(trainer, RecordingTrainer)
+    return trainer
 
 
 def test_one_data_seed_gives_every_model_the_same_batches(image_folder: Path) -> None:
