@@ -12,7 +12,6 @@ claim the same one, the lower trial number keeps it and the other ends PRUNED.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -30,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import ArchConfig
 from nas.counting import count
-from nas.data import ImageData
+from nas.data import ImageData, validation_split
 from nas.errors import ConfigError, NasError
 from nas.fidelity.ranking import Agreement, agreement
 from nas.space import SearchSpace
@@ -180,8 +179,7 @@ class FidelityRun:
         self.space = load_space(settings.space)
         self.data = load_dataset(settings.dataset, settings.data_dir)
         self.device = resolve_device(settings.device)
-        n_train = len(self.data.train_y) - max(1, round(len(self.data.train_y) * 0.1))
-        self.available = n_train
+        self.available = len(validation_split(len(self.data.train_y)).train)
         storage = open_storage(settings.storage_url)
         self.study = optuna.create_study(
             study_name=settings.study_name,
@@ -199,6 +197,7 @@ class FidelityRun:
             )
         self.study.set_user_attr("fidelity_settings", recorded)
         self.contexts: dict[Rung, Any] = {}
+        self.started: set[int] = set()  # trial numbers this worker ran
 
     # ------------------------------------------------------------------ the panel
     def context(self, rung: Rung) -> Any:
@@ -263,6 +262,15 @@ class FidelityRun:
     # ------------------------------------------------------------------ the worker loop
     def work(self) -> int:
         """Train open jobs until none is left; returns how many this worker trained."""
+        from nas.search.runner import fail_running
+
+        try:
+            return self._work()
+        except KeyboardInterrupt:
+            fail_running(self.study, self.started)  # the job goes back to the pool
+            raise
+
+    def _work(self) -> int:
         from nas.search.runner import fail_stale
         from nas.training import TrainingFailed
 
@@ -297,6 +305,7 @@ class FidelityRun:
         total: int,
     ) -> float:
         """The objective of one job's trial: claim a job (or carry a retried one), train."""
+        self.started.add(trial.number)
         job = _job(trial)  # a retry of a job whose worker died carries its job
         if job is None:
             if not open_jobs:
@@ -342,6 +351,7 @@ class FidelityRun:
             result = trainer.fit()
         except TrainingFailed as exc:
             trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr("training_failed", True)
             self.say(f"[{done + 1}/{total}] candidate {candidate} at {label}: failed ({exc})")
             raise
         seconds = time.perf_counter() - started
@@ -363,12 +373,11 @@ class FidelityRun:
 
 def _claims(t: FrozenTrial) -> bool:
     """Whether ``t`` holds its job: done, running, queued as a retry, or failed in training
-    (a NaN loss is not retried forever). An interrupted or stale trial without a training
-    failure gives its job back."""
+    (a NaN loss is not retried forever). An interrupted or stale trial gives its job back."""
     if _job(t) is None or t.state == TrialState.PRUNED:
         return False
     if t.state == TrialState.FAIL:
-        return "fail_reason" in t.user_attrs and "retried_as" not in t.user_attrs
+        return bool(t.user_attrs.get("training_failed"))
     return True
 
 
@@ -461,7 +470,3 @@ def _study_lines(rung: dict[str, Any], settings: FidelitySettings) -> str:
         f"proxy_subset = {subset if subset is not None else json.dumps('all')}\n"
         f"proxy_val = {settings.val}\n"
     )
-
-
-def settings_with(settings: FidelitySettings, **changes: Any) -> FidelitySettings:
-    return dataclasses.replace(settings, **changes)

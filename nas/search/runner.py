@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -128,7 +129,6 @@ PROXY_PROTOCOL = 2
 
 #: Settings a resumed study must keep: changing them would mix incomparable trials.
 PINNED = (
-    "proxy_protocol",
     "space_sha1",
     "dataset",
     "data_dir",
@@ -319,7 +319,7 @@ def run_search(
         except KeyboardInterrupt:
             state.interrupted = True
             state.stop_reason = "interrupted by the user (Ctrl-C)"
-            _fail_running(study, objective)
+            fail_running(study, objective.started)
         finally:
             if state.reservation is not None:
                 slots.release(state.reservation)
@@ -414,10 +414,10 @@ def _step(
         state.reservation = None
 
 
-def _fail_running(study: optuna.Study, objective: Objective) -> None:
-    """After Ctrl-C: no trial of this process may stay RUNNING."""
+def fail_running(study: optuna.Study, started: Collection[int]) -> None:
+    """After Ctrl-C: none of the trials this process ``started`` may stay RUNNING."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.number in objective.started:
+        if t.number in started:
             try:
                 study._storage.set_trial_user_attr(
                     t._trial_id, "fail_reason", "interrupted by the user (Ctrl-C)"
