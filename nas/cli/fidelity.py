@@ -32,7 +32,9 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--ladder",
         default="1x2000,3x5000,5x10000",
         metavar="RUNGS",
-        help="proxy fidelities to rank, EPOCHSxIMAGES, comma-separated (1x2000,3x5000,5x10000)",
+        help="proxy fidelities to rank, EPOCHSxIMAGES[:RECIPE], comma-separated "
+        "(1x2000,3x5000,5x10000); a rung with ':fast' trains with the 'fast' proxy recipe, "
+        "so 3x5000,3x5000:fast compares the two recipes on one panel",
     )
     g.add_argument(
         "--reference",

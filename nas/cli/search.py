@@ -17,6 +17,7 @@ from nas.search.runner import SearchOutcome, run_search
 from nas.search.samplers import SAMPLERS
 from nas.search.settings import OBJECTIVE_SETS, SearchSettings, load_study_file, merge
 from nas.search.stats import accuracy_of, fidelity_text, proxy_fidelity, second_objective
+from nas.training.recipe import PROXY_RECIPES
 from nas.units import human
 
 DEFAULTS = SearchSettings()
@@ -211,6 +212,15 @@ def _args(p: argparse.ArgumentParser) -> None:
         "scaled linearly with the batch size (Goyal et al. 2017): at batch B the rate is "
         "LR * B / 256, e.g. 0.2 at the default batch of 64",
     )
+    pr.add_argument(
+        "--proxy-recipe",
+        choices=PROXY_RECIPES.names(),
+        default=None,
+        help=f"how proxies train (default {DEFAULTS.proxy_recipe}): 'standard' crops after "
+        "padding by 4, flips, label smoothing 0.1; 'fast' adds airbench's label smoothing "
+        "0.2, padding 2 and flip test-time augmentation. Compare them with nas fidelity "
+        "--ladder 3x5000,3x5000:fast",
+    )
     add_data_args(p)
     add_study_args(p)
 
@@ -228,6 +238,7 @@ CLI_FIELDS = (
     "proxy_val",
     "proxy_batch_size",
     "proxy_lr",
+    "proxy_recipe",
     "storage",
     "study",
     "seed",

@@ -35,19 +35,25 @@ from nas.fidelity.ranking import Agreement, agreement
 from nas.space import SearchSpace
 from nas.units import human
 
-_RUNG = re.compile(r"^\s*(\d+)\s*x\s*(\d+|all)\s*$", re.IGNORECASE)
+_RUNG = re.compile(r"^\s*(\d+)\s*x\s*(\d+|all)\s*(?::\s*([A-Za-z0-9_-]+)\s*)?$", re.IGNORECASE)
+
+#: The proxy recipe of a rung written without ``:RECIPE``.
+DEFAULT_RECIPE = "standard"
 
 
 @dataclass(frozen=True, order=True)
 class Rung:
-    """A proxy fidelity: ``epochs`` passes over ``subset`` training images (None: all)."""
+    """A proxy fidelity: ``epochs`` passes over ``subset`` training images (None: all),
+    trained with the proxy recipe ``recipe`` (see :data:`nas.training.recipe.PROXY_RECIPES`)."""
 
     epochs: int
     subset: int | None
+    recipe: str = DEFAULT_RECIPE
 
     @property
     def label(self) -> str:
-        return f"{self.epochs}x{self.subset if self.subset is not None else 'all'}"
+        size = f"{self.epochs}x{self.subset if self.subset is not None else 'all'}"
+        return size if self.recipe == DEFAULT_RECIPE else f"{size}:{self.recipe}"
 
     def images(self, available: int) -> int:
         """Training images seen, given ``available`` training images."""
@@ -55,12 +61,23 @@ class Rung:
 
     @classmethod
     def parse(cls, text: str) -> Rung:
-        """``3x5000`` or ``30xall``."""
+        """``3x5000``, ``30xall`` or, with a proxy recipe, ``3x5000:fast``."""
+        from nas.training.recipe import PROXY_RECIPES
+
         m = _RUNG.match(text)
         if not m or int(m.group(1)) < 1 or (m.group(2) != "all" and int(m.group(2)) < 2):
-            raise NasError(f"bad rung {text!r}: write EPOCHSxIMAGES, e.g. 3x5000 or 30xall")
+            raise NasError(
+                f"bad rung {text!r}: write EPOCHSxIMAGES[:RECIPE], e.g. 3x5000, 30xall or "
+                "3x5000:fast"
+            )
         subset = None if m.group(2).lower() == "all" else int(m.group(2))
-        return cls(int(m.group(1)), subset)
+        recipe = m.group(3) or DEFAULT_RECIPE
+        if recipe not in PROXY_RECIPES:
+            raise NasError(
+                f"bad rung {text!r}: unknown proxy recipe {recipe!r}; valid: "
+                f"{', '.join(PROXY_RECIPES)}"
+            )
+        return cls(int(m.group(1)), subset, recipe)
 
 
 def parse_ladder(text: str) -> tuple[Rung, ...]:
@@ -216,6 +233,7 @@ class FidelityRun:
                 proxy_subset=rung.subset,
                 proxy_val=s.val,
                 proxy_lr=s.proxy_lr,
+                proxy_recipe=rung.recipe,
                 seed=s.seed,
                 device=s.device,
             )
@@ -413,6 +431,7 @@ def summarize(study: optuna.Study, settings: FidelitySettings) -> dict[str, Any]
                 "rung": r.label,
                 "epochs": r.epochs,
                 "subset": r.subset,
+                "recipe": r.recipe,
                 **agree,
                 "seconds": spent,
                 "cost_share": spent / ref_spent if ref_spent else None,
@@ -448,6 +467,7 @@ def summarize(study: optuna.Study, settings: FidelitySettings) -> dict[str, Any]
             "rung": ref,
             "epochs": settings.reference.epochs,
             "subset": settings.reference.subset,
+            "recipe": settings.reference.recipe,
             "trained": len(ref_acc),
             "seconds": ref_seconds,
             "mean_accuracy": _mean(list(ref_acc.values())),
@@ -469,4 +489,5 @@ def _study_lines(rung: dict[str, Any], settings: FidelitySettings) -> str:
         f"proxy_epochs = {rung['epochs']}\n"
         f"proxy_subset = {subset if subset is not None else json.dumps('all')}\n"
         f"proxy_val = {settings.val}\n"
+        + (f'proxy_recipe = "{rung["recipe"]}"\n' if rung["recipe"] != DEFAULT_RECIPE else "")
     )

@@ -273,7 +273,7 @@ def make_context(
     )
     mean, std = data.mean_std()
     batch = settings.proxy_batch_size or proxy_batch_size(len(split.train))
-    recipe = proxy_recipe(settings.proxy_epochs).replace(
+    recipe = proxy_recipe(settings.proxy_epochs, settings.proxy_recipe).replace(
         batch_size=batch, lr=scaled_lr(settings.proxy_lr, batch), warmup=0.2
     )
     return ProxyContext(data, split, mean, std, device, recipe, data_seed)

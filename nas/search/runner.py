@@ -139,8 +139,12 @@ PINNED = (
     "proxy_val",
     "proxy_batch_size",
     "proxy_lr",
+    "proxy_recipe",
     "val_fraction",
 )
+
+#: What a study recorded before a pinned setting existed had that setting's old value.
+LEGACY_VALUES = {"proxy_recipe": "standard"}
 
 
 def recorded_settings(settings: SearchSettings) -> dict[str, Any]:
@@ -176,6 +180,8 @@ def check_same_settings(study: optuna.Study, settings: SearchSettings) -> None:
             "normalisation and data order), so new trials would not be comparable with its "
             "old ones; start a new --study"
         )
+    if before:
+        before = {**LEGACY_VALUES, **before}
     changed = [k for k in PINNED if k in before and before[k] != now[k]]
     if changed:
         what = ", ".join(

@@ -44,6 +44,7 @@ class SearchSettings:
     proxy_val: int | None = 2000
     proxy_batch_size: int | None = None
     proxy_lr: float = 0.8
+    proxy_recipe: str = "standard"
     val_fraction: float = 0.1
     storage: str | None = None
     study: str | None = None
@@ -68,6 +69,12 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and value < 2:
                 problems.append(f"--{name.replace('_', '-')} must be at least 2")
+        from nas.training.recipe import PROXY_RECIPES
+
+        if self.proxy_recipe not in PROXY_RECIPES:
+            problems.append(
+                f"unknown proxy recipe {self.proxy_recipe!r}; valid: {', '.join(PROXY_RECIPES)}"
+            )
         if self.grace_period < 2:
             problems.append("--grace-period must be at least 2 seconds")
         if self.study is not None and not STUDY_NAME.match(self.study):

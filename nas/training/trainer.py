@@ -277,7 +277,10 @@ class Trainer:
             xb = normalize(images[i : i + batch_size], self.mean, self.std)
             xb = xb.contiguous(memory_format=self.memory_format)
             with self.autocast():
-                pred = model(xb).argmax(1)
+                logits = model(xb)
+                if self.recipe.flip_tta:
+                    logits = logits.float() + model(xb.flip(3)).float()
+                pred = logits.argmax(1)
             correct += (pred == labels[i : i + batch_size]).sum()
         model.train(was_training)
         return int(correct) / max(1, len(labels))

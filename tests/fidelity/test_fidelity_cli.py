@@ -60,9 +60,15 @@ def _complete(db: Path) -> list[optuna.trial.FrozenTrial]:
 def test_rungs_parse_and_refuse_nonsense() -> None:
     assert parse_ladder("1x2000, 3x5000") == (Rung(1, 2000), Rung(3, 5000))
     assert Rung.parse("30xall") == Rung(30, None) and Rung(30, None).label == "30xall"
-    for bad in ("3", "0x100", "3x1", "ax5"):
+    for bad in ("3", "0x100", "3x1", "ax5", "3x100:", "3x100:fast:fast"):
         with pytest.raises(NasError, match="bad rung"):
             Rung.parse(bad)
+    fast = Rung.parse("3x5000:fast")
+    assert fast == Rung(3, 5000, "fast") and fast.label == "3x5000:fast"
+    assert Rung.parse("3x5000:standard").label == "3x5000"  # the default is not written
+    assert fast != Rung(3, 5000)  # a recipe's jobs are its own
+    with pytest.raises(NasError, match="unknown proxy recipe 'slow'; valid: standard, fast"):
+        Rung.parse("3x5000:slow")
     with pytest.raises(NasError, match="repeats"):
         parse_ladder("1x100,1x100")
 

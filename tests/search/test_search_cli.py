@@ -13,6 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas.errors import NasError
 from nas.sampling import sample
 from nas.space import load_space
 from tests.conftest import ROOT, run_nas
@@ -338,3 +339,18 @@ def test_workers_on_shared_databases_get_different_seeds(monkeypatch: pytest.Mon
     a = runner.sampler_seed_for(pg, 0)
     monkeypatch.setattr(runner, "worker_id", lambda: "host-b:100")
     assert runner.sampler_seed_for(pg, 0) != a
+
+
+def test_a_study_from_before_proxy_recipes_resumes_only_with_the_standard_one() -> None:
+    """Studies recorded before ``proxy_recipe`` existed were trained with 'standard'."""
+    from nas.search.runner import check_same_settings, recorded_settings
+    from nas.search.settings import SearchSettings
+
+    settings = SearchSettings(space=str(ROOT / "search_spaces" / "small_cifar.toml"))
+    old = recorded_settings(settings)
+    del old["proxy_recipe"]
+    study = optuna.create_study(study_name="old")
+    study.set_user_attr("nas_settings", old)
+    check_same_settings(study, settings)  # standard: the same proxies
+    with pytest.raises(NasError, match=r"proxy_recipe 'standard' -> 'fast'"):
+        check_same_settings(study, settings.replace(proxy_recipe="fast"))

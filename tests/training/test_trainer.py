@@ -188,3 +188,44 @@ def test_out_of_memory_does_not_keep_the_failed_run_alive(image_folder: Path) ->
     with pytest.raises(TrainingFailed) as info:
         make_trainer(image_folder, proxy_recipe(1).replace(batch_size=16), fault="oom").fit()
     assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+class _Linear(torch.nn.Module):
+    """Logits linear in the pixels: not mirror-symmetric, so flip TTA changes predictions."""
+
+    def __init__(self, pixels: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(pixels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc(x.flatten(1))
+        return out
+
+
+def test_flip_tta_scores_the_mean_of_an_image_and_its_mirror(image_folder: Path) -> None:
+    from nas.data.augment import normalize
+
+    trainer = make_trainer(image_folder, proxy_recipe(1, "fast").replace(batch_size=16))
+    assert trainer.recipe.flip_tta
+    torch.manual_seed(3)
+    trainer.model = _Linear(trainer.eval_x[0].numel())
+    x = normalize(trainer.eval_x, trainer.mean, trainer.std)
+    with torch.no_grad():
+        tta = (trainer.model(x) + trainer.model(x.flip(3))).argmax(1)
+        plain = trainer.model(x).argmax(1)
+    assert not torch.equal(tta, plain)  # else this test could not tell them apart
+    assert trainer.evaluate(trainer.eval_x, tta) == 1.0
+    trainer.recipe = trainer.recipe.replace(flip_tta=False)
+    assert trainer.evaluate(trainer.eval_x, tta) < 1.0
+
+
+def test_proxy_recipes_by_name() -> None:
+    from nas.search.settings import SearchSettings
+
+    assert proxy_recipe(3) == Recipe(epochs=3)
+    fast = proxy_recipe(3, "fast")
+    assert (fast.label_smoothing, fast.crop_padding, fast.flip_tta) == (0.2, 2, True)
+    with pytest.raises(NasError, match="unknown proxy recipe 'slow'"):
+        proxy_recipe(3, "slow")
+    with pytest.raises(NasError, match="unknown proxy recipe 'slow'; valid: standard, fast"):
+        SearchSettings(proxy_recipe="slow")
