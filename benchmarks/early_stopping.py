@@ -1,98 +1,206 @@
-"""How much time early stopping saves on a real search, and what it costs.
+"""What successive halving saves on a real search, and what it costs.
 
-Runs the same search twice on real images, with and without the early stopper. Both use
-Optuna's RandomSampler with the same seed, so both sample the same candidates in the same
-order: the only difference is whether hopeless proxies are stopped. Prints JSON: wall time
-of each run, trials stopped, the best proxy accuracy and the Pareto front of each.
+For each seed, the same search runs once without early stopping and once per ``--eta`` with
+it, arms interleaved (the order rotates from seed to seed). Every arm uses Optuna's
+RandomSampler with that seed, and the study's data seed is the same, so every arm samples the
+same candidates in the same order, initialises them identically and feeds them identical
+batches: on a CPU a trial that is not stopped ends with bitwise the same accuracy in every arm.
+The only difference is which proxies are stopped.
 
-    python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --trials 10 --proxy-epochs 3
+Per arm it prints, with min/median/max over seeds: proxy seconds (the trained trials' own
+time, sampling to score), wall seconds, epochs trained, trials stopped, the best proxy
+accuracy, and the hypervolume of the final front of (accuracy, parameters) with reference
+point (accuracy 0, parameters = the limit), parameters scaled to [0, 1] by the limit; and per
+seed and arm the members of the no-stopping front that the arm stopped (lost).
+
+    python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --seeds 0,1,2 --eta 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import FrozenTrial, TrialState
+
 from nas.search.events import SilentMonitor
 from nas.search.runner import run_search
 from nas.search.settings import SearchSettings
-from nas.search.stats import accuracy_of, is_stopped
+from nas.search.stats import is_stopped
 from nas.units import parse_count
 
 
-def run(settings: SearchSettings) -> dict[str, Any]:
+def hypervolume(points: list[tuple[float, float]], limit: float) -> float:
+    """Area dominated by (accuracy up, cost down) points within [0, 1] x [0, limit], the cost
+    axis scaled to [0, 1] by ``limit``: 1.0 would be accuracy 1 at no cost."""
+    steps = sorted((c, a) for a, c in points if c <= limit)  # cheapest first
+    edges = [c for c, _ in steps] + [limit]
+    area, best = 0.0, 0.0
+    for i, (cost, acc) in enumerate(steps):
+        best = max(best, acc)  # the best accuracy at cost <= x, for x in [cost, next cost)
+        area += best * (edges[i + 1] - cost)
+    return area / limit
+
+
+def front(trials: list[FrozenTrial], cost: str) -> list[FrozenTrial]:
+    """Trained-to-the-end trials that no other beats on both (accuracy, cost)."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+
+    def beats(a: FrozenTrial, b: FrozenTrial) -> bool:
+        ax, ac = a.values[0], a.user_attrs[cost]
+        bx, bc = b.values[0], b.user_attrs[cost]
+        return bool(ax >= bx and ac <= bc and (ax > bx or ac < bc))
+
+    return [t for t in done if not any(beats(o, t) for o in done if o is not t)]
+
+
+def run(settings: SearchSettings, cost: str, limit: float) -> dict[str, Any]:
     start = time.perf_counter()
     outcome = run_search(settings, SilentMonitor(), log=lambda text: None)
-    seconds = time.perf_counter() - start
-    s = outcome.stats
-    trained = [t for t in s.trials if t.user_attrs.get("curve")]
+    wall = time.perf_counter() - start
+    trials = outcome.stats.trials
+    trained = [t for t in trials if t.user_attrs.get("curve")]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    f = front(trials, cost)
     return {
-        "seconds": round(seconds, 1),
-        "trained": s.trained,
-        "stopped_early": sum(map(is_stopped, s.trials)),
-        "epochs_trained": sum(len(t.user_attrs["curve"]) for t in trained),
-        "best_accuracy": s.best_accuracy,
-        "pareto_front": sorted(t.number for t in s.pareto),
-        "accuracies": {t.number: accuracy_of(t) for t in trained},
+        "proxy_seconds": round(sum(t.user_attrs.get("seconds", 0.0) for t in trained), 1),
+        "wall_seconds": round(wall, 1),
+        "epochs": sum(len(t.user_attrs["curve"]) for t in trained),
+        "trained": len(trained),
+        "stopped": sum(map(is_stopped, trials)),
+        "stopped_at": sorted(t.user_attrs["stopped_at_epoch"] for t in trials if is_stopped(t)),
+        "best_accuracy": max((t.values[0] for t in complete), default=None),
+        "hypervolume": round(hypervolume([(t.values[0], t.user_attrs[cost]) for t in f], limit), 4),
+        "front": sorted(t.number for t in f),
+        "stopped_trials": sorted(t.number for t in trials if is_stopped(t)),
     }
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", required=True, help="image folder (DIR/train, DIR/test)")
     parser.add_argument("--space", default="search_spaces/small_cifar.toml")
-    parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--proxy-epochs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--proxy-epochs", type=int, default=4)
     parser.add_argument("--proxy-subset", type=int, default=1000)
     parser.add_argument("--proxy-val", type=int, default=500)
-    parser.add_argument("--param-limit", default="2M")
+    parser.add_argument("--param-limit", default="150k")
+    parser.add_argument("--eta", default="3", help="comma-separated: one arm per value")
+    parser.add_argument("--min-epochs", type=int, default=1)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated sampler/data seeds")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args()
-    results = {}
+    cost = "params"
+    limit = float(parse_count(args.param_limit))
+    etas = [float(e) for e in args.eta.split(",")]
+    arms = ["off", *(f"sha eta={e:g}" for e in etas)]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed: dict[int, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, early in (("with_early_stopping", True), ("without", False)):
-            settings = SearchSettings(
-                space=args.space,
-                dataset="imagefolder",
-                data_dir=args.data_dir,
-                param_limit=parse_count(args.param_limit),
-                trials=args.trials,
-                sampler="random",
-                proxy_epochs=args.proxy_epochs,
-                proxy_subset=args.proxy_subset,
-                proxy_val=args.proxy_val,
-                storage=f"sqlite:///{Path(tmp)}/{label}.db",
-                study=label,
-                seed=args.seed,
-                device=args.device,
-                early_stopping=early,
-            )
-            results[label] = run(settings)
-    with_es, without = results["with_early_stopping"], results["without"]
-    print(
-        json.dumps(
-            {
-                "space": args.space,
-                "trials": args.trials,
-                "proxy_epochs": args.proxy_epochs,
-                "proxy_subset": args.proxy_subset,
-                "proxy_val": args.proxy_val,
-                "device": args.device,
-                **results,
-                "time_saved_fraction": round(1 - with_es["seconds"] / without["seconds"], 3),
-                "same_best_accuracy": with_es["best_accuracy"] == without["best_accuracy"],
-            },
-            indent=2,
+        for n, seed in enumerate(seeds):
+            order = arms[n % len(arms) :] + arms[: n % len(arms)]  # interleave the arms
+            per_seed[seed] = {}
+            for arm in order:
+                eta = float(arm.split("=")[1]) if arm != "off" else 3.0
+                study = f"s{seed}-{arm.replace(' ', '-').replace('=', '')}"
+                settings = SearchSettings(
+                    space=args.space,
+                    dataset="imagefolder",
+                    data_dir=args.data_dir,
+                    param_limit=parse_count(args.param_limit),
+                    trials=args.trials,
+                    sampler="random",
+                    proxy_epochs=args.proxy_epochs,
+                    proxy_subset=args.proxy_subset,
+                    proxy_val=args.proxy_val,
+                    storage=f"sqlite:///{Path(tmp)}/{study}.db",
+                    study=study,
+                    seed=seed,
+                    device=args.device,
+                    early_stopping="off" if arm == "off" else "sha",
+                    eta=eta,
+                    min_epochs=args.min_epochs,
+                    quiet=True,
+                )
+                per_seed[seed][arm] = run(settings, cost, limit)
+                if not args.json:
+                    r = per_seed[seed][arm]
+                    print(
+                        f"seed {seed} {arm:>10}: proxy {r['proxy_seconds']:7.1f}s  "
+                        f"epochs {r['epochs']:3d}  stopped {r['stopped']:2d}  best "
+                        f"{r['best_accuracy']:.4f}  HV {r['hypervolume']:.4f}",
+                        flush=True,
+                    )
+    summary: dict[str, Any] = {}
+    for arm in arms:
+        rows = [per_seed[s][arm] for s in seeds]
+        summary[arm] = {
+            k: spread([float(r[k]) for r in rows])
+            for k in ("proxy_seconds", "wall_seconds", "epochs", "stopped", "best_accuracy")
+        }
+        summary[arm]["hypervolume"] = spread([r["hypervolume"] for r in rows])
+        if arm != "off":
+            saved = [
+                1 - per_seed[s][arm]["proxy_seconds"] / per_seed[s]["off"]["proxy_seconds"]
+                for s in seeds
+            ]
+            summary[arm]["proxy_time_saved"] = spread([round(x, 3) for x in saved])
+            summary[arm]["front_members_lost"] = [
+                len(set(per_seed[s]["off"]["front"]) & set(per_seed[s][arm]["stopped_trials"]))
+                for s in seeds
+            ]
+    result = {
+        "settings": {
+            "space": args.space,
+            "trials": args.trials,
+            "proxy_epochs": args.proxy_epochs,
+            "proxy_subset": args.proxy_subset,
+            "proxy_val": args.proxy_val,
+            "param_limit": args.param_limit,
+            "objectives": "accuracy,params",
+            "min_epochs": args.min_epochs,
+            "device": args.device,
+            "seeds": seeds,
+            "hypervolume_reference": f"accuracy 0, {cost} = the limit ({args.param_limit})",
+        },
+        "per_seed": per_seed,
+        "summary": summary,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print()
+    header = f"{'arm':>10} | {'proxy s (min/med/max)':>24} | {'epochs':>13} | {'stopped':>10}"
+    header += f" | {'best acc':>20} | {'hypervolume':>20} | saved (median) | front lost"
+    print(header)
+    for arm in arms:
+        s = summary[arm]
+
+        def mmm(key: str, fmt: str, s: dict[str, Any] = s) -> str:
+            return "/".join(format(s[key][k], fmt) for k in ("min", "median", "max"))
+
+        saved_text = f"{100 * s['proxy_time_saved']['median']:.1f}%" if arm != "off" else "-"
+        lost_text = ",".join(map(str, s.get("front_members_lost", []))) or "-"
+        print(
+            f"{arm:>10} | {mmm('proxy_seconds', '.0f'):>24} | {mmm('epochs', '.0f'):>13} | "
+            f"{mmm('stopped', '.0f'):>10} | {mmm('best_accuracy', '.3f'):>20} | "
+            f"{mmm('hypervolume', '.3f'):>20} | {saved_text:>14} | {lost_text}"
         )
-    )
 
 
 if __name__ == "__main__":

@@ -120,25 +120,26 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_search(space: Path, data: Path, db: Path, study: str, **changes: Any) -> optuna.Study:
     """Run a quiet in-process search on the image folder ``data``: random sampler, no early
-    stopping, batches of 16, CPU; ``changes`` set the rest (trials, proxy epochs, ...)."""
+    stopping, batches of 16, CPU; ``changes`` set or override the rest (trials, proxy epochs,
+    early stopping, ...)."""
     from nas.search.events import SilentMonitor
     from nas.search.runner import run_search
     from nas.search.settings import SearchSettings
 
-    settings = SearchSettings(
-        space=str(space),
-        dataset="imagefolder",
-        data_dir=str(data),
-        param_limit=1_000_000,
-        sampler="random",
-        proxy_batch_size=16,
-        storage=f"sqlite:///{db}",
-        study=study,
-        device="cpu",
-        early_stopping=False,
-        quiet=True,
-        **changes,
-    )
+    values: dict[str, Any] = {
+        "space": str(space),
+        "dataset": "imagefolder",
+        "data_dir": str(data),
+        "param_limit": 1_000_000,
+        "sampler": "random",
+        "proxy_batch_size": 16,
+        "storage": f"sqlite:///{db}",
+        "study": study,
+        "device": "cpu",
+        "early_stopping": "off",
+        "quiet": True,
+    }
+    settings = SearchSettings(**{**values, **changes})
     run_search(settings, SilentMonitor(), log=lambda text: None)
     return optuna.load_study(study_name=study, storage=settings.storage_url)
 

@@ -15,7 +15,13 @@ from nas.data import DATASETS
 from nas.search.events import LiveMonitor, LogMonitor, SearchMonitor
 from nas.search.runner import SearchOutcome, run_search
 from nas.search.samplers import SAMPLERS
-from nas.search.settings import OBJECTIVE_SETS, SearchSettings, load_study_file, merge
+from nas.search.settings import (
+    EARLY_STOPPING,
+    OBJECTIVE_SETS,
+    SearchSettings,
+    load_study_file,
+    merge,
+)
 from nas.search.stats import accuracy_of, fidelity_text, proxy_fidelity, second_objective
 from nas.training.recipe import PROXY_RECIPES
 from nas.units import human
@@ -142,13 +148,39 @@ def _args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="start with the seed presets that fit the limit",
     )
-    g.add_argument(
+    es = p.add_argument_group(
+        "early stopping",
+        "Asynchronous successive halving, multi-objective aware: after epochs m, m*eta, "
+        "m*eta^2, ... (below --proxy-epochs) a proxy goes on only if no trial of no higher "
+        "cost (the second objective) beat it at that epoch, or it is in the top 1/eta of the "
+        "trials that got there; so a trial is never stopped by a costlier one. Works across "
+        "workers and machines; each stopped trial records its epoch and why.",
+    )
+    es.add_argument(
+        "--early-stopping",
+        choices=EARLY_STOPPING,
+        default=None,
+        help=f"'sha' or 'off' (default {DEFAULTS.early_stopping})",
+    )
+    es.add_argument(
         "--no-early-stopping",
         dest="early_stopping",
         action="store_const",
-        const=False,
+        const="off",
+        help="the same as --early-stopping off: train every candidate to the end",
+    )
+    es.add_argument(
+        "--eta",
+        type=float,
         default=None,
-        help="train every candidate to the end",
+        help=f"keep the top 1/eta at each rung; rungs eta times apart (default {DEFAULTS.eta:g})",
+    )
+    es.add_argument(
+        "--min-epochs",
+        type=int,
+        metavar="M",
+        default=None,
+        help=f"epochs before the first decision (default {DEFAULTS.min_epochs})",
     )
     g.add_argument(
         "--quiet",
@@ -246,6 +278,8 @@ CLI_FIELDS = (
     "timeout",
     "enqueue_presets",
     "early_stopping",
+    "eta",
+    "min_epochs",
     "quiet",
     "workers",
     "worker_index",

@@ -561,7 +561,9 @@ def rejection_figure(study: optuna.Study) -> go.Figure:
 def curves_figure(study: optuna.Study) -> go.Figure:
     """The "Learning curves" figure: validation accuracy per epoch, one line per trained trial.
 
-    Early-stopped trials are dashed; each kind shows once in the legend and toggles together.
+    Early-stopped trials are dashed and their hover says at which rung and why; the rungs of
+    successive halving are dotted vertical lines. Each kind shows once in the legend and
+    toggles together.
     """
     fig = go.Figure()
     shown: set[str] = set()
@@ -587,7 +589,10 @@ def curves_figure(study: optuna.Study) -> go.Figure:
                 legendgroup=group,
                 showlegend=group not in shown,
                 customdata=[t.number] * len(curve),
-                hovertext=[_hover(t, f"epoch {i}: {a:.4f}") for i, a in enumerate(curve, 1)],
+                hovertext=[
+                    _hover(t, f"epoch {i}: {a:.4f}", *_stop_lines(t, i))
+                    for i, a in enumerate(curve, 1)
+                ],
                 hoverinfo="text",
             )
         )
@@ -595,6 +600,36 @@ def curves_figure(study: optuna.Study) -> go.Figure:
     fig.update_yaxes(tickformat=".0%")
     longest = max((len(t.y) for t in fig.data), default=0)
     fig.update_xaxes(dtick=1 if longest <= 20 else None, tickformat="d")
+    for epoch in study_rungs(study):
+        fig.add_vline(
+            x=epoch,
+            line={"dash": "dot", "color": "grey", "width": 1},
+            annotation_text=f"rung {epoch}",
+            annotation_position="top",
+        )
     if not shown:
         _note(fig, "no learning curves recorded yet")
     return _titled(fig, "Learning curves", "epoch", "validation accuracy")
+
+
+def _stop_lines(t: FrozenTrial, epoch: int) -> list[str]:
+    """The hover lines of a stopped trial's last point: its rung and why it stopped."""
+    if epoch != t.user_attrs.get("stopped_at_epoch"):
+        return []
+    return [str(t.user_attrs.get("stopped_early", ""))[:160]]
+
+
+def study_rungs(study: optuna.Study) -> list[int]:
+    """The epochs at which the study's successive halving decided (none if it was off)."""
+    from nas.search.early_stop import SuccessiveHalving
+
+    recorded = study.user_attrs.get("nas_settings", {})
+    if recorded.get("early_stopping", "sha") in (False, "off") or "proxy_epochs" not in recorded:
+        return []
+    try:
+        sha = SuccessiveHalving(
+            eta=float(recorded.get("eta", 3.0)), min_epochs=int(recorded.get("min_epochs", 1))
+        )
+    except NasError:
+        return []
+    return sha.rungs(int(recorded["proxy_epochs"]))

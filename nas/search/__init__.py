@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from nas.search.early_stop import EarlyStopper
+from nas.search.early_stop import SuccessiveHalving
 from nas.search.runner import SearchOutcome, run_search
 from nas.search.settings import SearchSettings
 from nas.search.stats import StudyStats, pareto_front, study_stats
 
 __all__ = [
-    "EarlyStopper",
     "SearchOutcome",
     "SearchSettings",
     "StudyStats",
+    "SuccessiveHalving",
     "pareto_front",
     "run_search",
     "study_stats",

@@ -1,16 +1,30 @@
-"""Early stopping of hopeless proxies that works for multi-objective studies.
+"""Asynchronous successive halving that is multi-objective aware (in the spirit of MO-ASHA,
+Schmucker et al. 2021), for the proxies of a search.
 
-Optuna's pruners refuse multi-objective studies, so this one compares learning curves
-directly (every trial records its per-epoch validation accuracy as the user attribute
-``curve``, written after each epoch so that other workers see it too):
+Optuna's pruners refuse multi-objective studies, so this one reads the learning curves that
+every trial stores (user attribute ``curve``, written after each epoch, so every worker and
+every machine sees them) and decides on its own:
 
-* **successive halving among peers**: at epoch k, a trial whose accuracy is below the
-  top 1/eta (rounded up) of the epoch-k accuracies of trials of comparable size (parameters
-  within a factor ``size_ratio``) is stopped, once there are ``min_peers`` such trials;
-* **dominance**: a trial is stopped when a finished trial with no more parameters was
-  already better at epoch k by ``margin`` and finished better than this trial is now.
+* **Rungs** are epochs at geometric training budgets: ``min_epochs``, ``min_epochs * eta``,
+  ``min_epochs * eta**2``, ... below ``--proxy-epochs`` (stopping at the last epoch saves
+  nothing).
+* At a rung, the trial is compared with every trial that reached that rung, in any state and
+  from any worker: its **members**. Each member is a point (accuracy at the rung, cost), the
+  cost being the study's own second objective (parameters or FLOPs); a single-objective study
+  has no cost. Members are sorted into non-dominated fronts, where ``a`` beats ``b`` when ``a``
+  costs no more and is strictly more accurate at the rung.
+* The trial **continues** when it is on the first front (nobody of no higher cost beats it:
+  it may be the best model at its size), or when it is among the top ``floor(n / eta)``
+  members ranked by front, then accuracy. Otherwise it stops, and the reason names a member of
+  no higher cost that beat it.
 
-Nothing is stopped at the last epoch, where stopping saves nothing.
+With one objective every member has the same cost, the first front holds the most accurate
+members, and the rule is that of Optuna's ``SuccessiveHalvingPruner`` (the top
+``floor(n / eta)``, and the best so far while fewer than ``eta`` trials reached the rung).
+
+No synchronisation is needed: decisions are asynchronous (ASHA, Li et al. 2020), so a trial
+that reaches a rung early meets fewer members and is more likely to continue; nothing is ever
+stopped by a trial that costs more than it.
 """
 
 from __future__ import annotations
@@ -21,77 +35,131 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.errors import NasError
+from nas.units import human
+
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """What the stopper knows of another trial."""
+    """What the stopper knows of another trial: its cost and its accuracy per epoch."""
 
     number: int
-    params: int
+    cost: float
     curve: tuple[float, ...]
-    finished: bool
 
 
-def curve_points(trials: Sequence[FrozenTrial], exclude: int | None = None) -> list[CurvePoint]:
-    """The curves recorded in ``trials`` (all but trial number ``exclude``)."""
+def curve_points(
+    trials: Sequence[FrozenTrial], cost_key: str | None, exclude: int | None = None
+) -> list[CurvePoint]:
+    """The curves recorded in ``trials`` (all but trial number ``exclude``), with the user
+    attribute ``cost_key`` (``params``, ``flops``; None: single objective, no cost) as cost."""
     points = []
     for t in trials:
         curve = t.user_attrs.get("curve")
-        params = t.user_attrs.get("params")
-        if t.number == exclude or not curve or params is None:
+        if t.number == exclude or not curve:
             continue
-        finished = t.state == TrialState.COMPLETE
-        points.append(CurvePoint(t.number, int(params), tuple(curve), finished))
+        cost = 0.0 if cost_key is None else t.user_attrs.get(cost_key)
+        if cost is None:
+            continue
+        points.append(CurvePoint(t.number, float(cost), tuple(float(a) for a in curve)))
     return points
 
 
 @dataclass(frozen=True)
-class EarlyStopper:
-    """Decides, after each epoch, whether a proxy is hopeless.
+class Decision:
+    """The verdict at a rung: ``stop`` with its ``reason``, or continue."""
+
+    stop: bool
+    rung: int
+    reason: str
+
+
+def fronts(points: Sequence[tuple[float, float]]) -> list[int]:
+    """The non-dominated front of each (accuracy, cost) point, 0 first, where a point is beaten
+    by one that costs no more and is strictly more accurate."""
+    rank = [-1] * len(points)
+    left = set(range(len(points)))
+    level = 0
+    while left:
+        front = [
+            i
+            for i in left
+            if not any(
+                points[j][1] <= points[i][1] and points[j][0] > points[i][0] for j in left if j != i
+            )
+        ]
+        for i in front:
+            rank[i] = level
+        left -= set(front)
+        level += 1
+    return rank
+
+
+@dataclass(frozen=True)
+class SuccessiveHalving:
+    """Asynchronous multi-objective successive halving over epochs (see the module doc).
 
     Attributes:
-        eta: keep the top 1/eta of peers (3: a trial must be in the top third).
-        min_peers: peers needed before the halving rule acts.
-        size_ratio: peers have parameters within this factor of the trial's.
-        margin: accuracy margin of the dominance rule.
+        eta: keep the top 1/eta at each rung; rungs are ``eta`` times apart.
+        min_epochs: the first rung (epochs trained before any decision).
+        cost_name: how the cost is named in reasons (``params``, ``FLOPs``; None: no cost).
     """
 
     eta: float = 3.0
-    min_peers: int = 4
-    size_ratio: float = 2.0
-    margin: float = 0.02
+    min_epochs: int = 1
+    cost_name: str | None = "params"
 
-    def check(
-        self, others: Sequence[CurvePoint], params: int, epoch: int, epochs: int, accuracy: float
-    ) -> str | None:
-        """Why the trial should stop after ``epoch`` (1-based) of ``epochs``, or None."""
-        if epoch >= epochs:
+    def __post_init__(self) -> None:
+        if not self.eta > 1:
+            raise NasError(f"--eta must be greater than 1, got {self.eta:g}")
+        if self.min_epochs < 1:
+            raise NasError(f"--min-epochs must be at least 1, got {self.min_epochs}")
+
+    def rungs(self, epochs: int) -> list[int]:
+        """The epochs after which decisions are taken, for a proxy of ``epochs`` epochs."""
+        out: list[int] = []
+        budget = float(self.min_epochs)
+        while round(budget) < epochs:
+            if not out or round(budget) > out[-1]:
+                out.append(round(budget))
+            budget *= self.eta
+        return out
+
+    def decide(
+        self, others: Sequence[CurvePoint], cost: float, epoch: int, epochs: int, accuracy: float
+    ) -> Decision | None:
+        """The decision after ``epoch`` (1-based) of ``epochs`` for a trial of ``cost`` at
+        ``accuracy``; None when ``epoch`` is not a rung."""
+        if epoch not in self.rungs(epochs):
             return None
         k = epoch - 1
-        peers = [
-            p.curve[k]
-            for p in others
-            if len(p.curve) > k and params / self.size_ratio <= p.params <= params * self.size_ratio
-        ]
-        if len(peers) >= self.min_peers:
-            ranked = sorted(peers, reverse=True)
-            keep = math.ceil(len(ranked) / self.eta)  # 4-6 peers: beat the 2nd best
-            cutoff = ranked[keep - 1]
-            if accuracy < cutoff:
-                return (
-                    f"epoch {epoch} accuracy {accuracy:.3f} is below the top 1/{self.eta:g} "
-                    f"({cutoff:.3f}) of {len(peers)} trials of comparable size"
-                )
-        for p in others:
-            if (
-                p.finished
-                and p.params <= params
-                and len(p.curve) > k
-                and p.curve[k] >= accuracy + self.margin
-                and p.curve[-1] >= accuracy + self.margin
-            ):
-                return (
-                    f"dominated by trial {p.number} ({p.params:,} params, epoch {epoch} "
-                    f"accuracy {p.curve[k]:.3f} vs {accuracy:.3f})"
-                )
-        return None
+        members = [(p.curve[k], p.cost, p.number) for p in others if len(p.curve) > k]
+        points = [(accuracy, cost)] + [(a, c) for a, c, _ in members]
+        rank = fronts(points)
+        n = len(points)
+        keep = math.floor(n / self.eta)
+        order = sorted(range(n), key=lambda i: (rank[i], -points[i][0]))
+        position = order.index(0)
+        if rank[0] == 0:
+            why = "no trial of no higher cost beat it" if self.cost_name else "the best so far"
+            return Decision(False, epoch, f"epoch {epoch}: {why} ({n} at this rung)")
+        if position < keep:
+            return Decision(
+                False, epoch, f"epoch {epoch}: in the top {keep} of {n} (front {rank[0] + 1})"
+            )
+        beaters = [m for m in members if m[1] <= cost and m[0] > accuracy]
+        best = max(beaters, key=lambda m: (m[0], -m[1]))
+        by = f"trial {best[2]}"
+        if self.cost_name:
+            by += f" ({human(best[1])} {self.cost_name}, no more than its {human(cost)})"
+        return Decision(
+            True,
+            epoch,
+            f"stopped at epoch {epoch} of {epochs}: accuracy {accuracy:.3f} is not in the top "
+            f"{keep} of {n} trials at this rung (front {rank[0] + 1}); {by} reached "
+            f"{best[0]:.3f}",
+        )
+
+
+#: Trial states whose curves the stopper reads: finished, stopped, or still training.
+WITH_CURVES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)

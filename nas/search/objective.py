@@ -4,7 +4,9 @@ Per trial, user attributes record ``arch`` (the config dict :func:`nas.build_mod
 ``params`` and ``flops``; rejected trials add ``rejected`` (the reason) and end PRUNED with a
 positive constraint value, so TPE and NSGA-II learn where the limit lies; trained trials
 add ``curve`` (validation accuracy per epoch), ``accuracy``, ``seconds``, ``device`` and
-``images_per_s``; early-stopped ones add ``stopped_early`` and end PRUNED; failed ones
+``images_per_s``, and ``rungs`` (the early-stopping rungs it reached; ``promoted``: why it
+went on); early-stopped ones add ``stopped_early`` (why) and ``stopped_at_epoch`` and end
+PRUNED; failed ones
 add ``fail_reason`` and end FAIL.
 """
 
@@ -19,14 +21,13 @@ from typing import NoReturn
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.data import ImageData, Split
 from nas.errors import ConfigError
 from nas.models import build_model
-from nas.search.early_stop import EarlyStopper, curve_points
+from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
 from nas.search.events import SearchMonitor
 from nas.search.settings import SearchSettings
 from nas.search.slots import worker_id
@@ -88,7 +89,7 @@ class Objective:
         space: SearchSpace,
         ctx: ProxyContext,
         monitor: SearchMonitor,
-        stopper: EarlyStopper | None,
+        stopper: SuccessiveHalving | None,
     ) -> None:
         self.settings = settings
         self.space = space
@@ -156,7 +157,11 @@ class Objective:
         )
         curve: list[float] = []
         trial.set_user_attr("curve", curve)  # a retry starts afresh
+        trial.set_user_attr("rungs", [])
         single = len(settings.objectives) == 1
+        cost_key = None if single else settings.objectives[1]
+        cost = 0.0 if single else float(params if cost_key == "params" else flops)
+        passed: list[int] = []  # rungs this trial passed
 
         def on_epoch(e: EpochResult) -> None:
             curve.append(e.accuracy)
@@ -167,12 +172,18 @@ class Objective:
             self.monitor.epoch_done(trial.number, e)
             if self.stopper is not None:
                 others = curve_points(
-                    trial.study.get_trials(deepcopy=False, states=_WITH_CURVES),
+                    trial.study.get_trials(deepcopy=False, states=WITH_CURVES),
+                    cost_key,
                     exclude=trial.number,
                 )
-                reason = self.stopper.check(others, params, e.epoch, e.epochs, e.accuracy)
-                if reason:
-                    raise StopTraining(reason)
+                decision = self.stopper.decide(others, cost, e.epoch, e.epochs, e.accuracy)
+                if decision is not None:
+                    trial.set_user_attr("rungs", [*passed, decision.rung])
+                    if decision.stop:
+                        trial.set_user_attr("stopped_at_epoch", decision.rung)
+                        raise StopTraining(decision.reason)
+                    passed.append(decision.rung)
+                    trial.set_user_attr("promoted", decision.reason)
 
         trial.set_user_attr("device", str(ctx.device))
         failure: TrainingFailed | None = None
@@ -181,7 +192,8 @@ class Objective:
         except StopTraining as stop:
             trial.set_user_attr("stopped_early", stop.reason)
             trial.set_user_attr("seconds", time.perf_counter() - started)
-            self.monitor.trial_finished(trial.number, "stopped", stop.reason)
+            rung = trial.user_attrs.get("stopped_at_epoch")
+            self.monitor.trial_finished(trial.number, f"stopped at epoch {rung}", stop.reason)
             raise optuna.TrialPruned(stop.reason) from None
         except TrainingFailed as exc:
             trial.set_user_attr("fail_reason", str(exc))
@@ -214,9 +226,6 @@ class Objective:
             return accuracy
         second = params if settings.objectives[1] == "params" else flops
         return accuracy, float(second)
-
-
-_WITH_CURVES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 def proxy_trainer(

@@ -26,7 +26,7 @@ from nas.counting import count
 from nas.data import ImageData, load_dataset
 from nas.errors import ConfigError, NasError, StorageError
 from nas.presets import PRESETS, preset
-from nas.search.early_stop import EarlyStopper
+from nas.search.early_stop import SuccessiveHalving
 from nas.search.events import SearchMonitor
 from nas.search.objective import Objective, make_context
 from nas.search.samplers import make_sampler
@@ -194,6 +194,21 @@ def check_same_settings(study: optuna.Study, settings: SearchSettings) -> None:
         )
 
 
+def make_stopper(settings: SearchSettings) -> SuccessiveHalving | None:
+    """The early stopper ``settings`` ask for (None: ``--early-stopping off``); its cost is the
+    study's second objective."""
+    if settings.early_stopping == "off":
+        return None
+    cost = settings.objectives[1] if len(settings.objectives) > 1 else None
+    return SuccessiveHalving(
+        eta=settings.eta, min_epochs=settings.min_epochs, cost_name=COST_NAMES.get(cost or "")
+    )
+
+
+#: How each second objective is named in a stopping reason.
+COST_NAMES = {"params": "params", "flops": "FLOPs"}
+
+
 def open_study(
     settings: SearchSettings,
     storage: optuna.storages.RDBStorage,
@@ -304,7 +319,7 @@ def run_search(
         if queued:
             say(f"queued presets that fit the limit: {', '.join(queued)}")
     ctx = make_context(settings, data, device, study_data_seed(study, settings))
-    stopper = EarlyStopper() if settings.early_stopping else None
+    stopper = make_stopper(settings)
     objective = objective_cls(settings, space, ctx, monitor, stopper)
     say(
         f"study {settings.study_name!r} in {safe_url(settings.storage_url)}: "

@@ -25,6 +25,8 @@ OBJECTIVE_SETS = {
     "accuracy,flops": ("accuracy", "flops"),
     "accuracy": ("accuracy",),
 }
+#: Early-stopping rules: multi-objective successive halving, or none.
+EARLY_STOPPING = ("sha", "off")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
 
@@ -52,7 +54,9 @@ class SearchSettings:
     device: str = "auto"
     timeout: float | None = None
     enqueue_presets: bool = False
-    early_stopping: bool = True
+    early_stopping: str = "sha"
+    eta: float = 3.0
+    min_epochs: int = 1
     quiet: bool = False
     workers: int = 1
     worker_index: int = 0
@@ -75,6 +79,15 @@ class SearchSettings:
             problems.append(
                 f"unknown proxy recipe {self.proxy_recipe!r}; valid: {', '.join(PROXY_RECIPES)}"
             )
+        if self.early_stopping not in EARLY_STOPPING:
+            problems.append(
+                f"--early-stopping must be one of {', '.join(EARLY_STOPPING)}, "
+                f"got {self.early_stopping!r}"
+            )
+        if not self.eta > 1:
+            problems.append(f"--eta must be greater than 1, got {self.eta:g}")
+        if self.min_epochs < 1:
+            problems.append("--min-epochs must be at least 1")
         if self.grace_period < 2:
             problems.append("--grace-period must be at least 2 seconds")
         if self.study is not None and not STUDY_NAME.match(self.study):
@@ -152,6 +165,8 @@ def parse_objectives(text: str) -> tuple[str, ...]:
 def _coerce(name: str, value: Any) -> Any:
     if name == "param_limit":
         return parse_count(value, "parameter limit")
+    if name == "early_stopping" and isinstance(value, bool):  # study files before 'sha'
+        return "sha" if value else "off"
     if name == "objectives":
         return parse_objectives(",".join(value) if isinstance(value, list) else value)
     return value

@@ -1,61 +1,86 @@
-"""The early stopper on synthetic learning curves."""
+"""Multi-objective successive halving on synthetic learning curves."""
 
 from __future__ import annotations
 
-from nas.search.early_stop import CurvePoint, EarlyStopper
+import random
+
+import pytest
+
+from nas.errors import NasError
+from nas.search.early_stop import CurvePoint, SuccessiveHalving, fronts
 
 
-def peers(
-    curves: list[tuple[float, ...]], params: int = 1000, finished: bool = True
-) -> list[CurvePoint]:
-    return [CurvePoint(i, params, c, finished) for i, c in enumerate(curves)]
+def members(points: list[tuple[float, float]], epochs: int = 4) -> list[CurvePoint]:
+    """Trials that reached epoch 1 with the given (accuracy, cost)."""
+    return [CurvePoint(i, cost, (acc,) * epochs) for i, (acc, cost) in enumerate(points)]
 
 
-def test_bottom_of_comparable_trials_is_stopped() -> None:
-    others = peers(
-        [
-            (0.50, 0.60, 0.70),
-            (0.52, 0.63, 0.71),
-            (0.48, 0.58, 0.66),
-            (0.55, 0.65, 0.72),
-            (0.51, 0.61, 0.69),
-            (0.53, 0.62, 0.70),
-        ]
-    )
-    stopper = EarlyStopper(eta=3, min_peers=4, margin=1.0)
-    reason = stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.30)
-    assert reason is not None and "top 1/3" in reason and "6 trials" in reason
-    # the top third of 6 peers is the best 2 (0.55, 0.53): 0.53 survives, 0.52 does not
-    assert stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.53) is None
-    assert stopper.check(others, params=1000, epoch=1, epochs=3, accuracy=0.52) is not None
-    # with 4 peers (0.55, 0.52, 0.50, 0.48), ceil(4/3) = 2: matching the second best is enough
-    assert stopper.check(others[:4], params=1000, epoch=1, epochs=3, accuracy=0.52) is None
-    assert stopper.check(others[:4], params=1000, epoch=1, epochs=3, accuracy=0.51) is not None
+def test_rungs_are_geometric_and_before_the_last_epoch() -> None:
+    assert SuccessiveHalving(eta=2).rungs(4) == [1, 2]
+    assert SuccessiveHalving(eta=3).rungs(4) == [1, 3]
+    assert SuccessiveHalving(eta=3).rungs(3) == [1]
+    assert SuccessiveHalving(eta=2, min_epochs=2).rungs(10) == [2, 4, 8]
+    assert SuccessiveHalving(eta=3).rungs(1) == []  # one epoch: nothing to save
+    with pytest.raises(NasError, match="--eta must be greater than 1"):
+        SuccessiveHalving(eta=1)
+    with pytest.raises(NasError, match="--min-epochs must be at least 1"):
+        SuccessiveHalving(min_epochs=0)
 
 
-def test_never_stops_at_the_last_epoch_or_without_enough_peers() -> None:
-    others = peers([(0.5, 0.6), (0.5, 0.6), (0.5, 0.6), (0.5, 0.6)])
-    stopper = EarlyStopper(margin=1.0)
-    assert stopper.check(others, 1000, epoch=2, epochs=2, accuracy=0.1) is None
-    assert stopper.check(others[:3], 1000, epoch=1, epochs=2, accuracy=0.1) is None
+def test_fronts() -> None:
+    # (accuracy, cost): 0 and 1 trade off; 2 is beaten by 0 (cheaper, better); 3 by all
+    assert fronts([(0.5, 1.0), (0.6, 2.0), (0.4, 1.5), (0.3, 3.0)]) == [0, 0, 1, 2]
+    # equal accuracy does not beat: both stay on the first front
+    assert fronts([(0.5, 1.0), (0.5, 2.0)]) == [0, 0]
 
 
-def test_only_trials_of_comparable_size_are_peers() -> None:
-    big = peers([(0.9, 0.95)] * 6, params=100_000)
-    stopper = EarlyStopper(size_ratio=2.0, margin=1.0)
-    assert stopper.check(big, params=1000, epoch=1, epochs=2, accuracy=0.2) is None
-    near = peers([(0.9, 0.95)] * 6, params=1500)
-    assert stopper.check(near, params=1000, epoch=1, epochs=2, accuracy=0.2) is not None
+def test_a_trial_is_never_stopped_by_costlier_ones() -> None:
+    """The issue's case: a 1.0M trial at 0.40 among 1.8M peers at 0.44 is the best at 1.0M."""
+    sha = SuccessiveHalving(eta=3)
+    others = members([(0.44, 1.8e6)] * 8)
+    decision = sha.decide(others, cost=1.0e6, epoch=1, epochs=4, accuracy=0.40)
+    assert decision is not None and not decision.stop
+    # the same accuracy at 1.9M is beaten by the cheaper peers and is not in the top 3 of 9
+    decision = sha.decide(others, cost=1.9e6, epoch=1, epochs=4, accuracy=0.40)
+    assert decision is not None and decision.stop
+    assert "not in the top 3 of 9" in decision.reason and "1.80M params" in decision.reason
 
 
-def test_dominated_by_a_smaller_finished_trial() -> None:
-    stopper = EarlyStopper(min_peers=100)  # only the dominance rule can act
-    smaller = [CurvePoint(7, 500, (0.6, 0.7, 0.8), True)]
-    reason = stopper.check(smaller, params=1000, epoch=2, epochs=3, accuracy=0.5)
-    assert reason is not None and "dominated by trial 7" in reason
-    assert (
-        stopper.check(smaller, params=400, epoch=2, epochs=3, accuracy=0.5) is None
-    )  # not smaller
-    running = [CurvePoint(7, 500, (0.6, 0.7), False)]
-    assert stopper.check(running, params=1000, epoch=2, epochs=3, accuracy=0.5) is None
-    assert stopper.check(smaller, params=1000, epoch=2, epochs=3, accuracy=0.69) is None  # close
+def test_the_top_share_goes_on_and_no_decision_off_the_rungs() -> None:
+    sha = SuccessiveHalving(eta=3)
+    # six cheaper trials: the candidate is beaten by all of those more accurate than it
+    others = members([(0.55, 1.0), (0.53, 1.0), (0.52, 1.0), (0.51, 1.0), (0.50, 1.0), (0.48, 1.0)])
+    # 7 members -> keep floor(7/3) = 2 by (front, accuracy)
+    assert not sha.decide(others, 2.0, 1, 4, 0.54).stop  # type: ignore[union-attr]
+    assert sha.decide(others, 2.0, 1, 4, 0.525).stop  # type: ignore[union-attr]
+    assert sha.decide(others, 2.0, 2, 4, 0.10) is None  # epoch 2 is no rung at eta 3
+    assert sha.decide(others, 2.0, 4, 4, 0.10) is None  # nor the last epoch
+
+
+def test_one_objective_is_optunas_successive_halving() -> None:
+    """No cost: keep the top floor(n/eta), and the best so far while n < eta."""
+    sha = SuccessiveHalving(eta=3, cost_name=None)
+    first = members([(0.5, 0.0)])
+    assert not sha.decide(first, 0.0, 1, 4, 0.6).stop  # type: ignore[union-attr]  # best so far
+    assert sha.decide(first, 0.0, 1, 4, 0.4).stop  # type: ignore[union-attr]  # n=2 < eta
+    nine = members([(a / 10, 0.0) for a in range(8)])  # 0.0 .. 0.7; with the trial: 9
+    assert not sha.decide(nine, 0.0, 1, 4, 0.55).stop  # type: ignore[union-attr]  # 3rd of 9
+    assert sha.decide(nine, 0.0, 1, 4, 0.45).stop  # type: ignore[union-attr]  # 4th of 9
+
+
+def test_no_stop_without_a_cheaper_better_trial_at_the_rung_random() -> None:
+    """The acceptance property on 2,000 random rungs: whenever the stopper stops a trial,
+    some member of no higher cost had a strictly higher accuracy at that rung."""
+    rng = random.Random(0)
+    stops = 0
+    for _ in range(2000):
+        sha = SuccessiveHalving(eta=rng.choice([2.0, 3.0, 4.0]))
+        n = rng.randint(0, 15)
+        pts = [(round(rng.random(), 2), float(rng.randint(1, 6))) for _ in range(n)]
+        acc, cost = round(rng.random(), 2), float(rng.randint(1, 6))
+        decision = sha.decide(members(pts), cost, 1, 4, acc)
+        assert decision is not None
+        if decision.stop:
+            stops += 1
+            assert any(c <= cost and a > acc for a, c in pts)
+    assert stops > 300  # the property was exercised
