@@ -13,7 +13,7 @@ accuracy, and the hypervolume of the final front of (accuracy, parameters) with 
 point (accuracy 0, parameters = the limit), parameters scaled to [0, 1] by the limit; and per
 seed and arm the members of the no-stopping front that the arm stopped (lost).
 
-    python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --seeds 0,1,2 --eta 3
+    python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --trials 20 --eta 2,3
 """
 
 from __future__ import annotations
@@ -86,9 +86,12 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
+    import warnings
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -99,7 +102,7 @@ def main() -> None:
     parser.add_argument("--proxy-subset", type=int, default=1000)
     parser.add_argument("--proxy-val", type=int, default=500)
     parser.add_argument("--param-limit", default="150k")
-    parser.add_argument("--eta", default="3", help="comma-separated: one arm per value")
+    parser.add_argument("--eta", default="2", help="comma-separated: one arm per value")
     parser.add_argument("--min-epochs", type=int, default=1)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated sampler/data seeds")
     parser.add_argument("--device", default="cpu")
@@ -116,7 +119,7 @@ def main() -> None:
             order = arms[n % len(arms) :] + arms[: n % len(arms)]  # interleave the arms
             per_seed[seed] = {}
             for arm in order:
-                eta = float(arm.split("=")[1]) if arm != "off" else 3.0
+                eta = float(arm.split("=")[1]) if arm != "off" else 2.0
                 study = f"s{seed}-{arm.replace(' ', '-').replace('=', '')}"
                 settings = SearchSettings(
                     space=args.space,

@@ -290,9 +290,18 @@ class PostgresServer:
             "--no-instructions",
         )
 
-    def _start_server(self, attempts: int = 3) -> None:
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server at once (clients see their connections drop), stay down for
+        ``down_for`` seconds, and start it again on the same port and data."""
+        if not self._running:
+            raise RuntimeError("the PostgreSQL server has not been started")
+        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", timeout=60)
+        time.sleep(down_for)
+        self._start_server(attempts=1, port=self.port)
+
+    def _start_server(self, attempts: int = 3, port: int | None = None) -> None:
         for attempt in range(attempts):
-            self.port = free_port(self.host)
+            self.port = port or free_port(self.host)
             options = [
                 "-c listen_addresses=127.0.0.1",
                 f"-p {self.port}",

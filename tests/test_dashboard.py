@@ -66,7 +66,7 @@ def test_dashboard_serves_the_study_with_figures_and_notes(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    assert f"http://localhost:{port}/dashboard/" in stdout and "dashboard stopped" in stdout
+    assert f"http://127.0.0.1:{port}/dashboard/" in stdout and "dashboard stopped" in stdout
     storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
     study_id = storage.get_study_id_from_name("w")
     attrs = storage.get_study_system_attrs(study_id)
@@ -87,3 +87,72 @@ def test_dashboard_port_in_use_is_one_line(front_study: tuple[Path, optuna.Study
             "dashboard", "--storage", f"sqlite:///{db}", "--port", str(port), "--no-annotate"
         )
     assert res.returncode != 0 and f"port {port} on 127.0.0.1 is in use" in res.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_dashboard_bad_port_is_one_line_before_anything_is_written(
+    front_study: tuple[Path, optuna.Study], port: str
+) -> None:
+    db, _ = front_study
+    before = db.read_bytes()
+    res = run_nas("dashboard", "--storage", f"sqlite:///{db}", "--port", port)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nas: error: argument --port: ")
+    assert db.read_bytes() == before  # no figure, no note written
+
+
+def test_notes_edited_in_the_dashboard_are_kept(front_study: tuple[Path, optuna.Study]) -> None:
+    from optuna_dashboard import get_note, save_note
+
+    from nas.dashboard import annotate
+
+    db, _ = front_study
+    study = optuna.load_study(study_name="w", storage=f"sqlite:///{db}")
+    _, noted, kept = annotate(study)
+    assert len(noted) == 3 and kept == 0
+    winner = study.trials[noted[0]]
+    handle = optuna.trial.Trial(study, winner._trial_id)
+    generated = get_note(handle)
+    assert generated.startswith(f"## Trial {winner.number}")
+    save_note(handle, "my own notes on this one")  # what a person types in the dashboard
+    _, _, kept = annotate(study)  # the dashboard restarted
+    assert kept == 1 and get_note(handle) == "my own notes on this one"
+    other = optuna.trial.Trial(study, study.trials[noted[1]]._trial_id)
+    assert get_note(other).startswith(f"## Trial {noted[1]}")  # untouched ones stay generated
+
+
+def test_report_to_an_unwritable_place_fails_first(
+    front_study: tuple[Path, optuna.Study], tmp_path: Path
+) -> None:
+    db, _ = front_study
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = run_nas(
+        "report", "--storage", f"sqlite:///{db}", "--study", "w",
+        "--out", str(blocker / "sub" / "report.html"),
+    )  # fmt: skip
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines() == [
+        f"nas: error: cannot write {blocker / 'sub' / 'report.html'}: {blocker} is a file, "
+        "not a folder"
+    ]
+
+
+@pytest.mark.parametrize("command", ["report", "export", "train-winners", "dashboard"])
+def test_read_only_commands_do_not_create_a_database(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "none.db"
+    args = [command, "--storage", f"sqlite:///{missing}"]
+    if command != "dashboard":
+        args += ["--study", "s"]
+    if command == "export":
+        args += ["--best", "--out", str(tmp_path / "best.json")]
+    if command == "report":
+        args += ["--out", str(tmp_path / "report.html")]
+    if command == "train-winners":
+        args += ["--pareto", "--epochs", "1"]
+    res = run_nas(*args)
+    assert res.returncode != 0
+    assert f"the study database {missing} does not exist" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not missing.parent.exists()

@@ -206,6 +206,15 @@ def _args(p: argparse.ArgumentParser) -> None:
         help="seconds without heartbeat before a worker's trial is failed "
         f"(default {DEFAULTS.grace_period})",
     )
+    g.add_argument(
+        "--db-retry",
+        type=float,
+        metavar="SEC",
+        default=None,
+        help="when the study database goes away (a restart, a network blip), retry with "
+        f"backoff for up to SEC seconds while training goes on (default {DEFAULTS.db_retry:g}); "
+        "past that, exit with one line and leave the trial to the heartbeat recovery",
+    )
     pr = p.add_argument_group("proxy training")
     pr.add_argument(
         "--proxy-epochs",
@@ -284,6 +293,7 @@ CLI_FIELDS = (
     "workers",
     "worker_index",
     "grace_period",
+    "db_retry",
 )
 
 

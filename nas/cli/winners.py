@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import socketserver
 from pathlib import Path
@@ -32,13 +33,27 @@ from nas.training.recipe import SCHEDULES
 from nas.units import human
 
 
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    target = path.expanduser().absolute()
+    if target.is_dir():
+        raise NasError(f"cannot write {path}: it is a folder")
+    existing = target if target.exists() else target.parent
+    while not existing.exists():  # missing folders are created: the first existing one counts
+        existing = existing.parent
+    if not existing.is_dir() and existing != target:
+        raise NasError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise NasError(f"cannot write {path}: permission denied")
+
+
 def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, str]:
     """The study named by --study in --storage (or its default SQLite file)."""
     path = default_storage_path(args.study)
     if not args.storage and not path.exists():
         raise StorageError(f"no study database {path} here; pass --storage URL")
     url = args.storage or sqlite_url(path)
-    storage = open_storage(url)
+    storage = open_storage(url, must_exist=True)
     return load_study(storage, args.study), url
 
 
@@ -382,6 +397,7 @@ def _report_run(args: argparse.Namespace) -> int:
     from nas.report import write_report
     from nas.winners import trained_trials
 
+    check_writable(Path(args.out))  # before minutes of figures, not after
     study, _ = open_named_study(args)
     trained_trials(study)  # a study with nothing trained is a user error
     try:
@@ -411,6 +427,17 @@ COMMANDS.add(
 
 
 # ------------------------------------------------------------------ dashboard
+def port_number(text: str) -> int:
+    """A TCP port for argparse: an integer from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
+    return port
+
+
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
@@ -423,7 +450,7 @@ class _QuietHandler(WSGIRequestHandler):
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     add_study_args(p, study="none")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (8080)")
+    p.add_argument("--port", type=port_number, default=8080, help="port, 0 for any free one (8080)")
     p.add_argument(
         "--no-annotate",
         action="store_true",
@@ -446,15 +473,16 @@ def _dashboard_run(args: argparse.Namespace) -> int:
                 else "no study database in studies/; pass --storage URL"
             )
         url = sqlite_url(dbs[0])
-    storage = open_storage(url)
+    storage = open_storage(url, must_exist=True)
     summaries = optuna.get_all_study_summaries(storage)
     if not args.no_annotate:
         for s in summaries:
             study = optuna.load_study(study_name=s.study_name, storage=storage)
-            figures, notes = annotate(study)
+            figures, notes, kept = annotate(study)
+            edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
             err_console.print(
                 f"study {s.study_name}: attached {len(figures)} figures and "
-                f"{len(notes)} winner notes"
+                f"{len(notes)} winner notes{edited}"
             )
     try:
         server = make_server(
@@ -470,10 +498,12 @@ def _dashboard_run(args: argparse.Namespace) -> int:
                 f"port {args.port} on {args.host} is in use; pass another --port"
             ) from None
         raise NasError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in host else host
+    where = " (all interfaces)" if host in ("0.0.0.0", "::") else ""
     console.print(
         f"optuna-dashboard for {safe_url(url)} ({len(summaries)} studies): "
-        f"http://{shown}:{server.server_port}/dashboard/  (Ctrl-C stops it)"
+        f"http://{shown}:{port}/dashboard/{where}  (Ctrl-C stops it)"
     )
     signal.signal(signal.SIGTERM, raise_interrupt)
     try:

@@ -187,7 +187,7 @@ class FidelityRun:
 
     def __init__(self, settings: FidelitySettings, say: Say) -> None:
         from nas.data import load_dataset
-        from nas.search.storage import open_storage
+        from nas.search.storage import exclusive, open_storage
         from nas.space import load_space, resolve_space_path
         from nas.training import resolve_device
 
@@ -198,21 +198,23 @@ class FidelityRun:
         self.device = resolve_device(settings.device)
         self.available = len(validation_split(len(self.data.train_y)).train)
         storage = open_storage(settings.storage_url)
-        self.study = optuna.create_study(
-            study_name=settings.study_name,
-            storage=storage,
-            direction="maximize",
-            load_if_exists=True,
-        )
-        recorded = settings.recorded(resolve_space_path(settings.space))
-        before = self.study.user_attrs.get("fidelity_settings")
-        changed = ", ".join(k for k in recorded if before and before.get(k) != recorded[k])
-        if changed:
-            raise NasError(
-                f"fidelity study {settings.study_name!r} was run with other settings "
-                f"({changed}); use the same ones to resume, or another --study"
+        with exclusive(settings.storage_url):  # workers started together create it once
+            self.study = optuna.create_study(
+                study_name=settings.study_name,
+                storage=storage,
+                direction="maximize",
+                load_if_exists=True,
             )
-        self.study.set_user_attr("fidelity_settings", recorded)
+            recorded = settings.recorded(resolve_space_path(settings.space))
+            before = self.study.user_attrs.get("fidelity_settings")
+            changed = ", ".join(k for k in recorded if before and before.get(k) != recorded[k])
+            if changed:
+                raise NasError(
+                    f"fidelity study {settings.study_name!r} was run with other settings "
+                    f"({changed}); use the same ones to resume, or another --study"
+                )
+            if before is None:
+                self.study.set_user_attr("fidelity_settings", recorded)
         self.contexts: dict[Rung, Any] = {}
         self.started: set[int] = set()  # trial numbers this worker ran
 
@@ -242,6 +244,12 @@ class FidelityRun:
 
     def panel(self) -> list[dict[str, Any]]:
         """The panel (configs, counts, zero-cost scores), created by the first worker."""
+        from nas.search.storage import exclusive
+
+        with exclusive(self.settings.storage_url):
+            return self._panel()
+
+    def _panel(self) -> list[dict[str, Any]]:
         stored = self.study.user_attrs.get("panel")
         if stored is not None:
             return list(stored)

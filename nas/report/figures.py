@@ -624,12 +624,12 @@ def study_rungs(study: optuna.Study) -> list[int]:
     from nas.search.early_stop import SuccessiveHalving
 
     recorded = study.user_attrs.get("nas_settings", {})
-    if recorded.get("early_stopping", "sha") in (False, "off") or "proxy_epochs" not in recorded:
-        return []
+    if recorded.get("early_stopping") != "sha" or "eta" not in recorded:
+        return []  # off, or a study from before successive halving
     try:
         sha = SuccessiveHalving(
-            eta=float(recorded.get("eta", 3.0)), min_epochs=int(recorded.get("min_epochs", 1))
+            eta=float(recorded.get("eta", 2.0)), min_epochs=int(recorded.get("min_epochs", 1))
         )
     except NasError:
         return []
-    return sha.rungs(int(recorded["proxy_epochs"]))
+    return sha.rungs(int(recorded.get("proxy_epochs", 0)))

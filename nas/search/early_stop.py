@@ -105,7 +105,7 @@ class SuccessiveHalving:
         cost_name: how the cost is named in reasons (``params``, ``FLOPs``; None: no cost).
     """
 
-    eta: float = 3.0
+    eta: float = 2.0
     min_epochs: int = 1
     cost_name: str | None = "params"
 

@@ -25,7 +25,7 @@ import torch
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.data import ImageData, Split
-from nas.errors import ConfigError
+from nas.errors import ConfigError, StorageError
 from nas.models import build_model
 from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
 from nas.search.events import SearchMonitor
@@ -202,6 +202,8 @@ class Objective:
             failure = TrainingFailed(str(exc))
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted by the user (Ctrl-C)")
+            raise
+        except StorageError:  # the database is gone: nothing can be recorded, stop here
             raise
         except Exception as exc:  # a bug or an unforeseen error: fail this trial, say why
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""

@@ -33,7 +33,7 @@ from nas.search.samplers import make_sampler
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots, worker_id
 from nas.search.stats import StudyStats, study_stats
-from nas.search.storage import open_storage, rdb_storage, safe_url
+from nas.search.storage import exclusive, open_storage, rdb_storage, safe_url, with_retry
 from nas.space import SearchSpace, load_space, resolve_space_path
 from nas.training import TrainingFailed, resolve_device
 from nas.units import human
@@ -214,7 +214,18 @@ def open_study(
     storage: optuna.storages.RDBStorage,
     sampler: optuna.samplers.BaseSampler,
 ) -> optuna.Study:
-    """Create the study, or load it and check that it has the same objectives."""
+    """Create the study, or load it and check that it has the same objectives and settings.
+    Under the database's set-up lock, so that workers started together create it once and
+    each one checks the settings the first recorded."""
+    with exclusive(storage.url):
+        return _open_study(settings, storage, sampler)
+
+
+def _open_study(
+    settings: SearchSettings,
+    storage: optuna.storages.RDBStorage,
+    sampler: optuna.samplers.BaseSampler,
+) -> optuna.Study:
     directions: list[Literal["minimize", "maximize"]] = ["maximize"]
     directions += ["minimize"] * (len(settings.objectives) - 1)
     names = [METRIC_NAMES[o] for o in settings.objectives]
@@ -301,7 +312,12 @@ def run_search(
     say = log or (lambda text: print(text, file=sys.stderr))
     space, data = prepare(settings)
     device = resolve_device(settings.device)
-    storage = open_storage(settings.storage_url, grace_period=settings.grace_period)
+    storage = open_storage(
+        settings.storage_url,
+        grace_period=settings.grace_period,
+        retry_seconds=settings.db_retry,
+        on_retry=say,
+    )
     started = time.perf_counter()
     sampler_seed = sampler_seed_for(settings, worker)
     study = open_study(
@@ -326,9 +342,11 @@ def run_search(
         f"{len(ctx.split.train)} training / {len(ctx.split.val)} validation images on {device}"
     )
     trained_before = study_stats(study, front=False).trained
-    slots = TrainingSlots(
-        rdb_storage(study).engine, study.study_name, settings.trials, settings.grace_period
-    )
+    with exclusive(settings.storage_url):  # its table is created once
+        slots = TrainingSlots(
+            rdb_storage(study).engine, study.study_name, settings.trials, settings.grace_period
+        )
+    slots = with_retry(slots, rdb_storage(study))
     state = _LoopState()
     objective.may_train = lambda trial: (
         state.reservation is not None and slots.bind(state.reservation, trial.number)

@@ -55,12 +55,13 @@ class SearchSettings:
     timeout: float | None = None
     enqueue_presets: bool = False
     early_stopping: str = "sha"
-    eta: float = 3.0
+    eta: float = 2.0
     min_epochs: int = 1
     quiet: bool = False
     workers: int = 1
     worker_index: int = 0
     grace_period: int = 60
+    db_retry: float = 60.0
     max_failures: int = 10
 
     def __post_init__(self) -> None:
@@ -88,6 +89,8 @@ class SearchSettings:
             problems.append(f"--eta must be greater than 1, got {self.eta:g}")
         if self.min_epochs < 1:
             problems.append("--min-epochs must be at least 1")
+        if self.db_retry < 0:
+            problems.append("--db-retry must be at least 0 seconds")
         if self.grace_period < 2:
             problems.append("--grace-period must be at least 2 seconds")
         if self.study is not None and not STUDY_NAME.match(self.study):

@@ -6,19 +6,32 @@ once its heartbeat is older than the grace period, and retried once.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
+import sqlalchemy.pool
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
+
+T = TypeVar("T")
+
+#: Seconds a lost database is waited for, retrying with backoff, before giving up.
+DEFAULT_DB_RETRY = 60.0
 
 #: Where studies live when no --storage URL is given.
 STUDIES_DIR = Path("studies")
@@ -64,16 +77,41 @@ def _prepare_sqlite(url: str) -> None:
         )
 
 
-def open_storage(url: str, *, grace_period: int = 60) -> RDBStorage:
+#: The PostgreSQL advisory lock under which a process creates Optuna's schema, so that
+#: workers started at the same instant on an empty database create it once.
+SCHEMA_LOCK = 0x6E61_7301
+
+#: Tries at opening a database whose schema another process is creating at the same time.
+SCHEMA_TRIES = 8
+
+
+def open_storage(
+    url: str,
+    *,
+    grace_period: int = 60,
+    must_exist: bool = False,
+    retry_seconds: float = DEFAULT_DB_RETRY,
+    on_retry: Callable[[str], None] | None = None,
+) -> RDBStorage:
     """Open (creating if needed) the study database at ``url`` with heartbeats on.
+
+    Workers started together on an empty database create Optuna's schema once: on
+    PostgreSQL under an advisory lock, and on any database a creation that loses a race
+    (a duplicate table, type or version row) is retried with backoff.
 
     Args:
         url: an SQLAlchemy URL, e.g. ``sqlite:///studies/demo.db`` or
             ``postgresql+psycopg://user:pass@host/db``.
         grace_period: seconds without a heartbeat after which a running trial is failed.
+        must_exist: for commands that only read a study: a SQLite file that does not exist
+            is an error, not a new empty database.
+        retry_seconds: how long a database that goes away is waited for (see
+            :class:`ResilientRDBStorage`).
+        on_retry: told once per lost call, when retrying starts.
 
     Raises:
-        StorageError: when the URL is malformed or the database cannot be reached.
+        StorageError: when the URL is malformed or the database cannot be reached, with the
+            real cause.
     """
     try:
         parsed = make_url(url)
@@ -82,25 +120,231 @@ def open_storage(url: str, *, grace_period: int = 60) -> RDBStorage:
             f"cannot parse storage URL {url!r}; use e.g. sqlite:///studies/demo.db or "
             "postgresql+psycopg://user:password@host:5432/dbname"
         ) from None
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if must_exist and database and database != ":memory:" and not Path(database).exists():
+            raise StorageError(f"the study database {database} does not exist")
         _prepare_sqlite(url)
-    engine_kwargs: dict[str, Any] = (
-        {} if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True}
-    )
-    if parsed.get_backend_name() == "postgresql":
+    engine_kwargs: dict[str, Any] = {} if backend == "sqlite" else {"pool_pre_ping": True}
+    if backend == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=max(1, min(10, grace_period // 3)),
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
+    for attempt in range(SCHEMA_TRIES):
+        try:
+            with exclusive(url, engine_kwargs):
+                storage = ResilientRDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=max(1, min(10, grace_period // 3)),
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
+                )
+            storage.retry_seconds = retry_seconds
+            storage.on_retry = on_retry
+            return storage
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            if attempt + 1 < SCHEMA_TRIES and _lost_creation_race(exc):
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                continue
+            raise StorageError(
+                f"cannot open the study database {safe_url(url)}: {_cause(exc)}"
+            ) from None
+        except sqlalchemy.exc.OperationalError as exc:
+            if backend == "sqlite" and attempt + 1 < SCHEMA_TRIES and _lost_creation_race(exc):
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                continue
+            raise StorageError(
+                f"cannot reach the study database {safe_url(url)}: {_cause(exc)}"
+            ) from None
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StorageError(
+                f"cannot open the study database {safe_url(url)}: {_cause(exc)}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the driver's message (not SQLAlchemy's wrapping)."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return detail[0] if detail else type(exc).__name__
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is another process creating the same schema at the same time."""
+    text = _cause(exc).lower()
+    return any(
+        s in text
+        for s in ("duplicate key", "already exists", "unique constraint", "database is locked")
+    )
+
+
+@contextlib.contextmanager
+def exclusive(url: str, engine_kwargs: dict[str, Any] | None = None) -> Iterator[None]:
+    """Hold the database's set-up lock: what workers started at the same instant must do
+    once (create the schema, create a study and record its settings) happens under it, one
+    process after the other. PostgreSQL: an advisory lock; SQLite: a lock on a file beside
+    the database (``DB.lock``); anything else: nothing."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        engine = sqlalchemy.create_engine(
+            url, poolclass=sqlalchemy.pool.NullPool, **(engine_kwargs or {})
         )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        reason = detail[0] if detail else type(exc).__name__
-        raise StorageError(f"cannot reach the study database {safe_url(url)}: {reason}") from None
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
+                try:
+                    yield
+                finally:
+                    conn.execute(
+                        sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK}
+                    )
+        finally:
+            engine.dispose()
+        return
+    database = parsed.database
+    if backend != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: rely on the retries
+        yield
+        return
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_IN_CALL = threading.local()
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database being away (a restart, a network blip, a lock),
+    not a mistake: Optuna wraps such errors in ``StorageInternalError``."""
+    cause: BaseException | None = exc
+    if isinstance(exc, optuna.exceptions.StorageInternalError):
+        cause = exc.__cause__
+    if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+        return True
+    return isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+
+
+class LostDatabase(StorageError):
+    """The study database stayed away for longer than the retry window."""
+
+
+class ResilientRDBStorage(RDBStorage):
+    """Optuna's RDB storage whose calls survive a database that goes away for a while.
+
+    A call that fails because the database cannot be reached is retried with exponential
+    backoff (0.5 s doubling to 8 s) for up to ``retry_seconds``; a training run in progress
+    goes on meanwhile (its per-epoch writes wait). Past that, :class:`LostDatabase` (one
+    sentence for the user); the trial is then left RUNNING and the heartbeat recovery of
+    any worker fails and retries it after the grace period. Heartbeats never raise: a lost
+    one is the main thread's concern.
+    """
+
+    retry_seconds: float = DEFAULT_DB_RETRY
+    on_retry: Callable[[str], None] | None = None
+    #: Set once the retry window ran out: later calls that cannot reach the database give
+    #: up at once instead of waiting a window each on the way out.
+    lost: bool = False
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with contextlib.suppress(Exception):
+            _call_with_retry(self, RDBStorage.record_heartbeat, trial_id)
+
+
+def _call_with_retry(
+    storage: ResilientRDBStorage, method: Callable[..., Any], *a: Any, **k: Any
+) -> Any:
+    if getattr(_IN_CALL, "active", False):  # an outer call retries the whole of it
+        return method(storage, *a, **k)
+    _IN_CALL.active = True
+    try:
+        deadline: float | None = None
+        delay = 0.5
+        while True:
+            try:
+                return method(storage, *a, **k)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + storage.retry_seconds
+                    if storage.on_retry is not None:
+                        storage.on_retry(
+                            f"lost the study database ({_cause(exc.__cause__ or exc)}); "
+                            f"retrying for up to {storage.retry_seconds:g}s"
+                        )
+                if now >= deadline or storage.lost:
+                    storage.lost = True
+                    raise LostDatabase(
+                        f"lost the study database {safe_url(storage.url)} for more than "
+                        f"{storage.retry_seconds:g}s ({_cause(exc.__cause__ or exc)}); the "
+                        "running trial is failed and retried by the next worker after the "
+                        "grace period; run the command again when the database is back"
+                    ) from None
+                time.sleep(min(delay, max(0.0, deadline - now)))
+                delay = min(delay * 2, 8.0)
+    finally:
+        _IN_CALL.active = False
+
+
+class _Retrying:
+    """Calls the methods of ``target`` through the retry of ``storage``."""
+
+    def __init__(self, target: Any, storage: ResilientRDBStorage) -> None:
+        self._target, self._storage = target, storage
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return _call_with_retry(self._storage, lambda _: attr(*args, **kwargs))
+
+        return call
+
+
+def with_retry(target: T, storage: RDBStorage) -> T:
+    """``target`` (something that runs its own SQL on the study database, e.g. the training
+    slots) with its calls retried like the storage's own while the database is away."""
+    if not isinstance(storage, ResilientRDBStorage):
+        return target
+    return cast(T, _Retrying(target, storage))
+
+
+def _retrying(name: str) -> Callable[..., Any]:
+    method = getattr(RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return _call_with_retry(self, method, *args, **kwargs)
+
+    return call
+
+
+#: RDBStorage's calls that touch the database (what BaseStorage and BaseHeartbeat define).
+_DATABASE_CALLS = (
+    "check_trial_is_updatable", "create_new_study", "create_new_trial", "delete_study",
+    "get_all_studies", "get_all_trials", "get_best_trial", "get_n_trials",
+    "get_study_directions", "get_study_id_from_name", "get_study_name_from_id",
+    "get_study_system_attrs", "get_study_user_attrs", "get_trial",
+    "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+    "get_trial_params", "get_trial_system_attrs", "get_trial_user_attrs",
+    "set_study_system_attr", "set_study_user_attr", "set_trial_intermediate_value",
+    "set_trial_param", "set_trial_state_values", "set_trial_system_attr",
+    "set_trial_user_attr", "_get_stale_trial_ids",
+)  # fmt: skip
+for _name in _DATABASE_CALLS:
+    setattr(ResilientRDBStorage, _name, _retrying(_name))
 
 
 def set_result_attrs(storage: RDBStorage, trial_id: int, values: dict[str, Any]) -> None:

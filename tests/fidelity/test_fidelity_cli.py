@@ -18,12 +18,15 @@ import pytest
 from nas.errors import NasError
 from nas.fidelity.panel import Rung, parse_ladder
 from tests.conftest import ROOT, make_image_folder, run_nas
+from tests.pgserver import PostgresServer
 
 PANEL = 3
 RUNGS = 3  # two ladder rungs and the reference
 
 
-def _args(data: Path, db: Path, *extra: str) -> list[str]:
+def _args(data: Path, db: Path | str, *extra: str) -> list[str]:
+    """The fidelity command on ``data``; ``db`` is a SQLite file or a storage URL."""
+    storage = db if isinstance(db, str) else f"sqlite:///{db}"
     return [
         "fidelity",
         "--space",
@@ -45,15 +48,16 @@ def _args(data: Path, db: Path, *extra: str) -> list[str]:
         "--device",
         "cpu",
         "--storage",
-        f"sqlite:///{db}",
+        storage,
         "--study",
         "fid",
         *extra,
     ]
 
 
-def _complete(db: Path) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name="fid", storage=f"sqlite:///{db}")
+def _complete(db: Path | str) -> list[optuna.trial.FrozenTrial]:
+    storage = db if isinstance(db, str) else f"sqlite:///{db}"
+    study = optuna.load_study(study_name="fid", storage=storage)
     return [t for t in study.trials if t.state.name == "COMPLETE"]
 
 
@@ -128,9 +132,13 @@ def _safe_complete(db: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.slow
-def test_two_workers_share_the_jobs_without_doing_one_twice(tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_two_workers_share_the_jobs_without_doing_one_twice(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """Two processes on one study in a real PostgreSQL server (as on two machines)."""
     data = make_image_folder(tmp_path / "imgs", classes=3, per_class=50, test_per_class=4)
-    db = tmp_path / "fid.db"
+    db = postgres.create_database("fidelity_workers")
     res = run_nas(
         *_args(data, db, "--workers", "2", "--json"),
         cwd=tmp_path,

@@ -125,3 +125,153 @@ def test_local_workers_on_sqlite_warn_and_share_the_study(
     assert len(complete) == 4
     assert len({t.user_attrs["worker"] for t in complete}) == 2
     assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+#: Imports nas (seconds), then waits for the common instant, then runs the command line:
+#: the processes reach the database within a millisecond of each other, as a job array's do.
+_AT_ONCE = (
+    "import sys, time; from nas.cli.main import main; at = float(sys.argv[1]); "
+    "time.sleep(max(0.0, at - time.time())); sys.exit(main(sys.argv[2:]))"
+)
+
+
+def start_together(args: list[str], n: int) -> list[tuple[int, str, str]]:
+    """Run ``nas ARGS`` in ``n`` processes released at the same instant; their exit codes
+    and outputs."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    at = time.time() + 12
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _AT_ONCE, str(at), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs, strict=True)]
+
+
+@pytest.mark.postgres
+def test_three_workers_started_at_once_on_an_empty_postgres_database(
+    postgres: PostgresServer, tiny_space: Path, image_folder: Path
+) -> None:
+    url = postgres.create_database("at_once")
+    results = start_together(worker_args(tiny_space, image_folder, url, 4), 3)
+    for code, _, err in results:
+        assert code == 0, err
+    study = optuna.load_study(study_name="mw", storage=url)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_three_workers_started_at_once_on_a_new_sqlite_file(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/new/at_once.db"
+    results = start_together(worker_args(tiny_space, image_folder, url, 3), 3)
+    for code, _, err in results:
+        assert code == 0, err
+    study = optuna.load_study(study_name="mw", storage=url)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+
+
+def _popen_at(args: list[str], at: float, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _AT_ONCE, str(at), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _training(url: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name="mw", storage=url)
+    except KeyError:
+        return []
+    return [
+        t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("training")
+    ]
+
+
+@pytest.mark.postgres
+def test_chaos_start_together_kill_restart_the_server_and_a_late_worker(
+    postgres: PostgresServer, tiny_space: Path, image_folder: Path
+) -> None:
+    """4 workers started at once on an empty database; one SIGKILLed mid-trial; the server
+    restarted mid-search; a late worker joins. Exactly --trials trained, nothing RUNNING,
+    no duplicate trial numbers, every failure with its reason."""
+    url = postgres.create_database("chaos")
+    trials = 6
+    args = worker_args(tiny_space, image_folder, url, trials, "--db-retry", "60")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    env["NAS_SLOW_EPOCH"] = "1.0"
+    at = time.time() + 12
+    procs = [_popen_at(args, at, env) for _ in range(3)]
+    try:
+        deadline = time.time() + 90
+        while not _training(url):
+            assert time.time() < deadline, "no worker started training in time"
+            time.sleep(0.2)
+        postgres.restart(down_for=2.0)  # every worker loses its connections mid-trial
+        victim = None
+        while victim is None:
+            assert time.time() < deadline, "no worker trained after the restart"
+            for t in _training(url):
+                pid = int(str(t.user_attrs.get("worker", ":0")).rsplit(":", 1)[1])
+                victim = next((p for p in procs if p.pid == pid), None)
+                if victim is not None:
+                    break
+            time.sleep(0.2)
+        victim.send_signal(signal.SIGKILL)
+        late = _popen_at(args, 0.0, env)
+        procs.append(late)
+        results = [(p, *p.communicate(timeout=150)) for p in procs if p is not victim]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, _, err in results:
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    assert any("lost the study database" in err for _, _, err in results)
+    study = optuna.load_study(study_name="mw", storage=url)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == trials
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    for t in study.get_trials(states=(TrialState.FAIL,)):
+        assert t.user_attrs.get("fail_reason"), t.number
+
+
+@pytest.mark.postgres
+def test_a_database_gone_for_longer_than_db_retry_is_one_line(
+    postgres: PostgresServer, tiny_space: Path, image_folder: Path
+) -> None:
+    url = postgres.create_database("gone")
+    args = worker_args(tiny_space, image_folder, url, 3, "--db-retry", "2")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "NAS_SLOW_EPOCH": "1.0"}
+    proc = _popen_at(args, 0.0, env)
+    try:
+        deadline = time.time() + 90
+        while not _training(url):
+            assert time.time() < deadline, "the worker did not start training in time"
+            time.sleep(0.2)
+        postgres.restart(down_for=12.0)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nas: error: lost the study database") and "for more than 2s" in last
+    study = optuna.load_study(study_name="mw", storage=url)
+    # the trial it was training is left RUNNING, for the heartbeat recovery of any worker
+    assert study.get_trials(states=(TrialState.RUNNING,))
