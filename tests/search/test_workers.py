@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -28,10 +27,6 @@ def worker_args(space: Path, data: Path, url: str, trials: int, *extra: str) -> 
         "--seed", "0", "--device", "cpu", "--quiet", "--grace-period", "4",
         "--no-early-stopping", *extra,
     ]  # fmt: skip
-
-
-def arch_key(t: optuna.trial.FrozenTrial) -> str:
-    return json.dumps(t.user_attrs["arch"], sort_keys=True)
 
 
 @pytest.mark.postgres
@@ -97,7 +92,11 @@ def test_three_workers_one_killed_mid_trial(
     assert retry.system_attrs["failed_trial"] == victim_trial
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert retry.user_attrs["retry_of"] == victim_trial
-    assert len({arch_key(t) for t in complete}) == len({t.number for t in complete})
+    # the killed trial's work is redone exactly once (by its retry); two different trials
+    # may still propose the same architecture, which TPE is free to do in a tiny space
+    assert [t.number for t in study.trials if t.user_attrs.get("retry_of") == victim_trial] == [
+        retry.number
+    ]  # and no second retry was even started
     assert len({t.user_attrs["worker"] for t in complete}) >= 2  # work was shared
     engine = sa.create_engine(url)
     with engine.connect() as conn:
@@ -213,7 +212,7 @@ def test_chaos_start_together_kill_restart_the_server_and_a_late_worker(
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env["NAS_SLOW_EPOCH"] = "1.0"
     at = time.time() + 12
-    procs = [_popen_at(args, at, env) for _ in range(3)]
+    procs = [_popen_at(args, at, env) for _ in range(4)]
     try:
         deadline = time.time() + 90
         while not _training(url):
