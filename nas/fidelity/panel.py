@@ -6,8 +6,8 @@ Everything lives in a study database, so an interrupted run resumes, several wor
 machines, on PostgreSQL) share the jobs, and optuna-dashboard shows them. The study's user
 attributes hold the settings and the panel (configs, counts, zero-cost scores); each job
 (candidate x rung) is one trial with user attributes ``candidate``, ``rung``, ``accuracy``,
-``seconds``; its value is the validation accuracy. A worker claims the first open job; if two
-claim the same one, the lower trial number keeps it and the other ends PRUNED.
+``seconds``; its value is the validation accuracy. A worker claims the first open job under
+the database's set-up lock (:func:`nas.search.storage.exclusive`), so no job is claimed twice.
 """
 
 from __future__ import annotations
@@ -330,26 +330,28 @@ class FidelityRun:
         done: int,
         total: int,
     ) -> float:
-        """The objective of one job's trial: claim a job (or carry a retried one), train."""
+        """The objective of one job's trial: claim a job (or carry a retried one), train.
+
+        A job is claimed under the database's set-up lock: the claim reads every claim made
+        before it and writes its own before the next worker reads, so two workers (or
+        machines) never claim one job."""
+        from nas.search.storage import exclusive
+
         self.started.add(trial.number)
         job = _job(trial)  # a retry of a job whose worker died carries its job
         if job is None:
-            if not open_jobs:
-                raise optuna.TrialPruned("no open job")
-            job = open_jobs[0]
-            trial.set_user_attr("candidate", job[0])
-            trial.set_user_attr("rung", job[1])
-            first = min(
-                (
-                    t.number
+            with exclusive(self.settings.storage_url):
+                claimed = {
+                    _job(t)
                     for t in self.study.get_trials(deepcopy=False)
-                    if _job(t) == job and _claims(t)
-                ),
-                default=trial.number,
-            )
-            if first != trial.number:
-                trial.set_user_attr("duplicate_of", first)
-                raise optuna.TrialPruned(f"job claimed by trial {first}")
+                    if t.number != trial.number and _claims(t)
+                }
+                free = [j for j in open_jobs if j not in claimed]
+                if not free:
+                    raise optuna.TrialPruned("no open job")
+                job = free[0]
+                trial.set_user_attr("candidate", job[0])
+                trial.set_user_attr("rung", job[1])
         rungs = {r.label: r for r in self.settings.rungs}
         return self._train(trial, job, panel, rungs[job[1]], done, total)
 
