@@ -33,12 +33,10 @@ from nas.data import ImageData, validation_split
 from nas.errors import ConfigError, NasError
 from nas.fidelity.ranking import Agreement, agreement
 from nas.space import SearchSpace
+from nas.training.recipe import DEFAULT_PROXY_RECIPE
 from nas.units import human
 
 _RUNG = re.compile(r"^\s*(\d+)\s*x\s*(\d+|all)\s*(?::\s*([A-Za-z0-9_-]+)\s*)?$", re.IGNORECASE)
-
-#: The proxy recipe of a rung written without ``:RECIPE``.
-DEFAULT_RECIPE = "standard"
 
 
 @dataclass(frozen=True, order=True)
@@ -48,12 +46,12 @@ class Rung:
 
     epochs: int
     subset: int | None
-    recipe: str = DEFAULT_RECIPE
+    recipe: str = DEFAULT_PROXY_RECIPE
 
     @property
     def label(self) -> str:
         size = f"{self.epochs}x{self.subset if self.subset is not None else 'all'}"
-        return size if self.recipe == DEFAULT_RECIPE else f"{size}:{self.recipe}"
+        return size if self.recipe == DEFAULT_PROXY_RECIPE else f"{size}:{self.recipe}"
 
     def images(self, available: int) -> int:
         """Training images seen, given ``available`` training images."""
@@ -71,7 +69,7 @@ class Rung:
                 "3x5000:fast"
             )
         subset = None if m.group(2).lower() == "all" else int(m.group(2))
-        recipe = m.group(3) or DEFAULT_RECIPE
+        recipe = m.group(3) or DEFAULT_PROXY_RECIPE
         if recipe not in PROXY_RECIPES:
             raise NasError(
                 f"bad rung {text!r}: unknown proxy recipe {recipe!r}; valid: "
@@ -499,5 +497,5 @@ def _study_lines(rung: dict[str, Any], settings: FidelitySettings) -> str:
         f"proxy_epochs = {rung['epochs']}\n"
         f"proxy_subset = {subset if subset is not None else json.dumps('all')}\n"
         f"proxy_val = {settings.val}\n"
-        + (f'proxy_recipe = "{rung["recipe"]}"\n' if rung["recipe"] != DEFAULT_RECIPE else "")
+        + (f'proxy_recipe = "{rung["recipe"]}"\n' if rung["recipe"] != DEFAULT_PROXY_RECIPE else "")
     )

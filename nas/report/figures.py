@@ -628,7 +628,7 @@ def study_rungs(study: optuna.Study) -> list[int]:
         return []  # off, or a study from before successive halving
     try:
         sha = SuccessiveHalving(
-            eta=float(recorded.get("eta", 2.0)), min_epochs=int(recorded.get("min_epochs", 1))
+            eta=float(recorded["eta"]), min_epochs=int(recorded.get("min_epochs", 1))
         )
     except NasError:
         return []

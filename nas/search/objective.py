@@ -160,6 +160,7 @@ class Objective:
         trial.set_user_attr("rungs", [])
         single = len(settings.objectives) == 1
         cost_key = None if single else settings.objectives[1]
+        # the second objective: what early stopping compares and the trial's second value
         cost = 0.0 if single else float(params if cost_key == "params" else flops)
         passed: list[int] = []  # rungs this trial passed
 
@@ -226,8 +227,7 @@ class Objective:
         self.monitor.trial_finished(trial.number, "complete", f"accuracy {accuracy:.4f}")
         if single:
             return accuracy
-        second = params if settings.objectives[1] == "params" else flops
-        return accuracy, float(second)
+        return accuracy, cost
 
 
 def proxy_trainer(

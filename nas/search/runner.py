@@ -36,6 +36,7 @@ from nas.search.stats import StudyStats, study_stats
 from nas.search.storage import exclusive, open_storage, rdb_storage, safe_url, with_retry
 from nas.space import SearchSpace, load_space, resolve_space_path
 from nas.training import TrainingFailed, resolve_device
+from nas.training.recipe import DEFAULT_PROXY_RECIPE
 from nas.units import human
 
 #: Metric names shown by optuna-dashboard, per objective.
@@ -144,7 +145,7 @@ PINNED = (
 )
 
 #: What a study recorded before a pinned setting existed had that setting's old value.
-LEGACY_VALUES = {"proxy_recipe": "standard"}
+LEGACY_VALUES = {"proxy_recipe": DEFAULT_PROXY_RECIPE}
 
 
 def recorded_settings(settings: SearchSettings) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.files import read_toml
+from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
 from nas.units import human, parse_count
 
 #: What the second objective can be; accuracy is always the first.
@@ -46,7 +47,7 @@ class SearchSettings:
     proxy_val: int | None = 2000
     proxy_batch_size: int | None = None
     proxy_lr: float = 0.8
-    proxy_recipe: str = "standard"
+    proxy_recipe: str = DEFAULT_PROXY_RECIPE
     val_fraction: float = 0.1
     storage: str | None = None
     study: str | None = None
@@ -74,8 +75,6 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and value < 2:
                 problems.append(f"--{name.replace('_', '-')} must be at least 2")
-        from nas.training.recipe import PROXY_RECIPES
-
         if self.proxy_recipe not in PROXY_RECIPES:
             problems.append(
                 f"unknown proxy recipe {self.proxy_recipe!r}; valid: {', '.join(PROXY_RECIPES)}"

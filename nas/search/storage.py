@@ -142,23 +142,18 @@ def open_storage(
             storage.retry_seconds = retry_seconds
             storage.on_retry = on_retry
             return storage
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
-            if attempt + 1 < SCHEMA_TRIES and _lost_creation_race(exc):
-                time.sleep(0.05 * 2**attempt * (1 + random.random()))
-                continue
-            raise StorageError(
-                f"cannot open the study database {safe_url(url)}: {_cause(exc)}"
-            ) from None
-        except sqlalchemy.exc.OperationalError as exc:
-            if backend == "sqlite" and attempt + 1 < SCHEMA_TRIES and _lost_creation_race(exc):
-                time.sleep(0.05 * 2**attempt * (1 + random.random()))
-                continue
-            raise StorageError(
-                f"cannot reach the study database {safe_url(url)}: {_cause(exc)}"
-            ) from None
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+            unreachable = isinstance(exc, sqlalchemy.exc.OperationalError)
+            # a lost race: a duplicate on any database, or SQLite's lock while another creates
+            may_race = isinstance(
+                exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError
+            ) or (unreachable and backend == "sqlite")
+            if may_race and attempt + 1 < SCHEMA_TRIES and _lost_creation_race(exc):
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                continue
+            verb = "reach" if unreachable else "open"
             raise StorageError(
-                f"cannot open the study database {safe_url(url)}: {_cause(exc)}"
+                f"cannot {verb} the study database {safe_url(url)}: {_cause(exc)}"
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -277,7 +272,7 @@ def _call_with_retry(
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + storage.retry_seconds
-                    if storage.on_retry is not None:
+                    if storage.on_retry is not None and not storage.lost:
                         storage.on_retry(
                             f"lost the study database ({_cause(exc.__cause__ or exc)}); "
                             f"retrying for up to {storage.retry_seconds:g}s"

@@ -105,8 +105,12 @@ class Recipe:
 #: Recipes of the short proxy by name: ``PROXY_RECIPES[name](epochs)``.
 PROXY_RECIPES: Registry[Callable[[int], Recipe]] = Registry("proxy recipe")
 
+#: The proxy recipe searches use unless told otherwise (and that studies recorded before
+#: recipes had names were trained with).
+DEFAULT_PROXY_RECIPE = "standard"
 
-@PROXY_RECIPES.register("standard")
+
+@PROXY_RECIPES.register(DEFAULT_PROXY_RECIPE)
 def _standard_proxy(epochs: int) -> Recipe:
     """Crop (padding 4) and flip, label smoothing 0.1, linear warm-up and decay."""
     return Recipe(epochs=epochs)
@@ -119,7 +123,7 @@ def _fast_proxy(epochs: int) -> Recipe:
     return Recipe(epochs=epochs, label_smoothing=0.2, crop_padding=2, flip_tta=True)
 
 
-def proxy_recipe(epochs: int, name: str = "standard") -> Recipe:
+def proxy_recipe(epochs: int, name: str = DEFAULT_PROXY_RECIPE) -> Recipe:
     """The short proxy's recipe ``name`` (see :data:`PROXY_RECIPES`) for ``epochs``."""
     return PROXY_RECIPES[name](epochs)
 

@@ -134,22 +134,23 @@ _AT_ONCE = (
 )
 
 
+def _popen_at(args: list[str], at: float, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _AT_ONCE, str(at), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def start_together(args: list[str], n: int) -> list[tuple[int, str, str]]:
     """Run ``nas ARGS`` in ``n`` processes released at the same instant; their exit codes
     and outputs."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     at = time.time() + 12
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _AT_ONCE, str(at), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(n)
-    ]
+    procs = [_popen_at(args, at, env) for _ in range(n)]
     outs = [p.communicate(timeout=240) for p in procs]
     return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs, strict=True)]
 
@@ -178,17 +179,6 @@ def test_three_workers_started_at_once_on_a_new_sqlite_file(
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
 
 
-def _popen_at(args: list[str], at: float, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", _AT_ONCE, str(at), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _training(url: str) -> list[optuna.trial.FrozenTrial]:
     try:
         study = optuna.load_study(study_name="mw", storage=url)
@@ -197,6 +187,13 @@ def _training(url: str) -> list[optuna.trial.FrozenTrial]:
     return [
         t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("training")
     ]
+
+
+def wait_for_training(url: str, deadline: float) -> None:
+    """Wait until some worker of study ``mw`` is training a trial."""
+    while not _training(url):
+        assert time.time() < deadline, "no worker started training in time"
+        time.sleep(0.2)
 
 
 @pytest.mark.postgres
@@ -215,9 +212,7 @@ def test_chaos_start_together_kill_restart_the_server_and_a_late_worker(
     procs = [_popen_at(args, at, env) for _ in range(4)]
     try:
         deadline = time.time() + 90
-        while not _training(url):
-            assert time.time() < deadline, "no worker started training in time"
-            time.sleep(0.2)
+        wait_for_training(url, deadline)
         postgres.restart(down_for=2.0)  # every worker loses its connections mid-trial
         victim = None
         while victim is None:
@@ -258,10 +253,7 @@ def test_a_database_gone_for_longer_than_db_retry_is_one_line(
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "NAS_SLOW_EPOCH": "1.0"}
     proc = _popen_at(args, 0.0, env)
     try:
-        deadline = time.time() + 90
-        while not _training(url):
-            assert time.time() < deadline, "the worker did not start training in time"
-            time.sleep(0.2)
+        wait_for_training(url, time.time() + 90)
         postgres.restart(down_for=12.0)
         _, err = proc.communicate(timeout=90)
     finally:
