@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError
+from nas.registry import Registry
 
 #: Where attention goes: inside every residual block before the skip addition (CBAM paper,
 #: seed 001), after every block, after every stage ("between feature extractors", seed 003),
@@ -31,13 +32,42 @@ SHORTCUTS = ("conv", "pad")
 MASK_LEARNING = ("arl", "nal")
 #: Output channels of a bottleneck block are ``expansion`` times its inner width.
 BOTTLENECK_EXPANSION = 4
+#: The attention types and the knobs (:class:`AttentionConfig` fields) each one takes. The
+#: config layer declares them; every module of :mod:`nas.models.attention` registers under
+#: one of these names with exactly these keyword-only arguments, which the registry checks
+#: when it registers, so configs are validated without importing the models.
+ATTENTION_KNOBS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "se": ("reduction", "min_hidden"),
+    "channel": ("reduction", "min_hidden"),
+    "spatial": ("kernel_size",),
+    "cbam": ("reduction", "min_hidden", "kernel_size"),
+    "hierarchical": ("reduction", "min_hidden"),
+    "residual_attn": ("mask_depth", "mask_learning"),
+    "self_attn": ("reduction", "min_hidden", "scale"),
+    "mhsa": ("heads",),
+}
+
+
+def attention_knobs(name: str) -> tuple[str, ...]:
+    """The :class:`AttentionConfig` knobs that attention type ``name`` takes.
+
+    Raises:
+        ConfigError: for an unknown attention type, listing the valid ones.
+    """
+    try:
+        return ATTENTION_KNOBS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown attention type {name!r}; valid: {', '.join(ATTENTION_KNOBS)}"
+        ) from None
 
 
 @dataclass(frozen=True)
 class AttentionConfig:
     """Which attention module, where it goes, how it joins, and its knobs.
 
-    Only the knobs the chosen module takes are used (see ``nas.models.attention.knobs_of``);
+    Only the knobs the chosen module takes are used (see :data:`ATTENTION_KNOBS`);
     the others keep their defaults so that equal architectures compare equal.
 
     Attributes:
@@ -222,11 +252,9 @@ def canonical_attention(attn: AttentionConfig) -> AttentionConfig:
     So two configs that build the same network compare (and hash, and export) equal: knobs
     the module does not take, placement and join of ``none``, and repeats of one per stage.
     """
-    from nas.models.attention import knobs_of
-
     if attn.type == "none":
         return AttentionConfig()
-    used = {"type", "placement", "join", *knobs_of(attn.type)}
+    used = {"type", "placement", "join", *attention_knobs(attn.type)}
     defaults = AttentionConfig()
     changes: dict[str, Any] = {
         f.name: getattr(defaults, f.name)
@@ -303,8 +331,6 @@ def validate(cfg: ArchConfig) -> None:
     Raises:
         ConfigError: naming the first problem found.
     """
-    from nas.models.attention import ATTENTION
-
     if not cfg.stages:
         raise ConfigError("an architecture needs at least one stage")
     _one_of(cfg.block, BLOCKS, "block type")
@@ -337,8 +363,7 @@ def validate(cfg: ArchConfig) -> None:
             )
         prev = stage.width
     attn = cfg.attention
-    if attn.type not in ATTENTION:
-        raise ConfigError(f"unknown attention type {attn.type!r}; valid: {', '.join(ATTENTION)}")
+    attention_knobs(attn.type)  # a known type
     _one_of(attn.placement, PLACEMENTS, "placement")
     _one_of(attn.join, JOINS, "join")
     _one_of(attn.mask_learning, MASK_LEARNING, "mask learning")
@@ -356,10 +381,49 @@ def validate(cfg: ArchConfig) -> None:
                 f"got {list(attn.repeats)}"
             )
     if attn.type == "mhsa":
-        from nas.models.plan import stage_slots
-
         for i, (stage, slots) in enumerate(zip(cfg.stages, stage_slots(cfg), strict=True), start=1):
             if slots.any and stage.width < attn.heads:
                 raise ConfigError(
                     f"stage {i} width {stage.width} cannot hold {attn.heads} attention heads"
                 )
+
+
+# --------------------------------------------------------------------------- placement
+@dataclass(frozen=True)
+class Slots:
+    """Where attention modules go within one stage.
+
+    Attributes:
+        in_block: inside every block, before the skip addition.
+        after_block: one module after every block.
+        after_stage: number of modules after the stage's last block.
+    """
+
+    in_block: bool = False
+    after_block: bool = False
+    after_stage: int = 0
+
+    @property
+    def any(self) -> bool:
+        """Whether this stage holds any attention module."""
+        return self.in_block or self.after_block or self.after_stage > 0
+
+
+PlacementRule = Callable[[AttentionConfig, int, int], Slots]
+#: Placement name -> rule(attention, stage index, number of stages) -> :class:`Slots`.
+PLACEMENT_RULES: Registry[PlacementRule] = Registry("placement")
+PLACEMENT_RULES.add("in_block", lambda a, i, n: Slots(in_block=True))
+PLACEMENT_RULES.add("after_block", lambda a, i, n: Slots(after_block=True))
+PLACEMENT_RULES.add(
+    "after_stage", lambda a, i, n: Slots(after_stage=a.repeats[i] if a.repeats else 1)
+)
+PLACEMENT_RULES.add("after_last_stage", lambda a, i, n: Slots(after_stage=int(i == n - 1)))
+
+
+def stage_slots(cfg: ArchConfig) -> list[Slots]:
+    """The attention slots of every stage of ``cfg`` (all empty for ``none``)."""
+    n = len(cfg.stages)
+    if cfg.attention.type == "none":
+        return [Slots() for _ in range(n)]
+    rule = PLACEMENT_RULES[cfg.attention.placement]
+    return [rule(cfg.attention, i, n) for i in range(n)]

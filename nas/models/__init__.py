@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from nas.models.attention import ATTENTION, knobs_of, make_attention
+from nas.config import PLACEMENT_RULES, stage_slots
+from nas.models.attention import ATTENTION, make_attention
 from nas.models.blocks import BLOCKS
 from nas.models.joins import JOINS
 from nas.models.network import Network, build_model
-from nas.models.plan import PLACEMENT_RULES, plan, stage_slots
+from nas.models.plan import plan
 
 __all__ = [
     "ATTENTION",
@@ -22,7 +23,6 @@ __all__ = [
     "PLACEMENT_RULES",
     "Network",
     "build_model",
-    "knobs_of",
     "make_attention",
     "plan",
     "stage_slots",

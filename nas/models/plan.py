@@ -9,17 +9,15 @@ result per spec, so two candidates that share a unit share its count.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Union
 
 from torch import nn
 
-from nas.config import ArchConfig, AttentionConfig
+from nas.config import ArchConfig, AttentionConfig, stage_slots
 from nas.models.blocks import BLOCKS, conv_bn
 from nas.models.heads import Head
 from nas.models.joins import make_joined_attention
-from nas.registry import Registry
 
 Shape = tuple[int, int, int]  # (channels, height, width)
 
@@ -131,46 +129,6 @@ class Unit:
     stage: int | None
     spec: UnitSpec
     in_shape: Shape
-
-
-@dataclass(frozen=True)
-class Slots:
-    """Where attention modules go within one stage.
-
-    Attributes:
-        in_block: inside every block, before the skip addition.
-        after_block: one module after every block.
-        after_stage: number of modules after the stage's last block.
-    """
-
-    in_block: bool = False
-    after_block: bool = False
-    after_stage: int = 0
-
-    @property
-    def any(self) -> bool:
-        """Whether this stage holds any attention module."""
-        return self.in_block or self.after_block or self.after_stage > 0
-
-
-PlacementRule = Callable[[AttentionConfig, int, int], Slots]
-#: Placement name -> rule(attention, stage index, number of stages) -> :class:`Slots`.
-PLACEMENT_RULES: Registry[PlacementRule] = Registry("placement")
-PLACEMENT_RULES.add("in_block", lambda a, i, n: Slots(in_block=True))
-PLACEMENT_RULES.add("after_block", lambda a, i, n: Slots(after_block=True))
-PLACEMENT_RULES.add(
-    "after_stage", lambda a, i, n: Slots(after_stage=a.repeats[i] if a.repeats else 1)
-)
-PLACEMENT_RULES.add("after_last_stage", lambda a, i, n: Slots(after_stage=int(i == n - 1)))
-
-
-def stage_slots(cfg: ArchConfig) -> list[Slots]:
-    """The attention slots of every stage of ``cfg`` (all empty for ``none``)."""
-    n = len(cfg.stages)
-    if cfg.attention.type == "none":
-        return [Slots() for _ in range(n)]
-    rule = PLACEMENT_RULES[cfg.attention.placement]
-    return [rule(cfg.attention, i, n) for i in range(n)]
 
 
 def plan(cfg: ArchConfig) -> list[Unit]:

@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 
 from nas.config import (
+    ATTENTION_KNOBS,
     BLOCKS,
     BOTTLENECK_EXPANSION,
     JOINS,
@@ -36,6 +37,7 @@ from nas.config import (
     ArchConfig,
     AttentionConfig,
     StageConfig,
+    attention_knobs,
 )
 from nas.errors import SpaceError
 from nas.files import read_toml
@@ -57,20 +59,13 @@ def _integer(minimum: int) -> Check:
     return check
 
 
-def _one_of(options: tuple[str, ...] | Callable[[], list[str]], what: str) -> Check:
+def _one_of(valid: tuple[str, ...], what: str) -> Check:
     def check(v: Any) -> str | None:
-        valid = list(options) if isinstance(options, tuple) else options()
         if v in valid:
             return None
         return f"unknown {what} {v!r}; valid: {', '.join(valid)}"
 
     return check
-
-
-def _attention_names() -> list[str]:
-    from nas.models.attention import ATTENTION
-
-    return ATTENTION.names()
 
 
 def _odd_kernel(allow_zero: bool) -> Check:
@@ -124,7 +119,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "stride": _stride,
     },
     "attention": {
-        "type": _one_of(_attention_names, "attention type"),
+        "type": _one_of(tuple(ATTENTION_KNOBS), "attention type"),
         "placement": _one_of(PLACEMENTS, "placement"),
         "join": _one_of(JOINS, "join"),
         "reduction": _integer(1),
@@ -243,15 +238,13 @@ class SearchSpace:
         )
 
     def _suggest_attention(self, trial: optuna.trial.BaseTrial, n_stages: int) -> AttentionConfig:
-        from nas.models.attention import knobs_of
-
         a = self.attention
         kind = a["type"].suggest(trial, "attention")
         if kind == "none":
             return AttentionConfig()
         placement = a["placement"].suggest(trial, "placement")
         join = a["join"].suggest(trial, "join")
-        knobs = {k: a[k].suggest(trial, k) for k in knobs_of(kind)}
+        knobs = {k: a[k].suggest(trial, k) for k in attention_knobs(kind)}
         repeats: tuple[int, ...] = ()
         if placement == "after_stage":
             repeats = tuple(
@@ -266,8 +259,6 @@ class SearchSpace:
         Raises:
             SpaceError: naming every field of ``cfg`` that lies outside this space.
         """
-        from nas.models.attention import knobs_of
-
         params: dict[str, Any] = {}
         problems: list[str] = []
 
@@ -298,7 +289,7 @@ class SearchSpace:
         if attn.type != "none":
             put(self.attention["placement"], "placement", attn.placement)
             put(self.attention["join"], "join", attn.join)
-            for knob in knobs_of(attn.type):
+            for knob in attention_knobs(attn.type):
                 put(self.attention[knob], knob, getattr(attn, knob))
             if attn.placement == "after_stage":
                 repeats = attn.repeats or (1,) * len(cfg.stages)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from fvcore.nn import parameter_count
 
-from nas.config import PLACEMENTS, AttentionConfig
+from nas.config import ATTENTION_KNOBS, PLACEMENTS, AttentionConfig, attention_knobs
 from nas.models import ATTENTION, JOINS, build_model, make_attention
-from nas.models.attention import knobs_of
+from nas.models.attention import signature_knobs
 from tests.conftest import small_config
 
 ATTENTIONS = ATTENTION.names()
@@ -50,7 +50,7 @@ def test_modules_keep_the_feature_shape(kind: str) -> None:
 @pytest.mark.parametrize("kind", [k for k in ATTENTIONS if k != "none"])
 def test_knobs_are_attention_config_fields(kind: str) -> None:
     fields = set(AttentionConfig.__dataclass_fields__)
-    assert set(knobs_of(kind)) <= fields
+    assert set(attention_knobs(kind)) <= fields
 
 
 def test_weighted_join_starts_as_identity() -> None:
@@ -103,3 +103,37 @@ def test_registry_refuses_duplicates_and_lists_valid_names() -> None:
         ATTENTION.add("se", object)  # type: ignore[arg-type]
     with pytest.raises(NasError, match="valid: none, "):
         ATTENTION["squeeze"]
+
+
+def test_every_declared_attention_type_is_registered_with_its_knobs() -> None:
+    assert ATTENTION.names() == list(ATTENTION_KNOBS)
+    for name in ATTENTION_KNOBS:
+        assert set(signature_knobs(ATTENTION[name])) == set(ATTENTION_KNOBS[name])
+
+
+def test_registering_undeclared_type_or_other_knobs_fails() -> None:
+    class Odd(torch.nn.Module):
+        def __init__(self, channels: int, *, reduction: int = 16) -> None:
+            super().__init__()
+
+    with pytest.raises(KeyError, match="not declared"):
+        ATTENTION.add("odd", Odd)
+    with pytest.raises(KeyError, match="declares"):
+        ATTENTION.add("mhsa", Odd)  # mhsa takes heads, not reduction
+    assert "odd" not in ATTENTION
+
+
+def test_config_layer_imports_no_model_code() -> None:
+    """Configs are the lowest layer: validating one imports neither the models nor torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from nas.config import ArchConfig, AttentionConfig, StageConfig\n"
+        "ArchConfig(stages=(StageConfig(8, 1),), attention=AttentionConfig(type='mhsa', "
+        "heads=2, placement='after_stage'))\n"
+        "bad = [m for m in sys.modules if m.startswith(('nas.models', 'torch'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,8 @@
 """Attention modules, one registry: ``ATTENTION[name](channels, **knobs)``.
 
-Registering a module here is all it takes for the builder, the search space and the
-parametrized tests to pick it up.
+A new module is declared with its knobs in :data:`nas.config.ATTENTION_KNOBS` and registered
+here; that is all it takes for the builder, the search space and the parametrized tests to
+pick it up.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from nas.models.attention._registry import (
     ATTENTION,
     NoAttention,
     hidden_units,
-    knobs_of,
     make_attention,
+    signature_knobs,
 )
 
 __all__ = [
@@ -21,8 +22,8 @@ __all__ = [
     "gates",
     "hidden_units",
     "hierarchical",
-    "knobs_of",
     "make_attention",
     "residual",
     "self_attention",
+    "signature_knobs",
 ]
