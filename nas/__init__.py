@@ -7,15 +7,22 @@ Public API::
     model = nas.build_model(cfg)               # or build_model(cfg.to_dict())
     counts = nas.count(cfg)                    # fvcore params and FLOPs, with a breakdown
     cfg = nas.ArchConfig.from_file("best.json")  # a config or a `nas export` file
+
+The names are imported on first use, so ``import nas`` (and ``nas --help``) costs no torch.
 """
 
 from __future__ import annotations
 
-from nas.config import ArchConfig, AttentionConfig, StageConfig
-from nas.counting import Counts, count
-from nas.errors import NasError
-from nas.models import ATTENTION, build_model
-from nas.presets import preset
+from typing import TYPE_CHECKING
+
+from nas._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nas.config import ArchConfig, AttentionConfig, StageConfig
+    from nas.counting import Counts, count
+    from nas.errors import NasError
+    from nas.models import ATTENTION, build_model
+    from nas.presets import preset
 
 __version__ = "0.1.0"
 
@@ -31,3 +38,18 @@ __all__ = [
     "count",
     "preset",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "ATTENTION": "nas.models",
+        "ArchConfig": "nas.config",
+        "AttentionConfig": "nas.config",
+        "Counts": "nas.counting",
+        "NasError": "nas.errors",
+        "StageConfig": "nas.config",
+        "build_model": "nas.models",
+        "count": "nas.counting",
+        "preset": "nas.presets",
+    },
+)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
-from nas.cli.main import COMMANDS, Command
+from nas.cli.main import COMMANDS, Command, argtype
 from nas.cli.output import console, err_console, fmt_int, print_json, table
-from nas.config import ArchConfig
-from nas.counting import Counts, count
 from nas.errors import NasError
-from nas.presets import PRESETS, preset
-from nas.sampling import SampleReport, sample
-from nas.space import load_space
 from nas.units import human, parse_count
+
+if TYPE_CHECKING:
+    from nas.config import ArchConfig
+    from nas.counting import Counts
+    from nas.sampling import SampleReport
 
 DEFAULT_SPACE_PATH = "search_spaces/attention_resnet.toml"
 
@@ -29,12 +28,8 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-classes", type=int, default=10, metavar="K", help="classes (10)")
 
 
-def limit_arg(text: str) -> int:
-    """argparse type for --param-limit: 5M, 4.5e6, 500k, 5000000."""
-    try:
-        return parse_count(text, "parameter limit")
-    except NasError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+#: argparse type for --param-limit: 5M, 4.5e6, 500k, 5000000.
+limit_arg = argtype(lambda text: parse_count(text, "parameter limit"), "limit")
 
 
 # ------------------------------------------------------------------------- presets
@@ -43,6 +38,9 @@ def _presets_args(p: argparse.ArgumentParser) -> None:
 
 
 def _presets_run(args: argparse.Namespace) -> int:
+    from nas.counting import count
+    from nas.presets import PRESETS, preset
+
     rows = []
     data = []
     for name, pre in PRESETS.items():
@@ -109,6 +107,9 @@ def _count_args(p: argparse.ArgumentParser) -> None:
 
 def load_arch(args: argparse.Namespace) -> tuple[str, ArchConfig]:
     """The architecture named by --preset or --config."""
+    from nas.config import ArchConfig
+    from nas.presets import preset
+
     if args.config and (args.in_channels, args.input_size, args.num_classes) != (3, 32, 10):
         raise NasError(
             "--in-channels, --input-size and --num-classes apply to --preset; "
@@ -125,6 +126,8 @@ def load_arch(args: argparse.Namespace) -> tuple[str, ArchConfig]:
 
 
 def _count_run(args: argparse.Namespace) -> int:
+    from nas.counting import count
+
     name, cfg = load_arch(args)
     start = time.perf_counter()
     c = count(cfg)
@@ -245,6 +248,11 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sample_run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from nas.sampling import sample
+    from nas.space import load_space
+
     if args.n < 1:
         raise NasError(f"-n must be at least 1, got {args.n}")
     space = load_space(args.space)

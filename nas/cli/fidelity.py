@@ -11,11 +11,12 @@ from typing import Any
 
 from rich.markup import escape
 
-from nas.cli.main import COMMANDS, Command
+from nas.cli.arch import limit_arg
+from nas.cli.main import COMMANDS, Command, argtype
 from nas.cli.output import console, print_json, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
 from nas.errors import NasError
-from nas.units import parse_count
+from nas.fidelity.ladder import Rung, parse_ladder
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -26,10 +27,13 @@ def _args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="search space the panel is drawn from (default search_spaces/small_cifar.toml)",
     )
-    g.add_argument("--param-limit", default="5M", metavar="N", help="panel limit (5M)")
+    g.add_argument(
+        "--param-limit", type=limit_arg, default="5M", metavar="N", help="panel limit (5M)"
+    )
     g.add_argument("--panel", type=int, default=12, metavar="N", help="candidates (12)")
     g.add_argument(
         "--ladder",
+        type=argtype(parse_ladder, "ladder"),
         default="1x2000,3x5000,5x10000",
         metavar="RUNGS",
         help="proxy fidelities to rank, EPOCHSxIMAGES[:RECIPE], comma-separated "
@@ -38,6 +42,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--reference",
+        type=argtype(Rung.parse, "rung"),
         default="30xall",
         metavar="RUNG",
         help="the fidelity every rung is compared with (30xall: 30 epochs on every "
@@ -189,16 +194,16 @@ def _start_helpers(k: int, device_type: str, command: list[str]) -> list[subproc
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nas.fidelity.panel import FidelityRun, FidelitySettings, Rung, parse_ladder
+    from nas.fidelity.panel import FidelityRun, FidelitySettings
 
     settings = FidelitySettings(
         space=args.space,
         dataset=args.dataset or "cifar10",
         data_dir=args.data_dir,
-        param_limit=parse_count(args.param_limit, "parameter limit"),
+        param_limit=args.param_limit,
         panel=args.panel,
-        ladder=parse_ladder(args.ladder),
-        reference=Rung.parse(args.reference),
+        ladder=args.ladder,
+        reference=args.reference,
         val=args.val,
         proxy_lr=args.proxy_lr,
         seed=args.seed,

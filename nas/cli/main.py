@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from nas.errors import NasError
 from nas.registry import Registry
@@ -27,6 +27,23 @@ class Command:
 
 
 COMMANDS: Registry[Command] = Registry("command")
+
+T = TypeVar("T")
+
+
+def argtype(parse: Callable[[str], T], name: str) -> Callable[[str], T]:
+    """An argparse ``type`` from a parser that raises :class:`NasError`, so a malformed value
+    is an argument error (one line, exit 2) found before anything heavy is imported."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except NasError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name  # argparse names the type in "invalid <name> value" messages
+    return convert
+
 
 DESCRIPTION = """\
 Neural architecture search for attention-augmented ResNets under a hard parameter budget.
@@ -102,12 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that respawn
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our monitors report trial events
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    import optuna  # after parsing: --help and argument errors never import it (or torch)
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our monitors report trial events
     try:
         return int(args.run(args))
     except NasError as exc:

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import argparse
 import signal
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from nas.cli.arch import limit_arg
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, fmt_int, table
-from nas.data import DATASETS
-from nas.search.events import LiveMonitor, LogMonitor, SearchMonitor
-from nas.search.runner import SearchOutcome, run_search
-from nas.search.samplers import SAMPLERS
+from nas.data.catalog import DATASETS
 from nas.search.settings import (
     EARLY_STOPPING,
     OBJECTIVE_SETS,
+    SAMPLERS,
     SearchSettings,
     load_study_file,
     merge,
 )
-from nas.search.stats import accuracy_of, fidelity_text, proxy_fidelity, second_objective
 from nas.training.recipe import PROXY_RECIPES
 from nas.units import human
+
+if TYPE_CHECKING:
+    from nas.search.runner import SearchOutcome
 
 DEFAULTS = SearchSettings()
 
@@ -194,8 +192,10 @@ def _args(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="K",
         default=None,
-        help="local worker processes sharing the study, one per GPU round-robin (default 1); "
-        "for many machines, run nas search on each with one --storage postgresql+psycopg:// URL",
+        help="local worker processes sharing the study (default 1), spread over the GPUs "
+        "round-robin: each gets CUDA_VISIBLE_DEVICES set to its one GPU (taken from yours if "
+        "set), so K above the GPU count puts several on one GPU; for many machines, run nas "
+        "search on each with one --storage postgresql+psycopg:// URL",
     )
     g.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     g.add_argument(
@@ -307,6 +307,11 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nas.search.events import LiveMonitor, LogMonitor, SearchMonitor
+    from nas.search.runner import run_search
+
     settings = settings_from_args(args)
     signal.signal(signal.SIGTERM, raise_interrupt)
     if settings.workers > 1:
@@ -331,6 +336,9 @@ def raise_interrupt(signum: int, frame: object) -> None:
 
 def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     """End-of-search summary: totals, rejection rates, the Pareto front."""
+    from nas.config import ArchConfig
+    from nas.search.stats import accuracy_of, fidelity_text, proxy_fidelity, second_objective
+
     s = outcome.stats
     second = second_objective(outcome.study)
     console.print(
@@ -350,8 +358,6 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         rows = []
         for t in s.pareto:
             arch = t.user_attrs.get("arch", {})
-            from nas.config import ArchConfig
-
             summary = ArchConfig.from_dict(arch).summary() if arch else "?"
             rows.append(
                 [

@@ -8,29 +8,18 @@ import os
 import signal
 import socketserver
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-import optuna
 
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, err_console, fmt_int, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
-from nas.config import ArchConfig
-from nas.data import load_dataset
 from nas.errors import NasError, StorageError
-from nas.search.stats import accuracy_of
-from nas.search.storage import (
-    STUDIES_DIR,
-    default_storage_path,
-    load_study,
-    open_storage,
-    safe_url,
-    sqlite_url,
-)
-from nas.training import EpochResult, full_recipe, resolve_device
 from nas.training.recipe import SCHEDULES
 from nas.units import human
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def check_writable(path: Path) -> None:
@@ -49,6 +38,8 @@ def check_writable(path: Path) -> None:
 
 def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, str]:
     """The study named by --study in --storage (or its default SQLite file)."""
+    from nas.search.storage import default_storage_path, load_study, open_storage, sqlite_url
+
     path = default_storage_path(args.study)
     if not args.storage and not path.exists():
         raise StorageError(f"no study database {path} here; pass --storage URL")
@@ -135,11 +126,17 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
     ):
         if getattr(args, flag):
             changes[field] = off
+    from nas.training.recipe import full_recipe
+
     return full_recipe(args.epochs).replace(**changes)
 
 
 def _train_run(args: argparse.Namespace) -> int:
-    from nas.data import validation_split
+    from nas.config import ArchConfig
+    from nas.data import load_dataset, validation_split
+    from nas.search.stats import accuracy_of
+    from nas.search.storage import open_storage
+    from nas.training import EpochResult, resolve_device
     from nas.winners import record_fidelity, require_test_split, select_winners, train_winner
 
     if args.top_k is not None and args.top_k < 1:
@@ -303,6 +300,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _export_run(args: argparse.Namespace) -> int:
+    from nas.config import ArchConfig
     from nas.export import (
         choose_best,
         export_document,
@@ -459,9 +457,11 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
 
 
 def _dashboard_run(args: argparse.Namespace) -> int:
+    import optuna
     from optuna_dashboard import wsgi
 
     from nas.dashboard import annotate
+    from nas.search.storage import STUDIES_DIR, open_storage, safe_url, sqlite_url
 
     url = args.storage
     if not url:

@@ -23,8 +23,8 @@ import torch
 from platformdirs import user_cache_dir
 from torch import Tensor
 
+from nas.data.catalog import DATASETS, DatasetSpec, Loader
 from nas.errors import DataError
-from nas.registry import Registry
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CACHE_VERSION = 2
@@ -90,22 +90,6 @@ def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
     mean = total / n
     var = (squares / n - mean.square()).clamp_min(0)
     return (mean / 255).float(), (var.sqrt() / 255).clamp_min(1e-3).float()
-
-
-Loader = Callable[[Path], ImageData]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered data set: how to load it and what to tell the user about it."""
-
-    name: str
-    description: str
-    load: Loader
-    downloads: bool
-
-
-DATASETS: Registry[DatasetSpec] = Registry("data set")
 
 
 def default_data_dir() -> Path:

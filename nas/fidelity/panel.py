@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,61 +30,11 @@ from nas.config import ArchConfig
 from nas.counting import count
 from nas.data import ImageData, validation_split
 from nas.errors import ConfigError, NasError
+from nas.fidelity.ladder import Rung
 from nas.fidelity.ranking import Agreement, agreement
 from nas.space import SearchSpace
 from nas.training.recipe import DEFAULT_PROXY_RECIPE
 from nas.units import human
-
-_RUNG = re.compile(r"^\s*(\d+)\s*x\s*(\d+|all)\s*(?::\s*([A-Za-z0-9_-]+)\s*)?$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, order=True)
-class Rung:
-    """A proxy fidelity: ``epochs`` passes over ``subset`` training images (None: all),
-    trained with the proxy recipe ``recipe`` (see :data:`nas.training.recipe.PROXY_RECIPES`)."""
-
-    epochs: int
-    subset: int | None
-    recipe: str = DEFAULT_PROXY_RECIPE
-
-    @property
-    def label(self) -> str:
-        size = f"{self.epochs}x{self.subset if self.subset is not None else 'all'}"
-        return size if self.recipe == DEFAULT_PROXY_RECIPE else f"{size}:{self.recipe}"
-
-    def images(self, available: int) -> int:
-        """Training images seen, given ``available`` training images."""
-        return self.epochs * min(self.subset or available, available)
-
-    @classmethod
-    def parse(cls, text: str) -> Rung:
-        """``3x5000``, ``30xall`` or, with a proxy recipe, ``3x5000:fast``."""
-        from nas.training.recipe import PROXY_RECIPES
-
-        m = _RUNG.match(text)
-        if not m or int(m.group(1)) < 1 or (m.group(2) != "all" and int(m.group(2)) < 2):
-            raise NasError(
-                f"bad rung {text!r}: write EPOCHSxIMAGES[:RECIPE], e.g. 3x5000, 30xall or "
-                "3x5000:fast"
-            )
-        subset = None if m.group(2).lower() == "all" else int(m.group(2))
-        recipe = m.group(3) or DEFAULT_PROXY_RECIPE
-        if recipe not in PROXY_RECIPES:
-            raise NasError(
-                f"bad rung {text!r}: unknown proxy recipe {recipe!r}; valid: "
-                f"{', '.join(PROXY_RECIPES)}"
-            )
-        return cls(int(m.group(1)), subset, recipe)
-
-
-def parse_ladder(text: str) -> tuple[Rung, ...]:
-    """``1x2000,3x5000,5x10000`` -> its rungs."""
-    rungs = tuple(Rung.parse(part) for part in text.split(",") if part.strip())
-    if not rungs:
-        raise NasError("the ladder needs at least one rung, e.g. --ladder 1x2000,3x5000")
-    if len(set(rungs)) != len(rungs):
-        raise NasError(f"the ladder {text!r} repeats a rung")
-    return rungs
 
 
 @dataclass(frozen=True)
@@ -98,7 +47,7 @@ class FidelitySettings:
     param_limit: int = 5_000_000
     panel: int = 12
     ladder: tuple[Rung, ...] = (Rung(1, 2000), Rung(3, 5000), Rung(5, 10000))
-    reference: Rung = Rung(30, None)
+    reference: Rung = Rung(30, None)  # noqa: RUF009 (a frozen dataclass)
     val: int = 2000
     proxy_lr: float = 0.8
     seed: int = 0

@@ -23,11 +23,10 @@ from optuna.samplers import NSGAIISampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.registry import Registry
+from nas.search.settings import SAMPLERS
 from nas.search.stats import accuracy_of, is_rejected, is_stopped, second_objective
 
 SamplerFactory = Callable[[int, int], optuna.samplers.BaseSampler]
-SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
 
 
 def nsga2_population(trials: int) -> int:

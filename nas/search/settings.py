@@ -13,12 +13,16 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.errors import NasError
 from nas.files import read_toml
+from nas.registry import Registry
 from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
 from nas.units import human, parse_count
+
+if TYPE_CHECKING:
+    from nas.search.samplers import SamplerFactory
 
 #: What the second objective can be; accuracy is always the first.
 OBJECTIVE_SETS = {
@@ -26,6 +30,10 @@ OBJECTIVE_SETS = {
     "accuracy,flops": ("accuracy", "flops"),
     "accuracy": ("accuracy",),
 }
+#: Optuna samplers by name (:mod:`nas.search.samplers` registers them; see ``--sampler``).
+SAMPLERS: Registry[SamplerFactory] = Registry(
+    "sampler", names=("tpe", "nsga2", "random"), home="nas.search.samplers"
+)
 #: Early-stopping rules: multi-objective successive halving, or none.
 EARLY_STOPPING = ("sha", "off")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")

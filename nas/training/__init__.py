@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from nas.training.recipe import Recipe, full_recipe, proxy_recipe
-from nas.training.trainer import (
-    EpochResult,
-    StopTraining,
-    Trainer,
-    TrainingFailed,
-    TrainResult,
-    resolve_device,
-)
+from typing import TYPE_CHECKING
+
+from nas._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nas.training.recipe import Recipe, full_recipe, proxy_recipe
+    from nas.training.trainer import (
+        EpochResult,
+        StopTraining,
+        Trainer,
+        TrainingFailed,
+        TrainResult,
+        resolve_device,
+    )
 
 __all__ = [
     "EpochResult",
@@ -23,3 +28,18 @@ __all__ = [
     "proxy_recipe",
     "resolve_device",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "Recipe": "nas.training.recipe",
+        "full_recipe": "nas.training.recipe",
+        "proxy_recipe": "nas.training.recipe",
+        "EpochResult": "nas.training.trainer",
+        "StopTraining": "nas.training.trainer",
+        "Trainer": "nas.training.trainer",
+        "TrainingFailed": "nas.training.trainer",
+        "TrainResult": "nas.training.trainer",
+        "resolve_device": "nas.training.trainer",
+    },
+)

@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from nas.errors import NasError
-from nas.fidelity.panel import Rung, parse_ladder
+from nas.fidelity.ladder import Rung, parse_ladder
 from tests.conftest import ROOT, make_image_folder, run_nas
 from tests.pgserver import PostgresServer
 

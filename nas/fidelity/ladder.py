@@ -1,0 +1,61 @@
+"""Proxy fidelities as typed data: a rung is ``EPOCHSxIMAGES[:RECIPE]``, a ladder is rungs.
+
+Light (no torch), so ``nas fidelity`` checks its ``--ladder`` before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nas.errors import NasError
+from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
+
+_RUNG = re.compile(r"^\s*(\d+)\s*x\s*(\d+|all)\s*(?::\s*([A-Za-z0-9_-]+)\s*)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, order=True)
+class Rung:
+    """A proxy fidelity: ``epochs`` passes over ``subset`` training images (None: all),
+    trained with the proxy recipe ``recipe`` (see :data:`nas.training.recipe.PROXY_RECIPES`)."""
+
+    epochs: int
+    subset: int | None
+    recipe: str = DEFAULT_PROXY_RECIPE
+
+    @property
+    def label(self) -> str:
+        size = f"{self.epochs}x{self.subset if self.subset is not None else 'all'}"
+        return size if self.recipe == DEFAULT_PROXY_RECIPE else f"{size}:{self.recipe}"
+
+    def images(self, available: int) -> int:
+        """Training images seen, given ``available`` training images."""
+        return self.epochs * min(self.subset or available, available)
+
+    @classmethod
+    def parse(cls, text: str) -> Rung:
+        """``3x5000``, ``30xall`` or, with a proxy recipe, ``3x5000:fast``."""
+        m = _RUNG.match(text)
+        if not m or int(m.group(1)) < 1 or (m.group(2) != "all" and int(m.group(2)) < 2):
+            raise NasError(
+                f"bad rung {text!r}: write EPOCHSxIMAGES[:RECIPE], e.g. 3x5000, 30xall or "
+                "3x5000:fast"
+            )
+        subset = None if m.group(2).lower() == "all" else int(m.group(2))
+        recipe = m.group(3) or DEFAULT_PROXY_RECIPE
+        if recipe not in PROXY_RECIPES:
+            raise NasError(
+                f"bad rung {text!r}: unknown proxy recipe {recipe!r}; valid: "
+                f"{', '.join(PROXY_RECIPES)}"
+            )
+        return cls(int(m.group(1)), subset, recipe)
+
+
+def parse_ladder(text: str) -> tuple[Rung, ...]:
+    """``1x2000,3x5000,5x10000`` -> its rungs."""
+    rungs = tuple(Rung.parse(part) for part in text.split(",") if part.strip())
+    if not rungs:
+        raise NasError("the ladder needs at least one rung, e.g. --ladder 1x2000,3x5000")
+    if len(set(rungs)) != len(rungs):
+        raise NasError(f"the ladder {text!r} repeats a rung")
+    return rungs
