@@ -47,6 +47,7 @@ class SampleReport:
     space: str
     limit: int | None
     seed: int
+    flops_limit: int | None
     candidates: list[Candidate]
     params_seconds: float
     flops_seconds: float
@@ -58,15 +59,29 @@ class SampleReport:
         n = len(self.candidates)
         return sum(not c.feasible for c in self.candidates) / n if n else 0.0
 
+    @property
+    def rejected_by(self) -> dict[str, int]:
+        """How many candidates each limit rejected (``cannot build``: invalid points)."""
+        reasons = Counter(
+            "cannot build"
+            if c.reason.startswith("cannot build")
+            else ("FLOPs" if "FLOPs >" in c.reason else "params")
+            for c in self.candidates
+            if c.reason
+        )
+        return {k: reasons[k] for k in ("params", "FLOPs", "cannot build")}
+
     def to_dict(self) -> dict[str, Any]:
         feasible = [c for c in self.candidates if c.feasible]
         return {
             "space": self.space,
             "param_limit": self.limit,
+            "flops_limit": self.flops_limit,
             "seed": self.seed,
             "n": len(self.candidates),
             "feasible": len(feasible),
             "rejection_rate": self.rejection_rate,
+            "rejected_by": self.rejected_by,
             "params": distribution([c.params for c in self.candidates if c.params is not None]),
             "flops": distribution([c.flops for c in self.candidates if c.flops is not None]),
             "feasible_params": distribution([c.params for c in feasible if c.params is not None]),
@@ -116,6 +131,7 @@ def sample(
     *,
     seed: int = 0,
     limit: int | None = None,
+    flops_limit: int | None = None,
     in_channels: int = 3,
     input_size: int = 32,
     num_classes: int = 10,
@@ -131,19 +147,19 @@ def sample(
         n: number of candidates.
         seed: seed of Optuna's ``RandomSampler``.
         limit: parameter limit; candidates above it are infeasible.
+        flops_limit: FLOPs limit; candidates within ``limit`` but above it are infeasible
+            (needs ``flops``).
         flops: count FLOPs of the feasible candidates too (fvcore traces, spread over
             ``workers`` processes); rejected ones keep ``flops=None``, as in a search.
         all_flops: count FLOPs of the rejected candidates as well.
         workers: processes for FLOP counting (default: all cores; 1 = in this process).
         progress: called as ``progress(phase, done, total)``.
     """
+    if flops_limit is not None and not flops:
+        raise ConfigError("a FLOPs limit needs FLOP counts: drop --no-flops")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     candidates: list[Candidate] = []
-    by_attention: Counter[str] = Counter()
-    by_attention_ok: Counter[str] = Counter()
-    by_placement: Counter[str] = Counter()
-    by_placement_ok: Counter[str] = Counter()
     start = time.perf_counter()
     for i in range(n):
         trial = study.ask()
@@ -158,13 +174,6 @@ def sample(
         feasible = limit is None or params <= limit
         reason = None if feasible else f"{human(params)} params > limit {human(limit or 0)}"
         candidates.append(Candidate(arch, params, None, feasible, reason))
-        kind = arch.attention.type
-        place = "-" if kind == "none" else arch.attention.placement
-        by_attention[kind] += 1
-        by_placement[place] += 1
-        if feasible:
-            by_attention_ok[kind] += 1
-            by_placement_ok[place] += 1
         if progress:
             progress("params", i + 1, n)
     params_seconds = time.perf_counter() - start
@@ -187,9 +196,29 @@ def sample(
                 if progress:
                     progress("flops", done, len(todo))
     flops_seconds = time.perf_counter() - start
+    if flops_limit is not None:
+        for c in candidates:
+            if c.feasible and c.flops is not None and c.flops > flops_limit:
+                c.feasible = False
+                c.reason = f"{human(c.flops)} FLOPs > limit {human(flops_limit)}"
+    by_attention: Counter[str] = Counter()
+    by_attention_ok: Counter[str] = Counter()
+    by_placement: Counter[str] = Counter()
+    by_placement_ok: Counter[str] = Counter()
+    for c in candidates:
+        if c.arch is None:
+            continue
+        kind = c.arch.attention.type
+        place = "-" if kind == "none" else c.arch.attention.placement
+        by_attention[kind] += 1
+        by_placement[place] += 1
+        if c.feasible:
+            by_attention_ok[kind] += 1
+            by_placement_ok[place] += 1
     return SampleReport(
         space=space.name,
         limit=limit,
+        flops_limit=flops_limit,
         seed=seed,
         candidates=candidates,
         params_seconds=params_seconds,

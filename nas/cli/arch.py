@@ -30,6 +30,8 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
 
 #: argparse type for --param-limit: 5M, 4.5e6, 500k, 5000000.
 limit_arg = argtype(lambda text: parse_count(text, "parameter limit"), "limit")
+#: argparse type for --flops-limit: 500M, 2G, 1.5e9.
+flops_arg = argtype(lambda text: parse_count(text, "FLOPs limit"), "limit")
 
 
 # ------------------------------------------------------------------------- presets
@@ -224,6 +226,13 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
         help="parameter limit such as 5M, 4.5e6, 500k; candidates above it are rejected",
     )
     p.add_argument(
+        "--flops-limit",
+        type=flops_arg,
+        metavar="LIMIT",
+        help="FLOPs limit such as 500M or 2G; candidates within the parameter limit but "
+        "above it are rejected, as in a search",
+    )
+    p.add_argument(
         "--no-flops", action="store_true", help="count parameters only (milliseconds per candidate)"
     )
     p.add_argument(
@@ -277,6 +286,7 @@ def _sample_run(args: argparse.Namespace) -> int:
             args.n,
             seed=args.seed,
             limit=args.param_limit,
+            flops_limit=args.flops_limit,
             in_channels=args.in_channels,
             input_size=args.input_size,
             num_classes=args.num_classes,
@@ -296,10 +306,14 @@ def print_sample(report: SampleReport) -> None:
     """The human summary of a dry run."""
     d = report.to_dict()
     n = d["n"]
-    limit = f"limit {human(report.limit)}" if report.limit else "no limit"
+    limits = [f"params {human(report.limit)}" if report.limit else "no parameter limit"]
+    if report.flops_limit:
+        limits.append(f"FLOPs {human(report.flops_limit)}")
+    by = ", ".join(f"{k} {v}" for k, v in report.rejected_by.items() if v)
     console.print(
-        f"[bold]{report.space}[/]: {n} candidates (seed {report.seed}, {limit}): "
-        f"{d['feasible']} fit, rejection rate {100 * report.rejection_rate:.1f}%"
+        f"[bold]{report.space}[/]: {n} candidates (seed {report.seed}, limits: "
+        f"{', '.join(limits)}): {d['feasible']} fit, rejection rate "
+        f"{100 * report.rejection_rate:.1f}%" + (f" (rejected by {by})" if by else "")
     )
     rows: list[list[object]] = []
     for label, key, fmt in (
@@ -343,6 +357,7 @@ COMMANDS.add(
         examples=(
             "  nas sample --space search_spaces/attention_resnet.toml -n 300 --param-limit 5M\n"
             "  nas sample -n 1000 --param-limit 2M --no-flops      # budget check only, fastest\n"
+            "  nas sample -n 300 --param-limit 5M --flops-limit 500M   # both budgets\n"
             "  nas sample --space search_spaces/small_cifar.toml -n 50 --json > sample.json\n"
         ),
         add_arguments=_sample_args,

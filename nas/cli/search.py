@@ -6,7 +6,7 @@ import argparse
 import signal
 from typing import TYPE_CHECKING, Any
 
-from nas.cli.arch import limit_arg
+from nas.cli.arch import flops_arg, limit_arg
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, fmt_int, table
 from nas.data.catalog import DATASETS
@@ -107,6 +107,15 @@ def _args(p: argparse.ArgumentParser) -> None:
         metavar="LIMIT",
         default=None,
         help="hard parameter limit: 5M, 4.5e6, 500k ... (default 5M)",
+    )
+    g.add_argument(
+        "--flops-limit",
+        type=flops_arg,
+        metavar="LIMIT",
+        default=None,
+        help="hard FLOPs limit per image (1 multiply-add = 1 flop): 500M, 2G ... (default "
+        "none); over it a candidate is rejected before training, like the parameter limit, "
+        "and the sampler learns it",
     )
     g.add_argument(
         "--trials",
@@ -271,6 +280,7 @@ CLI_FIELDS = (
     "dataset",
     "data_dir",
     "param_limit",
+    "flops_limit",
     "trials",
     "objectives",
     "sampler",
@@ -414,6 +424,7 @@ COMMANDS.add(
             "      --study demo --seed 0 --device cpu\n"
             "  nas search studies/cifar10_5m.toml --trials 100      # settings from a file\n"
             "  nas search --objectives accuracy,flops --sampler nsga2 --enqueue-presets\n"
+            "  nas search --param-limit 5M --flops-limit 500M   # a budget for both\n"
             "  nas search --dataset fake --trials 2 --proxy-epochs 1   # smoke test, no data\n"
         ),
         add_arguments=_args,

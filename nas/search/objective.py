@@ -116,28 +116,39 @@ class Objective:
                 num_classes=data.num_classes,
             )
         except ConfigError as exc:
-            self.constrain(trial, 1.0)
+            self.constrain(trial, "params", 1.0)
             self._reject(trial, f"cannot build: {exc}", started)
         params = count(arch, flops=False).params
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("params", params)
         limit = self.settings.param_limit
-        self.constrain(trial, float(params - limit))
+        self.constrain(trial, "params", float(params - limit))
         if params > limit:
             self._reject(trial, f"{human(params)} params > limit {human(limit)}", started)
+        flops: int | None = None
+        flops_limit = self.settings.flops_limit
+        if flops_limit is not None:  # counted before training, only for what fits the params
+            flops = count(arch).flops
+            assert flops is not None
+            trial.set_user_attr("flops", flops)
+            # in parameter-limit units, so that NSGA-II's sum of violations weighs both alike
+            self.constrain(trial, "flops", (flops - flops_limit) / flops_limit * limit)
+            if flops > flops_limit:
+                self._reject(trial, f"{human(flops)} FLOPs > limit {human(flops_limit)}", started)
         if not self.may_train(trial):
             trial.set_user_attr("not_trained", "the study already has enough trained trials")
             raise optuna.TrialPruned("budget of trained trials reached")
-        flops = count(arch).flops
-        assert flops is not None
-        trial.set_user_attr("flops", flops)
+        if flops is None:
+            flops = count(arch).flops
+            assert flops is not None
+            trial.set_user_attr("flops", flops)
         trial.set_user_attr("training", True)
         return self._train(trial, arch, params, flops, started)
 
-    def constrain(self, trial: optuna.trial.Trial, violation: float) -> None:
-        """Record how far over the limit ``trial`` is (> 0: infeasible), so that the sampler
-        learns where the limit lies."""
-        trial.set_constraint("params", violation)
+    def constrain(self, trial: optuna.trial.Trial, key: str, violation: float) -> None:
+        """Record how far over the limit ``key`` (``params``, ``flops``) ``trial`` is (> 0:
+        infeasible), so that the sampler learns where the limit lies."""
+        trial.set_constraint(key, violation)
 
     def _reject(self, trial: optuna.trial.Trial, reason: str, started: float) -> NoReturn:
         trial.set_user_attr("rejected", reason)

@@ -78,9 +78,12 @@ class _MinimalTrial:
         return low
 
 
-def smallest_candidate(space: SearchSpace, data: ImageData) -> tuple[int, str]:
-    """Parameters and summary of the smallest candidate of ``space`` (numeric dimensions at
-    their cheapest, every combination of block, shortcut, attention type and placement)."""
+def smallest_candidate(
+    space: SearchSpace, data: ImageData, *, flops: bool = False
+) -> tuple[int, str]:
+    """Parameters (``flops``: FLOPs) and summary of the cheapest candidate of ``space``
+    (numeric dimensions at their cheapest, every combination of block, shortcut, attention
+    type and placement)."""
     dims = {
         "block": space.backbone["block"].values(),
         "shortcut": space.backbone["shortcut"].values(),
@@ -99,9 +102,10 @@ def smallest_candidate(space: SearchSpace, data: ImageData) -> tuple[int, str]:
             )
         except ConfigError:
             continue
-        params = count(arch, flops=False).params
-        if best is None or params < best[0]:
-            best = (params, arch.summary())
+        counts = count(arch, flops=flops)
+        cost = counts.flops if flops and counts.flops is not None else counts.params
+        if best is None or cost < best[0]:
+            best = (cost, arch.summary())
     if best is None:
         raise NasError(f"no candidate of space {space.name!r} can be built")
     return best
@@ -134,6 +138,7 @@ PINNED = (
     "dataset",
     "data_dir",
     "param_limit",
+    "flops_limit",
     "objectives",
     "proxy_epochs",
     "proxy_subset",
@@ -145,7 +150,7 @@ PINNED = (
 )
 
 #: What a study recorded before a pinned setting existed had that setting's old value.
-LEGACY_VALUES = {"proxy_recipe": DEFAULT_PROXY_RECIPE}
+LEGACY_VALUES = {"proxy_recipe": DEFAULT_PROXY_RECIPE, "flops_limit": None}
 
 
 def recorded_settings(settings: SearchSettings) -> dict[str, Any]:
@@ -293,6 +298,14 @@ def prepare(settings: SearchSettings) -> tuple[SearchSpace, ImageData]:
             f"{space.name!r} ({human(smallest)} params: {summary}); raise --param-limit or "
             "use a smaller space"
         )
+    if settings.flops_limit is not None:
+        cheapest, summary = smallest_candidate(space, data, flops=True)
+        if cheapest > settings.flops_limit:
+            raise NasError(
+                f"the FLOPs limit {human(settings.flops_limit)} is below the cheapest candidate "
+                f"of space {space.name!r} ({human(cheapest)} FLOPs: {summary}); raise "
+                "--flops-limit or use a smaller space"
+            )
     return space, data
 
 

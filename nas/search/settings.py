@@ -47,6 +47,7 @@ class SearchSettings:
     dataset: str = "cifar10"
     data_dir: str | None = None
     param_limit: int = 5_000_000
+    flops_limit: int | None = None
     trials: int = 20
     objectives: tuple[str, ...] = ("accuracy", "params")
     sampler: str = "tpe"
@@ -175,6 +176,8 @@ def parse_objectives(text: str) -> tuple[str, ...]:
 def _coerce(name: str, value: Any) -> Any:
     if name == "param_limit":
         return parse_count(value, "parameter limit")
+    if name == "flops_limit":
+        return parse_count(value, "FLOPs limit")
     if name == "early_stopping" and isinstance(value, bool):  # study files before 'sha'
         return "sha" if value else "off"
     if name == "objectives":

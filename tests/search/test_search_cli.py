@@ -99,6 +99,70 @@ def test_tight_limit_rejects_without_training(
 
 
 @pytest.mark.slow
+def test_flops_limit_rejects_with_its_reason_and_constraint(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    report = sample(load_space(tiny_space), 40, seed=0, input_size=16, num_classes=3)
+    flops = sorted(c.flops for c in report.candidates if c.flops)
+    limit = flops[len(flops) // 2]
+    db = tmp_path / "s.db"
+    out = run_nas(
+        *search_args(tiny_space, image_folder, db, "--trials", "3", "--sampler", "random"),
+        "--flops-limit",
+        str(limit),
+    )
+    assert out.returncode == 0, out.stderr
+    study = load(db)
+    rejected = [t for t in study.trials if "rejected" in t.user_attrs]
+    assert rejected, "the median FLOPs limit should reject some candidates"
+    for t in rejected:
+        assert t.state == TrialState.PRUNED
+        assert t.user_attrs["flops"] > limit
+        assert "FLOPs > limit" in t.user_attrs["rejected"]
+        assert "curve" not in t.user_attrs
+        assert t.constraints["params"] <= 0 < t.constraints["flops"]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 3
+    for t in complete:
+        assert t.user_attrs["flops"] <= limit and t.constraints["flops"] <= 0
+    assert study.user_attrs["nas_settings"]["flops_limit"] == limit
+    other = run_nas(
+        *search_args(tiny_space, image_folder, db, "--trials", "4"), "--flops-limit", "1G"
+    )
+    assert other.returncode == 2 and "flops_limit" in other.stderr  # pinned on resume
+
+
+def test_flops_limit_below_every_candidate_is_one_line(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    out = run_nas(
+        *search_args(tiny_space, image_folder, tmp_path / "s.db", "--trials", "1"),
+        "--flops-limit",
+        "10",
+    )
+    assert out.returncode == 2
+    assert "below the cheapest candidate" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sample_reports_both_limits(tiny_space: Path) -> None:
+    loose = sample(load_space(tiny_space), 30, seed=0, input_size=16, num_classes=3)
+    flops = sorted(c.flops for c in loose.candidates if c.flops)
+    limit = flops[len(flops) // 2]
+    report = sample(
+        load_space(tiny_space), 30, seed=0, input_size=16, num_classes=3, flops_limit=limit
+    )
+    over = [c for c in report.candidates if c.flops is not None and c.flops > limit]
+    assert over and all(not c.feasible and "FLOPs > limit" in str(c.reason) for c in over)
+    assert report.rejected_by["FLOPs"] == len(over)
+    assert report.to_dict()["flops_limit"] == limit
+    assert sum(a for a, _ in report.by_attention.values()) == sum(
+        c.arch is not None for c in report.candidates
+    )
+    with pytest.raises(NasError, match="needs FLOP counts"):
+        sample(load_space(tiny_space), 3, flops=False, flops_limit=limit)
+
+
+@pytest.mark.slow
 def test_nan_loss_and_out_of_memory_fail_one_trial_each(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
