@@ -35,7 +35,7 @@ from nas.search.stats import (
     second_objective,
 )
 from nas.search.storage import rdb_storage, set_result_attrs
-from nas.training import EpochResult, Recipe, Trainer
+from nas.training import EpochResult, Recipe, StepProgress, Trainer
 
 
 def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -95,6 +95,7 @@ def train_winner(
     out_dir: Path,
     val_fraction: float = 0.1,
     on_epoch: Callable[[EpochResult], None] | None = None,
+    on_progress: Callable[[StepProgress], None] | None = None,
 ) -> WinnerResult:
     """Train ``trial``'s architecture with ``recipe`` on the training images outside the
     validation split, score it on the validation split every epoch and on the test images
@@ -137,7 +138,7 @@ def train_winner(
         checkpoint=checkpoint,
     )
     started = time.perf_counter()
-    result = trainer.fit(on_epoch)
+    result = trainer.fit(on_epoch, on_progress)
     test_accuracy = trainer.evaluate(data.test_x, data.test_y)  # the only look at the test split
     weights = out_dir / f"trial-{trial.number}-weights.pt"
     torch.save(trainer.final_weights(), weights)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from nas.cli.main import COMMANDS, Command
-from nas.cli.output import console, err_console, fmt_int, table
+from nas.cli.output import EpochProgress, console, err_console, fmt_int, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
 from nas.errors import NasError, StorageError
 from nas.training.recipe import SCHEDULES
@@ -180,17 +180,19 @@ def _train_run(args: argparse.Namespace) -> int:
                 f"loss {e.loss:.3f}, {e.seconds:.1f}s"
             )
 
-        result = train_winner(
-            study,
-            trial,
-            data,
-            recipe,
-            device=device,
-            seed=args.seed,
-            out_dir=out_dir,
-            val_fraction=val_fraction,
-            on_epoch=on_epoch,
-        )
+        with EpochProgress(f"trial {trial.number}") as progress:
+            result = train_winner(
+                study,
+                trial,
+                data,
+                recipe,
+                device=device,
+                seed=args.seed,
+                out_dir=out_dir,
+                val_fraction=val_fraction,
+                on_epoch=on_epoch,
+                on_progress=progress,
+            )
         if result.resumed_from:
             console.print(f"  resumed from the checkpoint after epoch {result.resumed_from}")
         results.append(result)

@@ -12,7 +12,8 @@ from rich.live import Live
 from rich.table import Table
 
 from nas.config import ArchConfig
-from nas.training import EpochResult
+from nas.training.progress import StepProgress, Throttle, format_seconds, log_every
+from nas.training.trainer import EpochResult
 from nas.units import human
 
 
@@ -30,6 +31,10 @@ class SearchMonitor(Protocol):
     ) -> None: ...
 
     def epoch_done(self, number: int, result: EpochResult) -> None: ...
+
+    def step_progress(self, number: int, progress: StepProgress) -> None:
+        """After every training step (the display decides how often to show it)."""
+        ...
 
     def trial_finished(self, number: int, status: str, detail: str) -> None: ...
 
@@ -61,11 +66,30 @@ class _Row:
     status: str = "training"
     started: float = field(default_factory=time.perf_counter)
     epoch_seconds: float = 0.0
+    progress: StepProgress | None = None
+
+    def epoch_text(self) -> str:
+        """``1/3`` after an epoch; ``2/3 45%`` inside one."""
+        p = self.progress
+        if self.status == "training" and p is not None and p.epoch > self.epoch:
+            return f"{p.epoch}/{self.epochs} {100 * p.fraction:.0f}%"
+        return f"{self.epoch}/{self.epochs}"
+
+    def rate(self) -> str:
+        p = self.progress
+        return "" if self.status != "training" or p is None else f"{p.images_per_s:.0f}"
 
     def eta(self) -> str:
-        if self.status != "training" or not self.epoch:
+        """Seconds left in the trial: the rest of this epoch, then whole epochs."""
+        if self.status != "training":
             return ""
-        return f"{self.epoch_seconds * (self.epochs - self.epoch):.0f}s"
+        p = self.progress
+        if p is not None and p.epoch > self.epoch and p.step:
+            epoch_s = p.seconds / p.fraction
+            return format_seconds(p.eta + epoch_s * (self.epochs - p.epoch))
+        if not self.epoch:
+            return ""
+        return format_seconds(self.epoch_seconds * (self.epochs - self.epoch))
 
 
 class LiveMonitor:
@@ -74,6 +98,7 @@ class LiveMonitor:
 
     def __init__(self, console: Console | None = None, rows: int = 12) -> None:
         self.console = console or Console(stderr=True)
+        self.redraw = Throttle(0.25)  # step progress redraws the table at most 4 times a second
         self.rows: list[_Row] = []
         self.max_rows = rows
         self.total = "starting"
@@ -96,6 +121,7 @@ class LiveMonitor:
             ("attention", False),
             ("params", True),
             ("epoch", True),
+            ("img/s", True),
             ("val acc", True),
             ("ETA", True),
             ("status", False),
@@ -107,7 +133,8 @@ class LiveMonitor:
                 str(r.number),
                 r.label,
                 human(r.params),
-                f"{r.epoch}/{r.epochs}",
+                r.epoch_text(),
+                r.rate(),
                 acc,
                 r.eta(),
                 r.status,
@@ -135,6 +162,13 @@ class LiveMonitor:
                 result.seconds,
             )
         self._refresh()
+
+    def step_progress(self, number: int, progress: StepProgress) -> None:
+        row = next((r for r in reversed(self.rows) if r.number == number), None)
+        if row:
+            row.progress = progress
+        if self.redraw():
+            self._refresh()
 
     def trial_finished(self, number: int, status: str, detail: str) -> None:
         row = next((r for r in reversed(self.rows) if r.number == number), None)
@@ -164,6 +198,7 @@ class LogMonitor:
 
     def __init__(self, verbose_rejections: bool = False) -> None:
         self.verbose_rejections = verbose_rejections
+        self.progress_line = Throttle(log_every())
 
     def _log(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
@@ -180,10 +215,15 @@ class LogMonitor:
     def trial_started(
         self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
     ) -> None:
+        self.progress_line = Throttle(log_every())
         self._log(
             f"trial {number} training: {attention_label(arch)}, {human(params)} params, "
             f"{human(flops)} FLOPs, {epochs} epoch(s)"
         )
+
+    def step_progress(self, number: int, progress: StepProgress) -> None:
+        if self.progress_line():
+            self._log(f"trial {number} {progress.text()}")
 
     def epoch_done(self, number: int, result: EpochResult) -> None:
         self._log(

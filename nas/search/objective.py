@@ -182,7 +182,8 @@ class Objective:
             if single:
                 trial.report(e.accuracy, e.epoch)
             self.monitor.epoch_done(trial.number, e)
-            if self.stopper is not None:
+            if self.stopper is not None and e.epoch in self.stopper.rungs(e.epochs):
+                # the study is read only at a rung, not after every epoch
                 others = curve_points(
                     trial.study.get_trials(deepcopy=False, states=WITH_CURVES),
                     cost_key,
@@ -200,7 +201,7 @@ class Objective:
         trial.set_user_attr("device", str(ctx.device))
         failure: TrainingFailed | None = None
         try:
-            result = trainer.fit(on_epoch)
+            result = trainer.fit(on_epoch, lambda p: self.monitor.step_progress(trial.number, p))
         except StopTraining as stop:
             trial.set_user_attr("stopped_early", stop.reason)
             trial.set_user_attr("seconds", time.perf_counter() - started)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from nas._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from nas.training.progress import StepProgress
     from nas.training.recipe import Recipe, full_recipe, proxy_recipe
     from nas.training.trainer import (
         EpochResult,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EpochResult",
     "Recipe",
+    "StepProgress",
     "StopTraining",
     "TrainResult",
     "Trainer",
@@ -35,6 +37,7 @@ __getattr__, __dir__ = lazy_exports(
         "Recipe": "nas.training.recipe",
         "full_recipe": "nas.training.recipe",
         "proxy_recipe": "nas.training.recipe",
+        "StepProgress": "nas.training.progress",
         "EpochResult": "nas.training.trainer",
         "StopTraining": "nas.training.trainer",
         "Trainer": "nas.training.trainer",

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from nas.data.augment import normalize, random_crop, random_flip
 from nas.errors import NasError
 from nas.training.mixing import mix_batch
+from nas.training.progress import StepProgress
 from nas.training.recipe import SCHEDULES, Recipe
 
 #: Test hook: ``NAS_SLOW_EPOCH=SEC`` sleeps SEC seconds at the start of every epoch, so
@@ -306,9 +307,14 @@ class Trainer:
             idx = perm[s * bs : (s + 1) * bs]
             yield x[idx], self.train_y[idx]
 
-    def fit(self, on_epoch: Callable[[EpochResult], None] | None = None) -> TrainResult:
+    def fit(
+        self,
+        on_epoch: Callable[[EpochResult], None] | None = None,
+        on_progress: Callable[[StepProgress], None] | None = None,
+    ) -> TrainResult:
         """Train for the recipe's epochs, calling ``on_epoch`` after each (it may raise
-        :class:`StopTraining`).
+        :class:`StopTraining`) and ``on_progress`` after every step (cheap: no device
+        synchronisation; the display throttles it).
 
         Raises:
             TrainingFailed: on a non-finite loss or when the device runs out of memory.
@@ -321,7 +327,7 @@ class Trainer:
         try:
             for epoch in range(start_epoch, self.recipe.epochs):
                 t0 = time.perf_counter()
-                loss, seen = self._train_epoch(epoch, total)
+                loss, seen = self._train_epoch(epoch, total, on_progress)
                 train_s = time.perf_counter() - t0
                 accuracy = self.evaluate()
                 result.curve.append(accuracy)
@@ -356,9 +362,12 @@ class Trainer:
             raise TrainingFailed(out_of_memory)
         return result
 
-    def _train_epoch(self, epoch: int, total: int) -> tuple[float, int]:
+    def _train_epoch(
+        self, epoch: int, total: int, on_progress: Callable[[StepProgress], None] | None
+    ) -> tuple[float, int]:
         model, opt, recipe = self.model, self.optimizer, self.recipe
         model.train()
+        started = time.perf_counter()
         slow = float(os.environ.get(SLOW_ENV) or 0)
         if slow:
             time.sleep(slow)
@@ -394,6 +403,17 @@ class Trainer:
             seen += len(yb)
             if s % 25 == 0 or s == self.steps_per_epoch - 1:
                 self._check_finite(loss_sum, epoch, s)
+            if on_progress is not None:
+                on_progress(
+                    StepProgress(
+                        epoch + 1,
+                        self.recipe.epochs,
+                        s + 1,
+                        self.steps_per_epoch,
+                        seen,
+                        time.perf_counter() - started,
+                    )
+                )
         return float(loss_sum) / max(1, seen), seen
 
     def _check_finite(self, loss_sum: Tensor, epoch: int, step: int) -> None:
