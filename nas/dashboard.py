@@ -1,10 +1,27 @@
-"""optuna-dashboard on a study storage, with the report's figures and winner notes attached."""
+"""optuna-dashboard on a study storage, with the report's figures and winner notes attached.
+
+What a trial's detail pane shows: optuna-dashboard writes each user attribute on one line
+that does not wrap, a dict as its JSON (cut at 1,024 characters). The ``arch`` user attribute
+stays the architecture's dict (``nas export``, ``nas train-winners`` and the report read it,
+and existing studies hold it), so the readable views are:
+
+* a winner's note (:func:`winner_note`): a one-line summary and the config as indented JSON
+  in a code block, lines at most :data:`NOTE_WIDTH` wide where the JSON allows;
+* in ``nas dashboard``, :func:`install_dashboard_view` shows a user attribute longer than
+  :data:`MAX_SHOWN_CHARS` shortened (``arch`` as its one-line summary) instead of as one
+  line several screens wide, and the attached figures in
+  :data:`nas.report.figures.FIGURE_ORDER` (optuna-dashboard lists them in no fixed order).
+  Only what the web page is sent changes; the stored attributes are untouched.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -12,9 +29,42 @@ from optuna.trial import FrozenTrial
 from nas.config import ArchConfig
 from nas.search.stats import accuracy_of, fidelity_text
 
+#: Widest line of the JSON in a note, where the JSON allows it (a long string stays whole).
+NOTE_WIDTH = 72
+#: Longest user attribute value optuna-dashboard is sent whole by ``nas dashboard``.
+MAX_SHOWN_CHARS = 120
+
+
+def pretty_json(value: Any, width: int = NOTE_WIDTH) -> str:
+    """``value`` as indented JSON that keeps a list or object on one line when it fits in
+    ``width`` characters (``json.dumps(indent=2)`` puts every number of a list on its own
+    line). ``json.loads`` of the result gives ``value`` back."""
+    return _pretty(value, 0, 0, width)
+
+
+def _pretty(value: Any, indent: int, prefix: int, width: int) -> str:
+    """``value`` starting ``prefix`` characters after an ``indent``-space margin."""
+    compact = json.dumps(value)
+    # "<", not "<=": room for the comma that may follow
+    if not isinstance(value, dict | list) or not value or indent + prefix + len(compact) < width:
+        return compact
+    inner = indent + 2
+    pad = " " * inner
+    if isinstance(value, dict):
+        items = [
+            f"{pad}{json.dumps(k)}: {_pretty(v, inner, len(json.dumps(k)) + 2, width)}"
+            for k, v in value.items()
+        ]
+        start, end = "{", "}"
+    else:
+        items = [f"{pad}{_pretty(v, inner, 0, width)}" for v in value]
+        start, end = "[", "]"
+    return start + "\n" + ",\n".join(items) + "\n" + " " * indent + end
+
 
 def winner_note(trial: FrozenTrial) -> str:
-    """Markdown note of a winner: its scores and its config."""
+    """Markdown note of a winner: its scores, a one-line architecture summary and its config
+    (the ``arch`` user attribute) as indented JSON in a code block."""
     arch = ArchConfig.from_dict(trial.user_attrs["arch"])
     full = trial.user_attrs.get("full_accuracy")
     val = trial.user_attrs.get("full_val_accuracy")
@@ -29,8 +79,10 @@ def winner_note(trial: FrozenTrial) -> str:
         f"* params: {trial.user_attrs.get('params', 0):,}; "
         f"FLOPs: {trial.user_attrs.get('flops', 0):,}",
         "",
+        f"Config (the `arch` user attribute; `nas export --trial {trial.number}` writes it):",
+        "",
         "```json",
-        json.dumps(arch.to_dict(), indent=2),
+        pretty_json(arch.to_dict()),
         "```",
     ]
     return "\n".join(lines)
@@ -79,3 +131,89 @@ def annotate(study: optuna.Study) -> tuple[list[str], list[int], int]:
             """)
         kept += not save_generated_note(study, None, body)
     return figures, sorted(t.number for t in noted), kept
+
+
+# --------------------------------------------------------------------------- dashboard view
+def shown_attr(key: str, value: str) -> str:
+    """What optuna-dashboard shows for user attribute ``key``, given the text it would show.
+
+    Text up to :data:`MAX_SHOWN_CHARS` characters is shown as it is. Longer text, which the
+    dashboard would draw on one line several screens wide, is shortened to at most that many:
+    an ``arch`` to its one-line summary (:meth:`nas.config.ArchConfig.summary`), anything else
+    to its start and its length.
+    """
+    if len(value) <= MAX_SHOWN_CHARS:
+        return value
+    if key == "arch":
+        try:
+            summary: str | None = ArchConfig.from_dict(json.loads(value)).summary()
+        except Exception:  # cut at 1,024 characters, or not a config: the page must not fail
+            summary = None
+        if summary is not None:
+            shown = f"{summary} (summary; nas export --trial N writes the whole config)"
+            return shown if len(shown) <= MAX_SHOWN_CHARS else summary
+    tail = f" … ({len(value):,} characters; shortened for display)"
+    return value[: MAX_SHOWN_CHARS - len(tail)].rstrip() + tail
+
+
+def _shown_attrs(
+    serialize: Callable[[dict[str, Any]], list[dict[str, str]]], attrs: dict[str, Any]
+) -> list[dict[str, str]]:
+    """optuna-dashboard's serialised ``attrs`` with long values shortened (:func:`shown_attr`).
+
+    An ``arch`` is summarised from the stored dict itself, not from the dashboard's text of
+    it, which is cut at 1,024 characters.
+    """
+    shown = serialize(attrs)
+    for item in shown:
+        key, text = item["key"], item["value"]
+        if key == "arch" and isinstance(attrs.get(key), dict):
+            text = json.dumps(attrs[key])
+        if len(text) > MAX_SHOWN_CHARS:
+            item["value"] = shown_attr(key, text)
+    return shown
+
+
+def ordered_graph_objects(graphs: dict[str, str]) -> dict[str, str]:
+    """The dashboard's stored figures (id -> plotly JSON) in
+    :data:`nas.report.figures.FIGURE_ORDER`, the Pareto fronts first; figures that nas did
+    not attach follow, by id."""
+    from nas.report.figures import FIGURES, figure_order, graph_id
+
+    rank = {graph_id(name): i for i, name in enumerate(figure_order(FIGURES.names()))}
+    return {k: graphs[k] for k in sorted(graphs, key=lambda k: (rank.get(k, len(rank)), k))}
+
+
+def _ordered_graphs(
+    get: Callable[[dict[str, Any]], dict[str, str]], system_attrs: dict[str, Any]
+) -> dict[str, str]:
+    return ordered_graph_objects(get(system_attrs))
+
+
+def install_dashboard_view() -> bool:
+    """Make optuna-dashboard, when served from this process, show long user attributes
+    shortened (:func:`shown_attr`) and the attached figures in order
+    (:func:`ordered_graph_objects`). Returns whether it could.
+
+    It wraps two functions of optuna-dashboard's internals (``_serializer.serialize_attrs``,
+    ``_app.get_plotly_graph_objects``, as of 0.17 to 0.21); where they are missing the
+    dashboard is left as it is. Calling it again does nothing more; ``nas dashboard`` calls
+    it before it serves.
+    """
+    try:
+        from optuna_dashboard import _app, _serializer
+    except ImportError:
+        return False
+    serialize = getattr(_serializer, "serialize_attrs", None)
+    get_graphs = getattr(_app, "get_plotly_graph_objects", None)
+    if not callable(serialize) or not callable(get_graphs):
+        return False
+    if not getattr(serialize, "_nas_view", False):
+        wrapped = functools.wraps(serialize)(functools.partial(_shown_attrs, serialize))
+        wrapped._nas_view = True  # type: ignore[attr-defined]
+        _serializer.serialize_attrs = wrapped
+    if not getattr(get_graphs, "_nas_view", False):
+        ordered = functools.wraps(get_graphs)(functools.partial(_ordered_graphs, get_graphs))
+        ordered._nas_view = True  # type: ignore[attr-defined]
+        _app.get_plotly_graph_objects = ordered
+    return True

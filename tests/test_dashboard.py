@@ -10,12 +10,25 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
 
-from nas.report.figures import FIGURES
+from nas.config import ArchConfig
+from nas.dashboard import (
+    MAX_SHOWN_CHARS,
+    NOTE_WIDTH,
+    install_dashboard_view,
+    pretty_json,
+    shown_attr,
+    winner_note,
+)
+from nas.presets import preset
+from nas.report.figures import FIGURE_ORDER, FIGURES, graph_id
 from tests.conftest import ROOT, run_nas
+from tests.report.test_report import make_study
 
 
 def free_port() -> int:
@@ -157,3 +170,106 @@ def test_read_only_commands_do_not_create_a_database(command: str, tmp_path: Pat
         f"nas: error: the study database {missing} does not exist"
     ]
     assert not missing.parent.exists()
+
+
+# --------------------------------------------------------------------------- readable views
+def _api(storage: str, path: str) -> Any:
+    """GET ``path`` from optuna-dashboard's WSGI app on ``storage``, as ``nas dashboard``
+    serves it (this module imports nas.dashboard, which installs its view)."""
+    from optuna_dashboard import wsgi
+
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    environ |= {"PATH_INFO": path, "REQUEST_METHOD": "GET", "QUERY_STRING": ""}
+    status: list[str] = []
+    body = b"".join(wsgi(storage)(environ, lambda s, h, exc_info=None: status.append(s)))
+    assert status[0].startswith("200"), (status, body[:300])
+    return json.loads(body)
+
+
+def _code_block(note: str) -> str:
+    start = note.index("```json\n") + len("```json\n")
+    return note[start : note.index("\n```", start)]
+
+
+def test_winner_note_shows_the_config_as_indented_json(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    trial = study.trials[5]  # a winner: enhanced-efficient-resnet
+    arch = trial.user_attrs["arch"]
+    note = winner_note(trial)
+    assert note.startswith(f"## Trial 5: {ArchConfig.from_dict(arch).summary()}\n")
+    block = _code_block(note)
+    assert json.loads(block) == arch
+    lines = block.splitlines()
+    assert len(lines) > 10 and max(map(len, lines)) <= NOTE_WIDTH
+    # a stage on one line, not one line per number as json.dumps(indent=2) would put it
+    assert '    {"width": 62, "blocks": 2, "stride": 1},' in lines
+    assert "`nas export --trial 5`" in note
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        preset("enhanced-efficient-resnet").to_dict(),
+        {"a": [1, 2, {"b": "x" * 100}], "c": {}, "d": []},
+        [[1, 2], [3, [4, 5, 6]]] * 10,
+        "a string longer than the note is wide " * 3,
+        1.5,
+        None,
+    ],
+)
+def test_pretty_json_gives_the_value_back(value: Any) -> None:
+    text = pretty_json(value)
+    assert json.loads(text) == value
+    too_wide = [line for line in text.splitlines() if len(line) > NOTE_WIDTH]
+    # only a string too long for a line makes one (JSON has no way to break it)
+    assert all("x" * 100 in line or isinstance(value, str) for line in too_wide)
+
+
+def test_long_user_attributes_are_shortened_for_display() -> None:
+    assert shown_attr("preset", "resnet20") == "resnet20"
+    arch = preset("enhanced-efficient-resnet")
+    shown = shown_attr("arch", json.dumps(arch.to_dict()))
+    assert shown.startswith(arch.summary() + " (summary;") and len(shown) <= MAX_SHOWN_CHARS
+    curve = json.dumps([0.12345] * 300)
+    shown = shown_attr("curve", curve)
+    assert shown.startswith("[0.12345, ") and f"({len(curve):,} characters" in shown
+    assert len(shown) <= MAX_SHOWN_CHARS
+    cut = json.dumps(arch.to_dict())[:100] + "x" * 100  # optuna-dashboard cuts at 1,024
+    assert shown_attr("arch", cut).startswith(cut[:60])
+
+
+def test_dashboard_shows_the_arch_short_and_the_figures_in_order(tmp_path: Path) -> None:
+    from optuna_dashboard import save_plotly_graph_object
+
+    from nas.dashboard import annotate
+
+    study = make_study(tmp_path)
+    storage = f"sqlite:///{tmp_path}/r.db"
+    annotate(study)
+    install_dashboard_view()  # as nas dashboard does before it serves
+    save_plotly_graph_object(study, FIGURES["history"](study), graph_object_id="aaa-mine")
+    detail = _api(storage, f"/api/studies/{study._study_id}")
+
+    ids = [g["id"] for g in detail["plotly_graph_objects"]]
+    assert ids == [graph_id(name) for name in FIGURE_ORDER] + ["aaa-mine"]
+
+    trial = next(t for t in detail["trials"] if t["number"] == 5)
+    attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
+    arch = preset("enhanced-efficient-resnet")
+    assert attrs["arch"].startswith(arch.summary())  # not 500 characters of JSON on one line
+    assert all(len(v) <= MAX_SHOWN_CHARS for v in attrs.values())
+    assert attrs["preset"] == "enhanced-efficient-resnet" and attrs["params"] == "4905487"
+    assert json.loads(_code_block(trial["note"]["body"])) == arch.to_dict()
+
+    stored = optuna.load_study(study_name=study.study_name, storage=storage).trials[5]
+    assert stored.user_attrs["arch"] == arch.to_dict()  # the data is untouched
+
+
+def test_dashboard_view_installs_once() -> None:
+    from optuna_dashboard import _app, _serializer
+
+    assert install_dashboard_view() and install_dashboard_view()
+    for wrapped in (_serializer.serialize_attrs, _app.get_plotly_graph_objects):
+        assert wrapped._nas_view
+        assert not getattr(wrapped.__wrapped__, "_nas_view", False)

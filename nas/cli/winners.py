@@ -462,7 +462,7 @@ def _dashboard_run(args: argparse.Namespace) -> int:
     import optuna
     from optuna_dashboard import wsgi
 
-    from nas.dashboard import annotate
+    from nas.dashboard import annotate, install_dashboard_view
     from nas.search.storage import STUDIES_DIR, open_storage, safe_url, sqlite_url
 
     url = args.storage
@@ -486,6 +486,7 @@ def _dashboard_run(args: argparse.Namespace) -> int:
                 f"study {s.study_name}: attached {len(figures)} figures and "
                 f"{len(notes)} winner notes{edited}"
             )
+    install_dashboard_view()  # long attributes shortened, the Pareto fronts first
     try:
         server = make_server(
             args.host,

@@ -1,12 +1,14 @@
 """Reports of a study: figures, one self-contained HTML page, optuna-dashboard graphs.
 
 ``FIGURES`` is the one registry of figure builders; :func:`write_report` and
-:func:`attach_to_dashboard` both show every figure in it, in its order.
+:func:`attach_to_dashboard` both show every figure in it, in ``FIGURE_ORDER`` (the Pareto
+fronts first).
 """
 
 from __future__ import annotations
 
 from nas.report.figures import (
+    FIGURE_ORDER,
     FIGURES,
     ROLLING_WINDOW,
     FigureBuilder,
@@ -16,6 +18,7 @@ from nas.report.figures import (
     attention_figure,
     build_figures,
     curves_figure,
+    figure_order,
     graph_id,
     history_figure,
     importance_figure,
@@ -32,6 +35,7 @@ from nas.search.stats import ProxyFidelity, fidelity_text, proxy_fidelity
 
 __all__ = [
     "FIGURES",
+    "FIGURE_ORDER",
     "ROLLING_WINDOW",
     "FigureBuilder",
     "ProxyFidelity",
@@ -43,6 +47,7 @@ __all__ = [
     "build_figures",
     "curves_figure",
     "fidelity_text",
+    "figure_order",
     "graph_id",
     "history_figure",
     "importance_figure",

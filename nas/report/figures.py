@@ -3,8 +3,13 @@
 Every builder in :data:`FIGURES` takes an :class:`optuna.Study` and returns a
 :class:`plotly.graph_objects.Figure` with a fixed title prefix, so the HTML report
 (:func:`nas.report.write_report`) and optuna-dashboard (:func:`nas.report.attach_to_dashboard`)
-show the same list. A builder never raises for a study that is empty or lacks optional user
-attributes: it draws what there is and says in an annotation what is missing.
+show the same list, in the same order (:data:`FIGURE_ORDER`: the Pareto fronts first). A
+builder never raises for a study that is empty or lacks optional user attributes: it draws
+what there is and says in an annotation what is missing.
+
+Axes that count (trial numbers, epochs) only have ticks on whole numbers
+(:func:`integer_axis`), and an empty figure's accuracy axes span 0-100% rather than plotly's
+default -100% to 600%.
 
 Trial categories come from :mod:`nas.search.stats`: trained (COMPLETE), stopped early
 (PRUNED with ``stopped_early``), rejected before training (``rejected``) and failed.
@@ -15,7 +20,7 @@ from __future__ import annotations
 import html
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import optuna
@@ -41,9 +46,26 @@ from nas.units import human
 #: A figure builder: a study in, a titled figure out.
 FigureBuilder = Callable[[optuna.Study], go.Figure]
 
-#: Figure builders by name, in the order the report shows them. A name also gives the
-#: figure's HTML id and its optuna-dashboard graph object id (:func:`graph_id`).
+#: Figure builders by name. A name also gives the figure's HTML id and its optuna-dashboard
+#: graph object id (:func:`graph_id`). They are shown in :data:`FIGURE_ORDER`.
 FIGURES: Registry[FigureBuilder] = Registry("figure")
+
+#: The order in which the report and optuna-dashboard show the figures: the Pareto fronts
+#: (what a search is for) first, then how the search went (history), what drives accuracy
+#: (attention type, placement, parameter importances), whether the proxy ranks like full
+#: training, the rejected candidates and last the per-epoch learning curves. A registered
+#: figure missing here comes after these, in registration order.
+FIGURE_ORDER: tuple[str, ...] = (
+    "pareto-params",
+    "pareto-flops",
+    "history",
+    "accuracy-by-attention",
+    "accuracy-by-placement",
+    "importances",
+    "proxy-vs-full",
+    "rejection-rate",
+    "learning-curves",
+)
 
 #: Trials per window of the rolling rejection share.
 ROLLING_WINDOW = 10
@@ -51,6 +73,13 @@ ROLLING_WINDOW = 10
 MIN_IMPORTANCE_TRIALS = 3
 #: Fewest trials PED-ANOVA's top quantile should hold (see :func:`accuracy_importances`).
 IMPORTANCE_TOP_TRIALS = 5
+#: Most ticks :func:`integer_axis` puts on a trial-number axis.
+MAX_TICKS = 12
+#: Pixels per bar of the importance figure, and its height apart from the bars (title, axis).
+BAR_PX = 22
+BAR_FIGURE_EXTRA_PX = 170
+#: Smallest height of a figure sized to its bars (:func:`importance_figure`).
+MIN_BAR_FIGURE_PX = 450
 
 _SECOND_LABEL = {"params": "params", "flops": "FLOPs"}
 _TRAINED_COLOR = "#1f77b4"
@@ -65,9 +94,59 @@ def graph_id(name: str) -> str:
     return f"nas-{name}"
 
 
+def figure_order(names: Iterable[str]) -> list[str]:
+    """``names`` in :data:`FIGURE_ORDER`; names not in it follow in their given order."""
+    rank = {name: i for i, name in enumerate(FIGURE_ORDER)}
+    given = list(names)
+    return sorted(given, key=lambda name: (rank.get(name, len(rank)), given.index(name)))
+
+
 def build_figures(study: optuna.Study) -> list[tuple[str, go.Figure]]:
-    """Every registered figure of ``study`` as (name, figure), in registry order."""
-    return [(name, build(study)) for name, build in FIGURES.items()]
+    """Every registered figure of ``study`` as (name, figure), in :data:`FIGURE_ORDER`."""
+    return [(name, FIGURES[name](study)) for name in figure_order(FIGURES.names())]
+
+
+def integer_axis(values: Iterable[int], most: int = MAX_TICKS) -> dict[str, Any]:
+    """Axis settings for whole numbers (trial numbers, epochs): ticks on integers only.
+
+    Plotly's automatic ticks put a trial number axis over a few trials at 0, 0.5, 1, ...; here
+    the step is 1, 2 or 5 times a power of ten, the smallest that keeps at most ``most`` ticks
+    over the span of ``values``, and stays so when zooming in. Pass the result to
+    ``update_xaxes``.
+    """
+    numbers = list(values)
+    span = max(numbers) - min(numbers) if numbers else 0
+    step, scale = 1, 1
+    while span / step > most:
+        for factor in (2, 5, 10):
+            step = factor * scale
+            if span / step <= most:
+                break
+        scale *= 10
+    return {"tickmode": "linear", "tick0": 0, "dtick": step, "tickformat": "d"}
+
+
+def bar_figure_height(bars: int) -> int:
+    """Height in pixels of a horizontal bar figure that gives each of ``bars`` labels a line."""
+    return max(MIN_BAR_FIGURE_PX, BAR_FIGURE_EXTRA_PX + BAR_PX * bars)
+
+
+def fit_height(fig: go.Figure, height: int) -> go.Figure:
+    """Make ``fig`` at most ``height`` pixels tall, in place, and return it.
+
+    For optuna-dashboard, which draws every graph in a box of fixed height: a taller figure
+    would spill over the next one. A horizontal bar figure keeps a label on every bar (its
+    axis has ``dtick=1``); the label font shrinks so that they still fit.
+    """
+    if fig.layout.height is None or fig.layout.height <= height:
+        return fig
+    bars = max((len(t.y) for t in fig.data if t.type == "bar" and t.orientation == "h"), default=0)
+    fig.update_layout(height=height)
+    if bars:
+        margin = fig.layout.margin
+        plot = height - (margin.t if margin.t is not None else 100) - (margin.b or 80)
+        fig.update_yaxes(tickfont={"size": max(6, min(12, int(0.85 * plot / bars)))})
+    return fig
 
 
 # --------------------------------------------------------------------------- helpers
@@ -140,6 +219,12 @@ def _titled(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
         margin={"t": 90},
     )
     return fig
+
+
+def _empty_accuracy(fig: go.Figure, **where: Any) -> None:
+    """Range an accuracy axis of an empty figure over 0-100% (plotly's default for an axis
+    without data is -1 to 6, i.e. -100% to 600%)."""
+    fig.update_yaxes(range=[0, 1], **where)
 
 
 def _note(fig: go.Figure, text: str) -> None:
@@ -255,6 +340,7 @@ def pareto_figure(trials: Sequence[FrozenTrial], second: str = "params") -> go.F
     )
     if not trained and not stopped:
         _note(fig, "no trained trials yet")
+        _empty_accuracy(fig, row=1, col=1)
     return fig
 
 
@@ -310,8 +396,10 @@ def history_figure(study: optuna.Study) -> go.Figure:
         )
     )
     fig.update_yaxes(tickformat=".0%")
+    fig.update_xaxes(**integer_axis(t.number for t in (*complete, *stopped)))
     if not complete and not stopped:
         _note(fig, "no trained trials yet")
+        _empty_accuracy(fig)
     return _titled(fig, "Optimization history", "trial number", "proxy validation accuracy")
 
 
@@ -378,6 +466,7 @@ def accuracy_by_figure(
     fig.update_layout(showlegend=False)
     if not names:
         _note(fig, "no trained trials yet")
+        _empty_accuracy(fig)
     return _titled(fig, title, axis, "proxy validation accuracy")
 
 
@@ -435,40 +524,57 @@ def accuracy_importances(study: optuna.Study) -> dict[str, float]:
 def importance_figure(study: optuna.Study) -> go.Figure:
     """The "Hyperparameter importances" figure of the search parameters for proxy accuracy.
 
-    See :func:`accuracy_importances`. With fewer than :data:`MIN_IMPORTANCE_TRIALS` trained
-    trials, or when the evaluator fails, the figure carries an annotation saying why instead.
+    See :func:`accuracy_importances`. One horizontal bar per parameter, each labelled (the
+    axis has ``dtick=1``); the figure is :func:`bar_figure_height` tall. With fewer than
+    :data:`MIN_IMPORTANCE_TRIALS` trained trials, or when the evaluator fails, the figure
+    carries an annotation saying why instead.
     """
     title = "Hyperparameter importances"
     axis = "importance for proxy accuracy"
     fig = go.Figure()
+
+    def empty(why: str) -> go.Figure:
+        _note(fig, why)
+        fig.update_xaxes(range=[0, 1])  # importances are shares of 1
+        fig.update_yaxes(showticklabels=False)
+        return _titled(fig, title, axis, "parameter")
+
     n = len(_complete(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
     if n < MIN_IMPORTANCE_TRIALS:
-        _note(
-            fig,
+        return empty(
             f"needs at least {MIN_IMPORTANCE_TRIALS} trained trials with an accuracy; "
-            f"the study has {n}",
+            f"the study has {n}"
         )
-        return _titled(fig, title, axis, "parameter")
     try:
         importances = accuracy_importances(study)
     except Exception as exc:  # a report must not fail because an importance evaluator does
-        _note(fig, f"importances could not be computed: {exc}")
-        return _titled(fig, title, axis, "parameter")
+        return empty(f"importances could not be computed: {exc}")
     if not importances:
-        _note(fig, "no parameter was sampled in the trained trials")
-        return _titled(fig, title, axis, "parameter")
+        return empty("no parameter was sampled in the trained trials")
     ranked = sorted(importances.items(), key=lambda kv: kv[1])
+    names = [k for k, _ in ranked]
     fig.add_trace(
         go.Bar(
             x=[v for _, v in ranked],
-            y=[k for k, _ in ranked],
+            y=names,
             orientation="h",
             marker={"color": _TRAINED_COLOR},
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
             name="importance",
         )
     )
-    fig.update_layout(showlegend=False)
+    # Every bar gets its label: plotly would skip every other one of a crowded category axis,
+    # and the figure grows with the number of bars so that the labels have room.
+    fig.update_yaxes(
+        type="category",
+        tickmode="linear",
+        tick0=0,
+        dtick=1,
+        categoryorder="array",
+        categoryarray=names,
+        automargin=True,
+    )
+    fig.update_layout(showlegend=False, height=bar_figure_height(len(names)))
     return _titled(fig, title, f"{axis} ({n} trained trials)", "parameter")
 
 
@@ -476,7 +582,11 @@ def importance_figure(study: optuna.Study) -> go.Figure:
 @FIGURES.register("proxy-vs-full")
 def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
     """The "Proxy vs full accuracy (...)" figure: proxy vs full validation accuracy (what
-    selection uses; the test accuracy is in the hover text)."""
+    selection uses; the test accuracy is in the hover text).
+
+    Without fully trained winners the figure says so (run ``nas train-winners``) and both
+    axes span 0-100%.
+    """
     trials = _trials(study)
     fidelity = proxy_fidelity(trials)
     by_number = {t.number: t for t in trials}
@@ -505,8 +615,10 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
     )
     fig.update_xaxes(tickformat=".1%")
     fig.update_yaxes(tickformat=".1%")
-    if fidelity["n"] == 0:
-        _note(fig, "no fully trained winners yet (nas train-winners)")
+    if not winners:
+        _note(fig, "no fully trained winners yet: run nas train-winners")
+        fig.update_xaxes(range=[0, 1], tickformat=".0%")
+        fig.update_yaxes(range=[0, 1], tickformat=".0%")
     return _titled(
         fig,
         f"Proxy vs full accuracy ({fidelity_text(fidelity)})",
@@ -545,6 +657,7 @@ def rejection_rate_figure(trials: Sequence[FrozenTrial], window: int = ROLLING_W
         )
     )
     fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    fig.update_xaxes(**integer_axis(numbers))
     if not sampled:
         _note(fig, "no candidates sampled yet")
     return _titled(fig, "Rejection rate over time", "trial number", "share rejected")
@@ -598,8 +711,8 @@ def curves_figure(study: optuna.Study) -> go.Figure:
         )
         shown.add(group)
     fig.update_yaxes(tickformat=".0%")
-    longest = max((len(t.y) for t in fig.data), default=0)
-    fig.update_xaxes(dtick=1 if longest <= 20 else None, tickformat="d")
+    longest = max((len(t.y) for t in fig.data), default=1)
+    fig.update_xaxes(**integer_axis([1, longest], most=20))
     for epoch in study_rungs(study):
         fig.add_vline(
             x=epoch,
@@ -609,6 +722,7 @@ def curves_figure(study: optuna.Study) -> go.Figure:
         )
     if not shown:
         _note(fig, "no learning curves recorded yet")
+        _empty_accuracy(fig)
     return _titled(fig, "Learning curves", "epoch", "validation accuracy")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.report.figures import arch_summary, build_figures, graph_id
+from nas.report.figures import arch_summary, build_figures, fit_height, graph_id
 from nas.search.stats import (
     StudyStats,
     accuracy_of,
@@ -28,8 +28,10 @@ from nas.search.stats import (
 )
 from nas.units import human
 
-#: Height of each figure in the page.
+#: Height of each figure in the page (a figure that sets its own height keeps it).
 FIGURE_HEIGHT = "520px"
+#: Height of the box optuna-dashboard draws each attached figure in (fixed by its web page).
+DASHBOARD_GRAPH_HEIGHT = 450
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -102,16 +104,22 @@ def render_report(study: optuna.Study) -> str:
 
 
 def attach_to_dashboard(study: optuna.Study) -> list[str]:
-    """Save every registered figure into ``study`` for optuna-dashboard; return their ids.
+    """Save every registered figure into ``study`` for optuna-dashboard; return their ids,
+    in :data:`nas.report.figures.FIGURE_ORDER` (the Pareto fronts first).
 
     Each figure keeps one id (:func:`nas.report.figures.graph_id`, e.g. ``nas-pareto-params``),
-    so attaching again overwrites the previous figures instead of adding copies.
+    so attaching again overwrites the previous figures instead of adding copies. A figure
+    taller than the dashboard's graph box is fitted to it
+    (:func:`nas.report.figures.fit_height`). optuna-dashboard itself lists stored figures in
+    no fixed order; ``nas dashboard`` shows them in this one
+    (:func:`nas.dashboard.install_dashboard_view`).
     """
     from optuna_dashboard import save_plotly_graph_object
 
     ids = []
     for name, fig in build_figures(study):
-        ids.append(save_plotly_graph_object(study, fig, graph_object_id=graph_id(name)))
+        fitted = fit_height(fig, DASHBOARD_GRAPH_HEIGHT)
+        ids.append(save_plotly_graph_object(study, fitted, graph_object_id=graph_id(name)))
     return ids
 
 

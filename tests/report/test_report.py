@@ -25,10 +25,12 @@ from scipy.stats import kendalltau
 from nas.models.attention import ATTENTION
 from nas.presets import PRESETS, preset
 from nas.report import (
+    FIGURE_ORDER,
     FIGURES,
     accuracy_importances,
     attach_to_dashboard,
     build_figures,
+    figure_order,
     graph_id,
     importance_figure,
     pareto_figure,
@@ -37,6 +39,13 @@ from nas.report import (
     rejection_rate_figure,
     write_report,
 )
+from nas.report.figures import (
+    BAR_PX,
+    MIN_BAR_FIGURE_PX,
+    fit_height,
+    integer_axis,
+)
+from nas.report.html import DASHBOARD_GRAPH_HEIGHT
 
 TITLES = {
     "pareto-params": "Pareto front: accuracy vs params",
@@ -422,8 +431,144 @@ def test_attach_to_dashboard_overwrites(tmp_path: Path) -> None:
     assert set(again) == keys
 
 
-def test_build_figures_follows_the_registry(study: optuna.Study) -> None:
-    assert [name for name, _ in build_figures(study)] == list(FIGURES)
+def test_build_figures_follow_the_documented_order(study: optuna.Study) -> None:
+    assert FIGURE_ORDER[:2] == ("pareto-params", "pareto-flops")
+    assert sorted(FIGURE_ORDER) == sorted(FIGURES)  # a new figure must be given a place
+    assert [name for name, _ in build_figures(study)] == list(FIGURE_ORDER)
+
+
+def test_figure_order_puts_the_pareto_fronts_first() -> None:
+    shuffled = ["learning-curves", "mine", "importances", "pareto-flops", "pareto-params"]
+    assert figure_order(shuffled) == [
+        "pareto-params",
+        "pareto-flops",
+        "importances",
+        "learning-curves",
+        "mine",  # not in FIGURE_ORDER: after the known ones
+    ]
+
+
+def test_report_shows_the_figures_in_order(study: optuna.Study, tmp_path: Path) -> None:
+    text = write_report(study, tmp_path / "report.html").read_text(encoding="utf-8")
+    places = [text.index(f'<div id="{graph_id(name)}"') for name in FIGURE_ORDER]
+    assert places == sorted(places)
+
+
+def _many_params_study(params: int = 29, trials: int = 12) -> optuna.Study:
+    """A study whose trained trials sampled ``params`` float parameters."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dists: dict[str, BaseDistribution] = {
+        f"parameter_{i:02d}": FloatDistribution(0.0, 1.0) for i in range(params)
+    }
+    for t in range(trials):
+        values = {name: ((t * 7 + i * 3) % 11) / 10 for i, name in enumerate(dists)}
+        acc = 0.5 + 0.04 * values["parameter_00"] + 0.001 * t
+        study.add_trial(
+            create_trial(
+                values=[acc, 1e5],
+                params=values,
+                distributions=dists,
+                user_attrs={"accuracy": acc},
+            )
+        )
+    return study
+
+
+def test_importances_label_every_bar() -> None:
+    fig = importance_figure(_many_params_study(29))
+    (bar,) = fig.data
+    assert len(bar.y) == 29
+    axis = fig.layout.yaxis
+    # plotly labels only every other bar of a crowded category axis unless told otherwise
+    assert axis.type == "category" and axis.tickmode == "linear" and axis.dtick == 1
+    assert list(axis.categoryarray) == list(bar.y)
+    assert fig.layout.height >= 29 * BAR_PX  # room for a label per bar
+    assert importance_figure(_many_params_study(3)).layout.height == MIN_BAR_FIGURE_PX
+
+
+def test_importances_fit_the_dashboards_graph_box() -> None:
+    fig = fit_height(importance_figure(_many_params_study(29)), DASHBOARD_GRAPH_HEIGHT)
+    assert fig.layout.height == DASHBOARD_GRAPH_HEIGHT
+    assert fig.layout.yaxis.dtick == 1  # still every label, in a smaller font
+    assert 6 <= fig.layout.yaxis.tickfont.size < 12
+    small = importance_figure(_many_params_study(3))
+    assert fit_height(small, 1000).layout.height == MIN_BAR_FIGURE_PX  # short enough already
+
+
+def test_attached_importances_fit_the_dashboards_graph_box(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    attach_to_dashboard(study)
+    graphs = get_plotly_graph_objects(_graphs(f"sqlite:///{tmp_path}/r.db", study.study_name))
+    layout = json.loads(graphs[graph_id("importances")])["layout"]
+    assert layout["height"] <= DASHBOARD_GRAPH_HEIGHT
+    assert layout["yaxis"]["dtick"] == 1
+
+
+@pytest.mark.parametrize(
+    ("span", "step"),
+    [
+        (None, 1),
+        (0, 1),
+        (2, 1),
+        (12, 1),
+        (13, 2),
+        (24, 2),
+        (25, 5),
+        (60, 5),
+        (61, 10),
+        (1000, 100),
+        (1300, 200),
+    ],
+)
+def test_integer_axis_steps_are_whole(span: int | None, step: int) -> None:
+    axis = integer_axis([] if span is None else [0, span])
+    assert axis == {"tickmode": "linear", "tick0": 0, "dtick": step, "tickformat": "d"}
+
+
+@pytest.mark.parametrize("name", ["history", "rejection-rate"])
+@pytest.mark.parametrize("rows", [3, len(TRIALS)])
+def test_trial_number_axes_have_no_fractional_ticks(tmp_path: Path, name: str, rows: int) -> None:
+    # over trials 0..2 plotly would tick at 0, 0.5, 1, ...
+    fig = FIGURES[name](make_study(tmp_path, rows=TRIALS[:rows]))
+    axis = fig.layout.xaxis
+    assert axis.title.text == "trial number"
+    assert axis.tickformat == "d" and axis.tickmode == "linear"
+    assert isinstance(axis.dtick, int) and axis.dtick >= 1 and axis.tick0 == 0
+
+
+def test_epoch_axis_has_no_fractional_ticks(study: optuna.Study) -> None:
+    axis = FIGURES["learning-curves"](study).layout.xaxis
+    assert (axis.tickformat, axis.tickmode, axis.dtick) == ("d", "linear", 1)
+
+
+def test_proxy_vs_full_without_winners_says_so(tmp_path: Path) -> None:
+    rows = [r for r in TRIALS if r[5] is None]  # nothing fully trained
+    fig = proxy_vs_full_figure(make_study(tmp_path, rows=rows))
+    assert [a.text for a in fig.layout.annotations] == [
+        "no fully trained winners yet: run nas train-winners"
+    ]
+    # not plotly's default for an axis without data: -1 to 6, i.e. -100% to 600%
+    assert tuple(fig.layout.xaxis.range) == (0, 1) == tuple(fig.layout.yaxis.range)
+    assert fig.layout.xaxis.tickformat == ".0%" == fig.layout.yaxis.tickformat
+
+
+def test_proxy_vs_full_with_winners_ranges_itself(study: optuna.Study) -> None:
+    fig = proxy_vs_full_figure(study)
+    assert not fig.layout.annotations
+    assert fig.layout.xaxis.range is None and fig.layout.yaxis.range is None
+
+
+@pytest.mark.parametrize("name", list(TITLES))
+def test_empty_figures_have_no_default_ranges(tmp_path: Path, name: str) -> None:
+    fig = FIGURES[name](make_study(tmp_path, rows=[]))
+    assert fig.layout.annotations  # says why it is empty
+    layout = fig.to_plotly_json()["layout"]
+    for key in ("yaxis", "xaxis"):
+        axis = layout.get(key, {})
+        share = axis.get("tickformat", "").endswith("%") or (key, name) == ("xaxis", "importances")
+        if share:
+            low, high = axis["range"]  # an accuracy axis: within 0-100%
+            assert 0 <= low < high <= 1.05
 
 
 def test_zero_cost_scores_are_ranked_against_proxy_accuracy() -> None:
