@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import sys
 import time
 import warnings
@@ -398,6 +399,27 @@ class _LoopState:
     stop_reason: str = ""
     interrupted: bool = False
     last: list[FrozenTrial] = field(default_factory=list)
+    stats: StudyStats | None = None
+    stats_at: float = -math.inf
+
+
+#: After a rejection (milliseconds of work) the loop goes on with the study statistics it
+#: read at most this many seconds ago instead of reading every trial again.
+STATS_EVERY = 5.0
+
+
+def _study_stats(study: optuna.Study, state: _LoopState) -> StudyStats:
+    """The study's statistics, read again unless the last trial was a rejection and they are
+    fresh: a run of rejections costs no read of the whole study per candidate."""
+    last_rejected = bool(state.last) and "rejected" in state.last[-1].user_attrs
+    fresh = time.monotonic() - state.stats_at < STATS_EVERY
+    if state.stats is not None and last_rejected and fresh:
+        state.stats.rejected += 1
+        return state.stats
+    fail_stale(study)
+    state.stats = study_stats(study, front=False)
+    state.stats_at = time.monotonic()
+    return state.stats
 
 
 def _step(
@@ -411,8 +433,7 @@ def _step(
     say: Any,
 ) -> None:
     """One turn of the loop: clean up, decide whether to stop, wait, or run one trial."""
-    fail_stale(study)
-    stats = study_stats(study, front=False)
+    stats = _study_stats(study, state)
     slots.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
     monitor.totals(
         stats.trained,
