@@ -96,6 +96,7 @@ def train_winner(
     val_fraction: float = 0.1,
     on_epoch: Callable[[EpochResult], None] | None = None,
     on_progress: Callable[[StepProgress], None] | None = None,
+    compile: bool = False,
 ) -> WinnerResult:
     """Train ``trial``'s architecture with ``recipe`` on the training images outside the
     validation split, score it on the validation split every epoch and on the test images
@@ -136,6 +137,7 @@ def train_winner(
         device=device,
         data_seed=seed,
         checkpoint=checkpoint,
+        compile=compile,
     )
     started = time.perf_counter()
     result = trainer.fit(on_epoch, on_progress)

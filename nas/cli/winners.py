@@ -75,6 +75,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help="seed (default 0): one data order and augmentation for all winners; with the "
         "trial number, each winner's initial weights",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="train through torch.compile (the first steps compile, for a minute or more; "
+        "worth it for long runs on a GPU; off by default)",
+    )
     r = p.add_argument_group("recipe (seed 001's unless changed)")
     r.add_argument("--batch-size", type=int, metavar="B", help="images per step (128)")
     r.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (0.1)")
@@ -192,6 +198,7 @@ def _train_run(args: argparse.Namespace) -> int:
                 val_fraction=val_fraction,
                 on_epoch=on_epoch,
                 on_progress=progress,
+                compile=args.compile,
             )
         if result.resumed_from:
             console.print(f"  resumed from the checkpoint after epoch {result.resumed_from}")

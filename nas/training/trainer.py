@@ -199,6 +199,8 @@ class Trainer:
             the difference between two candidates is theirs, not the luck of the draw.
         checkpoint: save a checkpoint here after every epoch and resume from it if present.
         fault: test hook, ``"nan"`` or ``"oom"``: simulate that failure at the first step.
+        compile: train through ``torch.compile`` of the model (the first step compiles; the
+            weights, checkpoints and evaluation are the plain model's).
     """
 
     def __init__(
@@ -217,6 +219,7 @@ class Trainer:
         data_seed: int,
         checkpoint: Path | None = None,
         fault: str | None = None,
+        compile: bool = False,
     ) -> None:
         self.recipe = recipe
         self.device = device
@@ -232,6 +235,10 @@ class Trainer:
         self.seed = data_seed
         self.checkpoint = checkpoint
         self.fault = fault
+        #: What the training steps call: the model, or its compiled form sharing its weights.
+        self.train_forward: Callable[[Tensor], Tensor] = (
+            torch.compile(self.model) if compile else self.model
+        )
         self.generator = torch.Generator(device=device).manual_seed(data_seed)
         self.cpu_generator = torch.Generator().manual_seed(data_seed)
         self.rng = random.Random(data_seed)
@@ -388,7 +395,7 @@ class Trainer:
                     x, yb, self.num_classes, recipe.mixup_alpha, recipe.cutmix_alpha, self.rng
                 )
             with self.autocast():
-                out = model(x)
+                out = self.train_forward(x)
                 loss = F.cross_entropy(out.float(), target, label_smoothing=recipe.label_smoothing)
             if self.fault == "nan" and step == 0:
                 loss = loss * float("nan")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,21 @@ def test_proxy_recipes_by_name() -> None:
         proxy_recipe(3, "slow")
     with pytest.raises(NasError, match="unknown proxy recipe 'slow'; valid: standard, fast"):
         SearchSettings(proxy_recipe="slow")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_training_trains_the_same_model(image_folder: Path) -> None:
+    """--compile trains through torch.compile; the plain model holds the trained weights (what
+    checkpoints, evaluation and export read), close to an uncompiled run's."""
+    recipe = proxy_recipe(1).replace(batch_size=16, lr=0.1)
+    plain = make_trainer(image_folder, recipe)
+    compiled = make_trainer(image_folder, recipe, compile=True)
+    assert compiled.train_forward is not compiled.model and plain.train_forward is plain.model
+    a, b = plain.fit(), compiled.fit()
+    assert a.losses[0] == pytest.approx(b.losses[0], rel=1e-3)
+    for (name, x), (_, y) in zip(
+        plain.model.state_dict().items(), compiled.model.state_dict().items(), strict=True
+    ):
+        assert not name.startswith("_orig_mod")
+        assert torch.allclose(x.float(), y.float(), atol=1e-3), name
