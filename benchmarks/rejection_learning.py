@@ -53,7 +53,7 @@ class SyntheticObjective(Objective):
 class UnconstrainedObjective(SyntheticObjective):
     """Ablation: rejections are pruned trials without constraint values."""
 
-    def constrain(self, trial: optuna.trial.Trial, violation: float) -> None:
+    def constrain(self, trial: optuna.trial.Trial, key: str, violation: float) -> None:
         return None
 
 
