@@ -29,6 +29,8 @@ class Candidate:
     flops: int | None
     feasible: bool
     reason: str | None = None
+    #: What rejected it: ``params``, ``FLOPs`` or ``cannot build`` (None: it fits).
+    rejected_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,13 +64,7 @@ class SampleReport:
     @property
     def rejected_by(self) -> dict[str, int]:
         """How many candidates each limit rejected (``cannot build``: invalid points)."""
-        reasons = Counter(
-            "cannot build"
-            if c.reason.startswith("cannot build")
-            else ("FLOPs" if "FLOPs >" in c.reason else "params")
-            for c in self.candidates
-            if c.reason
-        )
+        reasons = Counter(c.rejected_by for c in self.candidates if c.rejected_by)
         return {k: reasons[k] for k in ("params", "FLOPs", "cannot build")}
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,12 +164,16 @@ def sample(
                 trial, in_channels=in_channels, input_size=input_size, num_classes=num_classes
             )
         except ConfigError as exc:
-            candidates.append(Candidate(None, None, None, False, f"cannot build: {exc}"))
+            candidates.append(
+                Candidate(None, None, None, False, f"cannot build: {exc}", "cannot build")
+            )
             continue
         params = count(arch, flops=False).params
-        feasible = limit is None or params <= limit
-        reason = None if feasible else f"{human(params)} params > limit {human(limit or 0)}"
-        candidates.append(Candidate(arch, params, None, feasible, reason))
+        if limit is None or params <= limit:
+            candidates.append(Candidate(arch, params, None, True))
+        else:
+            reason = f"{human(params)} params > limit {human(limit)}"
+            candidates.append(Candidate(arch, params, None, False, reason, "params"))
         if progress:
             progress("params", i + 1, n)
     params_seconds = time.perf_counter() - start
@@ -201,6 +201,7 @@ def sample(
             if c.feasible and c.flops is not None and c.flops > flops_limit:
                 c.feasible = False
                 c.reason = f"{human(c.flops)} FLOPs > limit {human(flops_limit)}"
+                c.rejected_by = "FLOPs"
     by_attention: Counter[str] = Counter()
     by_attention_ok: Counter[str] = Counter()
     by_placement: Counter[str] = Counter()

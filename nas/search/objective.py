@@ -128,9 +128,7 @@ class Objective:
         flops: int | None = None
         flops_limit = self.settings.flops_limit
         if flops_limit is not None:  # counted before training, only for what fits the params
-            flops = count(arch).flops
-            assert flops is not None
-            trial.set_user_attr("flops", flops)
+            flops = self._count_flops(trial, arch)
             # in parameter-limit units, so that NSGA-II's sum of violations weighs both alike
             self.constrain(trial, "flops", (flops - flops_limit) / flops_limit * limit)
             if flops > flops_limit:
@@ -139,11 +137,16 @@ class Objective:
             trial.set_user_attr("not_trained", "the study already has enough trained trials")
             raise optuna.TrialPruned("budget of trained trials reached")
         if flops is None:
-            flops = count(arch).flops
-            assert flops is not None
-            trial.set_user_attr("flops", flops)
+            flops = self._count_flops(trial, arch)
         trial.set_user_attr("training", True)
         return self._train(trial, arch, params, flops, started)
+
+    def _count_flops(self, trial: optuna.trial.Trial, arch: ArchConfig) -> int:
+        """Count ``arch``'s FLOPs (fvcore) and record them on ``trial``."""
+        flops = count(arch).flops
+        assert flops is not None
+        trial.set_user_attr("flops", flops)
+        return flops
 
     def constrain(self, trial: optuna.trial.Trial, key: str, violation: float) -> None:
         """Record how far over the limit ``key`` (``params``, ``flops``) ``trial`` is (> 0:
