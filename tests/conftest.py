@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -19,6 +19,9 @@ from optuna.distributions import FloatDistribution
 from nas.config import ArchConfig, AttentionConfig, StageConfig
 from nas.counting import count
 from tests.pgserver import PostgresServer, find_pg_bin
+
+if TYPE_CHECKING:
+    from nas.search.objective import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = ROOT / "search_spaces" / "attention_resnet.toml"
@@ -118,11 +121,22 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("images"))
 
 
-def tiny_search(space: Path, data: Path, db: Path, study: str, **changes: Any) -> optuna.Study:
+def tiny_search(
+    space: Path,
+    data: Path,
+    db: Path,
+    study: str,
+    *,
+    log: Callable[[str], None] | None = None,
+    objective_cls: type[Objective] | None = None,
+    **changes: Any,
+) -> optuna.Study:
     """Run a quiet in-process search on the image folder ``data``: random sampler, no early
     stopping, batches of 16, CPU; ``changes`` set or override the rest (trials, proxy epochs,
-    early stopping, ...)."""
+    early stopping, ...); ``log`` receives the lines a worker prints, ``objective_cls``
+    replaces the objective."""
     from nas.search.events import SilentMonitor
+    from nas.search.objective import Objective
     from nas.search.runner import run_search
     from nas.search.settings import SearchSettings
 
@@ -140,7 +154,12 @@ def tiny_search(space: Path, data: Path, db: Path, study: str, **changes: Any) -
         "quiet": True,
     }
     settings = SearchSettings(**{**values, **changes})
-    run_search(settings, SilentMonitor(), log=lambda text: None)
+    run_search(
+        settings,
+        SilentMonitor(),
+        log=log or (lambda text: None),
+        objective_cls=objective_cls or Objective,
+    )
     return optuna.load_study(study_name=study, storage=settings.storage_url)
 
 

@@ -471,13 +471,26 @@ def _step(
             state.waiting_said = True
         time.sleep(min(5.0, settings.grace_period / 4))
         return
-    study.optimize(
-        objective,
-        n_trials=1,
-        catch=(TrainingFailed, RuntimeError, ValueError),
-        gc_after_trial=False,
-        callbacks=[lambda s, t: state.last.append(t)],
-    )
+    try:
+        study.optimize(
+            objective,
+            n_trials=1,
+            catch=(TrainingFailed, RuntimeError, ValueError),
+            gc_after_trial=False,
+            callbacks=[lambda s, t: state.last.append(t)],
+        )
+    except (ValueError, AssertionError):  # what Optuna raises for a trial finished elsewhere
+        lost = failed_meanwhile(study, objective.started)
+        if lost is None:
+            raise
+        say(
+            f"trial {lost.number} finished here, but another worker had already failed it "
+            f"because its heartbeats stopped for over {settings.grace_period}s (the database "
+            "was away); its result is discarded and its retry trains it again"
+        )
+        slots.release(state.reservation)
+        state.reservation = None
+        return
     t = state.last[-1]
     state.failures = state.failures + 1 if t.state == TrialState.FAIL else 0
     state.rejections = state.rejections + 1 if "rejected" in t.user_attrs else 0
@@ -486,6 +499,21 @@ def _step(
         state.reservation = None
     elif "rejected" not in t.user_attrs:  # trained (slot consumed) or lost the slot
         state.reservation = None
+
+
+def failed_meanwhile(study: optuna.Study, started: Collection[int]) -> FrozenTrial | None:
+    """The trial this process started last, if it is no longer RUNNING although this process
+    never told its result: another worker failed it as stale while its heartbeats could not
+    reach the database. Optuna then refuses the result ("Cannot tell a FAIL trial")."""
+    if not started:
+        return None
+    storage = study._storage
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, max(started))
+        trial = storage.get_trial(trial_id)
+    except KeyError:
+        return None
+    return trial if trial.state == TrialState.FAIL else None
 
 
 def fail_running(study: optuna.Study, started: Collection[int]) -> None:

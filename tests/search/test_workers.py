@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -266,3 +267,49 @@ def test_a_database_gone_for_longer_than_db_retry_is_one_line(
     study = optuna.load_study(study_name="mw", storage=url)
     # the trial it was training is left RUNNING, for the heartbeat recovery of any worker
     assert study.get_trials(states=(TrialState.RUNNING,))
+
+
+@pytest.mark.parametrize("then", ["returns", "writes"])
+def test_a_worker_whose_trial_was_failed_as_stale_meanwhile_goes_on(
+    tiny_space: Path, image_folder: Path, tmp_path: Path, then: str
+) -> None:
+    """A live worker's heartbeats could not reach the database for longer than the grace
+    period, so another worker failed its trial as stale. When the worker then writes to the
+    trial or returns its result, Optuna refuses ("Cannot tell a FAIL trial", or an assertion
+    of its own). The worker says so and goes on; the study still gets its trained trials."""
+    from nas.search.objective import Objective
+    from nas.search.storage import rdb_storage
+    from tests.conftest import tiny_search
+
+    failed: list[int] = []
+
+    class FailedElsewhere(Objective):
+        def __call__(self, trial: optuna.trial.Trial) -> Any:
+            result = super().__call__(trial)
+            if not failed:  # the first trained trial: another worker fails it meanwhile
+                storage = rdb_storage(trial.study)
+                storage.set_trial_user_attr(trial._trial_id, "fail_reason", "stale")
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                failed.append(trial.number)
+                if then == "writes":  # e.g. a progress attribute after the failure: refused
+                    trial.set_user_attr("late", 1)
+            return result
+
+    lines: list[str] = []
+    study = tiny_search(
+        tiny_space,
+        image_folder,
+        tmp_path / "s.db",
+        f"stale_{then}",
+        trials=2,
+        proxy_epochs=1,
+        log=lines.append,
+        objective_cls=FailedElsewhere,
+    )
+    assert any(
+        f"trial {failed[0]} finished here, but another worker had already failed it" in line
+        for line in lines
+    ), lines
+    assert study.trials[failed[0]].state == TrialState.FAIL
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert not study.get_trials(states=(TrialState.RUNNING,))
