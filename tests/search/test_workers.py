@@ -127,17 +127,27 @@ def test_local_workers_on_sqlite_warn_and_share_the_study(
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
-#: Imports nas (seconds), then waits for the common instant, then runs the command line:
-#: the processes reach the database within a millisecond of each other, as a job array's do.
-_AT_ONCE = (
-    "import sys, time; from nas.cli.main import main; at = float(sys.argv[1]); "
-    "time.sleep(max(0.0, at - time.time())); sys.exit(main(sys.argv[2:]))"
-)
+#: Imports what a search needs (seconds), says it is ready, waits for the test's common
+#: instant, then runs the command line: the processes reach the database within a
+#: millisecond of each other, as a job array's do. Without a barrier folder it starts at once.
+_AT_ONCE = """
+import os, pathlib, sys, time
+import nas.cli.search, nas.search.runner, nas.training
+from nas.cli.main import main
+barrier = sys.argv[1]
+if barrier:
+    folder = pathlib.Path(barrier)
+    (folder / f"ready.{os.getpid()}").touch()
+    while not (folder / "go").exists():
+        time.sleep(0.001)
+    time.sleep(max(0.0, float((folder / "go").read_text() or 0) - time.time()))
+sys.exit(main(sys.argv[2:]))
+"""
 
 
-def _popen_at(args: list[str], at: float, env: dict[str, str]) -> subprocess.Popen[str]:
+def _popen_at(args: list[str], env: dict[str, str], barrier: Path | None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _AT_ONCE, str(at), *args],
+        [sys.executable, "-c", _AT_ONCE, str(barrier or ""), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -146,22 +156,47 @@ def _popen_at(args: list[str], at: float, env: dict[str, str]) -> subprocess.Pop
     )
 
 
-def start_together(args: list[str], n: int) -> list[tuple[int, str, str]]:
+def release_together(barrier: Path, n: int, timeout: float = 180) -> None:
+    """Wait until ``n`` processes of :func:`_popen_at` are ready, then release them at one
+    instant a moment from now."""
+    deadline = time.time() + timeout
+    while len(list(barrier.glob("ready.*"))) < n:
+        assert time.time() < deadline, "the workers did not get ready in time"
+        time.sleep(0.05)
+    (barrier / "go.tmp").write_text(str(time.time() + 0.2))
+    (barrier / "go.tmp").rename(barrier / "go")
+
+
+def start_together(
+    args: list[str], n: int, barrier: Path, env: dict[str, str] | None = None
+) -> list[subprocess.Popen[str]]:
+    """Start ``nas ARGS`` in ``n`` processes released at the same instant."""
+    barrier.mkdir()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", **(env or {})}
+    procs = [_popen_at(args, env, barrier) for _ in range(n)]
+    try:
+        release_together(barrier, n)
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise
+    return procs
+
+
+def run_together(args: list[str], n: int, barrier: Path) -> list[tuple[int, str, str]]:
     """Run ``nas ARGS`` in ``n`` processes released at the same instant; their exit codes
     and outputs."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    at = time.time() + 12
-    procs = [_popen_at(args, at, env) for _ in range(n)]
+    procs = start_together(args, n, barrier)
     outs = [p.communicate(timeout=240) for p in procs]
     return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs, strict=True)]
 
 
 @pytest.mark.postgres
 def test_three_workers_started_at_once_on_an_empty_postgres_database(
-    postgres: PostgresServer, tiny_space: Path, image_folder: Path
+    postgres: PostgresServer, tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
     url = postgres.create_database("at_once")
-    results = start_together(worker_args(tiny_space, image_folder, url, 4), 3)
+    results = run_together(worker_args(tiny_space, image_folder, url, 4), 3, tmp_path / "b")
     for code, _, err in results:
         assert code == 0, err
     study = optuna.load_study(study_name="mw", storage=url)
@@ -173,7 +208,7 @@ def test_three_workers_started_at_once_on_a_new_sqlite_file(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path}/new/at_once.db"
-    results = start_together(worker_args(tiny_space, image_folder, url, 3), 3)
+    results = run_together(worker_args(tiny_space, image_folder, url, 3), 3, tmp_path / "b")
     for code, _, err in results:
         assert code == 0, err
     study = optuna.load_study(study_name="mw", storage=url)
@@ -199,7 +234,7 @@ def wait_for_training(url: str, deadline: float) -> None:
 
 @pytest.mark.postgres
 def test_chaos_start_together_kill_restart_the_server_and_a_late_worker(
-    postgres: PostgresServer, tiny_space: Path, image_folder: Path
+    postgres: PostgresServer, tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
     """4 workers started at once on an empty database; one SIGKILLed mid-trial; the server
     restarted mid-search; a late worker joins. Exactly --trials trained, nothing RUNNING,
@@ -209,8 +244,7 @@ def test_chaos_start_together_kill_restart_the_server_and_a_late_worker(
     args = worker_args(tiny_space, image_folder, url, trials, "--db-retry", "60")
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     env["NAS_SLOW_EPOCH"] = "1.0"
-    at = time.time() + 12
-    procs = [_popen_at(args, at, env) for _ in range(4)]
+    procs = start_together(args, 4, tmp_path / "b", env)
     try:
         deadline = time.time() + 90
         wait_for_training(url, deadline)
@@ -225,7 +259,7 @@ def test_chaos_start_together_kill_restart_the_server_and_a_late_worker(
                     break
             time.sleep(0.2)
         victim.send_signal(signal.SIGKILL)
-        late = _popen_at(args, 0.0, env)
+        late = _popen_at(args, env, None)
         procs.append(late)
         results = [(p, *p.communicate(timeout=150)) for p in procs if p is not victim]
     finally:
@@ -252,7 +286,7 @@ def test_a_database_gone_for_longer_than_db_retry_is_one_line(
     url = postgres.create_database("gone")
     args = worker_args(tiny_space, image_folder, url, 3, "--db-retry", "2")
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "NAS_SLOW_EPOCH": "1.0"}
-    proc = _popen_at(args, 0.0, env)
+    proc = _popen_at(args, env, None)
     try:
         wait_for_training(url, time.time() + 90)
         postgres.restart(down_for=12.0)
