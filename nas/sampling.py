@@ -17,7 +17,7 @@ from nas.config import ArchConfig
 from nas.counting import count
 from nas.errors import ConfigError
 from nas.space import SearchSpace
-from nas.units import human
+from nas.units import over_limit
 
 
 @dataclass
@@ -172,7 +172,7 @@ def sample(
         if limit is None or params <= limit:
             candidates.append(Candidate(arch, params, None, True))
         else:
-            reason = f"{human(params)} params > limit {human(limit)}"
+            reason = over_limit(params, limit, "params")
             candidates.append(Candidate(arch, params, None, False, reason, "params"))
         if progress:
             progress("params", i + 1, n)
@@ -200,7 +200,7 @@ def sample(
         for c in candidates:
             if c.feasible and c.flops is not None and c.flops > flops_limit:
                 c.feasible = False
-                c.reason = f"{human(c.flops)} FLOPs > limit {human(flops_limit)}"
+                c.reason = over_limit(c.flops, flops_limit, "FLOPs")
                 c.rejected_by = "FLOPs"
     by_attention: Counter[str] = Counter()
     by_attention_ok: Counter[str] = Counter()

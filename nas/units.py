@@ -43,3 +43,9 @@ def human(n: float, digits: int = 2) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.{digits}f}{suffix}"
     return f"{n:.0f}"
+
+
+def over_limit(value: int, limit: int, what: str) -> str:
+    """Why a candidate is rejected, the same in a search and in ``nas sample``:
+    ``over_limit(6_100_000, 5_000_000, "params")`` -> ``'6.10M params > limit 5.00M'``."""
+    return f"{human(value)} {what} > limit {human(limit)}"

@@ -35,7 +35,7 @@ from nas.space import SearchSpace
 from nas.training import EpochResult, StopTraining, Trainer, TrainingFailed, proxy_recipe
 from nas.training.recipe import Recipe, scaled_lr
 from nas.training.trainer import release_memory
-from nas.units import human
+from nas.units import over_limit
 
 #: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
 FAULT_ENV = "NAS_INJECT_FAULT"
@@ -124,7 +124,7 @@ class Objective:
         limit = self.settings.param_limit
         self.constrain(trial, "params", float(params - limit))
         if params > limit:
-            self._reject(trial, f"{human(params)} params > limit {human(limit)}", started)
+            self._reject(trial, over_limit(params, limit, "params"), started)
         flops: int | None = None
         flops_limit = self.settings.flops_limit
         if flops_limit is not None:  # counted before training, only for what fits the params
@@ -132,7 +132,7 @@ class Objective:
             # in parameter-limit units, so that NSGA-II's sum of violations weighs both alike
             self.constrain(trial, "flops", (flops - flops_limit) / flops_limit * limit)
             if flops > flops_limit:
-                self._reject(trial, f"{human(flops)} FLOPs > limit {human(flops_limit)}", started)
+                self._reject(trial, over_limit(flops, flops_limit, "FLOPs"), started)
         if not self.may_train(trial):
             trial.set_user_attr("not_trained", "the study already has enough trained trials")
             raise optuna.TrialPruned("budget of trained trials reached")
