@@ -15,7 +15,7 @@ from nas.cli.main import COMMANDS, Command
 from nas.cli.output import EpochProgress, console, err_console, fmt_int, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
 from nas.errors import NasError, StorageError
-from nas.training.recipe import SCHEDULES
+from nas.training.recipe import SCHEDULES, full_recipe
 from nas.units import human
 
 if TYPE_CHECKING:
@@ -132,8 +132,6 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
     ):
         if getattr(args, flag):
             changes[field] = off
-    from nas.training.recipe import full_recipe
-
     return full_recipe(args.epochs).replace(**changes)
 
 
