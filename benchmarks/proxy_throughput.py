@@ -5,7 +5,7 @@ search's batch size) and are timed on their training steps only, in images per s
 
 proxy
     the real ``nas.training.Trainer`` exactly as ``nas search`` builds it
-    (``make_context`` + ``proxy_trainer``: the default proxy recipe, subset, batch size and
+    (``proxy_context`` + ``make_trainer``: the default proxy recipe, subset, batch size and
     scaled learning rate). Timed: one whole proxy epoch, as the trainer itself measures it
     (``EpochResult.images_per_s``: the epoch's crop/flip pass on the device, per-step
     slicing, normalisation, learning-rate setting, loss bookkeeping and finiteness checks,
@@ -23,7 +23,7 @@ dataloader
 
 All three arms share the trainer's precision (bf16 autocast on CUDA, fp32 on CPU: the
 trainer's own ``autocast()``), its memory format (channels_last on CUDA), its model and
-optimizer construction (each arm gets its own ``proxy_trainer`` with the same seed), its loss
+optimizer construction (each arm gets its own ``make_trainer`` with the same seed), its loss
 (cross-entropy with the recipe's label smoothing, on fp32 logits) and its batch size. Every
 arm runs the same number of steps per epoch (subset // batch, the last partial batch
 dropped).
@@ -65,7 +65,7 @@ from nas.config import ArchConfig
 from nas.data import ImageData, load_dataset, proxy_split
 from nas.data.augment import normalize, random_crop, random_flip
 from nas.presets import PRESETS, preset
-from nas.search.objective import ProxyContext, make_context, proxy_batch_size, proxy_trainer
+from nas.proxy.context import TrainingContext, make_trainer, proxy_batch_size, proxy_context
 from nas.search.settings import SearchSettings
 from nas.training import EpochResult, StopTraining, Trainer, resolve_device
 from nas.training.trainer import release_memory
@@ -127,8 +127,8 @@ class ProxyArm:
     """The search's proxy trainer; one timed epoch is one ``fit()`` stopped after its first
     epoch (the recipe, with its epochs and schedule, stays the search's)."""
 
-    def __init__(self, ctx: ProxyContext, arch: ArchConfig, seed: int) -> None:
-        self.trainer = proxy_trainer(ctx, arch, seed)
+    def __init__(self, ctx: TrainingContext, arch: ArchConfig, seed: int) -> None:
+        self.trainer = make_trainer(ctx, arch, seed)
 
     def epoch(self) -> Seconds:
         """Train one epoch; its images and the training seconds the trainer measured
@@ -149,8 +149,8 @@ class CeilingArm:
     """Forward / backward / SGD step only, over device-resident batches built beforehand
     (cropped and flipped once with the trainer's own augmentation, then normalised)."""
 
-    def __init__(self, ctx: ProxyContext, arch: ArchConfig, seed: int) -> None:
-        self.trainer = t = proxy_trainer(ctx, arch, seed)
+    def __init__(self, ctx: TrainingContext, arch: ArchConfig, seed: int) -> None:
+        self.trainer = t = make_trainer(ctx, arch, seed)
         x = t.train_x
         if t.recipe.crop_padding:
             x = random_crop(x, t.recipe.crop_padding, t.generator)
@@ -200,10 +200,10 @@ class ArrayDataset(Dataset[tuple[Tensor, int]]):
 class DataLoaderArm:
     """The torchvision-datasets loop over the same images, at the trainer's batch size."""
 
-    def __init__(self, ctx: ProxyContext, arch: ArchConfig, seed: int, workers: int) -> None:
+    def __init__(self, ctx: TrainingContext, arch: ArchConfig, seed: int, workers: int) -> None:
         import torchvision.transforms as T
 
-        self.trainer = t = proxy_trainer(ctx, arch, seed)
+        self.trainer = t = make_trainer(ctx, arch, seed)
         images = ctx.data.train_x[ctx.split.train].permute(0, 2, 3, 1).contiguous().numpy()
         if images.shape[-1] == 1:
             images = images[..., 0]  # PIL mode "L", as torchvision's MNIST
@@ -253,7 +253,7 @@ def spread(values: list[float], digits: int) -> dict[str, Any]:
 
 
 def bench_model(
-    name: str, ctx: ProxyContext, args: argparse.Namespace, log: Callable[[str], None]
+    name: str, ctx: TrainingContext, args: argparse.Namespace, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Warm up, then time every arm for ``args.rounds`` interleaved rounds on one model."""
     target, arch = model_config(name, ctx.data)
@@ -404,7 +404,7 @@ def main() -> None:
     settings = defaults.replace(
         proxy_subset=args.subset, proxy_val=VAL_IMAGES, proxy_batch_size=args.batch_size
     )
-    ctx = make_context(settings, data, device, args.seed)  # what nas search builds
+    ctx = proxy_context(settings.proxy, data, device, args.seed)  # what nas search builds
     n_train = len(ctx.split.train)
     bs = min(ctx.recipe.batch_size, n_train)  # the trainer's
     if user_batch:

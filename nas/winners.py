@@ -23,10 +23,9 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.config import ArchConfig
-from nas.data import ImageData, validation_split
+from nas.data import ImageData
 from nas.errors import DataError, NasError
-from nas.models import build_model
-from nas.search.objective import init_seed
+from nas.proxy.context import full_context, init_seed, make_trainer
 from nas.search.stats import (
     ProxyFidelity,
     accuracy_of,
@@ -35,7 +34,7 @@ from nas.search.stats import (
     second_objective,
 )
 from nas.search.storage import rdb_storage, set_result_attrs
-from nas.training import EpochResult, Recipe, StepProgress, Trainer
+from nas.training import EpochResult, Recipe, StepProgress
 
 
 def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -121,23 +120,10 @@ def train_winner(
     except OSError as exc:
         raise NasError(f"cannot create {out_dir}: {exc.strerror}") from None
     checkpoint = out_dir / f"trial-{trial.number}.pt"
-    split = validation_split(len(data.train_y), val_fraction)
-    torch.manual_seed(init_seed(seed, trial.number))
-    mean, std = data.mean_std()
-    trainer = Trainer(
-        build_model(arch),
-        recipe,
-        train_x=data.train_x[split.train],
-        train_y=data.train_y[split.train],
-        eval_x=data.train_x[split.val],
-        eval_y=data.train_y[split.val],
-        mean=mean,
-        std=std,
-        num_classes=data.num_classes,
-        device=device,
-        data_seed=seed,
-        checkpoint=checkpoint,
-        compile=compile,
+    ctx = full_context(data, recipe, device, seed, val_fraction)
+    split = ctx.split
+    trainer = make_trainer(
+        ctx, arch, init_seed(seed, trial.number), checkpoint=checkpoint, compile=compile
     )
     started = time.perf_counter()
     result = trainer.fit(on_epoch, on_progress)

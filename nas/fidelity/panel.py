@@ -31,7 +31,8 @@ from nas.counting import count
 from nas.data import ImageData, validation_split
 from nas.errors import ConfigError, NasError
 from nas.fidelity.ladder import Rung
-from nas.fidelity.ranking import Agreement, agreement
+from nas.proxy.context import ProxySpec, candidate_zero_cost, init_seed, make_trainer, proxy_context
+from nas.proxy.ranking import Agreement, agreement
 from nas.space import SearchSpace
 from nas.training.recipe import DEFAULT_PROXY_RECIPE
 from nas.units import human
@@ -168,25 +169,10 @@ class FidelityRun:
     # ------------------------------------------------------------------ the panel
     def context(self, rung: Rung) -> Any:
         """The proxy context (split, recipe, normalisation) of ``rung``."""
-        from nas.search.objective import make_context
-        from nas.search.settings import SearchSettings
-
         if rung not in self.contexts:
             s = self.settings
-            search = SearchSettings(
-                space=s.space,
-                dataset=s.dataset,
-                data_dir=s.data_dir,
-                param_limit=s.param_limit,
-                proxy_epochs=rung.epochs,
-                proxy_subset=rung.subset,
-                proxy_val=s.val,
-                proxy_lr=s.proxy_lr,
-                proxy_recipe=rung.recipe,
-                seed=s.seed,
-                device=s.device,
-            )
-            self.contexts[rung] = make_context(search, self.data, self.device, s.seed)
+            spec = ProxySpec(rung.epochs, rung.subset, s.val, None, s.proxy_lr, rung.recipe)
+            self.contexts[rung] = proxy_context(spec, self.data, self.device, s.seed)
         return self.contexts[rung]
 
     def panel(self) -> list[dict[str, Any]]:
@@ -201,7 +187,6 @@ class FidelityRun:
         if stored is not None:
             return list(stored)
         from nas.models import build_model
-        from nas.search.objective import candidate_zero_cost, init_seed
 
         s = self.settings
         archs = sample_panel(self.space, self.data, s.panel, s.param_limit, s.seed)
@@ -311,7 +296,6 @@ class FidelityRun:
         done: int,
         total: int,
     ) -> float:
-        from nas.search.objective import init_seed, proxy_trainer
         from nas.search.slots import worker_id
         from nas.training import TrainingFailed
 
@@ -319,7 +303,7 @@ class FidelityRun:
         entry = panel[candidate]
         ctx = self.context(rung)
         started = time.perf_counter()
-        trainer = proxy_trainer(
+        trainer = make_trainer(
             ctx, ArchConfig.from_dict(entry["arch"]), init_seed(self.settings.seed, candidate)
         )
         try:

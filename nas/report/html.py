@@ -214,7 +214,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
 def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
     """Kendall's tau of each zero-cost score against proxy accuracy over the trained trials
     that have both, best first, or why there is none."""
-    from nas.fidelity.ranking import agreement
+    from nas.proxy.ranking import agreement
 
     scored = [
         t

@@ -16,24 +16,20 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NoReturn
 
 import optuna
-import torch
 
 from nas.config import ArchConfig
 from nas.counting import count
-from nas.data import ImageData, Split
 from nas.errors import ConfigError, StorageError
-from nas.models import build_model
+from nas.proxy.context import TrainingContext, candidate_zero_cost, init_seed, make_trainer
 from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
 from nas.search.events import SearchMonitor
 from nas.search.settings import SearchSettings
 from nas.search.slots import worker_id
 from nas.space import SearchSpace
-from nas.training import EpochResult, StopTraining, Trainer, TrainingFailed, proxy_recipe
-from nas.training.recipe import Recipe, scaled_lr
+from nas.training import EpochResult, StopTraining, TrainingFailed
 from nas.training.trainer import release_memory
 from nas.units import over_limit
 
@@ -48,28 +44,6 @@ def injected_fault(trial_number: int) -> str | None:
         if kind in ("nan", "oom") and number.strip().isdigit() and int(number) == trial_number:
             return kind
     return None
-
-
-def proxy_batch_size(n_images: int) -> int:
-    """About 60 steps per epoch, between 32 and 256 images per step (a power of two)."""
-    size = 32
-    while size * 2 <= min(256, n_images // 60):
-        size *= 2
-    return size
-
-
-@dataclass
-class ProxyContext:
-    """What every trial of a search shares: data on the host, split, normalisation, recipe,
-    and the study's data seed (one data order and augmentation stream for every trial)."""
-
-    data: ImageData
-    split: Split
-    mean: torch.Tensor
-    std: torch.Tensor
-    device: torch.device
-    recipe: Recipe
-    data_seed: int
 
 
 class Objective:
@@ -87,7 +61,7 @@ class Objective:
         self,
         settings: SearchSettings,
         space: SearchSpace,
-        ctx: ProxyContext,
+        ctx: TrainingContext,
         monitor: SearchMonitor,
         stopper: SuccessiveHalving | None,
     ) -> None:
@@ -163,8 +137,8 @@ class Objective:
     ) -> float | tuple[float, float]:
         ctx, settings = self.ctx, self.settings
         self.monitor.trial_started(trial.number, arch, params, flops, ctx.recipe.epochs)
-        trainer = proxy_trainer(
-            ctx, arch, init_seed(settings.seed, trial.number), injected_fault(trial.number)
+        trainer = make_trainer(
+            ctx, arch, init_seed(settings.seed, trial.number), fault=injected_fault(trial.number)
         )
         trial.set_user_attr(
             "zero_cost", candidate_zero_cost(ctx, trainer.model, params=params, flops=flops)
@@ -243,63 +217,3 @@ class Objective:
         if single:
             return accuracy
         return accuracy, cost
-
-
-def proxy_trainer(
-    ctx: ProxyContext, arch: ArchConfig, seed: int, fault: str | None = None
-) -> Trainer:
-    """A proxy trainer for ``arch``: initial weights from ``seed``, data order and
-    augmentation from the study's data seed, scored on the validation split."""
-    torch.manual_seed(seed)
-    return Trainer(
-        build_model(arch),
-        ctx.recipe,
-        train_x=ctx.data.train_x[ctx.split.train],
-        train_y=ctx.data.train_y[ctx.split.train],
-        eval_x=ctx.data.train_x[ctx.split.val],
-        eval_y=ctx.data.train_y[ctx.split.val],
-        mean=ctx.mean,
-        std=ctx.std,
-        num_classes=ctx.data.num_classes,
-        device=ctx.device,
-        data_seed=ctx.data_seed,
-        fault=fault,
-    )
-
-
-def candidate_zero_cost(
-    ctx: ProxyContext, model: torch.nn.Module, *, params: int, flops: int | None
-) -> dict[str, float | None]:
-    """Zero-cost scores of an untrained ``model`` on the study's fixed batch (the first
-    :data:`~nas.fidelity.zero_cost.BATCH` training images), JSON-ready (non-finite: None)."""
-    from nas.data.augment import normalize
-    from nas.fidelity.zero_cost import BATCH, zero_cost_scores
-
-    idx = ctx.split.train[:BATCH]
-    x = normalize(ctx.data.train_x[idx].to(ctx.device), ctx.mean, ctx.std)
-    y = ctx.data.train_y[idx].to(ctx.device)
-    scores = zero_cost_scores(model, x, y, params=params, flops=flops)  # scores a copy
-    return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
-
-
-def init_seed(seed: int, trial_number: int) -> int:
-    """The seed of trial ``trial_number``'s initial weights."""
-    return seed * 100_003 + trial_number
-
-
-def make_context(
-    settings: SearchSettings, data: ImageData, device: torch.device, data_seed: int
-) -> ProxyContext:
-    """Split, normalisation and recipe of a search; ``data_seed`` is the study's (see
-    :func:`nas.search.runner.study_data_seed`), shared by every trial and every worker."""
-    from nas.data import proxy_split
-
-    split = proxy_split(
-        len(data.train_y), settings.proxy_subset, settings.proxy_val, settings.val_fraction
-    )
-    mean, std = data.mean_std()
-    batch = settings.proxy_batch_size or proxy_batch_size(len(split.train))
-    recipe = proxy_recipe(settings.proxy_epochs, settings.proxy_recipe).replace(
-        batch_size=batch, lr=scaled_lr(settings.proxy_lr, batch), warmup=0.2
-    )
-    return ProxyContext(data, split, mean, std, device, recipe, data_seed)

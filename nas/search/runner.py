@@ -27,9 +27,10 @@ from nas.counting import count
 from nas.data import ImageData, load_dataset
 from nas.errors import ConfigError, NasError, StorageError
 from nas.presets import PRESETS, preset
+from nas.proxy.context import proxy_context
 from nas.search.early_stop import SuccessiveHalving
 from nas.search.events import SearchMonitor
-from nas.search.objective import Objective, make_context
+from nas.search.objective import Objective
 from nas.search.samplers import make_sampler
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots, worker_id
@@ -349,7 +350,7 @@ def run_search(
         queued = enqueue_presets(study, space, settings, data)
         if queued:
             say(f"queued presets that fit the limit: {', '.join(queued)}")
-    ctx = make_context(settings, data, device, study_data_seed(study, settings))
+    ctx = proxy_context(settings.proxy, data, device, study_data_seed(study, settings))
     stopper = make_stopper(settings)
     objective = objective_cls(settings, space, ctx, monitor, stopper)
     say(

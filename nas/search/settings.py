@@ -22,6 +22,7 @@ from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
 from nas.units import human, parse_count
 
 if TYPE_CHECKING:
+    from nas.proxy.context import ProxySpec
     from nas.search.samplers import SamplerFactory
 
 #: What the second objective can be; accuracy is always the first.
@@ -121,6 +122,21 @@ class SearchSettings:
         from nas.search.storage import default_storage_path, sqlite_url
 
         return self.storage or sqlite_url(default_storage_path(self.study_name))
+
+    @property
+    def proxy(self) -> ProxySpec:
+        """How this search's proxies train."""
+        from nas.proxy.context import ProxySpec
+
+        return ProxySpec(
+            epochs=self.proxy_epochs,
+            subset=self.proxy_subset,
+            val=self.proxy_val,
+            batch_size=self.proxy_batch_size,
+            lr=self.proxy_lr,
+            recipe=self.proxy_recipe,
+            val_fraction=self.val_fraction,
+        )
 
     def replace(self, **changes: Any) -> SearchSettings:
         return dataclasses.replace(self, **changes)

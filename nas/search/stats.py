@@ -91,7 +91,7 @@ def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
     """
     from scipy.stats import kendalltau
 
-    from nas.fidelity.ranking import agreement
+    from nas.proxy.ranking import agreement
 
     pairs = [
         (t.number, accuracy_of(t), full_val_accuracy(t))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import nas.search.objective as objective_module
+import nas.proxy.context as objective_module
 from tests.conftest import tiny_search
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from nas.fidelity.zero_cost import SCORES, grad_norm, naswot, synflow, zero_cost_scores
 from nas.models import build_model
+from nas.proxy.zero_cost import SCORES, grad_norm, naswot, synflow, zero_cost_scores
 from tests.conftest import small_config
 
 
