@@ -29,7 +29,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.events import SilentMonitor
-from nas.search.runner import run_search
+from nas.search.loop import run_search
 from nas.search.settings import SearchSettings
 from nas.search.stats import is_stopped
 from nas.units import parse_count

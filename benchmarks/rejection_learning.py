@@ -31,8 +31,8 @@ import optuna
 
 from nas.config import ArchConfig
 from nas.search.events import SilentMonitor
+from nas.search.loop import run_search
 from nas.search.objective import Objective
-from nas.search.runner import run_search
 from nas.search.samplers import SAMPLERS
 from nas.search.settings import SearchSettings
 from nas.units import parse_count

@@ -28,3 +28,12 @@ class DataError(NasError):
 
 class StorageError(NasError):
     """A study database that cannot be reached or does not hold what was asked for."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, or a signal turned into it (SIGTERM: a pre-empted machine, a stopped job);
+    ``signal`` names it, so a failed trial records which."""
+
+    def __init__(self, signal: str = "SIGINT") -> None:
+        super().__init__(signal)
+        self.signal = signal

@@ -27,7 +27,7 @@ from nas.counting import count
 from nas.errors import NasError
 from nas.models import build_model
 from nas.search.stats import accuracy_of, choose_best
-from nas.search.storage import safe_url
+from nas.study.storage import safe_url
 
 __all__ = ["choose_best", "export_document", "export_weights", "load_snippet", "write_document"]
 

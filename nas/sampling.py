@@ -13,11 +13,11 @@ from typing import Any
 
 import optuna
 
+from nas.budget import LIMIT_NAMES, Budget
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.errors import ConfigError
 from nas.space import SearchSpace
-from nas.units import over_limit
 
 
 @dataclass
@@ -154,6 +154,7 @@ def sample(
     if flops_limit is not None and not flops:
         raise ConfigError("a FLOPs limit needs FLOP counts: drop --no-flops")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    budget = Budget(limit, flops_limit)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     candidates: list[Candidate] = []
     start = time.perf_counter()
@@ -168,12 +169,17 @@ def sample(
                 Candidate(None, None, None, False, f"cannot build: {exc}", "cannot build")
             )
             continue
-        params = count(arch, flops=False).params
-        if limit is None or params <= limit:
-            candidates.append(Candidate(arch, params, None, True))
-        else:
-            reason = over_limit(params, limit, "params")
-            candidates.append(Candidate(arch, params, None, False, reason, "params"))
+        verdict = budget.on_params(count(arch, flops=False).params)
+        candidates.append(
+            Candidate(
+                arch,
+                verdict.params,
+                None,
+                verdict.fits,
+                verdict.reason,
+                LIMIT_NAMES.get(verdict.rejected_by or ""),
+            )
+        )
         if progress:
             progress("params", i + 1, n)
     params_seconds = time.perf_counter() - start
@@ -198,10 +204,10 @@ def sample(
     flops_seconds = time.perf_counter() - start
     if flops_limit is not None:
         for c in candidates:
-            if c.feasible and c.flops is not None and c.flops > flops_limit:
-                c.feasible = False
-                c.reason = over_limit(c.flops, flops_limit, "FLOPs")
-                c.rejected_by = "FLOPs"
+            if c.feasible and c.params is not None:
+                verdict = budget.judge(c.params, c.flops)
+                c.feasible, c.reason = verdict.fits, verdict.reason
+                c.rejected_by = LIMIT_NAMES.get(verdict.rejected_by or "")
     by_attention: Counter[str] = Counter()
     by_attention_ok: Counter[str] = Counter()
     by_placement: Counter[str] = Counter()

@@ -33,7 +33,7 @@ from nas.search.stats import (
     proxy_fidelity,
     second_objective,
 )
-from nas.search.storage import rdb_storage, set_result_attrs
+from nas.study.storage import rdb_storage, set_result_attrs
 from nas.training import EpochResult, Recipe, StepProgress
 
 

@@ -136,9 +136,10 @@ def tiny_search(
     early stopping, ...); ``log`` receives the lines a worker prints, ``objective_cls``
     replaces the objective."""
     from nas.search.events import SilentMonitor
+    from nas.search.loop import run_search
     from nas.search.objective import Objective
-    from nas.search.runner import run_search
     from nas.search.settings import SearchSettings
+    from nas.search.study import address_of
 
     values: dict[str, Any] = {
         "space": str(space),
@@ -160,7 +161,7 @@ def tiny_search(
         log=log or (lambda text: None),
         objective_cls=objective_cls or Objective,
     )
-    return optuna.load_study(study_name=study, storage=settings.storage_url)
+    return optuna.load_study(study_name=study, storage=address_of(settings).url)
 
 
 @pytest.fixture

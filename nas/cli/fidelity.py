@@ -7,139 +7,118 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from nas.cli.arch import limit_arg
-from nas.cli.main import COMMANDS, Command, argtype
+from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, print_json, table
-from nas.cli.search import add_data_args, add_study_args, raise_interrupt
+from nas.cli.search import SHOW_SETTINGS_HELP, print_settings, raise_interrupt
 from nas.errors import NasError
-from nas.fidelity.ladder import Rung, parse_ladder
+from nas.fidelity.settings import GROUPS, RECORD_KEY, FidelitySettings
+from nas.settings import add_flags, flags_given
+
+if TYPE_CHECKING:
+    from nas.study.protocol import SettingsSource
+    from nas.training.placement import Placement
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("panel and ladder")
-    g.add_argument(
-        "--space",
-        default="search_spaces/small_cifar.toml",
-        metavar="FILE",
-        help="search space the panel is drawn from (default search_spaces/small_cifar.toml)",
-    )
-    g.add_argument(
-        "--param-limit", type=limit_arg, default="5M", metavar="N", help="panel limit (5M)"
-    )
-    g.add_argument("--panel", type=int, default=12, metavar="N", help="candidates (12)")
-    g.add_argument(
-        "--ladder",
-        type=argtype(parse_ladder, "ladder"),
-        default="1x2000,3x5000,5x10000",
-        metavar="RUNGS",
-        help="proxy fidelities to rank, EPOCHSxIMAGES[:RECIPE], comma-separated "
-        "(1x2000,3x5000,5x10000); a rung with ':fast' trains with the 'fast' proxy recipe, "
-        "so 3x5000,3x5000:fast compares the two recipes on one panel",
-    )
-    g.add_argument(
-        "--reference",
-        type=argtype(Rung.parse, "rung"),
-        default="30xall",
-        metavar="RUNG",
-        help="the fidelity every rung is compared with (30xall: 30 epochs on every "
-        "training image outside the validation split)",
-    )
-    g.add_argument(
-        "--val", type=int, default=2000, metavar="N", help="validation images, every rung (2000)"
-    )
-    g.add_argument(
-        "--proxy-lr",
-        type=float,
-        default=0.8,
-        metavar="LR",
-        help="peak rate for 256 images per step, scaled to each rung's batch (0.8)",
-    )
-    g.add_argument(
-        "--target-tau",
-        type=float,
-        default=0.6,
-        metavar="T",
-        help="the cheapest rung whose Kendall tau reaches T is recommended (0.6)",
-    )
-    g.add_argument("--seed", type=int, default=0, metavar="S", help="panel and data seed (0)")
-    g.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="K",
-        help="processes on this machine sharing the jobs (1); on CUDA each gets GPU k mod "
-        "the GPU count; more machines join by running the same command with the same "
-        "--storage and --study",
-    )
-    g.add_argument("--json", action="store_true", help="print the result as JSON only")
-    add_data_args(p)
-    add_study_args(p)
+    p.add_argument("--show-settings", action="store_true", help=SHOW_SETTINGS_HELP)
+    p.add_argument("--json", action="store_true", help="print the result as JSON only")
+    add_flags(p, FidelitySettings, groups=GROUPS)
 
 
 def _fmt(value: float | None, spec: str = "+.2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _with_interval(value: float | None, low: float | None, high: float | None) -> str:
+    """``+0.64 [+0.22, +0.86]``; ``-`` where undefined."""
+    if value is None:
+        return "-"
+    return (
+        _fmt(value) if low is None or high is None else f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+    )
+
+
+def _agreement_cells(a: dict[str, Any]) -> list[str]:
+    """Kendall tau [90%], same-size tau [90%] (pairs), Spearman."""
+    same = _with_interval(a["same_size_tau"], a["same_size_low"], a["same_size_high"])
+    if a["same_size_pairs"] is not None:
+        same += f" ({a['same_size_pairs']})"
+    return [
+        _with_interval(a["kendall_tau"], a["tau_low"], a["tau_high"]),
+        same,
+        _fmt(a["spearman"]),
+    ]
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def _print(result: dict[str, Any]) -> None:
+    """The tables of ``nas fidelity``: each rung (its early epochs indented under it) and
+    each zero-cost score against the reference, then the recommendation or why there is none.
+    """
     ref = result["reference"]
+    columns = [
+        "Kendall tau [90%]",
+        "same-size tau [90%] (pairs)",
+        "Spearman",
+        "mean val acc",
+        "work share",
+        "time",
+        "n (trained/failed)",
+    ]
+    right = tuple(range(1, len(columns) + 1))
     rows = []
     for r in result["rungs"]:
-        interval = (
-            f"[{_fmt(r['tau_low'])}, {_fmt(r['tau_high'])}]" if r["tau_low"] is not None else "-"
-        )
-        share = "-" if r["cost_share"] is None else f"{100 * r['cost_share']:.1f}%"
         rows.append(
             [
-                r["rung"],
-                _fmt(r["kendall_tau"]),
-                interval,
-                _fmt(r["spearman"]),
+                r["rung"] if r["complete"] else f"{r['rung']} (incomplete)",
+                *_agreement_cells(r),
                 _fmt(r["mean_accuracy"], ".3f"),
+                _share(r["cost_share"]),
                 f"{r['seconds']:.0f}s",
-                share,
-                r["n"],
+                f"{r['n']} ({r['trained']}/{r['failed']})",
             ]
         )
+        rows += [
+            [
+                f"  after epoch {p['at_epoch']}",
+                *_agreement_cells(p),
+                _fmt(p["mean_accuracy"], ".3f"),
+                _share(p["cost_share"]),
+                "",
+                str(p["n"]),
+            ]
+            for p in r["partial"]
+        ]
     rows.append(
         [
-            "reference " + ref["rung"],
+            f"reference {ref['rung']}" + ("" if ref["complete"] else " (incomplete)"),
             "",
             "",
             "",
             _fmt(ref["mean_accuracy"], ".3f"),
-            f"{ref['seconds']:.0f}s",
             "100%",
-            ref["trained"],
+            f"{ref['seconds']:.0f}s",
+            f"{ref['trained'] + ref['failed']} ({ref['trained']}/{ref['failed']})",
         ]
     )
     console.print(
         table(
-            f"Proxy fidelity of {result['panel']} candidates against {ref['rung']}",
-            [
-                "rung",
-                "Kendall tau",
-                "90% interval",
-                "Spearman",
-                "mean val acc",
-                "time",
-                "cost",
-                "n",
-            ],
+            f"Proxy fidelity of {result['panel']} candidates against {ref['rung']} (same size: "
+            f"within {result['same_size_factor']:g}x in parameters; work: training images seen)",
+            ["rung", *columns],
             rows,
-            right=(1, 2, 3, 4, 5, 6, 7),
+            right=right,
         )
     )
     zc_rows = [
-        [
-            name,
-            _fmt(a["kendall_tau"]),
-            f"[{_fmt(a['tau_low'])}, {_fmt(a['tau_high'])}]" if a["tau_low"] is not None else "-",
-            _fmt(a["spearman"]),
-        ]
+        [name, *_agreement_cells(a), "-", "-", "-", str(a["n"])]
         for name, a in sorted(
             result["zero_cost"].items(), key=lambda kv: -(kv[1]["kendall_tau"] or -2)
         )
@@ -148,92 +127,103 @@ def _print(result: dict[str, Any]) -> None:
         console.print(
             table(
                 "Zero-cost scores of the untrained candidates against the reference",
-                ["score", "Kendall tau", "90% interval", "Spearman"],
+                ["score", *columns],
                 zc_rows,
-                right=(1, 2, 3),
+                right=right,
             )
         )
     if result["recommended"]:
         console.print(
-            f"recommended: {result['recommended']}, the cheapest rung with Kendall tau >= "
-            f"{result['target_tau']}; in a study file:\n{escape(result['study_file'])}"
+            f"recommended: {result['recommended']}, the cheapest complete rung whose Kendall "
+            f"tau has a 90% lower bound >= {result['target_tau']}; in a study file:\n"
+            f"{escape(result['study_file'])}"
         )
     else:
-        console.print(
-            f"no rung reaches Kendall tau >= {result['target_tau']}: train longer rungs, or "
-            "use the rung with the best tau per unit of cost"
-        )
+        console.print(escape(result["reason"]))
 
 
-def _start_helpers(k: int, device_type: str, command: list[str]) -> list[subprocess.Popen[bytes]]:
-    """Start ``k`` more processes of this very command (with ``--workers 1``), each sharing
-    the study's jobs; on CUDA, helper i sees GPU (i + 1) mod the GPU count."""
+def _start_helpers(
+    k: int, device: str, command: list[str]
+) -> list[tuple[Placement, subprocess.Popen[bytes]]]:
+    """Start ``k`` more processes of this very command (``--workers 1``), each sharing the
+    study's jobs, placed on the GPUs as ``nas search --workers`` places its workers (this
+    process takes the first placement)."""
+    from nas.training.placement import assign_devices, worker_env
+
     if k <= 0:
         return []
-    import torch
-
     argv = list(command)
     if "--workers" in argv:
         i = argv.index("--workers")
         del argv[i : i + 2]
     argv = [a for a in argv if not a.startswith("--workers=") and a != "--json"]
-    gpus = torch.cuda.device_count() if device_type == "cuda" else 0
-    helpers = []
-    for i in range(k):
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str((i + 1) % gpus)
-        helpers.append(
+    placements = assign_devices(device, k + 1)[1:]
+    threads = max(1, (os.cpu_count() or 1) // (k + 1))
+    return [
+        (
+            place,
             subprocess.Popen(
-                [sys.executable, "-m", "nas", *argv, "--workers", "1"],
-                env=env,
+                [sys.executable, "-m", "nas", *argv, "--workers", "1", "--device", place.device],
+                env=worker_env(place, threads, os.environ),
                 stdout=subprocess.DEVNULL,
-            )
+            ),
         )
-    return helpers
+        for place in placements
+    ]
+
+
+def _show(source: SettingsSource) -> int:
+    from nas.study.address import StudyAddress
+
+    first: FidelitySettings = source.resolve(None, "the study").settings
+    address = StudyAddress.of(first.storage, first.study_name)
+    resolved = source.peek(address)
+    exists = "resumes" if address.peek_attr(RECORD_KEY) is not None else "would create"
+    print_settings(resolved, f"nas fidelity {exists} study {address.name!r} in {address.safe}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nas.fidelity.panel import FidelityRun, FidelitySettings
+    from nas.fidelity.panel import FidelityRun
+    from nas.study.protocol import SettingsSource
+    from nas.training.placement import assign_devices
 
-    settings = FidelitySettings(
-        space=args.space,
-        dataset=args.dataset or "cifar10",
-        data_dir=args.data_dir,
-        param_limit=args.param_limit,
-        panel=args.panel,
-        ladder=args.ladder,
-        reference=args.reference,
-        val=args.val,
-        proxy_lr=args.proxy_lr,
-        seed=args.seed,
-        device=args.device or "auto",
-        storage=args.storage,
-        study=args.study,
-        target_tau=args.target_tau,
-    )
+    source = SettingsSource(FidelitySettings, RECORD_KEY, flags_given(args, FidelitySettings))
+    if args.show_settings:
+        return _show(source)
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    if args.workers < 1:
-        raise NasError("--workers must be at least 1")
     signal.signal(signal.SIGTERM, raise_interrupt)
-    run = FidelityRun(settings, say)
+    run = FidelityRun(source, say)
+    s = run.settings
+    if s.workers > 1:  # this process trains on the first placement, like the helpers
+        first = assign_devices(s.device, s.workers)[0]
+        os.environ.update(first.env)
     run.panel()  # created once, before the other workers start
-    helpers = _start_helpers(args.workers - 1, run.device.type, args.argv)
+    helpers = _start_helpers(s.workers - 1, s.device, args.argv)
+    jobs = len(run.jobs())
     say(
-        f"fidelity study {settings.study_name!r}: {settings.panel} candidates x "
-        f"{len(settings.rungs)} fidelities ({', '.join(r.label for r in settings.rungs)}) on "
-        f"{run.device}; interrupted, the same command resumes"
+        f"fidelity study {run.address.name!r}: {s.panel} candidates x {len(s.rungs)} "
+        f"fidelities ({', '.join(r.label for r in s.rungs)}), {jobs} jobs on {run.device}"
+        f"{f' and {len(helpers)} helper process(es)' if helpers else ''}; stop it any time, "
+        "the same command resumes where it stopped"
     )
     try:
         run.work()
     finally:
-        for proc in helpers:
+        for _, proc in helpers:
             if proc.poll() is None and sys.exc_info()[0] is not None:
                 proc.terminate()
             proc.wait()
+    failed = [(place, p.returncode) for place, p in helpers if p.returncode != 0]
+    if failed:
+        raise NasError(
+            "helper process(es) failed: "
+            + ", ".join(f"{place.label} exit code {code}" for place, code in failed)
+            + "; their jobs stay open, and the same command resumes them"
+        )
     result = run.summary()
     if args.json:
         print_json(result)

@@ -38,7 +38,7 @@ def check_writable(path: Path) -> None:
 
 def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, str]:
     """The study named by --study in --storage (or its default SQLite file)."""
-    from nas.search.storage import default_storage_path, load_study, open_storage, sqlite_url
+    from nas.study.storage import default_storage_path, load_study, open_storage, sqlite_url
 
     path = default_storage_path(args.study)
     if not args.storage and not path.exists():
@@ -139,7 +139,7 @@ def _train_run(args: argparse.Namespace) -> int:
     from nas.config import ArchConfig
     from nas.data import load_dataset, validation_split
     from nas.search.stats import accuracy_of
-    from nas.search.storage import open_storage
+    from nas.study.storage import open_storage
     from nas.training import EpochResult, resolve_device
     from nas.winners import record_fidelity, require_test_split, select_winners, train_winner
 
@@ -468,7 +468,7 @@ def _dashboard_run(args: argparse.Namespace) -> int:
     from optuna_dashboard import wsgi
 
     from nas.dashboard import annotate, install_dashboard_view
-    from nas.search.storage import STUDIES_DIR, open_storage, safe_url, sqlite_url
+    from nas.study.storage import STUDIES_DIR, open_storage, safe_url, sqlite_url
 
     url = args.storage
     if not url:

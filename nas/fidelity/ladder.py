@@ -36,12 +36,13 @@ class Rung:
     def parse(cls, text: str) -> Rung:
         """``3x5000``, ``30xall`` or, with a proxy recipe, ``3x5000:fast``."""
         m = _RUNG.match(text)
-        if not m or int(m.group(1)) < 1 or (m.group(2) != "all" and int(m.group(2)) < 2):
+        images = m.group(2).lower() if m else ""
+        if not m or int(m.group(1)) < 1 or (images != "all" and int(images) < 2):
             raise NasError(
                 f"bad rung {text!r}: write EPOCHSxIMAGES[:RECIPE], e.g. 3x5000, 30xall or "
                 "3x5000:fast"
             )
-        subset = None if m.group(2).lower() == "all" else int(m.group(2))
+        subset = None if images == "all" else int(images)
         recipe = m.group(3) or DEFAULT_PROXY_RECIPE
         if recipe not in PROXY_RECIPES:
             raise NasError(

@@ -7,92 +7,59 @@ machines, on PostgreSQL) share the jobs, and optuna-dashboard shows them. The st
 attributes hold the settings and the panel (configs, counts, zero-cost scores); each job
 (candidate x rung) is one trial with user attributes ``candidate``, ``rung``, ``accuracy``,
 ``seconds``; its value is the validation accuracy. A worker claims the first open job under
-the database's set-up lock (:func:`nas.search.storage.exclusive`), so no job is claimed twice.
+the database's set-up lock (:func:`nas.study.storage.exclusive`), so no job is claimed twice.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.budget import Budget
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.data import ImageData, validation_split
 from nas.errors import ConfigError, NasError
 from nas.fidelity.ladder import Rung
-from nas.proxy.context import ProxySpec, candidate_zero_cost, init_seed, make_trainer, proxy_context
-from nas.proxy.ranking import Agreement, agreement
+from nas.fidelity.settings import RECORD_KEY, FidelitySettings
+from nas.fidelity.summary import summarize
+from nas.proxy.context import (
+    ProxySpec,
+    TrainingContext,
+    candidate_zero_cost,
+    init_seed,
+    make_trainer,
+    proxy_context,
+)
+from nas.proxy.zero_cost import ZERO_COST_VERSION
+from nas.settings import declared
 from nas.space import SearchSpace
-from nas.training.recipe import DEFAULT_PROXY_RECIPE
+from nas.study.address import StudyAddress
+from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
+from nas.study.protocol import SettingsSource, write_record
+from nas.study.storage import worker_id
 from nas.units import human
 
+#: Study user attributes: the panel, and the version of the zero-cost code that scored it.
+PANEL = "panel"
+PANEL_SCORES = "panel_zero_cost_version"
 
-@dataclass(frozen=True)
-class FidelitySettings:
-    """Everything ``nas fidelity`` needs (see ``nas fidelity --help``)."""
 
-    space: str = "search_spaces/small_cifar.toml"
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    param_limit: int = 5_000_000
-    panel: int = 12
-    ladder: tuple[Rung, ...] = (Rung(1, 2000), Rung(3, 5000), Rung(5, 10000))
-    reference: Rung = Rung(30, None)  # noqa: RUF009 (a frozen dataclass)
-    val: int = 2000
-    proxy_lr: float = 0.8
-    seed: int = 0
-    device: str = "auto"
-    storage: str | None = None
-    study: str | None = None
-    target_tau: float = 0.6
+def _counts(arch: ArchConfig) -> dict[str, int | None]:
+    c = count(arch)
+    return {"params": c.params, "flops": c.flops}
 
-    def __post_init__(self) -> None:
-        if self.panel < 3:
-            raise NasError("--panel must be at least 3 (a rank correlation needs 3 candidates)")
-        if self.reference in self.ladder:
-            raise NasError(f"the reference {self.reference.label} is also a rung of the ladder")
-        if self.val < 2:
-            raise NasError("--val must be at least 2")
 
-    @property
-    def study_name(self) -> str:
-        return self.study or f"fidelity-{Path(self.space).stem}-{self.dataset}"
-
-    @property
-    def storage_url(self) -> str:
-        from nas.search.storage import default_storage_path, sqlite_url
-
-        return self.storage or sqlite_url(default_storage_path(self.study_name))
-
-    @property
-    def rungs(self) -> tuple[Rung, ...]:
-        """The ladder, then the reference."""
-        return (*self.ladder, self.reference)
-
-    def recorded(self, space_file: Path) -> dict[str, Any]:
-        """What the study records; a resumed run must match it. The ladder and the
-        reference are not among them: a job's result depends only on its own rung, so a
-        later run may add rungs or change the reference and reuses every finished job."""
-        return {
-            "space_sha1": hashlib.sha1(space_file.read_bytes()).hexdigest(),
-            "dataset": self.dataset,
-            "param_limit": self.param_limit,
-            "panel": self.panel,
-            "val": self.val,
-            "proxy_lr": self.proxy_lr,
-            "seed": self.seed,
-        }
+def vars_of(settings: FidelitySettings) -> dict[str, Any]:
+    """Every declared setting of ``settings``, as if all were given."""
+    return {f.name: getattr(settings, f.name) for f, _ in declared(FidelitySettings)}
 
 
 def sample_panel(
@@ -103,6 +70,7 @@ def sample_panel(
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     panel: list[ArchConfig] = []
     seen: set[str] = set()
+    budget = Budget(limit)
     for _ in range(200 * n):
         trial = study.ask()
         try:
@@ -115,7 +83,7 @@ def sample_panel(
         except ConfigError:
             continue
         key = json.dumps(arch.to_dict(), sort_keys=True)
-        if key in seen or count(arch, flops=False).params > limit:
+        if key in seen or not budget.check(arch).fits:
             continue
         seen.add(key)
         panel.append(arch)
@@ -133,36 +101,45 @@ Say = Callable[[str], None]
 class FidelityRun:
     """One worker of a fidelity study: prepares the panel, trains open jobs, summarises."""
 
-    def __init__(self, settings: FidelitySettings, say: Say) -> None:
+    def __init__(self, source: SettingsSource | FidelitySettings, say: Say) -> None:
+        """Open (creating if needed) the fidelity study: settings resolved against its record
+        (an explicit conflict with a pinned setting is refused in one line), the space and
+        the data loaded, the study created and its settings recorded under the set-up lock.
+
+        Args:
+            source: what the command line gave, or settings built in Python (every field
+                counts as given).
+        """
         from nas.data import load_dataset
-        from nas.search.storage import exclusive, open_storage
-        from nas.space import load_space, resolve_space_path
+        from nas.space import load_space
         from nas.training import resolve_device
 
-        self.settings = settings
-        self.say = say
+        if isinstance(source, FidelitySettings):
+            source = SettingsSource(FidelitySettings, RECORD_KEY, flags=vars_of(source))
+        first: FidelitySettings = source.resolve(None, "the study").settings
+        self.address = StudyAddress.of(first.storage, first.study_name)
+        settings: FidelitySettings = source.peek(self.address).settings
         self.space = load_space(settings.space)
         self.data = load_dataset(settings.dataset, settings.data_dir)
-        self.device = resolve_device(settings.device)
-        self.available = len(validation_split(len(self.data.train_y)).train)
-        storage = open_storage(settings.storage_url)
-        with exclusive(settings.storage_url):  # workers started together create it once
+        with self.address.locked_storage() as storage:
             self.study = optuna.create_study(
-                study_name=settings.study_name,
+                study_name=self.address.name,
                 storage=storage,
                 direction="maximize",
                 load_if_exists=True,
             )
-            recorded = settings.recorded(resolve_space_path(settings.space))
-            before = self.study.user_attrs.get("fidelity_settings")
-            changed = ", ".join(k for k in recorded if before and before.get(k) != recorded[k])
-            if changed:
-                raise NasError(
-                    f"fidelity study {settings.study_name!r} was run with other settings "
-                    f"({changed}); use the same ones to resume, or another --study"
-                )
-            if before is None:
-                self.study.set_user_attr("fidelity_settings", recorded)
+            record = self.study.user_attrs.get(RECORD_KEY)
+            self.resolved = source.resolve(
+                record if isinstance(record, dict) else None, self.address.name
+            )
+            write_record(self.study, RECORD_KEY, self.resolved)
+        self.settings: FidelitySettings = self.resolved.settings
+        if self.settings != settings:  # recorded by a worker that started meanwhile
+            self.space = load_space(self.settings.space)
+            self.data = load_dataset(self.settings.dataset, self.settings.data_dir)
+        self.say = say
+        self.device = resolve_device(self.settings.device)
+        self.available = len(validation_split(len(self.data.train_y)).train)
         self.contexts: dict[Rung, Any] = {}
         self.started: set[int] = set()  # trial numbers this worker ran
 
@@ -176,37 +153,38 @@ class FidelityRun:
         return self.contexts[rung]
 
     def panel(self) -> list[dict[str, Any]]:
-        """The panel (configs, counts, zero-cost scores), created by the first worker."""
-        from nas.search.storage import exclusive
-
-        with exclusive(self.settings.storage_url):
+        """The panel (configs, counts, zero-cost scores), created by the first worker; scores
+        stored by another version of the zero-cost code are computed again."""
+        with self.address.lock():
             return self._panel()
 
     def _panel(self) -> list[dict[str, Any]]:
-        stored = self.study.user_attrs.get("panel")
-        if stored is not None:
+        stored = self.study.user_attrs.get(PANEL)
+        if stored is not None and self.study.user_attrs.get(PANEL_SCORES) == ZERO_COST_VERSION:
             return list(stored)
+        s = self.settings
+        if stored is None:
+            archs = sample_panel(self.space, self.data, s.panel, s.param_limit, s.seed)
+            stored = [{"arch": a.to_dict(), "summary": a.summary(), **_counts(a)} for a in archs]
+        else:
+            self.say(f"computing the panel's zero-cost scores again (version {ZERO_COST_VERSION})")
+        ctx = self.context(s.reference)
+        panel = [
+            {**entry, "zero_cost": self._zero_cost(ctx, i, entry)} for i, entry in enumerate(stored)
+        ]
+        self.study.set_user_attr(PANEL, panel)
+        self.study.set_user_attr(PANEL_SCORES, ZERO_COST_VERSION)
+        return panel
+
+    def _zero_cost(
+        self, ctx: TrainingContext, i: int, entry: dict[str, Any]
+    ) -> dict[str, float | None]:
+        """Zero-cost scores of candidate ``i`` with the initial weights its jobs start from."""
         from nas.models import build_model
 
-        s = self.settings
-        archs = sample_panel(self.space, self.data, s.panel, s.param_limit, s.seed)
-        ctx = self.context(s.reference)
-        panel = []
-        for i, arch in enumerate(archs):
-            c = count(arch)
-            torch.manual_seed(init_seed(s.seed, i))
-            model = build_model(arch).to(self.device)
-            panel.append(
-                {
-                    "arch": arch.to_dict(),
-                    "summary": arch.summary(),
-                    "params": c.params,
-                    "flops": c.flops,
-                    "zero_cost": candidate_zero_cost(ctx, model, params=c.params, flops=c.flops),
-                }
-            )
-        self.study.set_user_attr("panel", panel)
-        return panel
+        torch.manual_seed(init_seed(self.settings.seed, i))
+        model = build_model(entry["arch"]).to(self.device)
+        return candidate_zero_cost(ctx, model, params=entry["params"], flops=entry["flops"])
 
     def jobs(self) -> list[tuple[int, str]]:
         """Every (candidate, rung label), cheapest rung first, the reference last."""
@@ -220,16 +198,15 @@ class FidelityRun:
     # ------------------------------------------------------------------ the worker loop
     def work(self) -> int:
         """Train open jobs until none is left; returns how many this worker trained."""
-        from nas.search.runner import fail_running
 
         try:
             return self._work()
-        except KeyboardInterrupt:
-            fail_running(self.study, self.started)  # the job goes back to the pool
+        except KeyboardInterrupt as exc:
+            reason = INTERRUPTED[getattr(exc, "signal", "SIGINT")]
+            fail_running(self.study, self.started, reason)  # the job goes back to the pool
             raise
 
     def _work(self) -> int:
-        from nas.search.runner import fail_stale
         from nas.training import TrainingFailed
 
         panel = self.panel()
@@ -267,12 +244,10 @@ class FidelityRun:
         A job is claimed under the database's set-up lock: the claim reads every claim made
         before it and writes its own before the next worker reads, so two workers (or
         machines) never claim one job."""
-        from nas.search.storage import exclusive
-
         self.started.add(trial.number)
         job = _job(trial)  # a retry of a job whose worker died carries its job
         if job is None:
-            with exclusive(self.settings.storage_url):
+            with self.address.lock():
                 claimed = {
                     _job(t)
                     for t in self.study.get_trials(deepcopy=False)
@@ -296,7 +271,6 @@ class FidelityRun:
         done: int,
         total: int,
     ) -> float:
-        from nas.search.slots import worker_id
         from nas.training import TrainingFailed
 
         candidate, label = job
@@ -327,7 +301,7 @@ class FidelityRun:
     # ------------------------------------------------------------------ the summary
     def summary(self) -> dict[str, Any]:
         """Each rung's agreement with the reference, the zero-cost scores', the pick."""
-        return summarize(self.study, self.settings)
+        return summarize(self.study, self.settings, self.available)
 
 
 def _claims(t: FrozenTrial) -> bool:
@@ -345,90 +319,3 @@ def _job(t: FrozenTrial | optuna.trial.Trial) -> tuple[int, str] | None:
     if "candidate" not in attrs or "rung" not in attrs:
         return None
     return int(attrs["candidate"]), str(attrs["rung"])
-
-
-def summarize(study: optuna.Study, settings: FidelitySettings) -> dict[str, Any]:
-    """The ``--json`` object: ``rungs`` (epochs, subset, kendall_tau, spearman, interval,
-    seconds, cost share), ``zero_cost`` (name -> agreement), ``reference``, ``recommended``."""
-    accuracy: dict[str, dict[int, float]] = {r.label: {} for r in settings.rungs}
-    seconds: dict[str, dict[int, float]] = {r.label: {} for r in settings.rungs}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        job = _job(t)
-        if job is not None and job[1] in accuracy:
-            accuracy[job[1]][job[0]] = float(t.user_attrs["accuracy"])
-            seconds[job[1]][job[0]] = float(t.user_attrs["seconds"])
-    ref = settings.reference.label
-    ref_acc = accuracy[ref]
-    candidates = sorted(ref_acc)
-    ref_seconds = sum(seconds[ref].values())
-    rungs: list[dict[str, Any]] = []
-    for r in settings.ladder:
-        common = [i for i in candidates if i in accuracy[r.label]]
-        agree = agreement([accuracy[r.label][i] for i in common], [ref_acc[i] for i in common])
-        spent = sum(seconds[r.label][i] for i in common)
-        ref_spent = sum(seconds[ref][i] for i in common)
-        rungs.append(
-            {
-                "rung": r.label,
-                "epochs": r.epochs,
-                "subset": r.subset,
-                "recipe": r.recipe,
-                **agree,
-                "seconds": spent,
-                "cost_share": spent / ref_spent if ref_spent else None,
-                "mean_accuracy": _mean([accuracy[r.label][i] for i in common]),
-                "trained": len(accuracy[r.label]),
-            }
-        )
-    panel = study.user_attrs.get("panel") or []
-    zero_cost: dict[str, Agreement] = {}
-    names = sorted({k for p in panel for k in p.get("zero_cost", {}) if k != "seconds"})
-    for name in names:
-        values = [panel[i]["zero_cost"].get(name) for i in candidates]
-        zero_cost[name] = agreement(
-            [math.nan if v is None else float(v) for v in values],
-            [ref_acc[i] for i in candidates],
-        )
-    recommended = next(
-        (
-            r
-            for r in sorted(
-                rungs, key=lambda r: r["cost_share"] if r["cost_share"] is not None else math.inf
-            )
-            if r["kendall_tau"] is not None and r["kendall_tau"] >= settings.target_tau
-        ),
-        None,
-    )
-    return {
-        "study": study.study_name,
-        "panel": len(panel),
-        "rungs": rungs,
-        "zero_cost": zero_cost,
-        "reference": {
-            "rung": ref,
-            "epochs": settings.reference.epochs,
-            "subset": settings.reference.subset,
-            "recipe": settings.reference.recipe,
-            "trained": len(ref_acc),
-            "seconds": ref_seconds,
-            "mean_accuracy": _mean(list(ref_acc.values())),
-        },
-        "target_tau": settings.target_tau,
-        "recommended": recommended["rung"] if recommended else None,
-        "study_file": _study_lines(recommended, settings) if recommended else None,
-    }
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _study_lines(rung: dict[str, Any], settings: FidelitySettings) -> str:
-    subset = rung["subset"]
-    return (
-        "[search]\n"
-        f"proxy_epochs = {rung['epochs']}\n"
-        f"proxy_subset = {subset if subset is not None else json.dumps('all')}\n"
-        f"proxy_val = {settings.val}\n"
-        + (f'proxy_recipe = "{rung["recipe"]}"\n' if rung["recipe"] != DEFAULT_PROXY_RECIPE else "")
-    )

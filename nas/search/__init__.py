@@ -8,7 +8,7 @@ from nas._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from nas.search.early_stop import SuccessiveHalving
-    from nas.search.runner import SearchOutcome, run_search
+    from nas.search.loop import SearchOutcome, run_search
     from nas.search.settings import SearchSettings
     from nas.search.stats import StudyStats, pareto_front, study_stats
 
@@ -26,8 +26,8 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {
         "SuccessiveHalving": "nas.search.early_stop",
-        "SearchOutcome": "nas.search.runner",
-        "run_search": "nas.search.runner",
+        "SearchOutcome": "nas.search.loop",
+        "run_search": "nas.search.loop",
         "SearchSettings": "nas.search.settings",
         "StudyStats": "nas.search.stats",
         "pareto_front": "nas.search.stats",

@@ -13,6 +13,10 @@ every machine sees them) and decides on its own:
   cost being the study's own second objective (parameters or FLOPs); a single-objective study
   has no cost. Members are sorted into non-dominated fronts, where ``a`` beats ``b`` when ``a``
   costs no more and is strictly more accurate at the rung.
+* **No decision on too little**: while fewer than ``min_members`` trials (itself included)
+  reached the rung, the trial continues (as Optuna's ``bootstrap_count``): with eta 2, two
+  members keep one, so without a minimum the second trial to arrive could be stopped on a
+  single comparison.
 * The trial **continues** when it is on the first front (nobody of no higher cost beats it:
   it may be the best model at its size), or when it is among the top ``floor(n / eta)``
   members ranked by front, then accuracy. Otherwise it stops, and the reason names a member of
@@ -103,17 +107,22 @@ class SuccessiveHalving:
         eta: keep the top 1/eta at each rung; rungs are ``eta`` times apart.
         min_epochs: the first rung (epochs trained before any decision).
         cost_name: how the cost is named in reasons (``params``, ``FLOPs``; None: no cost).
+        min_members: trials (this one included) that must have reached a rung before any
+            is stopped there.
     """
 
     eta: float = 2.0
     min_epochs: int = 1
     cost_name: str | None = "params"
+    min_members: int = 1
 
     def __post_init__(self) -> None:
         if not self.eta > 1:
             raise NasError(f"--eta must be greater than 1, got {self.eta:g}")
         if self.min_epochs < 1:
             raise NasError(f"--min-epochs must be at least 1, got {self.min_epochs}")
+        if self.min_members < 1:
+            raise NasError(f"--min-members must be at least 1, got {self.min_members}")
 
     def rungs(self, epochs: int) -> list[int]:
         """The epochs after which decisions are taken, for a proxy of ``epochs`` epochs."""
@@ -137,6 +146,13 @@ class SuccessiveHalving:
         points = [(accuracy, cost)] + [(a, c) for a, c, _ in members]
         rank = fronts(points)
         n = len(points)
+        if n < self.min_members:
+            return Decision(
+                False,
+                epoch,
+                f"epoch {epoch}: {n} of the {self.min_members} trials needed to decide at this "
+                "rung",
+            )
         keep = math.floor(n / self.eta)
         order = sorted(range(n), key=lambda i: (rank[i], -points[i][0]))
         position = order.index(0)

@@ -1,23 +1,23 @@
-"""Search settings as typed data, merged from defaults, a study file and the command line.
+"""Search settings as typed data, each declared once (see :mod:`nas.settings`).
 
-A study file (TOML, under ``studies/``) holds a ``[search]`` table with the same names as the
-command-line flags (``param_limit = "5M"``, ``proxy_epochs = 3``, ...). The command line wins
-over the file, the file over the defaults.
+Every field carries its flag, help, kind and parser; ``nas search``'s flags, the study
+file's ``[search]`` table, what a study records and what it pins all come from here. A run
+takes, for each setting, the flag if given, else the study file's value, else the study's
+recorded value (pinned and kept settings), else the default.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import types
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.data.catalog import DATASETS
 from nas.errors import NasError
-from nas.files import read_toml
 from nas.registry import Registry
+from nas.settings import KEPT, PINNED, check_types, setting
 from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
 from nas.units import human, parse_count
 
@@ -39,46 +39,313 @@ SAMPLERS: Registry[SamplerFactory] = Registry(
 EARLY_STOPPING = ("sha", "off")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
+#: ``--help`` sections of the settings' groups.
+GROUPS = {
+    "search": "search",
+    "stopping": "early stopping: asynchronous successive halving, multi-objective aware",
+    "proxy": "proxy training",
+    "data": "data",
+    "study": "study",
+    "workers": "workers",
+}
+
+
+def parse_objectives(value: Any) -> tuple[str, ...]:
+    """``accuracy,params`` (or a list of names) -> ("accuracy", "params")."""
+    text = ",".join(value) if isinstance(value, list | tuple) else str(value)
+    key = ",".join(p.strip() for p in text.split(",") if p.strip())
+    if key not in OBJECTIVE_SETS:
+        raise NasError(f"unknown objectives {text!r}; valid: {', '.join(OBJECTIVE_SETS)}")
+    return OBJECTIVE_SETS[key]
+
+
+def parse_images(value: Any) -> int | None:
+    """A number of images, or ``all`` (None: every image)."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise NasError(f"expected a number of images or 'all', got {value!r}") from None
+
+
+def parse_early_stopping(value: Any) -> str:
+    """``sha`` or ``off`` (study files from before said true or false)."""
+    if isinstance(value, bool):
+        return "sha" if value else "off"
+    if value not in EARLY_STOPPING:
+        raise NasError(f"--early-stopping must be one of {', '.join(EARLY_STOPPING)}")
+    return str(value)
+
+
+def _number(kind: type) -> Any:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise NasError(f"expected {kind.__name__}, got {value!r}")
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise NasError(f"expected a number, got {value!r}") from None
+
+    return parse
+
+
+def _resolved_dir(value: Any) -> Any:
+    return None if value is None else str(Path(value).expanduser().resolve())
+
+
+_int, _float = _number(int), _number(float)
+
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Everything ``nas search`` needs (see ``nas search --help`` for each field)."""
+    """Everything ``nas search`` needs (``nas search --help`` shows each field's help)."""
 
-    space: str = "search_spaces/attention_resnet.toml"
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    param_limit: int = 5_000_000
-    flops_limit: int | None = None
-    trials: int = 20
-    objectives: tuple[str, ...] = ("accuracy", "params")
-    sampler: str = "tpe"
-    proxy_epochs: int = 3
-    proxy_subset: int | None = 5000
-    proxy_val: int | None = 2000
-    proxy_batch_size: int | None = None
-    proxy_lr: float = 0.8
-    proxy_recipe: str = DEFAULT_PROXY_RECIPE
-    val_fraction: float = 0.1
-    storage: str | None = None
-    study: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    timeout: float | None = None
-    enqueue_presets: bool = False
-    early_stopping: str = "sha"
-    eta: float = 2.0
-    min_epochs: int = 1
-    quiet: bool = False
-    workers: int = 1
-    worker_index: int = 0
-    grace_period: int = 60
-    db_retry: float = 60.0
-    max_failures: int = 10
+    space: str = setting(
+        "search_spaces/attention_resnet.toml",
+        "search-space TOML",
+        kind=PINNED,
+        metavar="FILE",
+        group="search",
+        fingerprint=("space_sha1", "nas.space.space:space_sha1"),
+    )
+    param_limit: int = setting(
+        5_000_000,
+        "hard parameter limit: 5M, 4.5e6, 500k ...",
+        kind=PINNED,
+        metavar="LIMIT",
+        parse=lambda v: parse_count(v, "parameter limit"),
+        parse_file=True,
+        fmt=human,
+        group="search",
+    )
+    flops_limit: int | None = setting(
+        None,
+        "hard FLOPs limit per image (1 multiply-add = 1 flop): 500M, 2G ...; over it a "
+        "candidate is rejected before training, like the parameter limit, and the sampler "
+        "learns it",
+        kind=PINNED,
+        metavar="LIMIT",
+        parse=lambda v: parse_count(v, "FLOPs limit"),
+        parse_file=True,
+        fmt=human,
+        group="search",
+        legacy=None,
+    )
+    trials: int = setting(
+        20,
+        "trained trials the study should have in all; rejected candidates do not count",
+        kind=KEPT,
+        metavar="N",
+        parse=_int,
+        group="search",
+    )
+    objectives: tuple[str, ...] = setting(
+        ("accuracy", "params"),
+        "what to optimise: " + ", ".join(OBJECTIVE_SETS),
+        kind=PINNED,
+        metavar="OBJ",
+        parse=parse_objectives,
+        parse_file=True,
+        group="search",
+    )
+    sampler: str = setting(
+        "tpe",
+        "Optuna sampler: tpe (multivariate, learns the limit from rejections), nsga2 "
+        "(population a quarter of --trials, 4..50; rejected candidates count as infeasible "
+        "members of their generation), random",
+        kind=KEPT,
+        choices=SAMPLERS.names,
+        group="search",
+    )
+    seed: int = setting(
+        0,
+        "seed of the data order, the initial weights and the sampler",
+        kind=PINNED,
+        metavar="S",
+        parse=_int,
+        group="search",
+    )
+    timeout: float | None = setting(
+        None,
+        "stop starting new trials after SEC seconds",
+        metavar="SEC",
+        parse=_float,
+        group="search",
+    )
+    enqueue_presets: bool = setting(
+        False, "start with the seed presets that fit the limits", switch=True, group="search"
+    )
+    early_stopping: str = setting(
+        "sha",
+        "'sha' (after epochs m, m*eta, m*eta^2, ... below --proxy-epochs a proxy goes on only "
+        "if no trial of no higher cost beat it at that epoch, or it is in the top 1/eta of the "
+        "trials that got there; never stopped by a costlier trial) or 'off'",
+        kind=PINNED,
+        choices=EARLY_STOPPING,
+        parse=parse_early_stopping,
+        parse_file=True,
+        group="stopping",
+        legacy="sha",
+        extra_flags=(("--no-early-stopping", "off", "the same as --early-stopping off"),),
+    )
+    eta: float = setting(
+        2.0,
+        "keep the top 1/eta at each rung; rungs eta times apart",
+        kind=PINNED,
+        parse=_float,
+        group="stopping",
+        legacy=2.0,
+    )
+    min_epochs: int = setting(
+        1,
+        "epochs before the first decision (the first rung)",
+        kind=PINNED,
+        metavar="M",
+        parse=_int,
+        group="stopping",
+        legacy=1,
+    )
+    min_members: int = setting(
+        3,
+        "trials that must have reached a rung before any trial is stopped there",
+        kind=PINNED,
+        metavar="N",
+        parse=_int,
+        group="stopping",
+        legacy=1,
+    )
+    proxy_epochs: int = setting(
+        3, "epochs per candidate", kind=PINNED, metavar="E", parse=_int, group="proxy"
+    )
+    proxy_subset: int | None = setting(
+        5000,
+        "training images per candidate, or 'all'",
+        kind=PINNED,
+        metavar="N",
+        parse=parse_images,
+        parse_file=True,
+        group="proxy",
+    )
+    proxy_val: int | None = setting(
+        2000,
+        "validation images scored per epoch, or 'all'",
+        kind=PINNED,
+        metavar="N",
+        parse=parse_images,
+        parse_file=True,
+        group="proxy",
+    )
+    proxy_batch_size: int | None = setting(
+        None,
+        "images per step (default: about 60 steps per epoch, 32..256)",
+        kind=PINNED,
+        metavar="B",
+        parse=_int,
+        group="proxy",
+    )
+    proxy_lr: float = setting(
+        0.8,
+        "peak learning rate for a batch of 256 images, scaled linearly with the batch size "
+        "(Goyal et al. 2017): at batch B the rate is LR * B / 256, e.g. 0.2 at batch 64",
+        kind=PINNED,
+        metavar="LR",
+        parse=_float,
+        group="proxy",
+    )
+    proxy_recipe: str = setting(
+        DEFAULT_PROXY_RECIPE,
+        "how proxies train: 'standard' crops after padding by 4, flips, label smoothing 0.1; "
+        "'fast' adds airbench's label smoothing 0.2, padding 2 and flip test-time "
+        "augmentation. Compare them with nas fidelity --ladder 3x5000,3x5000:fast",
+        kind=PINNED,
+        choices=PROXY_RECIPES.names,
+        group="proxy",
+        legacy=DEFAULT_PROXY_RECIPE,
+    )
+    val_fraction: float = setting(
+        0.1,
+        "share of the training images held out as the validation split",
+        kind=PINNED,
+        flag=None,
+        parse=_float,
+    )
+    dataset: str = setting(
+        "cifar10",
+        "data set; 'fake' is random images for smoke tests only",
+        kind=PINNED,
+        choices=DATASETS.names,
+        group="data",
+    )
+    data_dir: str | None = setting(
+        None,
+        "where torchvision data sets download to, or the image folder (DIR/train/<class>/*, "
+        "DIR/test/<class>/*); default: a user cache folder",
+        kind=PINNED,
+        metavar="DIR",
+        group="data",
+        to_record=_resolved_dir,
+        show_default=False,
+    )
+    device: str = setting(
+        "auto",
+        "where to train: auto (CUDA if available), cpu, cuda, cuda:N",
+        metavar="{auto,cpu,cuda}",
+        group="data",
+    )
+    storage: str | None = setting(
+        None,
+        "SQLAlchemy URL of the study database (default: sqlite:///studies/STUDY.db; "
+        "postgresql+psycopg://... for many workers)",
+        metavar="URL",
+        group="study",
+        show_default=False,
+    )
+    study: str | None = setting(
+        None,
+        "study name (default: derived from space, data set and limit)",
+        metavar="NAME",
+        group="study",
+        show_default=False,
+    )
+    quiet: bool = setting(
+        False, "plain log lines instead of the live table", switch=True, group="workers"
+    )
+    workers: int = setting(
+        1,
+        "local worker processes sharing the study, spread over the GPUs round-robin: each "
+        "gets CUDA_VISIBLE_DEVICES set to its one GPU (taken from yours if set), so K above "
+        "the GPU count puts several on one GPU; for many machines, run nas search on each "
+        "with one --storage postgresql+psycopg:// URL",
+        metavar="K",
+        parse=_int,
+        group="workers",
+    )
+    worker_index: int = setting(0, "", parse=_int, hidden=True, group="workers")
+    grace_period: int = setting(
+        60,
+        "seconds without heartbeat before a worker's trial is failed and retried",
+        metavar="SEC",
+        parse=_int,
+        group="workers",
+    )
+    db_retry: float = setting(
+        60.0,
+        "when the study database goes away (a restart, a network blip), retry with backoff "
+        "for up to SEC seconds while training goes on; past that, exit with one line and "
+        "leave the trial to the heartbeat recovery",
+        metavar="SEC",
+        parse=_float,
+        group="workers",
+    )
+    max_failures: int = setting(
+        10, "failed trials in a row that end the search", flag=None, parse=_int
+    )
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         problems = []
-        for name in ("trials", "proxy_epochs", "workers", "max_failures"):
+        for name in ("trials", "proxy_epochs", "workers", "max_failures", "min_members"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("proxy_subset", "proxy_val", "proxy_batch_size"):
@@ -117,13 +384,6 @@ class SearchSettings:
         return f"{Path(self.space).stem}-{self.dataset}-{human(self.param_limit, 1)}"
 
     @property
-    def storage_url(self) -> str:
-        """``--storage``, else a SQLite file under ``studies/``."""
-        from nas.search.storage import default_storage_path, sqlite_url
-
-        return self.storage or sqlite_url(default_storage_path(self.study_name))
-
-    @property
     def proxy(self) -> ProxySpec:
         """How this search's proxies train."""
         from nas.proxy.context import ProxySpec
@@ -143,86 +403,3 @@ class SearchSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _accepts(value: Any, annotation: Any) -> bool:
-    """Whether ``value`` fits a field annotation (int, float, bool, str, optional, tuple)."""
-    if annotation is Any:
-        return True
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(value, a) for a in typing.get_args(annotation))
-    if origin is tuple:
-        item = typing.get_args(annotation)[0]
-        return isinstance(value, tuple) and all(_accepts(v, item) for v in value)
-    if annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
-_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
-
-
-def _check_types(settings: SearchSettings) -> None:
-    """A study file's values must have the type of the flag they stand for."""
-    hints = typing.get_type_hints(SearchSettings)
-    for f in fields(SearchSettings):
-        value = getattr(settings, f.name)
-        if not _accepts(value, hints[f.name]):
-            expected = " or ".join(
-                _NAMES.get(getattr(a, "__name__", ""), str(a))
-                for a in (typing.get_args(hints[f.name]) or (hints[f.name],))
-                if a is not type(None)
-            )
-            raise NasError(f"setting {f.name} must be {expected}, got {value!r}")
-
-
-def parse_objectives(text: str) -> tuple[str, ...]:
-    """``accuracy,params`` -> ("accuracy", "params"); refuses anything not in OBJECTIVE_SETS."""
-    key = ",".join(p.strip() for p in str(text).split(",") if p.strip())
-    if key not in OBJECTIVE_SETS:
-        raise NasError(f"unknown objectives {text!r}; valid: {', '.join(OBJECTIVE_SETS)}")
-    return OBJECTIVE_SETS[key]
-
-
-def _coerce(name: str, value: Any) -> Any:
-    if name == "param_limit":
-        return parse_count(value, "parameter limit")
-    if name == "flops_limit":
-        return parse_count(value, "FLOPs limit")
-    if name == "early_stopping" and isinstance(value, bool):  # study files before 'sha'
-        return "sha" if value else "off"
-    if name == "objectives":
-        return parse_objectives(",".join(value) if isinstance(value, list) else value)
-    return value
-
-
-def load_study_file(path: str | Path) -> dict[str, Any]:
-    """The ``[search]`` table of a study file, validated against :class:`SearchSettings`."""
-    p = Path(path)
-    raw = read_toml(p, "study file")
-    unknown_tables = sorted(set(raw) - {"search", "train_winners"})
-    if unknown_tables:
-        raise NasError(f"{p}: unknown table(s) {', '.join(unknown_tables)}; use [search]")
-    table = raw.get("search", {})
-    valid = {f.name for f in fields(SearchSettings)}
-    unknown = sorted(set(table) - valid)
-    if unknown:
-        raise NasError(
-            f"{p}: unknown setting(s) {', '.join(unknown)} in [search]; valid: "
-            f"{', '.join(sorted(valid))}"
-        )
-    return {k: _coerce(k, v) for k, v in table.items()}
-
-
-def merge(file_values: dict[str, Any], cli_values: dict[str, Any]) -> SearchSettings:
-    """Defaults, overridden by the study file, overridden by flags given on the command line."""
-    values = {**file_values, **{k: v for k, v in cli_values.items() if v is not None}}
-    for key in ("proxy_subset", "proxy_val"):  # 'all' images: no subset
-        if values.get(key) == "all":
-            values[key] = None
-    return SearchSettings(**values)

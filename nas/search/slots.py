@@ -14,13 +14,13 @@ Finished and early-stopped trials keep their slots: they are the study's trained
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from nas.study.storage import worker_id
 
 METADATA = sa.MetaData()
 SLOTS = sa.Table(
@@ -32,11 +32,6 @@ SLOTS = sa.Table(
     sa.Column("worker", sa.String(256), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
-
-
-def worker_id() -> str:
-    """``host:pid`` of this process, recorded on its slots and trials."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class TrainingSlots:

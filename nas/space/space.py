@@ -328,6 +328,13 @@ def resolve_space_path(path: str | Path) -> Path:
     raise SpaceError(f"space file {path} does not exist")
 
 
+def space_sha1(path: str | Path) -> str:
+    """The content hash of a space file: what a study pins of its space."""
+    import hashlib
+
+    return hashlib.sha1(resolve_space_path(path).read_bytes()).hexdigest()
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a space file.
 

@@ -28,8 +28,8 @@ from nas.cli.main import main
 from nas.config import ArchConfig
 from nas.data import load_dataset
 from nas.models import build_model
-from nas.search.workers import assign_devices, visible_gpus, worker_env
 from nas.training import Trainer, full_recipe
+from nas.training.placement import assign_devices, visible_gpus, worker_env
 from nas.winners import WinnerResult, train_winner
 from tests.conftest import make_study, run_nas, tiny_search
 

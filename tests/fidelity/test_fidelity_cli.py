@@ -22,6 +22,17 @@ from tests.pgserver import PostgresServer
 
 PANEL = 3
 RUNGS = 3  # two ladder rungs and the reference
+AGREEMENT_KEYS = {
+    "kendall_tau",
+    "spearman",
+    "tau_low",
+    "tau_high",
+    "n",
+    "same_size_tau",
+    "same_size_pairs",
+    "same_size_low",
+    "same_size_high",
+}
 
 
 def _args(data: Path, db: Path | str, *extra: str) -> list[str]:
@@ -113,14 +124,27 @@ def test_fidelity_resumes_after_an_interrupt_and_reports(tmp_path: Path) -> None
     assert {t.number for t in first} <= {t.number for t in done}  # nothing redone
     assert [r["rung"] for r in result["rungs"]] == ["1x24", "2x48"]
     for r in result["rungs"]:
-        assert {"epochs", "subset", "kendall_tau", "spearman", "seconds"} <= set(r)
+        assert AGREEMENT_KEYS | {"epochs", "subset", "seconds", "cost_share"} <= set(r)
         assert r["n"] == PANEL and r["seconds"] > 0
+        assert r["trained"] + r["failed"] == PANEL and r["complete"] is True
+        assert r["same_size_pairs"] is not None  # sizes come from the panel's params
+    # work, not seconds: 1 x 24 and 2 x 48 images against 3 x 96
+    assert [r["cost_share"] for r in result["rungs"]] == pytest.approx([24 / 288, 96 / 288])
+    assert result["rungs"][0]["partial"] == []
+    assert [p["at_epoch"] for p in result["rungs"][1]["partial"]] == [1]
+    assert set(result["rungs"][1]["partial"][0]) >= AGREEMENT_KEYS
     assert result["reference"]["rung"] == "3x96" and result["reference"]["trained"] == PANEL
     assert {"params", "flops", "synflow", "naswot", "grad_norm"} <= set(result["zero_cost"])
-    assert "recommended" in result
+    for a in result["zero_cost"].values():
+        assert set(a) >= AGREEMENT_KEYS and a["n"] == PANEL
+    # 3 candidates are too few for an interval, so no rung can be recommended
+    assert result["recommended"] is None and result["study_file"] is None
+    assert result["reason"].startswith("undecided:")
     table = run_nas(*_args(data, db), cwd=tmp_path)  # all done: only the table
     assert table.returncode == 0, table.stderr
     assert "Kendall tau" in table.stdout and "synflow" in table.stdout
+    assert "same-size tau" in table.stdout and "after epoch 1" in table.stdout
+    assert "undecided:" in table.stdout
     assert len(_complete(db)) == PANEL * RUNGS
 
 

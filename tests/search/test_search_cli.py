@@ -129,7 +129,7 @@ def test_flops_limit_rejects_with_its_reason_and_constraint(
     other = run_nas(
         *search_args(tiny_space, image_folder, db, "--trials", "4"), "--flops-limit", "1G"
     )
-    assert other.returncode == 2 and "flops_limit" in other.stderr  # pinned on resume
+    assert other.returncode == 2 and "--flops-limit recorded" in other.stderr  # pinned
 
 
 def test_flops_limit_below_every_candidate_is_one_line(
@@ -263,7 +263,7 @@ def test_fake_data_says_it_is_for_smoke_tests(tiny_space: Path, tmp_path: Path) 
 
 def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_path: Path) -> None:
     from nas.cli.main import build_parser
-    from nas.cli.search import settings_from_args
+    from nas.cli.search import source_from_args
 
     study_file = tmp_path / "study.toml"
     study_file.write_text(
@@ -271,7 +271,7 @@ def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_p
         'trials = 7\nproxy_epochs = 2\nobjectives = "accuracy,flops"\n'
     )
     args = build_parser().parse_args(["search", str(study_file), "--trials", "9"])
-    s = settings_from_args(args)
+    s = source_from_args(args).resolve(None, "new").settings
     assert (s.trials, s.param_limit, s.proxy_epochs, s.objectives) == (
         9,
         2_000_000,
@@ -367,16 +367,21 @@ def test_resuming_with_other_settings_is_refused(
         *search_args(tiny_space, image_folder, db, "--trials", "2", "--param-limit", "2M")
     )
     assert again.returncode == 2
-    assert "study 't' was searched with other settings (param_limit 5000000 -> 2000000)" in (
-        again.stderr
-    )
-    more = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "2", "--seed", "3"))
-    assert more.returncode == 0, more.stderr  # more trials, another seed: fine
+    lines = again.stderr.strip().splitlines()
+    assert lines == [
+        "nas: error: study 't' keeps its pinned settings: --param-limit recorded 1.00M, "
+        "given 2.00M. Drop the flag (or study-file line) to continue with the recorded value, "
+        "or choose another --study"
+    ]
+    seed = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "2", "--seed", "3"))
+    assert seed.returncode == 2 and "--seed recorded 0, given 3" in seed.stderr
+    more = run_nas(*search_args(tiny_space, image_folder, db, "--trials", "2"))
+    assert more.returncode == 0, more.stderr  # more trials: a per-run setting
 
 
 def test_worker_study_file_keeps_all_images(tmp_path: Path) -> None:
-    from nas.search.settings import SearchSettings, load_study_file, merge
-    from nas.search.workers import write_study_file
+    from nas.search.settings import SearchSettings
+    from nas.settings import read_table, write_table
 
     settings = SearchSettings(
         proxy_subset=None,
@@ -384,37 +389,44 @@ def test_worker_study_file_keeps_all_images(tmp_path: Path) -> None:
         data_dir="/data",
         timeout=30.0,
         objectives=("accuracy", "flops"),
+        flops_limit=500_000_000,
         workers=3,
     )
     path = tmp_path / "w.toml"
-    write_study_file(settings, path)
-    again = merge(load_study_file(path), {})
+    path.write_text(write_table(settings, "search", skip=("workers",)))
+    again = SearchSettings(**read_table(path, "search", SearchSettings))
     assert again == settings.replace(workers=1)
 
 
 def test_workers_on_shared_databases_get_different_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nas.search.runner as runner
+    import nas.search.study as opening
     from nas.search.settings import SearchSettings
 
     sqlite = SearchSettings(storage="sqlite:///x.db")
-    assert runner.sampler_seed_for(sqlite, 2) == runner.sampler_seed_for(sqlite, 2)
+    here = opening.address_of(sqlite)
+    assert opening.sampler_seed(sqlite, here, 2) == opening.sampler_seed(sqlite, here, 2)
     pg = SearchSettings(storage="postgresql+psycopg://u@h/db")
-    monkeypatch.setattr(runner, "worker_id", lambda: "host-a:100")
-    a = runner.sampler_seed_for(pg, 0)
-    monkeypatch.setattr(runner, "worker_id", lambda: "host-b:100")
-    assert runner.sampler_seed_for(pg, 0) != a
+    shared = opening.address_of(pg)
+    monkeypatch.setattr(opening, "worker_id", lambda: "host-a:100")
+    a = opening.sampler_seed(pg, shared, 0)
+    monkeypatch.setattr(opening, "worker_id", lambda: "host-b:100")
+    assert opening.sampler_seed(pg, shared, 0) != a
 
 
 def test_a_study_from_before_proxy_recipes_resumes_only_with_the_standard_one() -> None:
     """Studies recorded before ``proxy_recipe`` existed were trained with 'standard'."""
-    from nas.search.runner import check_same_settings, recorded_settings
     from nas.search.settings import SearchSettings
+    from nas.search.study import RECORD_KEY
+    from nas.settings import recorded
+    from nas.study.protocol import SettingsSource
 
     settings = SearchSettings(space=str(ROOT / "search_spaces" / "small_cifar.toml"))
-    old = recorded_settings(settings)
+    old = recorded(settings)
     del old["proxy_recipe"]
-    study = optuna.create_study(study_name="old")
-    study.set_user_attr("nas_settings", old)
-    check_same_settings(study, settings)  # standard: the same proxies
-    with pytest.raises(NasError, match=r"proxy_recipe 'standard' -> 'fast'"):
-        check_same_settings(study, settings.replace(proxy_recipe="fast"))
+    source = SettingsSource(SearchSettings, RECORD_KEY)
+    resolved = source.resolve(old, "old")
+    assert resolved.settings.proxy_recipe == "standard"  # the legacy value, not a default
+    assert resolved.origins["proxy_recipe"] == "legacy"
+    fast = SettingsSource(SearchSettings, RECORD_KEY, flags={"proxy_recipe": "fast"})
+    with pytest.raises(NasError, match=r"--proxy-recipe recorded standard, given fast"):
+        fast.resolve(old, "old")

@@ -132,7 +132,7 @@ def test_local_workers_on_sqlite_warn_and_share_the_study(
 #: millisecond of each other, as a job array's do. Without a barrier folder it starts at once.
 _AT_ONCE = """
 import os, pathlib, sys, time
-import nas.cli.search, nas.search.runner, nas.training
+import nas.cli.search, nas.search.loop, nas.training
 from nas.cli.main import main
 barrier = sys.argv[1]
 if barrier:
@@ -312,7 +312,7 @@ def test_a_worker_whose_trial_was_failed_as_stale_meanwhile_goes_on(
     trial or returns its result, Optuna refuses ("Cannot tell a FAIL trial", or an assertion
     of its own). The worker says so and goes on; the study still gets its trained trials."""
     from nas.search.objective import Objective
-    from nas.search.storage import rdb_storage
+    from nas.study.storage import rdb_storage
     from tests.conftest import tiny_search
 
     failed: list[int] = []

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +22,11 @@ import sqlalchemy
 import sqlalchemy.exc
 import sqlalchemy.pool
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
+from nas.study import _optuna
 
 T = TypeVar("T")
 
@@ -35,6 +35,11 @@ DEFAULT_DB_RETRY = 60.0
 
 #: Where studies live when no --storage URL is given.
 STUDIES_DIR = Path("studies")
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, recorded on its slots and trials."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def default_storage_path(study: str) -> Path:
@@ -92,6 +97,7 @@ def open_storage(
     must_exist: bool = False,
     retry_seconds: float = DEFAULT_DB_RETRY,
     on_retry: Callable[[str], None] | None = None,
+    locked: bool = False,
 ) -> RDBStorage:
     """Open (creating if needed) the study database at ``url`` with heartbeats on.
 
@@ -108,6 +114,7 @@ def open_storage(
         retry_seconds: how long a database that goes away is waited for (see
             :class:`ResilientRDBStorage`).
         on_retry: told once per lost call, when retrying starts.
+        locked: the caller holds the set-up lock (:func:`exclusive`) already.
 
     Raises:
         StorageError: when the URL is malformed or the database cannot be reached, with the
@@ -131,7 +138,7 @@ def open_storage(
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     for attempt in range(SCHEMA_TRIES):
         try:
-            with exclusive(url, engine_kwargs):
+            with contextlib.nullcontext() if locked else exclusive(url, engine_kwargs):
                 storage = ResilientRDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,
@@ -201,6 +208,7 @@ def exclusive(url: str, engine_kwargs: dict[str, Any] | None = None) -> Iterator
     if backend != "sqlite" or not database or database == ":memory:":
         yield
         return
+    _prepare_sqlite(url)  # the lock file lives beside the database, in its folder
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: rely on the retries
@@ -336,7 +344,7 @@ _DATABASE_CALLS = (
     "get_trial_params", "get_trial_system_attrs", "get_trial_user_attrs",
     "set_study_system_attr", "set_study_user_attr", "set_trial_intermediate_value",
     "set_trial_param", "set_trial_state_values", "set_trial_system_attr",
-    "set_trial_user_attr", "_get_stale_trial_ids",
+    "set_trial_user_attr", _optuna.STALE_TRIAL_IDS,
 )  # fmt: skip
 for _name in _DATABASE_CALLS:
     setattr(ResilientRDBStorage, _name, _retrying(_name))
@@ -344,36 +352,17 @@ for _name in _DATABASE_CALLS:
 
 def set_result_attrs(storage: RDBStorage, trial_id: int, values: dict[str, Any]) -> None:
     """Write user attributes onto a *finished* trial (Optuna's API refuses to), as one
-    transaction on Optuna's own trial-attribute table."""
-    session = storage.scoped_session()
+    transaction."""
     try:
-        for key, value in values.items():
-            row = (
-                session.query(models.TrialUserAttributeModel)
-                .filter_by(trial_id=trial_id, key=key)
-                .one_or_none()
-            )
-            if row is None:
-                session.add(
-                    models.TrialUserAttributeModel(
-                        trial_id=trial_id, key=key, value_json=json.dumps(value)
-                    )
-                )
-            else:
-                row.value_json = json.dumps(value)
-        session.commit()
+        _optuna.set_result_attrs(storage, trial_id, values)
     except Exception as exc:
-        session.rollback()
         raise StorageError(f"cannot write results of trial {trial_id}: {exc}") from None
-    finally:
-        session.close()
 
 
 def rdb_storage(study: optuna.Study) -> RDBStorage:
     """The RDB storage under a study (Optuna wraps it in a cache)."""
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage):
+    backend = _optuna.rdb_of(study)
+    if backend is None:
         raise StorageError("winners can only be recorded in an RDB study storage")
     return backend
 
@@ -405,7 +394,7 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
         tail = f"retried as trial {retry}" if retry is not None else "not retried again"
         set_result_attrs(
             rdb_storage(study),
-            trial._trial_id,
+            _optuna.trial_id(trial),
             {
                 "fail_reason": f"worker {worker} sent no heartbeat for {self.grace_period}s "
                 f"(killed or pre-empted); {tail}",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nas.errors import NasError
-from nas.search.workers import (
+from nas.training.placement import (
     Placement,
     assign_devices,
     place_workers,

@@ -1,0 +1,494 @@
+"""Settings declared once: each field of a settings dataclass carries its flag, help, kind and
+parser, and everything else is derived from that one declaration.
+
+From the fields of a frozen dataclass whose metadata hold a :class:`Setting` (made with
+:func:`setting`), this module derives:
+
+* the command line (:func:`add_flags`): one flag per field, ``default=SUPPRESS`` so that a
+  flag that was not typed is absent, never confused with a default;
+* the study file (:func:`read_table`, :func:`write_table`): a TOML table with the fields'
+  names, values parsed by the same parsers as the flags;
+* what a study records (:func:`recorded`) and the effective settings of a run with the origin
+  of each value (:func:`resolve`), which also refuses an explicit conflict with a pinned
+  setting in one line.
+
+Three kinds of setting:
+
+* **pinned** (:data:`PINNED`): changes every score or the rung schedule, so a study keeps it
+  for life. Recorded when the study is created; a run that does not give it takes the
+  recorded value; a run that gives another value is refused.
+* **kept** (:data:`KEPT`): may change between runs (``--trials``), recorded; a run that does
+  not give it takes the recorded value, a run that gives one replaces the record.
+* **per run** (:data:`PER_RUN`): about this run or this machine (``--device``, ``--timeout``),
+  never recorded; the default unless given.
+
+Light: no torch, Optuna or SQLAlchemy, so ``--help`` is built from it at no cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nas.errors import NasError
+
+PINNED = "pinned"
+KEPT = "kept"
+PER_RUN = "per run"
+KINDS = (PINNED, KEPT, PER_RUN)
+
+#: Where an effective value came from, in the order that wins.
+FLAG, FILE, RECORDED, LEGACY, DEFAULT = "flag", "study file", "recorded", "legacy", "default"
+
+
+class _Missing:
+    """No legacy value: the setting was recorded from the start."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field of a settings dataclass appears to users.
+
+    Attributes:
+        help: the flag's help (its default is appended unless ``show_default`` is False).
+        kind: :data:`PINNED`, :data:`KEPT` or :data:`PER_RUN`.
+        flag: the flag (``""``: ``--`` and the field name with dashes; None: study file only).
+        metavar: the flag's metavar.
+        parse: turns a flag's text or a study file's value into the field's value, raising
+            :class:`~nas.errors.NasError` for a malformed one (None: taken as it is).
+        choices: the valid values, a sequence or a function returning one (called when the
+            parser is built, so a light registry can answer).
+        group: the ``--help`` section.
+        switch: a flag without a value that sets the field to True.
+        extra_flags: more flags that set the field to a constant: (flag, value, help).
+        to_record: the field's value as JSON (default: itself; tuples become lists).
+        from_record: a recorded JSON value back to the field's type.
+        fingerprint: for a pinned setting that names a file: (record key, ``module:function``
+            of the value, imported when needed) whose result is what is pinned (the file's
+            content, not its path).
+        legacy: the value a study recorded before this setting existed had implicitly.
+        show_default: whether the help shows the default.
+        hidden: left out of ``--help`` (internal flags).
+        fmt: how a value is shown to users (default :func:`shown`).
+        parse_file: study-file values go through ``parse`` too (values with a syntax of their
+            own: ``"5M"``, ``"all"``, ``"accuracy,params"``); otherwise a file's values are
+            taken as TOML typed them and type-checked.
+    """
+
+    help: str
+    kind: str = PER_RUN
+    flag: str | None = ""
+    metavar: str | None = None
+    parse: Callable[[Any], Any] | None = None
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
+    group: str | None = None
+    switch: bool = False
+    extra_flags: tuple[tuple[str, Any, str], ...] = ()
+    to_record: Callable[[Any], Any] | None = None
+    from_record: Callable[[Any], Any] | None = None
+    fingerprint: tuple[str, str] | None = None
+    legacy: Any = _MISSING
+    show_default: bool = True
+    hidden: bool = False
+    fmt: Callable[[Any], str] | None = None
+    parse_file: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown setting kind {self.kind!r}")
+
+
+def fingerprint_of(s: Setting, value: Any) -> Any:
+    """The fingerprint of ``value`` (see :attr:`Setting.fingerprint`)."""
+    import importlib
+
+    assert s.fingerprint is not None
+    module, _, name = s.fingerprint[1].partition(":")
+    return getattr(importlib.import_module(module), name)(value)
+
+
+def setting(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field declared as a user-facing setting (see :class:`Setting`)."""
+    return field(default=default, metadata={"setting": Setting(help=help, **kwargs)})
+
+
+S = TypeVar("S")
+
+
+def declared(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Setting]]:
+    """The fields of ``cls`` that are declared settings, in declaration order."""
+    return [(f, f.metadata["setting"]) for f in dataclasses.fields(cls) if "setting" in f.metadata]
+
+
+def flag_of(f: dataclasses.Field[Any], s: Setting) -> str | None:
+    """The flag of a declared field (None: study file only)."""
+    if s.flag is None:
+        return None
+    return s.flag or "--" + f.name.replace("_", "-")
+
+
+def shown(value: Any) -> str:
+    """A value as users write it: ``5M``-style counts stay numbers, tuples comma-joined."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    label = getattr(value, "label", None)
+    return str(label) if isinstance(label, str) else str(value)
+
+
+def show(s: Setting, value: Any) -> str:
+    """A setting's value as users read it."""
+    return s.fmt(value) if s.fmt is not None and value is not None else shown(value)
+
+
+def _argtype(parse: Callable[[Any], Any], name: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except NasError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def add_flags(
+    parser: argparse.ArgumentParser,
+    cls: type[Any],
+    *,
+    only: Iterable[str] | None = None,
+    groups: Mapping[str, str] | None = None,
+) -> None:
+    """Add a flag for every declared field of ``cls`` (or the fields named in ``only``).
+
+    A flag that is not given leaves no attribute on the namespace (``default=SUPPRESS``), so
+    :func:`flags_given` tells a typed value from a default.
+
+    Args:
+        groups: ``--help`` section titles by group name (a field's ``group``); fields without
+            a group go to the parser itself.
+    """
+    wanted = set(only) if only is not None else None
+    sections: dict[str, argparse._ArgumentGroup] = {}
+    defaults = cls()
+    for f, s in declared(cls):
+        flag = flag_of(f, s)
+        if flag is None or (wanted is not None and f.name not in wanted):
+            continue
+        target: Any = parser
+        if s.group is not None:
+            if s.group not in sections:
+                sections[s.group] = parser.add_argument_group((groups or {}).get(s.group, s.group))
+            target = sections[s.group]
+        help_text = s.help
+        default = getattr(defaults, f.name)
+        if s.show_default and "default" not in help_text:
+            help_text += f" (default {show(s, default)})"
+        if s.kind == PINNED:
+            help_text += "; pinned by the study"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if s.hidden:
+            help_text = argparse.SUPPRESS
+        if s.switch:
+            target.add_argument(flag, action="store_const", const=True, help=help_text, **kwargs)
+        else:
+            if s.parse is not None:
+                kwargs["type"] = _argtype(s.parse, f.name.replace("_", " "))
+            if s.choices is not None:
+                kwargs["choices"] = list(s.choices() if callable(s.choices) else s.choices)
+            if s.metavar is not None:
+                kwargs["metavar"] = s.metavar
+            target.add_argument(flag, help=help_text, **kwargs)
+        for extra, value, extra_help in s.extra_flags:
+            target.add_argument(
+                extra,
+                action="store_const",
+                const=value,
+                help=extra_help,
+                dest=f.name,
+                default=argparse.SUPPRESS,
+            )
+
+
+def flags_given(args: argparse.Namespace, cls: type[Any]) -> dict[str, Any]:
+    """The declared settings typed on the command line (a flag not typed is absent)."""
+    return {f.name: getattr(args, f.name) for f, _ in declared(cls) if hasattr(args, f.name)}
+
+
+# ---------------------------------------------------------------------------- type checks
+def _accepts(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits a field annotation (int, float, bool, str, optional, tuple)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(value, a) for a in typing.get_args(annotation))
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        return isinstance(value, tuple) and all(_accepts(v, item) for v in value)
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def check_types(settings: Any) -> None:
+    """Every field's value has its annotated type (a study file may say ``trials = "x"``).
+
+    Raises:
+        NasError: naming the first setting of the wrong type.
+    """
+    cls = type(settings)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        value = getattr(settings, f.name)
+        if not _accepts(value, hints[f.name]):
+            expected = " or ".join(
+                _NAMES.get(getattr(a, "__name__", ""), str(a))
+                for a in (typing.get_args(hints[f.name]) or (hints[f.name],))
+                if a is not type(None)
+            )
+            raise NasError(f"setting {f.name} must be {expected}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------- study files
+def read_table(
+    path: Path, table: str, cls: type[Any], *, others: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``[table]`` of the study file ``path``, each value parsed like its flag.
+
+    Args:
+        others: other tables the file may hold (for other commands), left alone.
+
+    Raises:
+        NasError: for an unreadable file, an unknown table or setting, or a malformed value.
+    """
+    from nas.files import read_toml
+
+    raw = read_toml(path, "study file")
+    unknown_tables = sorted(set(raw) - {table, *others})
+    if unknown_tables:
+        raise NasError(f"{path}: unknown table(s) {', '.join(unknown_tables)}; use [{table}]")
+    values = raw.get(table, {})
+    fields = {f.name: s for f, s in declared(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise NasError(
+            f"{path}: unknown setting(s) {', '.join(unknown)} in [{table}]; valid: "
+            f"{', '.join(sorted(fields))}"
+        )
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        s = fields[name]
+        try:
+            out[name] = s.parse(value) if s.parse and s.parse_file else _from_toml(value)
+        except NasError as exc:
+            raise NasError(f"{path}: setting {name}: {exc}") from None
+    return out
+
+
+def _from_toml(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(shown(value))
+
+
+def write_table(settings: Any, table: str, *, skip: Iterable[str] = ()) -> str:
+    """``settings`` as a study file that :func:`read_table` reads back to equal values."""
+    left_out = set(skip)
+    lines = [f"[{table}]"]
+    for f, s in declared(type(settings)):
+        if f.name in left_out or s.hidden:
+            continue
+        value = getattr(settings, f.name)
+        if value is None:
+            if s.parse is None:
+                continue
+            try:
+                if s.parse("all") is None:  # None spelled 'all' (every image)
+                    lines.append(f'{f.name} = "all"')
+            except NasError:
+                pass
+            continue
+        lines.append(f"{f.name} = {_toml(value)}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- records
+def to_record(s: Setting, value: Any) -> Any:
+    """A value as a study records it (JSON)."""
+    if s.to_record is not None:
+        return s.to_record(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def from_record(s: Setting, value: Any) -> Any:
+    """A recorded value back to the field's type."""
+    if s.from_record is not None:
+        return s.from_record(value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def recorded(settings: Any) -> dict[str, Any]:
+    """What a study records of ``settings``: every pinned and kept setting, and the
+    fingerprints of the pinned files."""
+    data: dict[str, Any] = {}
+    for f, s in declared(type(settings)):
+        if s.kind == PER_RUN:
+            continue
+        value = getattr(settings, f.name)
+        data[f.name] = to_record(s, value)
+        if s.fingerprint is not None:
+            data[s.fingerprint[0]] = fingerprint_of(s, value)
+    return data
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The effective settings of a run.
+
+    Attributes:
+        settings: the settings dataclass.
+        origins: where each field's value came from (flag, study file, recorded, legacy,
+            default).
+        replaced: kept settings given anew, as (recorded value, new value): the record is
+            updated with them.
+    """
+
+    settings: Any
+    origins: dict[str, str]
+    replaced: dict[str, tuple[Any, Any]]
+
+
+def resolve(
+    cls: type[S],
+    *,
+    flags: Mapping[str, Any],
+    file: Mapping[str, Any],
+    record: Mapping[str, Any] | None,
+    study: str = "the study",
+) -> Resolved:
+    """The effective settings: a flag wins over the study file, the file over the study's
+    record, the record over the defaults. Per-run settings are never taken from the record.
+
+    Raises:
+        NasError: in one line, when a flag or the study file gives a pinned setting another
+            value than the study recorded (naming the flag, the recorded and the given value),
+            or when a pinned file changed since the study recorded it.
+    """
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    replaced: dict[str, tuple[Any, Any]] = {}
+    conflicts: list[str] = []
+    for f, s in declared(cls):
+        name = f.name
+        explicit = name in flags or name in file
+        origin = FLAG if name in flags else FILE
+        given = flags[name] if name in flags else file.get(name)
+        known = record is not None and s.kind != PER_RUN
+        if known and name not in record and s.legacy is not _MISSING:  # type: ignore[operator]
+            before_value: Any = s.legacy
+            before_origin = LEGACY
+            have_before = True
+        elif known and name in record:  # type: ignore[operator]
+            before_value = from_record(s, record[name])  # type: ignore[index]
+            before_origin = RECORDED
+            have_before = True
+        else:
+            have_before = False
+        if explicit:
+            values[name], origins[name] = given, origin
+            if have_before and s.kind == PINNED:
+                conflict = _pinned_conflict(f, s, given, before_value, record or {})
+                if conflict:
+                    conflicts.append(conflict)
+            elif (
+                have_before and s.kind == KEPT and to_record(s, given) != to_record(s, before_value)
+            ):
+                replaced[name] = (before_value, given)
+        elif have_before:
+            values[name], origins[name] = before_value, before_origin
+        else:
+            origins[name] = DEFAULT
+    if conflicts:
+        raise NasError(
+            f"{study} keeps its pinned settings: " + "; ".join(conflicts) + ". Drop the flag "
+            "(or study-file line) to continue with the recorded value, or choose another --study"
+        )
+    settings = cls(**values)
+    for f, s in declared(cls):  # a pinned file restored from the record must be unchanged
+        if s.fingerprint is None or record is None or origins[f.name] == DEFAULT:
+            continue
+        key = s.fingerprint[0]
+        if key in record and fingerprint_of(s, getattr(settings, f.name)) != record[key]:
+            what = flag_of(f, s) or f.name
+            raise NasError(
+                f"{study} was searched with {what} {shown(getattr(settings, f.name))} whose "
+                "content has changed since; restore the file, or choose another --study"
+            )
+    return Resolved(settings, origins, replaced)
+
+
+def _pinned_conflict(
+    f: dataclasses.Field[Any], s: Setting, given: Any, before: Any, record: Mapping[str, Any]
+) -> str | None:
+    """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
+    what = flag_of(f, s) or f"{f.name} (study file)"
+    if s.fingerprint is not None:
+        key = s.fingerprint[0]
+        if key in record:
+            if fingerprint_of(s, given) == record[key]:
+                return None
+            return f"{what} {shown(given)} has other content than the recorded {shown(before)}"
+    if to_record(s, given) == to_record(s, before):
+        return None
+    return f"{what} recorded {show(s, before)}, given {show(s, given)}"
+
+
+def describe(resolved: Resolved) -> list[tuple[str, str, str, str]]:
+    """(setting, value, origin, kind) of every declared field, for ``--show-settings``."""
+    rows = []
+    for f, s in declared(type(resolved.settings)):
+        if s.hidden:
+            continue
+        label = flag_of(f, s) or f"{f.name} (study file)"
+        value = show(s, getattr(resolved.settings, f.name))
+        origin = resolved.origins.get(f.name, DEFAULT)
+        if f.name in resolved.replaced:
+            origin += f" (recorded {show(s, resolved.replaced[f.name][0])})"
+        rows.append((label, value, origin, s.kind))
+    return rows

@@ -1,0 +1,115 @@
+"""The one place that touches Optuna's private API.
+
+Optuna 5 has no public way to reach a study's storage, a trial's id, study system attributes,
+the cached trial list a sampler reads, or the ORM model of trial user attributes (needed to
+write results onto a finished trial). Everything else in ``nas`` calls these functions, so an
+Optuna upgrade that moves them breaks one module, and the dependency is bounded to the major
+version the tests run (``optuna>=5,<6`` in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+#: RDBStorage's private call that lists stale trials (retried like its public calls).
+STALE_TRIAL_IDS = "_get_stale_trial_ids"
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    """The storage a study reads and writes (possibly Optuna's caching wrapper)."""
+    storage: BaseStorage = study._storage
+    return storage
+
+
+def rdb_of(study: optuna.Study) -> RDBStorage | None:
+    """The RDB storage under a study (Optuna wraps it in a cache), or None for another kind."""
+    storage = storage_of(study)
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
+def trial_id(trial: FrozenTrial | optuna.trial.Trial) -> int:
+    """A trial's storage id (not its number)."""
+    return int(trial._trial_id)
+
+
+def trial_by_number(study: optuna.Study, number: int) -> FrozenTrial | None:
+    """Trial ``number`` of ``study`` read afresh from storage (None if there is none)."""
+    storage = storage_of(study)
+    try:
+        tid = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        return storage.get_trial(tid)
+    except KeyError:
+        return None
+
+
+def cached_trials(study: optuna.Study, states: Iterable[TrialState]) -> Sequence[FrozenTrial]:
+    """The study's trials in ``states`` as samplers read them (shared, cached: do not edit)."""
+    trials: Sequence[FrozenTrial] = study._get_trials(
+        deepcopy=False,
+        states=tuple(states),
+        use_cache=True,  # type: ignore[arg-type]
+    )
+    return trials
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attributes."""
+    return dict(storage_of(study).get_study_system_attrs(study._study_id))
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    """Set a system attribute of the study."""
+    storage_of(study).set_study_system_attr(study._study_id, key, value)
+
+
+def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """Set a system attribute of a (running) trial."""
+    storage_of(study).set_trial_system_attr(trial_id(trial), key, value)
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Write ``fail_reason`` onto a RUNNING trial and set it FAIL (a trial this process
+    started but can no longer finish through Optuna's API)."""
+    storage = storage_of(study)
+    storage.set_trial_user_attr(trial_id(trial), "fail_reason", reason)
+    storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+
+
+def set_result_attrs(storage: RDBStorage, tid: int, values: dict[str, Any]) -> None:
+    """Write user attributes onto a *finished* trial (Optuna's API refuses to), as one
+    transaction on Optuna's own trial-attribute table.
+
+    Raises:
+        Exception: what the database raised, after rolling back.
+    """
+    from optuna.storages._rdb import models
+
+    session = storage.scoped_session()
+    try:
+        for key, value in values.items():
+            row = (
+                session.query(models.TrialUserAttributeModel)
+                .filter_by(trial_id=tid, key=key)
+                .one_or_none()
+            )
+            if row is None:
+                session.add(
+                    models.TrialUserAttributeModel(
+                        trial_id=tid, key=key, value_json=json.dumps(value)
+                    )
+                )
+            else:
+                row.value_json = json.dumps(value)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,52 @@
+"""Trial clean-up shared by every driver of a study (search and fidelity workers).
+
+* :func:`fail_stale`: a trial whose worker stopped sending heartbeats (killed, pre-empted)
+  is failed, and retried once (see :class:`nas.study.storage.RetryStaleTrial`).
+* :func:`fail_running`: after Ctrl-C or SIGTERM, none of this process's trials stays
+  RUNNING; each is failed with the reason.
+* :func:`failed_meanwhile`: the trial this process is finishing was failed as stale by
+  another worker while its heartbeats could not reach the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Collection
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.study import _optuna
+
+#: Why a trial ended, by the signal that ended its worker.
+INTERRUPTED = {
+    "SIGINT": "interrupted by the user (Ctrl-C)",
+    "SIGTERM": "stopped by SIGTERM (the machine or job was stopped, e.g. pre-empted)",
+}
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail (and retry once) the trials whose worker stopped sending heartbeats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def fail_running(study: optuna.Study, started: Collection[int], reason: str) -> None:
+    """None of the trials this process ``started`` may stay RUNNING: each still RUNNING is
+    failed with ``reason``."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in started:
+            with contextlib.suppress(Exception):  # finished meanwhile
+                _optuna.fail_trial(study, t, reason)
+
+
+def failed_meanwhile(study: optuna.Study, started: Collection[int]) -> FrozenTrial | None:
+    """The trial this process started last, if it is no longer RUNNING although this process
+    never told its result: another worker failed it as stale while its heartbeats could not
+    reach the database. Optuna then refuses the result ("Cannot tell a FAIL trial")."""
+    if not started:
+        return None
+    trial = _optuna.trial_by_number(study, max(started))
+    return trial if trial is not None and trial.state == TrialState.FAIL else None

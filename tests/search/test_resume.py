@@ -1,0 +1,183 @@
+"""A resumed study keeps its settings: what a run does not give comes from the study's record,
+an explicit conflict with a pinned setting is refused in one line, and ``--show-settings``
+says where every value came from."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.search.settings import SearchSettings
+from nas.settings import PINNED, setting
+from tests.conftest import run_nas
+
+#: The settings the first run gives, none of them a default.
+FIRST = {
+    "--proxy-epochs": "2",
+    "--proxy-subset": "64",
+    "--proxy-val": "8",
+    "--proxy-batch-size": "16",
+    "--proxy-recipe": "fast",
+    "--eta": "3",
+    "--min-epochs": "1",
+    "--min-members": "2",
+    "--sampler": "random",
+}
+
+
+def _address(db: Path) -> list[str]:
+    return ["--storage", f"sqlite:///{db}", "--study", "r", "--quiet"]
+
+
+def _first_run(space: Path, data: Path, db: Path, trials: int) -> None:
+    flags = [x for kv in FIRST.items() for x in kv]
+    out = run_nas(
+        "search", *_address(db), "--space", str(space), "--dataset", "imagefolder",
+        "--data-dir", str(data), "--device", "cpu", "--trials", str(trials), *flags,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
+def _settings_rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """--show-settings' table as flag -> (value, origin)."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) >= 3 and cells[0].startswith("--"):
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows
+
+
+@pytest.mark.slow
+def test_a_resumed_study_and_a_second_worker_take_the_recorded_settings(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "r.db"
+    _first_run(tiny_space, image_folder, db, trials=2)
+    record = optuna.load_study(study_name="r", storage=f"sqlite:///{db}").user_attrs["nas_settings"]
+
+    show = run_nas("search", *_address(db), "--show-settings")
+    assert show.returncode == 0, show.stderr
+    rows = _settings_rows(show.stdout)
+    for flag, value in FIRST.items():
+        assert rows[flag] == (value, "recorded"), flag
+    assert rows["--trials"] == ("2", "recorded")
+    assert rows["--device"] == ("auto", "default")  # per run: never taken from the record
+
+    # no setting given: the recorded ones, including the study's space and data
+    again = run_nas("search", *_address(db), "--trials", "3")
+    assert again.returncode == 0, again.stderr
+    assert "64 training / 8 validation images" in again.stderr
+    # a second worker with no flags at all, and --workers children: the recorded values too
+    workers = run_nas("search", *_address(db), "--trials", "5", "--workers", "2")
+    assert workers.returncode == 0, workers.stderr
+    assert "64 training / 8 validation images" in workers.stderr
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
+    trained = [t for t in study.trials if t.user_attrs.get("training")]
+    assert len(trained) == 5
+    # every trial trained 2 epochs (or stopped at the recorded rung 1)
+    assert all(len(t.user_attrs["curve"]) in (1, 2) for t in trained)
+    assert all(len(t.user_attrs["curve"]) == 2 for t in trained if t.state == TrialState.COMPLETE)
+    after = study.user_attrs["nas_settings"]
+    assert {k: v for k, v in after.items() if k != "trials"} == {
+        k: v for k, v in record.items() if k != "trials"
+    }
+    assert after["trials"] == 5  # a kept setting: the latest explicit value is recorded
+
+    conflict = run_nas("search", *_address(db), "--proxy-epochs", "3", "--eta", "2")
+    assert conflict.returncode == 2
+    lines = conflict.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "--proxy-epochs recorded 2, given 3" in lines[0]
+    assert "--eta recorded 3, given 2" in lines[0]
+
+
+def test_a_changed_default_still_resumes_an_old_study(
+    tiny_space: Path, image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study recorded proxy_epochs 3 while it was the default; the default moves to 1 and
+    the same command, without the flag, continues the study with 3."""
+    import nas.cli.search as cli
+    from nas.cli.main import main
+
+    db = tmp_path / "d.db"
+    command = [
+        "search", *_address(db), "--space", str(tiny_space), "--dataset", "imagefolder",
+        "--data-dir", str(image_folder), "--device", "cpu", "--proxy-subset", "32",
+        "--proxy-val", "8", "--proxy-batch-size", "16", "--sampler", "random",
+    ]  # fmt: skip
+    assert main([*command, "--trials", "1"]) == 0
+    old = SearchSettings.__dataclass_fields__["proxy_epochs"]
+
+    @dataclasses.dataclass(frozen=True)
+    class Moved(SearchSettings):
+        proxy_epochs: int = setting(1, old.metadata["setting"].help, kind=PINNED)
+
+    monkeypatch.setattr(cli, "SearchSettings", Moved)
+    assert Moved().proxy_epochs == 1
+    assert main([*command, "--trials", "2"]) == 0
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
+    curves = [t.user_attrs["curve"] for t in study.trials if "curve" in t.user_attrs]
+    assert [len(c) for c in curves] == [3, 3]
+    assert study.user_attrs["nas_settings"]["proxy_epochs"] == 3
+
+
+def test_show_settings_names_flags_files_and_defaults(tmp_path: Path, tiny_space: Path) -> None:
+    study_file = tmp_path / "s.toml"
+    study_file.write_text(f'[search]\nspace = "{tiny_space}"\nproxy_epochs = 4\n')
+    db = tmp_path / "none.db"
+    out = run_nas(
+        "search", str(study_file), "--storage", f"sqlite:///{db}", "--proxy-epochs", "5",
+        "--param-limit", "2M", "--show-settings",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = _settings_rows(out.stdout)
+    assert rows["--proxy-epochs"] == ("5", "flag")
+    assert rows["--param-limit"] == ("2.00M", "flag")
+    assert rows["--space"] == (str(tiny_space), "study file")
+    assert rows["--proxy-subset"] == ("5000", "default")
+    assert "would create" in out.stdout
+    assert not db.exists()  # showing creates nothing
+
+
+def test_fidelity_show_settings(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    out = run_nas(
+        "fidelity", "--storage", f"sqlite:///{db}", "--panel", "30", "--ladder", "1x500,2xALL",
+        "--show-settings",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = _settings_rows(out.stdout)
+    assert rows["--panel"] == ("30", "flag")
+    assert rows["--ladder"] == ("1x500,2xall", "flag")
+    assert rows["--reference"] == ("30xall", "default")
+    assert not db.exists()
+
+
+def test_enqueue_presets_respects_the_flops_limit(tmp_path: Path) -> None:
+    """resnet20 (41.0M FLOPs) and its attention variants fit 300k params; a 41.1M FLOPs limit
+    keeps only the presets at or below it."""
+    from nas.budget import Budget
+    from nas.presets import preset
+    from nas.search.study import enqueue_presets
+    from nas.space import load_space
+
+    space = load_space("search_spaces/attention_resnet.toml")
+    names = ["resnet20", "resnet20-cbam", "resnet20-selfattn", "resnet20-mhsa"]
+    flops = {n: Budget().check(preset(n), flops=True).flops or 0 for n in names}
+    limit = flops["resnet20"] + 1_000
+    assert any(f > limit for f in flops.values())
+
+    class _Data:
+        in_channels, input_size, num_classes = 3, 32, 10
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    queued = enqueue_presets(study, space, Budget(300_000, limit), _Data())  # type: ignore[arg-type]
+    assert queued == [n for n in names if flops[n] <= limit]
+    assert "resnet20" in queued and len(queued) < len(names)
+    without = enqueue_presets(study, space, Budget(300_000), _Data())  # type: ignore[arg-type]
+    assert without == names  # the parameter limit alone admits all four
