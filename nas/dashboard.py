@@ -6,7 +6,10 @@ stays the architecture's dict (``nas export``, ``nas train-winners`` and the rep
 and existing studies hold it), so the readable views are:
 
 * a winner's note (:func:`winner_note`): a one-line summary and the config as indented JSON
-  in a code block, lines at most :data:`NOTE_WIDTH` wide where the JSON allows;
+  in a code block, lines at most :data:`NOTE_WIDTH` wide where the JSON allows, without the
+  attention knobs its type does not take;
+* the study's note (:func:`study_note`): a fake-data warning where it applies, how the
+  guided trials compare with the random start-up ones, the proxy fidelity;
 * in ``nas dashboard``, :func:`install_dashboard_view` shows a user attribute longer than
   :data:`MAX_SHOWN_CHARS` shortened (``arch`` as its one-line summary) instead of as one
   line several screens wide, and the attached figures in
@@ -19,20 +22,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from nas.config import ArchConfig
-from nas.search.stats import accuracy_of, fidelity_text
+from nas.config import ATTENTION_KNOBS, ArchConfig
+from nas.search.stats import accuracy_of, fidelity_text, plural
 
-#: Widest line of the JSON in a note, where the JSON allows it (a long string stays whole).
-NOTE_WIDTH = 72
-#: Longest user attribute value optuna-dashboard is sent whole by ``nas dashboard``.
-MAX_SHOWN_CHARS = 120
+#: Widest line of the JSON in a note, where the JSON allows it (a long string stays whole):
+#: the note pane of a trial in optuna-dashboard is narrow.
+NOTE_WIDTH = 52
+#: Longest user attribute value optuna-dashboard is sent whole by ``nas dashboard``: the
+#: dashboard draws a value on one line that does not wrap, and a longer one would widen the
+#: trial's pane past a 1280-pixel window (the note's code block with it).
+MAX_SHOWN_CHARS = 80
 
 
 def pretty_json(value: Any, width: int = NOTE_WIDTH) -> str:
@@ -62,30 +67,91 @@ def _pretty(value: Any, indent: int, prefix: int, width: int) -> str:
     return start + "\n" + ",\n".join(items) + "\n" + " " * indent + end
 
 
+def shown_config(arch: ArchConfig) -> dict[str, Any]:
+    """``arch`` as a dict without the attention settings its attention type does not use:
+    only ``type`` for ``none``; else ``type``, ``placement``, ``join``, the type's knobs
+    (:data:`nas.config.ATTENTION_KNOBS`) and ``repeats`` where set. A config keeps unused
+    settings at their defaults, so :meth:`ArchConfig.from_dict` of the result gives ``arch``
+    back."""
+    data = arch.to_dict()
+    attention = data["attention"]
+    kind = attention["type"]
+    keep = ["type"] if kind == "none" else ["type", "placement", "join", *ATTENTION_KNOBS[kind]]
+    if attention.get("repeats"):
+        keep.append("repeats")
+    data["attention"] = {k: attention[k] for k in keep}
+    return data
+
+
 def winner_note(trial: FrozenTrial) -> str:
     """Markdown note of a winner: its scores, a one-line architecture summary and its config
-    (the ``arch`` user attribute) as indented JSON in a code block."""
+    (the ``arch`` user attribute, without the knobs its attention type does not take, see
+    :func:`shown_config`) as indented JSON in a code block of short lines."""
     arch = ArchConfig.from_dict(trial.user_attrs["arch"])
     full = trial.user_attrs.get("full_accuracy")
     val = trial.user_attrs.get("full_val_accuracy")
+    epochs = trial.user_attrs.get("full_epochs")
+    after = (
+        f"after {plural(epochs, 'full epoch')}"
+        if isinstance(epochs, int) and not isinstance(epochs, bool)
+        else "after full training"
+    )
     lines = [
         f"## Trial {trial.number}: {arch.summary()}",
         "",
         f"* proxy validation accuracy: {accuracy_of(trial):.4f}",
-        f"* after {trial.user_attrs.get('full_epochs')} full epochs: validation accuracy "
-        f"{val:.4f} (selection uses this), test accuracy {full:.4f} (scored once)"
+        f"* {after}: validation accuracy {val:.4f} (selection uses this), test accuracy "
+        f"{full:.4f} (scored once)"
         if full is not None and val is not None
         else "* not fully trained yet (nas train-winners)",
         f"* params: {trial.user_attrs.get('params', 0):,}; "
         f"FLOPs: {trial.user_attrs.get('flops', 0):,}",
         "",
-        f"Config (the `arch` user attribute; `nas export --trial {trial.number}` writes it):",
+        f"Config (settings its attention type does not use left out; "
+        f"`nas export --trial {trial.number}` writes the whole `arch`):",
         "",
         "```json",
-        pretty_json(arch.to_dict()),
+        pretty_json(shown_config(arch)),
         "```",
     ]
     return "\n".join(lines)
+
+
+def study_note(study: optuna.Study) -> str:
+    """Markdown note of the study: a warning for a study on fake data, how its guided trials
+    compare with its random start-up ones
+    (:func:`nas.search.stats.study_startup_comparison`) and, once winners were fully
+    trained, the proxy fidelity."""
+    from nas.report.html import FAKE_DATA_NOTICE, is_fake_data
+    from nas.search.stats import study_startup_comparison
+
+    parts = []
+    if is_fake_data(study):
+        parts.append(f"**{FAKE_DATA_NOTICE}**\n")
+    c = study_startup_comparison(study)
+    rows = []
+    for label, group in (("random start-up", c.startup), ("guided", c.guided)):
+        best = (
+            f"best trial {group.best_trial} at {group.best_accuracy:.4f}"
+            if group.best_trial is not None and group.best_accuracy is not None
+            else "no complete trial"
+        )
+        rows.append(
+            f"* {label}: {plural(group.trained, 'trained trial')}, {best}, "
+            f"front hypervolume {group.hypervolume:.3f}"
+        )
+    parts.append(
+        f"## Guided search vs its random start-up\n\nSampler `{c.sampler}`: {c.verdict}.\n\n"
+        + "\n".join(rows)
+        + "\n\nThe optimization-history figure shades the start-up trials.\n"
+    )
+    fidelity = study.user_attrs.get("proxy_fidelity")
+    if fidelity:
+        parts.append(
+            "## Proxy fidelity\n\nBetween proxy accuracy and validation accuracy after full "
+            f"training: **{fidelity_text(fidelity)}**.\n"
+        )
+    return "\n".join(parts)
 
 
 def _sha1(text: str) -> str:
@@ -114,22 +180,16 @@ def save_generated_note(study: optuna.Study, trial: FrozenTrial | None, body: st
 
 
 def annotate(study: optuna.Study) -> tuple[list[str], list[int], int]:
-    """Attach the report's figures and a note per winner (Pareto trials and fully trained
-    ones) to ``study``; returns the figure ids, the noted trial numbers and how many notes
-    were kept because someone edited them in the dashboard."""
+    """Attach the report's figures, a note per winner (Pareto trials and fully trained
+    ones) and the study's note (:func:`study_note`) to ``study``; returns the figure ids,
+    the noted trial numbers and how many notes were kept because someone edited them in the
+    dashboard."""
     from nas.report import attach_to_dashboard, winners
 
     figures = attach_to_dashboard(study)
     noted = winners(study)
     kept = sum(not save_generated_note(study, trial, winner_note(trial)) for trial in noted)
-    fidelity = study.user_attrs.get("proxy_fidelity")
-    if fidelity:
-        body = textwrap.dedent(f"""\
-            ## Proxy fidelity
-            Between proxy accuracy and validation accuracy after full training:
-            **{fidelity_text(fidelity)}**.
-            """)
-        kept += not save_generated_note(study, None, body)
+    kept += not save_generated_note(study, None, study_note(study))
     return figures, sorted(t.number for t in noted), kept
 
 
@@ -150,9 +210,13 @@ def shown_attr(key: str, value: str) -> str:
         except Exception:  # cut at 1,024 characters, or not a config: the page must not fail
             summary = None
         if summary is not None:
-            shown = f"{summary} (summary; nas export --trial N writes the whole config)"
-            return shown if len(shown) <= MAX_SHOWN_CHARS else summary
-    tail = f" … ({len(value):,} characters; shortened for display)"
+            shown = f"{summary} (summary)"
+            if len(shown) <= MAX_SHOWN_CHARS:
+                return shown
+            return (
+                summary if len(summary) <= MAX_SHOWN_CHARS else summary[: MAX_SHOWN_CHARS - 1] + "…"
+            )
+    tail = f" … ({len(value):,} characters)"
     return value[: MAX_SHOWN_CHARS - len(tail)].rstrip() + tail
 
 

@@ -16,18 +16,20 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
-from nas.config import ArchConfig
+from nas.config import ATTENTION_KNOBS, ArchConfig
 from nas.dashboard import (
     MAX_SHOWN_CHARS,
     NOTE_WIDTH,
     install_dashboard_view,
     pretty_json,
     shown_attr,
+    shown_config,
+    study_note,
     winner_note,
 )
 from nas.presets import preset
 from nas.report.figures import FIGURE_ORDER, FIGURES, graph_id
-from tests.conftest import ROOT, run_nas
+from tests.conftest import ROOT, arch_for, run_nas
 from tests.report.test_report import make_study
 
 
@@ -199,12 +201,43 @@ def test_winner_note_shows_the_config_as_indented_json(tmp_path: Path) -> None:
     note = winner_note(trial)
     assert note.startswith(f"## Trial 5: {ArchConfig.from_dict(arch).summary()}\n")
     block = _code_block(note)
-    assert json.loads(block) == arch
+    assert ArchConfig.from_dict(json.loads(block)) == ArchConfig.from_dict(arch)
     lines = block.splitlines()
-    assert len(lines) > 10 and max(map(len, lines)) <= NOTE_WIDTH
+    assert len(lines) > 10 and max(map(len, lines)) <= NOTE_WIDTH <= 56  # a narrow pane
     # a stage on one line, not one line per number as json.dumps(indent=2) would put it
     assert '    {"width": 62, "blocks": 2, "stride": 1},' in lines
     assert "`nas export --trial 5`" in note
+    assert "* after 200 full epochs: validation accuracy 0.9400" in note
+
+
+@pytest.mark.parametrize("kind", list(ATTENTION_KNOBS))
+def test_winner_note_lists_only_the_knobs_of_its_attention_type(kind: str) -> None:
+    arch = arch_for(kind)
+    trial = optuna.trial.create_trial(
+        values=[0.5, 1000.0], user_attrs={"arch": arch, "accuracy": 0.5, "params": 1000}
+    )
+    shown = json.loads(_code_block(winner_note(trial)))
+    expected = {"type"} if kind == "none" else {"type", "placement", "join", *ATTENTION_KNOBS[kind]}
+    assert set(shown["attention"]) == expected
+    assert ArchConfig.from_dict(shown) == ArchConfig.from_dict(arch)  # nothing lost
+
+
+def test_winner_note_counts_one_epoch_as_one() -> None:
+    attrs = {"arch": arch_for("spatial"), "accuracy": 0.5, "params": 1000, "flops": 2000}
+    attrs |= {"full_epochs": 1, "full_val_accuracy": 0.6, "full_accuracy": 0.61}
+    note = winner_note(optuna.trial.create_trial(values=[0.5, 1000.0], user_attrs=attrs))
+    assert "* after 1 full epoch: validation accuracy 0.6000" in note
+    assert "epochs" not in note
+
+
+def test_study_note_compares_guided_and_startup_trials(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    note = study_note(study)
+    assert "## Guided search vs its random start-up" in note
+    assert "too few trials to compare" in note
+    assert "Fake data" not in note
+    study.set_user_attr("nas_settings", {"dataset": "fake"})
+    assert study_note(study).startswith("**Fake data: this study was searched on --dataset fake")
 
 
 @pytest.mark.parametrize(
@@ -230,7 +263,9 @@ def test_long_user_attributes_are_shortened_for_display() -> None:
     assert shown_attr("preset", "resnet20") == "resnet20"
     arch = preset("enhanced-efficient-resnet")
     shown = shown_attr("arch", json.dumps(arch.to_dict()))
-    assert shown.startswith(arch.summary() + " (summary;") and len(shown) <= MAX_SHOWN_CHARS
+    assert shown == arch.summary() + " (summary)" and len(shown) <= MAX_SHOWN_CHARS
+    # a value is drawn on one line that does not wrap: longer ones widen the trial's pane
+    assert MAX_SHOWN_CHARS <= 80
     curve = json.dumps([0.12345] * 300)
     shown = shown_attr("curve", curve)
     assert shown.startswith("[0.12345, ") and f"({len(curve):,} characters" in shown
@@ -260,7 +295,7 @@ def test_dashboard_shows_the_arch_short_and_the_figures_in_order(tmp_path: Path)
     assert attrs["arch"].startswith(arch.summary())  # not 500 characters of JSON on one line
     assert all(len(v) <= MAX_SHOWN_CHARS for v in attrs.values())
     assert attrs["preset"] == "enhanced-efficient-resnet" and attrs["params"] == "4905487"
-    assert json.loads(_code_block(trial["note"]["body"])) == arch.to_dict()
+    assert json.loads(_code_block(trial["note"]["body"])) == shown_config(arch)
 
     stored = optuna.load_study(study_name=study.study_name, storage=storage).trials[5]
     assert stored.user_attrs["arch"] == arch.to_dict()  # the data is untouched

@@ -7,9 +7,12 @@ show the same list, in the same order (:data:`FIGURE_ORDER`: the Pareto fronts f
 builder never raises for a study that is empty or lacks optional user attributes: it draws
 what there is and says in an annotation what is missing.
 
-Axes that count (trial numbers, epochs) only have ticks on whole numbers
-(:func:`integer_axis`), and an empty figure's accuracy axes span 0-100% rather than plotly's
-default -100% to 600%.
+Figures read at a glance: axes that count (trial numbers, epochs) only have ticks on whole
+numbers (:func:`integer_axis`); accuracy axes label their ticks with the decimals the tick
+step needs (:func:`accuracy_axis`); size axes are logarithmic with labelled 1-2-5 ticks
+(20k, 50k, 100k: :func:`size_axis`) and the study's limits drawn as labelled lines; long titles
+wrap to fit optuna-dashboard's half-width panels (:func:`wrap_title`); and an empty figure's
+accuracy axes span 0-100% rather than plotly's default -100% to 600%.
 
 Trial categories come from :mod:`nas.search.stats`: trained (COMPLETE), stopped early
 (PRUNED with ``stopped_early``), rejected before training (``rejected``) and failed.
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import html
 import math
+import re
+import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -26,6 +31,7 @@ from typing import Any
 import optuna
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from nas.config import PLACEMENTS, ArchConfig
@@ -38,8 +44,13 @@ from nas.search.stats import (
     is_rejected,
     is_stopped,
     pareto_front,
+    plural,
     proxy_fidelity,
+    sampled_by,
     sampled_trials,
+    second_objective,
+    study_limit,
+    study_sampler,
 )
 from nas.units import human
 
@@ -69,8 +80,12 @@ FIGURE_ORDER: tuple[str, ...] = (
 
 #: Trials per window of the rolling rejection share.
 ROLLING_WINDOW = 10
-#: Fewest trained trials with an accuracy for which parameter importances are computed.
-MIN_IMPORTANCE_TRIALS = 3
+#: Fewest trained trials with an accuracy for which parameter importances are computed: with
+#: fewer, PED-ANOVA's top group (at least :data:`IMPORTANCE_TOP_TRIALS` trials, at most half)
+#: has next to nothing to be compared with.
+MIN_IMPORTANCE_TRIALS = 10
+#: Below this many trained trials the importances carry a caveat: a rough guide, not a ranking.
+RELIABLE_IMPORTANCE_TRIALS = 30
 #: Fewest trials PED-ANOVA's top quantile should hold (see :func:`accuracy_importances`).
 IMPORTANCE_TOP_TRIALS = 5
 #: Most ticks :func:`integer_axis` puts on a trial-number axis.
@@ -81,11 +96,30 @@ BAR_FIGURE_EXTRA_PX = 170
 #: Smallest height of a figure sized to its bars (:func:`importance_figure`).
 MIN_BAR_FIGURE_PX = 450
 
+#: Widest line (characters) of a figure's wrapped title: optuna-dashboard draws some figures
+#: in half-width panels of about 550 pixels.
+TITLE_WIDTH = 50
+#: Tick label formats of an accuracy axis (a fraction shown as a percentage), by tick step
+#: (plotly's ``dtick``; the bounds sit between its 1-2-5 steps): as many decimals as the step
+#: needs, so that ticks 0.2 points apart read 8.2%, 8.4%, ... rather than 8%, 8%, ...
+ACCURACY_TICK_FORMATS: tuple[tuple[float | None, float | None, str], ...] = (
+    (0.0095, None, ".0%"),
+    (0.00095, 0.0095, ".1%"),
+    (0.000095, 0.00095, ".2%"),
+    (0.0000095, 0.000095, ".3%"),
+    (None, 0.0000095, ".4%"),
+)
+
 _SECOND_LABEL = {"params": "params", "flops": "FLOPs"}
+_LIMIT_KEY = {"params": "param_limit", "flops": "flops_limit"}
 _TRAINED_COLOR = "#1f77b4"
 _FRONT_COLOR = "#d62728"
 _STOPPED_COLOR = "#ff7f0e"
 _REJECTED_COLOR = "#7f7f7f"
+_LIMIT_COLOR = "#444"
+_STARTUP_FILL = "#9e9e9e"
+#: Colours of the learning curves, one per trial (cycled).
+_CURVE_COLORS: tuple[str, ...] = tuple(qualitative.Dark24)
 _NO_ATTENTION = "no attention"
 
 
@@ -147,6 +181,122 @@ def fit_height(fig: go.Figure, height: int) -> go.Figure:
         plot = height - (margin.t if margin.t is not None else 100) - (margin.b or 80)
         fig.update_yaxes(tickfont={"size": max(6, min(12, int(0.85 * plot / bars)))})
     return fig
+
+
+def accuracy_axis() -> dict[str, Any]:
+    """Axis settings for an accuracy (a fraction shown as a percentage): tick labels with the
+    decimals the tick step needs (:data:`ACCURACY_TICK_FORMATS`), also after zooming in.
+    Pass the result to ``update_yaxes`` or ``update_xaxes``."""
+    return {
+        "tickformat": ".0%",
+        "tickformatstops": [
+            {"dtickrange": [low, high], "value": fmt} for low, high, fmt in ACCURACY_TICK_FORMATS
+        ],
+    }
+
+
+def accuracy_tick_format(dtick: float) -> str:
+    """The tick format :func:`accuracy_axis` gives ticks ``dtick`` apart (what plotly.js picks
+    from the stops: the first whose range holds ``dtick``)."""
+    for low, high, fmt in ACCURACY_TICK_FORMATS:
+        if (low is None or low <= dtick) and (high is None or dtick <= high):
+            return fmt
+    return ".0%"
+
+
+def size_label(value: float) -> str:
+    """A count for an axis tick: ``500``, ``20k``, ``1.5M``, ``2G`` (three significant digits
+    at most, no trailing zeros)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def _nice_step(span: float, most: int) -> float:
+    """The smallest 1-2-5 step that cuts ``span`` into at most ``most`` parts."""
+    scale = 10.0 ** math.floor(math.log10(span / most)) if span > 0 else 1.0
+    for factor in (1, 2, 5, 10):
+        if span / (factor * scale) <= most:
+            return factor * scale
+    return 10 * scale  # pragma: no cover - 10 always fits
+
+
+def size_ticks(low: float, high: float, most: int = MAX_TICKS) -> list[float]:
+    """Tick values of a logarithmic count axis over [``low``, ``high``]: the 1-2-5 values
+    (10k, 20k, 50k, 100k, ...) in it, only the powers of ten when those would be more than
+    ``most``, and evenly spaced round values when fewer than three 1-2-5 values fall in it
+    (a narrow range, such as 250k-310k)."""
+    if not 0 < low <= high:
+        return []
+    ticks: list[float] = []
+    for factors in ((1, 2, 5), (1,)):
+        ticks = [
+            f * 10.0**k
+            for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+            for f in factors
+            if low <= f * 10.0**k <= high
+        ]
+        if len(ticks) <= most:
+            break
+    if len(ticks) >= 3:
+        return ticks
+    step = _nice_step(high - low, 5)
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 6) for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def size_axis(values: Iterable[float], pad: float = 0.06) -> dict[str, Any]:
+    """Settings of a logarithmic axis of counts (parameters, FLOPs) over ``values``: its range
+    padded by ``pad`` of its span in decades (0.05 decades at least), and labelled ticks from
+    :func:`size_ticks` (``20k``, ``50k``, ``100k``: no unlabelled minor ticks). Pass the result
+    to ``update_xaxes``; an empty ``values`` gives ``{"type": "log"}``."""
+    positive = [float(v) for v in values if v and v > 0]
+    if not positive:
+        return {"type": "log"}
+    low, high = math.log10(min(positive)), math.log10(max(positive))
+    margin = max(pad * (high - low), 0.05)
+    low, high = low - margin, high + margin
+    ticks = size_ticks(10**low, 10**high)
+    return {
+        "type": "log",
+        "range": [low, high],
+        "tickmode": "array",
+        "tickvals": ticks,
+        "ticktext": [size_label(v) for v in ticks],
+    }
+
+
+def padded_range(values: Iterable[float], share: float = 0.12, least: float = 0.01) -> list[float]:
+    """[min, max] of ``values`` widened on both sides by ``share`` of their span (``least`` at
+    least), so that no point sits on the plot's edge."""
+    numbers = [float(v) for v in values]
+    low, high = min(numbers), max(numbers)
+    margin = max(share * (high - low), least)
+    return [low - margin, high + margin]
+
+
+def wrap_title(title: str, detail: str = "", width: int = TITLE_WIDTH) -> str:
+    """A figure title for plotly: ``title`` then ``detail`` in a smaller font, wrapped at
+    ``width`` characters so that it fits a half-width dashboard panel (both escaped)."""
+    if not detail:
+        return html.escape(title, quote=False)
+    lines = textwrap.wrap(detail, width) or [""]
+    small = "<br>".join(html.escape(line, quote=False) for line in lines)
+    return f'{html.escape(title, quote=False)}<br><span style="font-size: 12px">{small}</span>'
+
+
+def plain_title(fig: go.Figure, detail: bool = False) -> str:
+    """The figure's title as plain text: its first line, or with ``detail`` all of it on one
+    line (markup taken out)."""
+    text = str(fig.layout.title.text or "")
+    if not detail:
+        text = text.split("<br>", 1)[0]
+    return html.unescape(re.sub(r"<[^>]+>", "", text.replace("<br>", " ")))
+
+
+def _title_lines(fig: go.Figure) -> int:
+    return str(fig.layout.title.text or "").count("<br>") + 1
 
 
 # --------------------------------------------------------------------------- helpers
@@ -211,13 +361,18 @@ def _size_line(trial: FrozenTrial) -> str:
 
 
 def _titled(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+    """Set the title (plotly markup, see :func:`wrap_title`), axis titles, a legend above the
+    plot and a top margin with room for every line of the title."""
     fig.update_layout(
         title={"text": title},
         xaxis_title=x,
         yaxis_title=y,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
-        margin={"t": 90},
     )
+    lines = _title_lines(fig)
+    fig.update_layout(margin={"t": 74 + 16 * lines})
+    if lines > 1:  # from the top down: plotly centres a title's lines on its anchor
+        fig.update_layout(title={"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 16}})
     return fig
 
 
@@ -241,13 +396,17 @@ def _note(fig: go.Figure, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- Pareto front
-def pareto_figure(trials: Sequence[FrozenTrial], second: str = "params") -> go.Figure:
+def pareto_figure(
+    trials: Sequence[FrozenTrial], second: str = "params", limit: float | None = None
+) -> go.Figure:
     """Proxy accuracy against ``second`` (``params`` or ``flops``), front highlighted.
 
     Trained trials are points; the non-dominated ones (:func:`nas.search.stats.pareto_front`)
     are highlighted and joined by a step line; early-stopped trials are drawn apart at their
     last accuracy; rejected candidates, which have no accuracy, sit in a strip below at their
-    size. Every trace's ``customdata`` holds the trial numbers. The x axis is logarithmic.
+    size. Every trace's ``customdata`` holds the trial numbers. The x axis is logarithmic with
+    labelled 1-2-5 ticks (:func:`size_axis`); ``limit`` (the study's limit on ``second``), when
+    given, is a labelled vertical line.
 
     Raises:
         ValueError: for a ``second`` other than ``params`` or ``flops``.
@@ -326,12 +485,15 @@ def pareto_figure(trials: Sequence[FrozenTrial], second: str = "params") -> go.F
             col=1,
         )
         fig.update_yaxes(showticklabels=False, title_text="rejected", row=2, col=1)
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(title_text="proxy validation accuracy", tickformat=".0%", row=1, col=1)
+    sizes = [_count(t, second) or 0 for t in (*trained, *stopped, *placed)]
+    fig.update_xaxes(**size_axis([*sizes, *([limit] if limit else [])]))
+    fig.update_yaxes(title_text="proxy validation accuracy", row=1, col=1, **accuracy_axis())
+    if limit:
+        _limit_line(fig, limit, label, rows=2 if placed else 1)
     unplaced = len(rejected) - len(placed)
     x_title = label
     if unplaced:
-        x_title += f" ({unplaced} rejected candidates without a {label} count not shown)"
+        x_title += f" ({plural(unplaced, 'rejected candidate')} without a {label} count not shown)"
     fig.update_xaxes(title_text=x_title, row=2 if placed else 1, col=1)
     fig.update_layout(
         title={"text": f"Pareto front: accuracy vs {label}"},
@@ -344,22 +506,76 @@ def pareto_figure(trials: Sequence[FrozenTrial], second: str = "params") -> go.F
     return fig
 
 
+def _limit_line(fig: go.Figure, limit: float, label: str, rows: int) -> None:
+    """A dashed vertical line at ``limit`` over every row of a log-x figure, labelled once at
+    the top (an annotation's x on a log axis is the log of the value, a shape's is the value).
+    """
+    for row in range(1, rows + 1):
+        suffix = "" if row == 1 else str(row)
+        fig.add_shape(
+            type="line",
+            x0=limit,
+            x1=limit,
+            y0=0,
+            y1=1,
+            xref=f"x{suffix}",
+            yref=f"y{suffix} domain",
+            line={"color": _LIMIT_COLOR, "dash": "dash", "width": 1.5},
+        )
+    fig.add_annotation(
+        x=math.log10(limit),
+        y=1,
+        xref="x",
+        yref="y domain",
+        text=f"limit {size_label(limit)} {label}",
+        showarrow=False,
+        xanchor="right",
+        yanchor="top",
+        xshift=-4,
+        font={"size": 12, "color": _LIMIT_COLOR},
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+
+
 @FIGURES.register("pareto-params")
 def pareto_params_figure(study: optuna.Study) -> go.Figure:
-    """The "Pareto front: accuracy vs params" figure (see :func:`pareto_figure`)."""
-    return pareto_figure(_trials(study), "params")
+    """The "Pareto front: accuracy vs params" figure (see :func:`pareto_figure`), with the
+    study's parameter limit."""
+    return pareto_figure(_trials(study), "params", study_limit(study, "params"))
 
 
 @FIGURES.register("pareto-flops")
 def pareto_flops_figure(study: optuna.Study) -> go.Figure:
-    """The "Pareto front: accuracy vs FLOPs" figure (see :func:`pareto_figure`)."""
-    return pareto_figure(_trials(study), "flops")
+    """The "Pareto front: accuracy vs FLOPs" figure (see :func:`pareto_figure`), with the
+    study's FLOPs limit if it has one."""
+    return pareto_figure(_trials(study), "flops", study_limit(study, "flops"))
 
 
 # --------------------------------------------------------------------------- history
+def startup_runs(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> list[tuple[int, int]]:
+    """The start-up phase of a study as runs of consecutive trial numbers (first, last) whose
+    candidates were sampled at random (:func:`nas.search.stats.sampled_by`); trials that were
+    never sampled (queued, enqueued presets) end a run."""
+    how = sampled_by(trials, sampler)
+    runs: list[tuple[int, int]] = []
+    for number in sorted(how):
+        if how[number] != "startup":
+            continue
+        if runs and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return runs
+
+
 @FIGURES.register("history")
 def history_figure(study: optuna.Study) -> go.Figure:
-    """The "Optimization history" figure: every trained trial's accuracy and the best so far."""
+    """The "Optimization history" figure: every trained trial's accuracy and the best so far.
+
+    The start-up phase (the trials the sampler drew at random before modelling anything, see
+    :func:`startup_runs`) is a shaded, labelled band, so that what the guided trials found
+    can be told from what chance found.
+    """
     trials = _trials(study)
     complete, stopped = _complete(trials), _stopped(trials)
     best_x: list[int] = []
@@ -395,8 +611,35 @@ def history_figure(study: optuna.Study) -> go.Figure:
             name="best so far",
         )
     )
-    fig.update_yaxes(tickformat=".0%")
-    fig.update_xaxes(**integer_axis(t.number for t in (*complete, *stopped)))
+    fig.update_yaxes(**accuracy_axis())
+    runs = startup_runs(trials, study_sampler(study))
+    numbers = [t.number for t in (*complete, *stopped)]
+    for i, (first, last) in enumerate(runs):
+        fig.add_vrect(
+            x0=first - 0.5,
+            x1=last + 0.5,
+            fillcolor=_STARTUP_FILL,
+            opacity=0.18,
+            line_width=0,
+            layer="below",
+        )
+        if i == 0:
+            span = f"trial {first}" if first == last else f"trials {first}-{runs[-1][1]}"
+            fig.add_annotation(
+                x=first - 0.5,
+                y=1,
+                xref="x",
+                yref="y domain",
+                text=f"random start-up ({span})",
+                showarrow=False,
+                xanchor="left",
+                yanchor="top",
+                xshift=3,
+                font={"size": 11, "color": "#555"},
+            )
+    if runs:
+        numbers += [runs[0][0], runs[-1][1]]
+    fig.update_xaxes(**integer_axis(numbers))
     if not complete and not stopped:
         _note(fig, "no trained trials yet")
         _empty_accuracy(fig)
@@ -462,7 +705,7 @@ def accuracy_by_figure(
             )
         )
     fig.update_xaxes(categoryorder="array", categoryarray=names)
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(**accuracy_axis())
     fig.update_layout(showlegend=False)
     if not names:
         _note(fig, "no trained trials yet")
@@ -527,14 +770,17 @@ def importance_figure(study: optuna.Study) -> go.Figure:
     See :func:`accuracy_importances`. One horizontal bar per parameter, each labelled (the
     axis has ``dtick=1``); the figure is :func:`bar_figure_height` tall. With fewer than
     :data:`MIN_IMPORTANCE_TRIALS` trained trials, or when the evaluator fails, the figure
-    carries an annotation saying why instead.
+    carries an annotation saying why instead; with fewer than
+    :data:`RELIABLE_IMPORTANCE_TRIALS` its title says that the bars are a rough guide only.
     """
     title = "Hyperparameter importances"
     axis = "importance for proxy accuracy"
     fig = go.Figure()
 
     def empty(why: str) -> go.Figure:
-        _note(fig, why)
+        for i, line in enumerate(textwrap.wrap(why, 60)):
+            _note(fig, line)
+            fig.layout.annotations[-1].y = 0.5 - 0.07 * i
         fig.update_xaxes(range=[0, 1])  # importances are shares of 1
         fig.update_yaxes(showticklabels=False)
         return _titled(fig, title, axis, "parameter")
@@ -542,8 +788,10 @@ def importance_figure(study: optuna.Study) -> go.Figure:
     n = len(_complete(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
     if n < MIN_IMPORTANCE_TRIALS:
         return empty(
-            f"needs at least {MIN_IMPORTANCE_TRIALS} trained trials with an accuracy; "
-            f"the study has {n}"
+            f"needs at least {plural(MIN_IMPORTANCE_TRIALS, 'trained trial')} with an "
+            f"accuracy; the study has {n:,}. With fewer, the few best trials that PED-ANOVA "
+            "compares with the rest could differ in any parameter by chance, so the bars "
+            "would rank noise."
         )
     try:
         importances = accuracy_importances(study)
@@ -575,17 +823,24 @@ def importance_figure(study: optuna.Study) -> go.Figure:
         automargin=True,
     )
     fig.update_layout(showlegend=False, height=bar_figure_height(len(names)))
-    return _titled(fig, title, f"{axis} ({n} trained trials)", "parameter")
+    if n < RELIABLE_IMPORTANCE_TRIALS:
+        title = wrap_title(
+            title,
+            f"a rough guide: only {plural(n, 'trained trial')} (fewer than "
+            f"{RELIABLE_IMPORTANCE_TRIALS}), so the order may be chance",
+        )
+    return _titled(fig, title, f"{axis} ({plural(n, 'trained trial')})", "parameter")
 
 
 # --------------------------------------------------------------------------- proxy fidelity
 @FIGURES.register("proxy-vs-full")
 def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
-    """The "Proxy vs full accuracy (...)" figure: proxy vs full validation accuracy (what
-    selection uses; the test accuracy is in the hover text).
+    """The "Proxy vs full accuracy" figure: proxy vs full validation accuracy (what
+    selection uses; the test accuracy is in the hover text), with Kendall's tau on the
+    title's next lines (:func:`wrap_title`: it fits optuna-dashboard's half-width panel).
 
-    Without fully trained winners the figure says so (run ``nas train-winners``) and both
-    axes span 0-100%.
+    Both axes are padded around the winners (:func:`padded_range`). Without fully trained
+    winners the figure says so (run ``nas train-winners``) and both axes span 0-100%.
     """
     trials = _trials(study)
     fidelity = proxy_fidelity(trials)
@@ -603,7 +858,7 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
                     t,
                     f"proxy {accuracy_of(t):.4f}, full val {full_val_accuracy(t):.4f}, "
                     f"test {_acc_text(t.user_attrs.get('full_accuracy'))}",
-                    f"{t.user_attrs.get('full_epochs', '?')} full epochs",
+                    _full_epochs_text(t),
                 )
                 for t in winners
             ],
@@ -613,18 +868,31 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
             name="fully trained winners",
         )
     )
-    fig.update_xaxes(tickformat=".1%")
-    fig.update_yaxes(tickformat=".1%")
-    if not winners:
+    fig.update_xaxes(**accuracy_axis())
+    fig.update_yaxes(**accuracy_axis())
+    if winners:
+        # padded so that no point (or its label, drawn above it) sits on the plot's edge
+        fig.update_xaxes(range=padded_range(accuracy_of(t) or 0.0 for t in winners))
+        low, high = padded_range(full_val_accuracy(t) or 0.0 for t in winners)
+        fig.update_yaxes(range=[low, high + 0.08 * (high - low)])
+    else:
         _note(fig, "no fully trained winners yet: run nas train-winners")
-        fig.update_xaxes(range=[0, 1], tickformat=".0%")
-        fig.update_yaxes(range=[0, 1], tickformat=".0%")
+        fig.update_xaxes(range=[0, 1])
+        fig.update_yaxes(range=[0, 1])
     return _titled(
         fig,
-        f"Proxy vs full accuracy ({fidelity_text(fidelity)})",
+        wrap_title("Proxy vs full accuracy", fidelity_text(fidelity)),
         "proxy validation accuracy",
         "full-training validation accuracy",
     )
+
+
+def _full_epochs_text(t: FrozenTrial) -> str:
+    """``after 1 full epoch``, ``after 200 full epochs`` (or unknown)."""
+    epochs = t.user_attrs.get("full_epochs")
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        return f"after {plural(epochs, 'full epoch')}"
+    return "full epochs unknown"
 
 
 # --------------------------------------------------------------------------- rejections
@@ -674,33 +942,41 @@ def rejection_figure(study: optuna.Study) -> go.Figure:
 def curves_figure(study: optuna.Study) -> go.Figure:
     """The "Learning curves" figure: validation accuracy per epoch, one line per trained trial.
 
-    Early-stopped trials are dashed and their hover says at which rung and why; the rungs of
-    successive halving are dotted vertical lines. Each kind shows once in the legend and
-    toggles together.
+    Each trial has its own colour (:data:`_CURVE_COLORS`, cycled) and its own legend entry
+    (``trial 5``; ``front`` for the Pareto front's trials, which are drawn thicker;
+    ``stopped at epoch 2`` for early-stopped ones, which are dashed and whose hover says why).
+    The legend is a column right of the plot (it scrolls when long), so that the labels of
+    the rungs of successive halving (dotted vertical lines) stay clear of it.
     """
+    trials = _trials(study)
+    front = {t.number for t in pareto_front(trials, second_objective(study))}
     fig = go.Figure()
-    shown: set[str] = set()
-    for t in _trials(study):
+    drawn = 0
+    for t in trials:
         curve = t.user_attrs.get("curve")
         if not isinstance(curve, list) or not curve:
             continue
         if t.state == TrialState.COMPLETE:
-            group, line = "trained", {"color": _TRAINED_COLOR, "width": 1.5}
+            dash, name = None, f"trial {t.number}"
+            if t.number in front:
+                name += " (front)"
         elif is_stopped(t):
-            group, line = "stopped early", {"color": _STOPPED_COLOR, "width": 1.5, "dash": "dash"}
+            dash = "dash"
+            epoch = t.user_attrs.get("stopped_at_epoch")
+            name = f"trial {t.number} (stopped {f'at epoch {epoch}' if epoch else 'early'})"
         else:
             continue
+        color = _CURVE_COLORS[drawn % len(_CURVE_COLORS)]
+        drawn += 1
         fig.add_trace(
             go.Scatter(
                 x=list(range(1, len(curve) + 1)),
                 y=curve,
                 mode="lines+markers",
-                line=line,
-                marker={"size": 4},
-                opacity=0.7,
-                name=group,
-                legendgroup=group,
-                showlegend=group not in shown,
+                line={"color": color, "width": 3 if t.number in front else 1.5, "dash": dash},
+                marker={"size": 6 if t.number in front else 4},
+                opacity=0.9,
+                name=name,
                 customdata=[t.number] * len(curve),
                 hovertext=[
                     _hover(t, f"epoch {i}: {a:.4f}", *_stop_lines(t, i))
@@ -709,8 +985,7 @@ def curves_figure(study: optuna.Study) -> go.Figure:
                 hoverinfo="text",
             )
         )
-        shown.add(group)
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(**accuracy_axis())
     longest = max((len(t.y) for t in fig.data), default=1)
     fig.update_xaxes(**integer_axis([1, longest], most=20))
     for epoch in study_rungs(study):
@@ -720,10 +995,23 @@ def curves_figure(study: optuna.Study) -> go.Figure:
             annotation_text=f"rung {epoch}",
             annotation_position="top",
         )
-    if not shown:
+    if not drawn:
         _note(fig, "no learning curves recorded yet")
         _empty_accuracy(fig)
-    return _titled(fig, "Learning curves", "epoch", "validation accuracy")
+    _titled(fig, "Learning curves", "epoch", "validation accuracy")
+    fig.update_layout(
+        showlegend=bool(drawn),
+        legend={
+            "orientation": "v",
+            "x": 1.02,
+            "xanchor": "left",
+            "y": 1,
+            "yanchor": "top",
+            "title": {"text": "dashed: stopped early<br>thick: Pareto front"},
+            "font": {"size": 11},
+        },
+    )
+    return fig
 
 
 def _stop_lines(t: FrozenTrial, epoch: int) -> list[str]:

@@ -1,7 +1,8 @@
 """The study report as one self-contained HTML page, and the same figures in optuna-dashboard.
 
-:func:`write_report` writes a header (study, objectives, counts, rejection rates, best trial,
-proxy fidelity), every figure of :data:`nas.report.figures.FIGURES` and a table of the
+:func:`write_report` writes a header (a notice for a study on fake data; study, objectives,
+counts, rejection rates, best trial, how the guided trials compare with the random start-up
+ones, proxy fidelity), every figure of :data:`nas.report.figures.FIGURES` and a table of the
 winners; plotly.js is inlined once, in the page head, so the file opens offline.
 :func:`attach_to_dashboard` stores the same figures in the study for optuna-dashboard.
 """
@@ -16,14 +17,17 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.report.figures import arch_summary, build_figures, fit_height, graph_id
+from nas.report.figures import arch_summary, build_figures, fit_height, graph_id, plain_title
 from nas.search.stats import (
     StudyStats,
     accuracy_of,
     choose_best,
     fidelity_text,
     full_val_accuracy,
+    plural,
     proxy_fidelity,
+    second_objective,
+    study_startup_comparison,
     study_stats,
 )
 from nas.units import human
@@ -40,6 +44,7 @@ dl.summary { display: grid; grid-template-columns: max-content auto; gap: 0.3em 
 dl.summary dt { font-weight: 600; }
 dl.summary dd { margin: 0; }
 p.notice { background: #fff4e5; border-left: 4px solid #f0a020; padding: 0.6em 1em; }
+p.notice.fake { background: #fdecea; border-left-color: #d32f2f; font-weight: 600; }
 nav ul { columns: 2; }
 section.figure { margin: 1.5em 0; border-top: 1px solid #ddd; }
 table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
@@ -83,7 +88,7 @@ def render_report(study: optuna.Study) -> str:
         _header(study, stats),
         "<nav><h2>Figures</h2><ul>",
         *(
-            f'<li><a href="#{graph_id(name)}">{escape(str(fig.layout.title.text))}</a></li>'
+            f'<li><a href="#{graph_id(name)}">{escape(plain_title(fig))}</a></li>'
             for name, fig in figures
         ),
         '<li><a href="#winners">Winners</a></li>',
@@ -175,7 +180,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
     if not trained:
         best_text = "no trained trials yet"
     else:
-        best, rule = choose_best(trained)  # the rule of 'nas export --best'
+        best, rule = choose_best(trained, second_objective(study))  # 'nas export --best'
         scores = f"proxy accuracy {_acc(accuracy_of(best))}"
         if full_val_accuracy(best) is not None:
             scores += (
@@ -197,10 +202,14 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
         ("Trials", counts),
         ("Rejection rate", rejection),
         ("Best trial", best_text),
+        ("Guided vs random start-up", startup_text(study, stats.trials)),
         ("Proxy fidelity", fidelity_line),
         ("Zero-cost scores vs proxy accuracy", zero_cost),
     ]
-    out = ['<dl class="summary">']
+    out = []
+    if is_fake_data(study):
+        out.append(f'<p class="notice fake">{escape(FAKE_DATA_NOTICE)}</p>')
+    out.append('<dl class="summary">')
     out += [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows]
     out.append("</dl>")
     if stats.trained == 0:
@@ -209,6 +218,25 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             "empty and there are no winners.</p>"
         )
     return "\n".join(out)
+
+
+#: What the report (and the dashboard's study note) says about a study on ``--dataset fake``.
+FAKE_DATA_NOTICE = (
+    "Fake data: this study was searched on --dataset fake (random images whose class only "
+    "shifts their colour), a smoke test. Its accuracies say nothing about any real data set "
+    "and its winners are no result; search a real data set for those."
+)
+
+
+def is_fake_data(study: optuna.Study) -> bool:
+    """Whether ``study`` was searched on ``--dataset fake`` (its recorded ``nas_settings``)."""
+    return bool(study.user_attrs.get("nas_settings", {}).get("dataset") == "fake")
+
+
+def startup_text(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> str:
+    """The verdict of :func:`nas.search.stats.study_startup_comparison`, with the sampler."""
+    comparison = study_startup_comparison(study, trials)
+    return f"sampler {comparison.sampler}: {comparison.verdict}"
 
 
 def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
@@ -238,6 +266,13 @@ def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
             parts.append((a["kendall_tau"], f"{name} {a['kendall_tau']:+.2f}"))
     parts.sort(key=lambda p: -p[0])
     return f"Kendall's tau over {len(scored)} trials: " + ", ".join(p[1] for p in parts)
+
+
+def _epochs(value: object) -> str:
+    """``1 epoch``, ``200 epochs``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return plural(value, "epoch")
+    return f"{value} epochs"
 
 
 def _size_text(t: FrozenTrial) -> str:
@@ -280,7 +315,7 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
         preset = f"<br><small>preset {escape(str(a['preset']))}</small>" if a.get("preset") else ""
         extra = []
         if a.get("full_epochs") is not None:
-            extra.append(f"full training: {escape(str(a['full_epochs']))} epochs")
+            extra.append(f"full training: {escape(_epochs(a['full_epochs']))}")
         if a.get("checkpoint"):
             extra.append(f"checkpoint: <code>{escape(str(a['checkpoint']))}</code>")
         arch = a.get("arch")

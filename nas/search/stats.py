@@ -5,6 +5,7 @@ Used by the end-of-search summary, ``nas report``, ``nas train-winners`` and ``n
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,19 +119,46 @@ def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
     }
 
 
-def choose_best(trials: list[FrozenTrial]) -> tuple[FrozenTrial, str]:
+def _cost(t: FrozenTrial, second: str) -> float:
+    """The trial's ``second`` count (params or FLOPs); infinite when it has none."""
+    value = t.user_attrs.get(second)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.inf
+
+
+def choose_best(trials: list[FrozenTrial], second: str = "params") -> tuple[FrozenTrial, str]:
     """Highest validation accuracy after full training if any trial was fully trained, else
     highest proxy (validation) accuracy; returns the trial and which rule chose it. The test
-    accuracy never chooses: it is reported, not selected on."""
+    accuracy never chooses: it is reported, not selected on. A tie goes to the cheaper trial
+    (fewer ``second``: ``params`` or ``flops``), then to the earlier one, so that the proxy
+    rule's choice is on the Pareto front."""
     full = [t for t in trials if full_val_accuracy(t) is not None]
     if full:
-        best = max(full, key=lambda t: full_val_accuracy(t) or 0.0)
+        best = min(full, key=lambda t: (-(full_val_accuracy(t) or 0.0), _cost(t, second), t.number))
         return best, (
             "highest validation accuracy after full training (full_val_accuracy); "
             "the test accuracy is reported, never used to choose"
         )
-    best = max(trials, key=lambda t: accuracy_of(t) or 0.0)
+    best = min(trials, key=lambda t: (-(accuracy_of(t) or 0.0), _cost(t, second), t.number))
     return best, "highest proxy (validation) accuracy; no winner has been fully trained"
+
+
+def best_trial(trials: Sequence[FrozenTrial], second: str = "params") -> FrozenTrial | None:
+    """The most accurate COMPLETE trial on the Pareto front of (accuracy, ``second``): the
+    highest proxy accuracy, a tie going to the cheaper trial, then to the earlier one.
+
+    Such a trial is never dominated, so it is on :func:`pareto_front`; it costs O(n), not the
+    front's O(n^2). Trials without a ``second`` count (which the front leaves out) are chosen
+    only when no trial has one. None without a COMPLETE trial with an accuracy.
+    """
+    done = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
+    counted = [t for t in done if math.isfinite(_cost(t, second))]
+    return min(
+        counted or done,
+        key=lambda t: (-(accuracy_of(t) or 0.0), _cost(t, second), t.number),
+        default=None,
+    )
 
 
 @dataclass
@@ -223,9 +251,9 @@ def second_objective(study: optuna.Study) -> str:
 
 
 def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
-    """Counts, rejection rates by thirds, best trial and (with ``front``) the Pareto front of
-    ``study``. The front costs O(n^2) in the trained trials; the search loop, which asks for
-    the counts before every trial, leaves it out."""
+    """Counts, rejection rates by thirds, best trial (:func:`best_trial`, on the front) and
+    (with ``front``) the Pareto front of ``study``. The front costs O(n^2) in the trained
+    trials; the search loop, which asks for the counts before every trial, leaves it out."""
     trials = study.get_trials(deepcopy=False)
     s = StudyStats(trials=list(trials))
     for t in trials:
@@ -242,8 +270,268 @@ def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
         elif t.state == TrialState.WAITING:
             s.waiting += 1
     s.rejection_first_third, s.rejection_last_third = rejection_thirds(trials)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
-    s.best = max(complete, key=lambda t: accuracy_of(t) or 0, default=None)
+    second = second_objective(study)
+    s.best = best_trial(trials, second)
     if front:
-        s.pareto = pareto_front(trials, second_objective(study))
+        s.pareto = pareto_front(trials, second)
     return s
+
+
+# --------------------------------------------------------------------------- guided vs start-up
+#: Trials TPE samples at random before it models anything (``n_startup_trials`` of the
+#: ``tpe`` sampler): it counts every finished trial, COMPLETE or PRUNED, rejections included.
+TPE_STARTUP_TRIALS = 10
+#: How a trial's candidate was chosen (the ``sampled_by`` user attribute): at random before
+#: the sampler models anything, by the sampler's model, queued by hand (``--enqueue-presets``),
+#: or as a retry of a failed trial.
+SAMPLED_BY = ("startup", "guided", "enqueued", "retry")
+#: Fewest trained trials each of the start-up and the guided group needs to be compared.
+MIN_COMPARED_TRIALS = 3
+
+
+def hypervolume(points: Sequence[tuple[float, float]], limit: float) -> float:
+    """Area dominated by (accuracy, cost) points, accuracy maximised and cost minimised, with
+    reference point (accuracy 0, cost = ``limit``), the cost axis scaled to [0, 1] by
+    ``limit``: 1.0 would be accuracy 1 at no cost, 0.0 is nothing. Points over the limit add
+    nothing; dominated points add nothing.
+
+    Raises:
+        ValueError: for a limit that is not positive.
+    """
+    if not limit > 0:
+        raise ValueError(f"limit must be positive, got {limit!r}")
+    steps = sorted((c, a) for a, c in points if c <= limit)  # cheapest first
+    edges = [c for c, _ in steps] + [limit]
+    area, best = 0.0, 0.0
+    for i, (cost, acc) in enumerate(steps):
+        best = max(best, acc)  # the best accuracy at cost <= x, for x in [cost, next cost)
+        area += best * (edges[i + 1] - cost)
+    return area / limit
+
+
+def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int, str]:
+    """How each started trial's candidate was chosen (one of :data:`SAMPLED_BY`), by number.
+
+    The ``sampled_by`` user attribute when a trial recorded one; otherwise (studies from
+    before it) derived: a retry of a failed trial is ``retry``, a trial queued with fixed
+    parameters ``enqueued``, and the rest by ``sampler`` (the study's ``--sampler``):
+
+    * ``tpe``: ``startup`` when fewer than :data:`TPE_STARTUP_TRIALS` COMPLETE or PRUNED
+      trials had finished (``datetime_complete``) before it started (``datetime_start``),
+      which is the count TPE looks at when it samples;
+    * ``nsga2``: ``startup`` in the first generation (sampled at random), else ``guided``;
+    * ``random``: every trial is ``startup``.
+
+    Trials that never started (WAITING) are left out; so are all derived ones for a sampler
+    not named here.
+    """
+    ordered = sorted(trials, key=lambda t: t.number)
+    finished = sorted(
+        t.datetime_complete
+        for t in ordered
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete is not None
+    )
+    out: dict[int, str] = {}
+    for t in ordered:
+        recorded = t.user_attrs.get("sampled_by")
+        if recorded in SAMPLED_BY:
+            out[t.number] = str(recorded)
+            continue
+        if t.datetime_start is None:
+            continue
+        if t.system_attrs.get("failed_trial") is not None:
+            out[t.number] = "retry"
+        elif "fixed_params" in t.system_attrs:
+            out[t.number] = "enqueued"
+        elif sampler == "random":
+            out[t.number] = "startup"
+        elif sampler == "tpe":
+            before = bisect.bisect_left(finished, t.datetime_start)
+            out[t.number] = "startup" if before < TPE_STARTUP_TRIALS else "guided"
+        elif sampler == "nsga2":
+            generation = t.system_attrs.get("NSGAIISampler:generation")
+            if isinstance(generation, int):
+                out[t.number] = "startup" if generation <= 0 else "guided"
+    return out
+
+
+@dataclass(frozen=True)
+class SamplingGroup:
+    """The trained trials of one way of sampling (start-up or guided).
+
+    Attributes:
+        trained: trained trials (COMPLETE or stopped early).
+        best_trial: number of the most accurate COMPLETE one (:func:`best_trial`), or None.
+        best_accuracy: its proxy accuracy.
+        front: the numbers of the group's own Pareto front, most accurate first.
+        hypervolume: of that front (:func:`hypervolume`, 0.0 without one).
+    """
+
+    trained: int
+    best_trial: int | None
+    best_accuracy: float | None
+    front: tuple[int, ...]
+    hypervolume: float
+
+
+@dataclass(frozen=True)
+class StartupComparison:
+    """How the guided trials compare with the random start-up trials of the same study.
+
+    Attributes:
+        sampler: the study's sampler.
+        second: what accuracy is traded against (``params`` or ``flops``).
+        limit: the cost at the hypervolume's reference point (the study's limit).
+        startup, guided: the two groups.
+        others: trained trials that are neither (enqueued presets, retries, unknown).
+        min_trials: fewest trained trials each group needs (:data:`MIN_COMPARED_TRIALS`).
+        gain: the guided best accuracy minus the start-up one (None if not compared).
+        verdict: one sentence saying what the comparison shows, or why there is none.
+    """
+
+    sampler: str
+    second: str
+    limit: float
+    startup: SamplingGroup
+    guided: SamplingGroup
+    others: int
+    min_trials: int
+    gain: float | None
+    verdict: str
+
+    @property
+    def compared(self) -> bool:
+        """Whether both groups had enough trials to be compared."""
+        return self.gain is not None
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 trial``, ``2 trials`` (``many`` for an irregular plural)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def _points(gain: float) -> str:
+    """An accuracy difference in percentage points: ``+3.4 points``, ``-0.05 points``."""
+    text = f"{100 * gain:+.1f}"
+    if gain and float(text) == 0:
+        text = f"{100 * gain:+.2f}"
+    return f"{text} point{'' if abs(float(text)) == 1 else 's'}"
+
+
+def _group(trials: Sequence[FrozenTrial], second: str, limit: float) -> SamplingGroup:
+    best = best_trial(trials, second)
+    front = pareto_front(trials, second)
+    points = [(accuracy_of(t) or 0.0, _cost(t, second)) for t in front]
+    return SamplingGroup(
+        trained=sum(map(is_trained, trials)),
+        best_trial=best.number if best is not None else None,
+        best_accuracy=accuracy_of(best) if best is not None else None,
+        front=tuple(t.number for t in front),
+        hypervolume=hypervolume(points, limit) if points else 0.0,
+    )
+
+
+def startup_comparison(
+    trials: Sequence[FrozenTrial],
+    second: str,
+    limit: float,
+    *,
+    sampler: str = "tpe",
+    min_trials: int = MIN_COMPARED_TRIALS,
+) -> StartupComparison:
+    """Compare the guided trials of a study with its random start-up trials.
+
+    Each trained trial goes to the group :func:`sampled_by` puts it in; per group, the count,
+    the most accurate trial and the hypervolume of the group's own front of (accuracy,
+    ``second`` / ``limit``). With at least ``min_trials`` trained trials in each group (and
+    a COMPLETE one), the verdict gives the guided best against the start-up best in
+    percentage points, and both hypervolumes; otherwise it says how many there are.
+    Bear in mind that the best of more trials tends to be higher by chance alone.
+    """
+    how = sampled_by(trials, sampler)
+    trained = [t for t in trials if is_trained(t)]
+    by_group: dict[str, list[FrozenTrial]] = {"startup": [], "guided": []}
+    others = 0
+    for t in trained:
+        group = by_group.get(how.get(t.number, ""))
+        if group is None:
+            others += 1
+        else:
+            group.append(t)
+    startup = _group(by_group["startup"], second, limit)
+    guided = _group(by_group["guided"], second, limit)
+    gain: float | None = None
+    if (
+        startup.trained < min_trials
+        or guided.trained < min_trials
+        or startup.best_accuracy is None
+        or guided.best_accuracy is None
+    ):
+        total = startup.trained + guided.trained
+        verdict = (
+            f"too few trials to compare: {startup.trained:,} start-up, {guided.trained:,} "
+            f"guided trained {'trial' if total == 1 else 'trials'}; need at least "
+            f"{plural(min_trials, 'trained trial')} with an accuracy in each group"
+        )
+        if sampler == "random":
+            verdict += " (the random sampler samples every trial at random)"
+    else:
+        gain = guided.best_accuracy - startup.best_accuracy
+        found = f"trial {guided.best_trial} at {guided.best_accuracy:.4f}"
+        against = (
+            f"the best start-up trial, trial {startup.best_trial} at {startup.best_accuracy:.4f}"
+        )
+        if gain > 0:
+            verdict = f"the guided trials found {found} ({_points(gain)} over {against})"
+        elif gain == 0:
+            verdict = f"the guided trials found nothing better: their best, {found}, ties {against}"
+        else:
+            verdict = (
+                f"the guided trials found nothing better: their best, {found}, is "
+                f"{_points(gain)[1:]} below {against}"
+            )
+        verdict += (
+            f"; hypervolume of their fronts: guided {guided.hypervolume:.3f}, start-up "
+            f"{startup.hypervolume:.3f} ({guided.trained:,} guided and {startup.trained:,} "
+            "start-up trained trials)"
+        )
+    return StartupComparison(
+        sampler=sampler,
+        second=second,
+        limit=float(limit),
+        startup=startup,
+        guided=guided,
+        others=others,
+        min_trials=min_trials,
+        gain=gain,
+        verdict=verdict,
+    )
+
+
+def study_limit(study: optuna.Study, second: str) -> float | None:
+    """The study's recorded limit on ``second`` (``param_limit`` or ``flops_limit`` of its
+    ``nas_settings``), or None when it has none."""
+    recorded = study.user_attrs.get("nas_settings", {})
+    value = recorded.get("flops_limit" if second == "flops" else "param_limit")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def study_sampler(study: optuna.Study) -> str:
+    """The study's ``--sampler`` (``tpe``, the default, when it recorded none)."""
+    return str(study.user_attrs.get("nas_settings", {}).get("sampler") or "tpe")
+
+
+def study_startup_comparison(
+    study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+) -> StartupComparison:
+    """:func:`startup_comparison` of ``study`` with its own second objective, sampler and
+    limit (without a recorded limit: the largest cost among its trained trials)."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    second = second_objective(study)
+    limit = study_limit(study, second)
+    if limit is None:
+        costs = [_cost(t, second) for t in trials if is_trained(t)]
+        limit = max((c for c in costs if math.isfinite(c)), default=1.0) or 1.0
+    return startup_comparison(trials, second, limit, sampler=study_sampler(study))

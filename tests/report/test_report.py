@@ -42,8 +42,12 @@ from nas.report import (
 from nas.report.figures import (
     BAR_PX,
     MIN_BAR_FIGURE_PX,
+    MIN_IMPORTANCE_TRIALS,
+    RELIABLE_IMPORTANCE_TRIALS,
+    TITLE_WIDTH,
     fit_height,
     integer_axis,
+    plain_title,
 )
 from nas.report.html import DASHBOARD_GRAPH_HEIGHT
 
@@ -83,6 +87,10 @@ TRIALS: list[tuple[Any, ...]] = [
 DISTS_B = CategoricalDistribution(["x", "y"])
 PARETO_PARAMS = {0, 2, 5, 9}
 FULL = {2, 5, 9}
+#: Four more trained trials (dominated ones), for the figures that need 10.
+MORE_TRAINED: list[tuple[Any, ...]] = [
+    ("complete", "resnet20", 0.55 + 0.01 * i, 269_722, 41_000_000, None) for i in range(4)
+]
 
 
 def _params(arch: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +122,7 @@ def _add(study: optuna.Study, row: tuple[Any, ...]) -> None:
             "full_val_accuracy": round(full - 0.01, 4),  # the same ranking as the test split
             "full_accuracy": full,
             "full_epochs": 200,
+            "full_curve": [round(full - 0.3 + 0.0015 * i, 4) for i in range(200)],
             "checkpoint": "runs/<best>.pt",
         }
     state = TrialState.COMPLETE
@@ -236,11 +245,15 @@ def test_proxy_vs_full_title_has_scipys_tau(study: optuna.Study) -> None:
     tau = kendalltau(proxy, full).statistic
     fig = proxy_vs_full_figure(study)
     match = re.fullmatch(
-        r"Proxy vs full accuracy \(Kendall's tau (-?\d\.\d\d) \[90%: -?\d\.\d\d, -?\d\.\d\d\], "
-        r"n=3 \(fewer than 5 winners: it means little\)\)",
-        fig.layout.title.text,
+        r"Proxy vs full accuracy Kendall's tau (-?\d\.\d\d)( \[90%: -?\d\.\d\d, -?\d\.\d\d\])?, "
+        r"n=3 \(fewer than 5 winners: it means little\)",
+        plain_title(fig, detail=True),
     )
     assert match, fig.layout.title.text
+    assert plain_title(fig) == "Proxy vs full accuracy"
+    # wrapped for optuna-dashboard's half-width panel: no line wider than TITLE_WIDTH
+    lines = re.sub(r"<[^>]+>", "\n", fig.layout.title.text.replace("<br>", "\n")).splitlines()
+    assert max(map(len, lines)) <= TITLE_WIDTH
     assert float(match.group(1)) == pytest.approx(round(tau, 2))
     assert set(fig.data[0].customdata) == FULL
     fidelity = proxy_fidelity(study.trials)
@@ -258,16 +271,18 @@ def test_proxy_fidelity_needs_two_winners(tmp_path: Path) -> None:
         "tau_low": None,
         "tau_high": None,
     }
-    title = proxy_vs_full_figure(study).layout.title.text
-    assert title.startswith("Proxy vs full accuracy (not enough fully trained winners")
+    title = plain_title(proxy_vs_full_figure(study), detail=True)
+    assert title.startswith("Proxy vs full accuracy not enough fully trained winners")
 
 
-def test_importances_are_computed_on_the_proxy_accuracy(study: optuna.Study) -> None:
-    fig = importance_figure(study)
+def test_importances_are_computed_on_the_proxy_accuracy(tmp_path: Path) -> None:
+    fig = importance_figure(make_study(tmp_path, rows=TRIALS + MORE_TRAINED))
     assert len(fig.data) == 1
     bar = fig.data[0]
     assert set(bar.y) <= set(DISTRIBUTIONS)
     assert sum(bar.x) == pytest.approx(1.0)
+    # 10 trained trials: shown, with the caveat in the title
+    assert "a rough guide: only 10 trained trials (fewer than 30)" in plain_title(fig, True)
 
 
 def test_importances_point_at_what_makes_accuracy_high() -> None:
@@ -293,10 +308,23 @@ def test_importances_point_at_what_makes_accuracy_high() -> None:
     assert importances["attention"] > 0.8 > importances["b"]
 
 
-def test_importances_with_too_few_trials_say_why(tmp_path: Path) -> None:
-    fig = importance_figure(make_study(tmp_path, rows=TRIALS[:3]))
+@pytest.mark.parametrize("rows", [3, len(TRIALS)])
+def test_importances_with_too_few_trials_say_why(tmp_path: Path, rows: int) -> None:
+    study = make_study(tmp_path, rows=TRIALS[:rows])
+    fig = importance_figure(study)
     assert not fig.data
-    assert "needs at least" in fig.layout.annotations[0].text
+    n = len(study.get_trials(states=(TrialState.COMPLETE,)))
+    note = " ".join(a.text for a in fig.layout.annotations)
+    assert f"needs at least {MIN_IMPORTANCE_TRIALS} trained trials with an accuracy; the " in note
+    assert f"study has {n}. With fewer, the few best trials" in note
+    assert MIN_IMPORTANCE_TRIALS == 10 and n < MIN_IMPORTANCE_TRIALS
+
+
+def test_importances_with_enough_trials_carry_no_caveat() -> None:
+    fig = importance_figure(_many_params_study(3, trials=RELIABLE_IMPORTANCE_TRIALS))
+    assert fig.data and plain_title(fig, detail=True) == "Hyperparameter importances"
+    fig = importance_figure(_many_params_study(3, trials=RELIABLE_IMPORTANCE_TRIALS - 1))
+    assert "fewer than 30" in plain_title(fig, detail=True)
 
 
 def test_rejection_rate_is_rolling_and_cumulative(study: optuna.Study) -> None:
@@ -316,7 +344,20 @@ def test_learning_curves_dash_the_stopped_trials(study: optuna.Study) -> None:
     assert set(by_trial) == {0, 2, 3, 5, 6, 9, 11}
     assert by_trial[6].line.dash == "dash" and by_trial[0].line.dash is None
     assert list(by_trial[6].y) == [0.21, 0.36]
-    assert sum(bool(t.showlegend) for t in fig.data) == 2
+
+
+def test_learning_curves_tell_the_trials_apart(study: optuna.Study) -> None:
+    fig = FIGURES["learning-curves"](study)
+    by_trial = {t.customdata[0]: t for t in fig.data}
+    # a colour and a legend entry per trial, named after it
+    assert len({t.line.color for t in fig.data}) == len(fig.data) == 7
+    assert fig.layout.showlegend and all(t.showlegend is not False for t in fig.data)
+    assert by_trial[3].name == "trial 3"
+    assert by_trial[2].name == "trial 2 (front)" and by_trial[2].line.width > by_trial[3].line.width
+    assert by_trial[6].name == "trial 6 (stopped early)"  # no stopped_at_epoch recorded
+    assert {n for n, t in by_trial.items() if "(front)" in t.name} == PARETO_PARAMS
+    # the legend is a column right of the plot, clear of the rung labels above it
+    assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1
 
 
 def test_groups_by_attention_type_and_placement(study: optuna.Study) -> None:
@@ -373,7 +414,7 @@ def test_write_report(study: optuna.Study, tmp_path: Path) -> None:
     assert rows == PARETO_PARAMS | FULL
     assert "report-test" in text and "val_accuracy (maximize), params (minimize)" in text
     assert "trained 7 (complete 6, stopped early 1), rejected 4, failed 1" in text
-    assert "Kendall&#x27;s tau 0.33 [90%: " in text
+    assert "Kendall&#x27;s tau 0.33" in text
     assert "n=3 (fewer than 5 winners: it means little) (trials 2, 5, 9)" in text
     assert "trial 5: proxy accuracy 0.7400" in text
     assert "<details>" in text and "&quot;stem_width&quot;: 31" in text
@@ -496,7 +537,7 @@ def test_importances_fit_the_dashboards_graph_box() -> None:
 
 
 def test_attached_importances_fit_the_dashboards_graph_box(tmp_path: Path) -> None:
-    study = make_study(tmp_path)
+    study = make_study(tmp_path, rows=TRIALS + MORE_TRAINED)
     attach_to_dashboard(study)
     graphs = get_plotly_graph_objects(_graphs(f"sqlite:///{tmp_path}/r.db", study.study_name))
     layout = json.loads(graphs[graph_id("importances")])["layout"]
@@ -552,10 +593,17 @@ def test_proxy_vs_full_without_winners_says_so(tmp_path: Path) -> None:
     assert fig.layout.xaxis.tickformat == ".0%" == fig.layout.yaxis.tickformat
 
 
-def test_proxy_vs_full_with_winners_ranges_itself(study: optuna.Study) -> None:
+def test_proxy_vs_full_pads_its_axes(study: optuna.Study) -> None:
     fig = proxy_vs_full_figure(study)
     assert not fig.layout.annotations
-    assert fig.layout.xaxis.range is None and fig.layout.yaxis.range is None
+    (points,) = fig.data
+    for axis, values in ((fig.layout.xaxis, points.x), (fig.layout.yaxis, points.y)):
+        low, high = axis.range
+        span = max(values) - min(values)
+        # no point on the plot's edge: a tenth of the span (or a point) of room each side
+        assert low <= min(values) - max(0.1 * span, 0.01)
+        assert high >= max(values) + max(0.1 * span, 0.01)
+        assert high - low < 2 * span + 0.1  # and not zoomed out to nothing
 
 
 @pytest.mark.parametrize("name", list(TITLES))
