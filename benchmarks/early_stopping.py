@@ -11,9 +11,15 @@ Per arm it prints, with min/median/max over seeds: proxy seconds (the trained tr
 time, sampling to score), wall seconds, epochs trained, trials stopped, the best proxy
 accuracy, and the hypervolume of the final front of (accuracy, parameters) with reference
 point (accuracy 0, parameters = the limit), parameters scaled to [0, 1] by the limit; and per
-seed and arm the members of the no-stopping front that the arm stopped (lost).
+seed and arm the members of the no-stopping front that the arm stopped (lost), and whether it
+stopped the no-stopping arm's best trial (the most accurate at the full proxy).
 
-    python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --trials 20 --eta 2,3
+An arm is ``sha eta=E m=M``: successive halving with that eta and at least M trials at a rung
+before any is stopped there (``--min-members``); ``--eta`` and ``--min-members`` take
+comma-separated values, one arm per combination.
+
+    python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --trials 20 --eta 2 \
+        --min-members 1,3,5 --seeds 0,1,2,3,4
 """
 
 from __future__ import annotations
@@ -31,20 +37,8 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.search.events import SilentMonitor
 from nas.search.loop import run_search
 from nas.search.settings import SearchSettings
-from nas.search.stats import is_stopped
+from nas.search.stats import hypervolume, is_stopped
 from nas.units import parse_count
-
-
-def hypervolume(points: list[tuple[float, float]], limit: float) -> float:
-    """Area dominated by (accuracy up, cost down) points within [0, 1] x [0, limit], the cost
-    axis scaled to [0, 1] by ``limit``: 1.0 would be accuracy 1 at no cost."""
-    steps = sorted((c, a) for a, c in points if c <= limit)  # cheapest first
-    edges = [c for c, _ in steps] + [limit]
-    area, best = 0.0, 0.0
-    for i, (cost, acc) in enumerate(steps):
-        best = max(best, acc)  # the best accuracy at cost <= x, for x in [cost, next cost)
-        area += best * (edges[i + 1] - cost)
-    return area / limit
 
 
 def front(trials: list[FrozenTrial], cost: str) -> list[FrozenTrial]:
@@ -77,6 +71,7 @@ def run(settings: SearchSettings, cost: str, limit: float) -> dict[str, Any]:
         "best_accuracy": max((t.values[0] for t in complete), default=None),
         "hypervolume": round(hypervolume([(t.values[0], t.user_attrs[cost]) for t in f], limit), 4),
         "front": sorted(t.number for t in f),
+        "best_trial": max(complete, key=lambda t: t.values[0]).number if complete else None,
         "stopped_trials": sorted(t.number for t in trials if is_stopped(t)),
     }
 
@@ -104,6 +99,9 @@ def main() -> None:
     parser.add_argument("--param-limit", default="150k")
     parser.add_argument("--eta", default="2", help="comma-separated: one arm per value")
     parser.add_argument("--min-epochs", type=int, default=1)
+    parser.add_argument(
+        "--min-members", default="3", help="comma-separated: one arm per value (and eta)"
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated sampler/data seeds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print JSON only")
@@ -111,7 +109,8 @@ def main() -> None:
     cost = "params"
     limit = float(parse_count(args.param_limit))
     etas = [float(e) for e in args.eta.split(",")]
-    arms = ["off", *(f"sha eta={e:g}" for e in etas)]
+    members = [int(m) for m in args.min_members.split(",")]
+    arms = ["off", *(f"sha eta={e:g} m={m}" for e in etas for m in members)]
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed: dict[int, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +118,8 @@ def main() -> None:
             order = arms[n % len(arms) :] + arms[: n % len(arms)]  # interleave the arms
             per_seed[seed] = {}
             for arm in order:
-                eta = float(arm.split("=")[1]) if arm != "off" else 2.0
+                knobs = dict(kv.split("=") for kv in arm.split()[1:])
+                eta = float(knobs.get("eta", 2.0))
                 study = f"s{seed}-{arm.replace(' ', '-').replace('=', '')}"
                 settings = SearchSettings(
                     space=args.space,
@@ -138,13 +138,14 @@ def main() -> None:
                     early_stopping="off" if arm == "off" else "sha",
                     eta=eta,
                     min_epochs=args.min_epochs,
+                    min_members=int(knobs.get("m", 1)),
                     quiet=True,
                 )
                 per_seed[seed][arm] = run(settings, cost, limit)
                 if not args.json:
                     r = per_seed[seed][arm]
                     print(
-                        f"seed {seed} {arm:>10}: proxy {r['proxy_seconds']:7.1f}s  "
+                        f"seed {seed} {arm:>16}: proxy {r['proxy_seconds']:7.1f}s  "
                         f"epochs {r['epochs']:3d}  stopped {r['stopped']:2d}  best "
                         f"{r['best_accuracy']:.4f}  HV {r['hypervolume']:.4f}",
                         flush=True,
@@ -163,8 +164,14 @@ def main() -> None:
                 for s in seeds
             ]
             summary[arm]["proxy_time_saved"] = spread([round(x, 3) for x in saved])
+            work = [1 - per_seed[s][arm]["epochs"] / per_seed[s]["off"]["epochs"] for s in seeds]
+            summary[arm]["epochs_saved"] = spread([round(x, 3) for x in work])
             summary[arm]["front_members_lost"] = [
                 len(set(per_seed[s]["off"]["front"]) & set(per_seed[s][arm]["stopped_trials"]))
+                for s in seeds
+            ]
+            summary[arm]["best_lost"] = [
+                per_seed[s]["off"]["best_trial"] in per_seed[s][arm]["stopped_trials"]
                 for s in seeds
             ]
     result = {
@@ -177,6 +184,7 @@ def main() -> None:
             "param_limit": args.param_limit,
             "objectives": "accuracy,params",
             "min_epochs": args.min_epochs,
+            "min_members": members,
             "device": args.device,
             "seeds": seeds,
             "hypervolume_reference": f"accuracy 0, {cost} = the limit ({args.param_limit})",
@@ -188,8 +196,10 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print()
-    header = f"{'arm':>10} | {'proxy s (min/med/max)':>24} | {'epochs':>13} | {'stopped':>10}"
-    header += f" | {'best acc':>20} | {'hypervolume':>20} | saved (median) | front lost"
+    header = f"{'arm':>16} | {'proxy s (min/med/max)':>24} | {'epochs':>13} | {'stopped':>10}"
+    header += f" | {'best acc':>20} | {'hypervolume':>20} | saved (median) | epochs saved"
+    header += " | front lost"
+    header += " | best lost"
     print(header)
     for arm in arms:
         s = summary[arm]
@@ -198,11 +208,14 @@ def main() -> None:
             return "/".join(format(s[key][k], fmt) for k in ("min", "median", "max"))
 
         saved_text = f"{100 * s['proxy_time_saved']['median']:.1f}%" if arm != "off" else "-"
+        work_text = f"{100 * s['epochs_saved']['median']:.1f}%" if arm != "off" else "-"
         lost_text = ",".join(map(str, s.get("front_members_lost", []))) or "-"
+        best_text = ",".join("yes" if b else "no" for b in s.get("best_lost", [])) or "-"
         print(
-            f"{arm:>10} | {mmm('proxy_seconds', '.0f'):>24} | {mmm('epochs', '.0f'):>13} | "
+            f"{arm:>16} | {mmm('proxy_seconds', '.0f'):>24} | {mmm('epochs', '.0f'):>13} | "
             f"{mmm('stopped', '.0f'):>10} | {mmm('best_accuracy', '.3f'):>20} | "
-            f"{mmm('hypervolume', '.3f'):>20} | {saved_text:>14} | {lost_text}"
+            f"{mmm('hypervolume', '.3f'):>20} | {saved_text:>14} | {work_text:>12} | "
+            f"{lost_text:>10} | {best_text}"
         )
 
 
