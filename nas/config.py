@@ -325,7 +325,7 @@ def _one_of(value: str, choices: tuple[str, ...], what: str) -> None:
         raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
 
 
-def validate(cfg: ArchConfig) -> None:
+def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, each with its own message)
     """Check that ``cfg`` describes a network that can be built.
 
     Raises:

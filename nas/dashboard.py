@@ -30,6 +30,8 @@ from optuna.trial import FrozenTrial
 
 from nas.config import ATTENTION_KNOBS, ArchConfig
 from nas.search.stats import accuracy_of, fidelity_text, plural
+from nas.study import _optuna
+from nas.study import record as rec
 
 #: Widest line of the JSON in a note, where the JSON allows it (a long string stays whole):
 #: the note pane of a trial in optuna-dashboard is narrow.
@@ -87,10 +89,10 @@ def winner_note(trial: FrozenTrial) -> str:
     """Markdown note of a winner: its scores, a one-line architecture summary and its config
     (the ``arch`` user attribute, without the knobs its attention type does not take, see
     :func:`shown_config`) as indented JSON in a code block of short lines."""
-    arch = ArchConfig.from_dict(trial.user_attrs["arch"])
-    full = trial.user_attrs.get("full_accuracy")
-    val = trial.user_attrs.get("full_val_accuracy")
-    epochs = trial.user_attrs.get("full_epochs")
+    arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
+    full = trial.user_attrs.get(rec.FULL_ACCURACY)
+    val = trial.user_attrs.get(rec.FULL_VAL_ACCURACY)
+    epochs = trial.user_attrs.get(rec.FULL_EPOCHS)
     after = (
         f"after {plural(epochs, 'full epoch')}"
         if isinstance(epochs, int) and not isinstance(epochs, bool)
@@ -145,7 +147,7 @@ def study_note(study: optuna.Study) -> str:
         + "\n".join(rows)
         + "\n\nThe optimization-history figure shades the start-up trials.\n"
     )
-    fidelity = study.user_attrs.get("proxy_fidelity")
+    fidelity = study.user_attrs.get(rec.PROXY_FIDELITY)
     if fidelity:
         parts.append(
             "## Proxy fidelity\n\nBetween proxy accuracy and validation accuracy after full "
@@ -165,17 +167,16 @@ def save_generated_note(study: optuna.Study, trial: FrozenTrial | None, body: st
     from optuna_dashboard import save_note
     from optuna_dashboard._note import get_note_from_system_attrs
 
-    trial_id = trial._trial_id if trial is not None else None
-    storage = study._storage
-    attrs = storage.get_study_system_attrs(study._study_id)
+    trial_id = _optuna.trial_id(trial) if trial is not None else None
+    attrs = _optuna.study_system_attrs(study)
     current = get_note_from_system_attrs(attrs, trial_id)["body"]
     key = f"nas:generated_note:{'study' if trial_id is None else trial_id}"
     if current and _sha1(current) != attrs.get(key):
         return False  # edited by a person: theirs now
     if current != body:
-        target = study if trial is None else optuna.trial.Trial(study, trial._trial_id)
+        target = study if trial is None else optuna.trial.Trial(study, _optuna.trial_id(trial))
         save_note(target, body)
-    storage.set_study_system_attr(study._study_id, key, _sha1(body))
+    _optuna.set_study_system_attr(study, key, _sha1(body))
     return True
 
 

@@ -27,6 +27,7 @@ from nas.counting import count
 from nas.errors import NasError
 from nas.models import build_model
 from nas.search.stats import accuracy_of, choose_best
+from nas.study import record as rec
 from nas.study.storage import safe_url
 
 __all__ = ["choose_best", "export_document", "export_weights", "load_snippet", "write_document"]
@@ -60,7 +61,7 @@ def export_document(
     study: optuna.Study, trial: FrozenTrial, selected_by: str, storage_url: str
 ) -> dict[str, Any]:
     """The export of ``trial``: its config and metadata."""
-    arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+    arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
     counts = count(arch)
     return {
         "format": FORMAT,
@@ -71,9 +72,9 @@ def export_document(
             "flops": counts.flops,
             "flops_convention": "fvcore: one multiply-add = one flop; attention ops counted",
             "proxy_accuracy": accuracy_of(trial),
-            "full_val_accuracy": trial.user_attrs.get("full_val_accuracy"),
-            "full_accuracy": trial.user_attrs.get("full_accuracy"),
-            "full_epochs": trial.user_attrs.get("full_epochs"),
+            "full_val_accuracy": trial.user_attrs.get(rec.FULL_VAL_ACCURACY),
+            "full_accuracy": trial.user_attrs.get(rec.FULL_ACCURACY),
+            "full_epochs": trial.user_attrs.get(rec.FULL_EPOCHS),
             "study": study.study_name,
             "storage": safe_url(storage_url),
             "trial": trial.number,
@@ -114,7 +115,7 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
     Raises:
         NasError: when the trial has no trained weights.
     """
-    source = trial.user_attrs.get("weights") or trial.user_attrs.get("checkpoint")
+    source = trial.user_attrs.get(rec.WEIGHTS) or trial.user_attrs.get(rec.CHECKPOINT)
     if not source or not Path(source).exists():
         raise NasError(
             f"trial {trial.number} has no trained weights; run nas train-winners first "

@@ -121,7 +121,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def sample(
+def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally) in order)
     space: SearchSpace,
     n: int,
     *,

@@ -196,27 +196,10 @@ def add_flags(
         target: Any = parser
         if s.group is not None:
             if s.group not in sections:
-                sections[s.group] = parser.add_argument_group((groups or {}).get(s.group, s.group))
+                title = (groups or {}).get(s.group, s.group)
+                sections[s.group] = parser.add_argument_group(title)
             target = sections[s.group]
-        help_text = s.help
-        default = getattr(defaults, f.name)
-        if s.show_default and "default" not in help_text:
-            help_text += f" (default {show(s, default)})"
-        if s.kind == PINNED:
-            help_text += "; pinned by the study"
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        if s.hidden:
-            help_text = argparse.SUPPRESS
-        if s.switch:
-            target.add_argument(flag, action="store_const", const=True, help=help_text, **kwargs)
-        else:
-            if s.parse is not None:
-                kwargs["type"] = _argtype(s.parse, f.name.replace("_", " "))
-            if s.choices is not None:
-                kwargs["choices"] = list(s.choices() if callable(s.choices) else s.choices)
-            if s.metavar is not None:
-                kwargs["metavar"] = s.metavar
-            target.add_argument(flag, help=help_text, **kwargs)
+        target.add_argument(flag, **_flag_kwargs(f, s, getattr(defaults, f.name)))
         for extra, value, extra_help in s.extra_flags:
             target.add_argument(
                 extra,
@@ -226,6 +209,29 @@ def add_flags(
                 dest=f.name,
                 default=argparse.SUPPRESS,
             )
+
+
+def _flag_kwargs(f: dataclasses.Field[Any], s: Setting, default: Any) -> dict[str, Any]:
+    """``add_argument``'s keywords for a declared field (``default``: the field's)."""
+    help_text = s.help
+    if s.show_default and "default" not in help_text:
+        help_text += f" (default {show(s, default)})"
+    if s.kind == PINNED:
+        help_text += "; pinned by the study"
+    kwargs: dict[str, Any] = {
+        "dest": f.name,
+        "default": argparse.SUPPRESS,
+        "help": argparse.SUPPRESS if s.hidden else help_text,
+    }
+    if s.switch:
+        return {**kwargs, "action": "store_const", "const": True}
+    if s.parse is not None:
+        kwargs["type"] = _argtype(s.parse, f.name.replace("_", " "))
+    if s.choices is not None:
+        kwargs["choices"] = list(s.choices() if callable(s.choices) else s.choices)
+    if s.metavar is not None:
+        kwargs["metavar"] = s.metavar
+    return kwargs
 
 
 def flags_given(args: argparse.Namespace, cls: type[Any]) -> dict[str, Any]:
@@ -416,32 +422,18 @@ def resolve(
     conflicts: list[str] = []
     for f, s in declared(cls):
         name = f.name
-        explicit = name in flags or name in file
-        origin = FLAG if name in flags else FILE
-        given = flags[name] if name in flags else file.get(name)
-        known = record is not None and s.kind != PER_RUN
-        if known and name not in record and s.legacy is not _MISSING:  # type: ignore[operator]
-            before_value: Any = s.legacy
-            before_origin = LEGACY
-            have_before = True
-        elif known and name in record:  # type: ignore[operator]
-            before_value = from_record(s, record[name])  # type: ignore[index]
-            before_origin = RECORDED
-            have_before = True
-        else:
-            have_before = False
-        if explicit:
-            values[name], origins[name] = given, origin
-            if have_before and s.kind == PINNED:
-                conflict = _pinned_conflict(f, s, given, before_value, record or {})
-                if conflict:
-                    conflicts.append(conflict)
-            elif (
-                have_before and s.kind == KEPT and to_record(s, given) != to_record(s, before_value)
-            ):
-                replaced[name] = (before_value, given)
-        elif have_before:
-            values[name], origins[name] = before_value, before_origin
+        before = _recorded_value(s, name, record)
+        if name in flags or name in file:
+            given = flags[name] if name in flags else file[name]
+            values[name], origins[name] = given, FLAG if name in flags else FILE
+            conflict = _conflict(f, s, given, before, record)
+            if conflict:
+                conflicts.append(conflict)
+            elif _replaces(s, given, before):
+                assert before is not None
+                replaced[name] = (before[0], given)
+        elif before is not None:
+            values[name], origins[name] = before
         else:
             origins[name] = DEFAULT
     if conflicts:
@@ -450,32 +442,73 @@ def resolve(
             "(or study-file line) to continue with the recorded value, or choose another --study"
         )
     settings = cls(**values)
-    for f, s in declared(cls):  # a pinned file restored from the record must be unchanged
-        if s.fingerprint is None or record is None or origins[f.name] == DEFAULT:
+    for f, s in declared(cls):  # a pinned file not given must still hold what was recorded
+        if s.fingerprint is None or record is None or origins[f.name] in (FLAG, FILE):
             continue
         key = s.fingerprint[0]
         if key in record and fingerprint_of(s, getattr(settings, f.name)) != record[key]:
             what = flag_of(f, s) or f.name
             raise NasError(
-                f"{study} was searched with {what} {shown(getattr(settings, f.name))} whose "
-                "content has changed since; restore the file, or choose another --study"
+                f"{study} was created with {what} {shown(getattr(settings, f.name))}, whose "
+                "content has changed since; restore the file (or give the original with "
+                f"{what}), or choose another --study"
             )
     return Resolved(settings, origins, replaced)
 
 
-def _pinned_conflict(
-    f: dataclasses.Field[Any], s: Setting, given: Any, before: Any, record: Mapping[str, Any]
+def _replaces(s: Setting, given: Any, before: tuple[Any, str] | None) -> bool:
+    """Whether ``given`` replaces the recorded value of a kept setting."""
+    return before is not None and s.kind == KEPT and to_record(s, given) != to_record(s, before[0])
+
+
+def _recorded_value(
+    s: Setting, name: str, record: Mapping[str, Any] | None
+) -> tuple[Any, str] | None:
+    """What the record says of a pinned or kept setting, with its origin (recorded, or the
+    legacy value of a study recorded before the setting existed); None: nothing."""
+    if record is None or s.kind == PER_RUN:
+        return None
+    if name in record:
+        return from_record(s, record[name]), RECORDED
+    if s.legacy is not _MISSING:
+        return s.legacy, LEGACY
+    return None
+
+
+def _conflict(
+    f: dataclasses.Field[Any],
+    s: Setting,
+    given: Any,
+    before: tuple[Any, str] | None,
+    record: Mapping[str, Any] | None,
 ) -> str | None:
-    """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
-    what = flag_of(f, s) or f"{f.name} (study file)"
+    """Why an explicit value of a pinned setting is refused (None: it is not)."""
+    if s.kind != PINNED or record is None:
+        return None
     if s.fingerprint is not None:
-        key = s.fingerprint[0]
-        if key in record:
-            if fingerprint_of(s, given) == record[key]:
-                return None
-            return f"{what} {shown(given)} has other content than the recorded {shown(before)}"
+        return _file_conflict(f, s, given, record)
+    return None if before is None else _pinned_conflict(f, s, given, before[0])
+
+
+def _file_conflict(
+    f: dataclasses.Field[Any], s: Setting, given: Any, record: Mapping[str, Any]
+) -> str | None:
+    """A pinned file given explicitly must have the content the study recorded: its path
+    may differ (a copy elsewhere), its content may not."""
+    assert s.fingerprint is not None
+    key = s.fingerprint[0]
+    if key not in record or fingerprint_of(s, given) == record[key]:
+        return None
+    what = flag_of(f, s) or f"{f.name} (study file)"
+    recorded_path = f" ({shown(record[f.name])})" if f.name in record else ""
+    return f"{what} {shown(given)} has other content than the recorded file{recorded_path}"
+
+
+def _pinned_conflict(f: dataclasses.Field[Any], s: Setting, given: Any, before: Any) -> str | None:
+    """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
     if to_record(s, given) == to_record(s, before):
         return None
+    what = flag_of(f, s) or f"{f.name} (study file)"
     return f"{what} recorded {show(s, before)}, given {show(s, given)}"
 
 

@@ -33,6 +33,8 @@ from nas.search.stats import (
     proxy_fidelity,
     second_objective,
 )
+from nas.study import _optuna
+from nas.study import record as rec
 from nas.study.storage import rdb_storage, set_result_attrs
 from nas.training import EpochResult, Recipe, StepProgress
 
@@ -42,7 +44,7 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if accuracy_of(t) is not None and "arch" in t.user_attrs
+        if accuracy_of(t) is not None and rec.ARCH in t.user_attrs
     ]
     if not done:
         raise NasError(f"study {study.study_name!r} has no trained trial yet; run nas search first")
@@ -104,7 +106,7 @@ def train_winner(
     Every winner of one ``seed`` sees the same batches in the same order; the weights are
     initialised from ``seed`` and the trial number."""
     require_test_split(data)
-    arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+    arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
     if (arch.in_channels, arch.input_size, arch.num_classes) != (
         data.in_channels,
         data.input_size,
@@ -133,7 +135,7 @@ def train_winner(
     proxy = accuracy_of(trial) or 0.0
     set_result_attrs(
         rdb_storage(study),
-        trial._trial_id,
+        _optuna.trial_id(trial),
         {
             "full_val_accuracy": result.accuracy,
             "full_accuracy": test_accuracy,
@@ -164,5 +166,5 @@ def record_fidelity(study_name: str, storage: RDBStorage) -> ProxyFidelity:
     trained trial, stored as the study's user attribute ``proxy_fidelity``."""
     study = optuna.load_study(study_name=study_name, storage=storage)
     fidelity = proxy_fidelity(study.get_trials(deepcopy=False))
-    study.set_user_attr("proxy_fidelity", fidelity)
+    study.set_user_attr(rec.PROXY_FIDELITY, fidelity)
     return fidelity

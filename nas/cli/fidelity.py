@@ -186,7 +186,6 @@ def _show(source: SettingsSource) -> int:
 def _run(args: argparse.Namespace) -> int:
     from nas.fidelity.panel import FidelityRun
     from nas.study.protocol import SettingsSource
-    from nas.training.placement import assign_devices
 
     source = SettingsSource(FidelitySettings, RECORD_KEY, flags_given(args, FidelitySettings))
     if args.show_settings:
@@ -198,9 +197,10 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, raise_interrupt)
     run = FidelityRun(source, say)
     s = run.settings
-    if s.workers > 1:  # this process trains on the first placement, like the helpers
-        first = assign_devices(s.device, s.workers)[0]
-        os.environ.update(first.env)
+    if s.workers > 1:  # this process takes the first placement (the first GPU it sees)
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // s.workers))
     run.panel()  # created once, before the other workers start
     helpers = _start_helpers(s.workers - 1, s.device, args.argv)
     jobs = len(run.jobs())

@@ -12,6 +12,7 @@ from nas.cli.output import console, fmt_int, table
 from nas.errors import Interrupted
 from nas.search.settings import GROUPS, SearchSettings
 from nas.settings import add_flags, describe, flags_given, read_table
+from nas.study import record as rec
 from nas.units import human
 
 if TYPE_CHECKING:
@@ -161,14 +162,14 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     if s.pareto:
         rows = []
         for t in s.pareto:
-            arch = t.user_attrs.get("arch", {})
+            arch = t.user_attrs.get(rec.ARCH, {})
             summary = ArchConfig.from_dict(arch).summary() if arch else "?"
             rows.append(
                 [
                     t.number,
                     f"{accuracy_of(t):.4f}",
-                    fmt_int(t.user_attrs.get("params")),
-                    human(t.user_attrs.get("flops", 0)),
+                    fmt_int(t.user_attrs.get(rec.PARAMS)),
+                    human(t.user_attrs.get(rec.FLOPS, 0)),
                     f"{t.user_attrs.get('seconds', 0):.0f}s",
                     summary,
                 ]

@@ -15,6 +15,7 @@ from nas.cli.main import COMMANDS, Command
 from nas.cli.output import EpochProgress, console, err_console, fmt_int, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
 from nas.errors import NasError, StorageError
+from nas.study import record as rec
 from nas.training.recipe import SCHEDULES, full_recipe
 from nas.units import human
 
@@ -154,7 +155,7 @@ def _train_run(args: argparse.Namespace) -> int:
             f"the Pareto front holds {len(front)} trial(s); the next fronts fill "
             f"--top-k {args.top_k}"
         )
-    searched = study.user_attrs.get("nas_settings", {})
+    searched = study.user_attrs.get(rec.SEARCH_SETTINGS, {})
     dataset = args.dataset or searched.get("dataset", "cifar10")
     data_dir = args.data_dir if args.data_dir is not None else searched.get("data_dir")
     data = load_dataset(dataset, data_dir)
@@ -171,7 +172,7 @@ def _train_run(args: argparse.Namespace) -> int:
     )
     results = []
     for trial in winners:
-        arch = ArchConfig.from_dict(trial.user_attrs["arch"])
+        arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
         console.print(
             f"[bold]trial {trial.number}[/]: {arch.summary()} "
             f"({human(trial.user_attrs['params'])} params, proxy val acc "
@@ -330,7 +331,7 @@ def _export_run(args: argparse.Namespace) -> int:
                 f"study {study.study_name!r} has no trial {args.trial} (its trials: {span})"
             )
         chosen = trials[args.trial]
-        if "arch" not in chosen.user_attrs:
+        if rec.ARCH not in chosen.user_attrs:
             raise NasError(
                 f"trial {args.trial} has no architecture recorded (state {chosen.state.name})"
             )

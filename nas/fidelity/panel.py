@@ -41,15 +41,12 @@ from nas.proxy.context import (
 from nas.proxy.zero_cost import ZERO_COST_VERSION
 from nas.settings import declared
 from nas.space import SearchSpace
+from nas.study import record as rec
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
 from nas.study.protocol import SettingsSource, write_record
 from nas.study.storage import worker_id
 from nas.units import human
-
-#: Study user attributes: the panel, and the version of the zero-cost code that scored it.
-PANEL = "panel"
-PANEL_SCORES = "panel_zero_cost_version"
 
 
 def _counts(arch: ArchConfig) -> dict[str, int | None]:
@@ -159,8 +156,8 @@ class FidelityRun:
             return self._panel()
 
     def _panel(self) -> list[dict[str, Any]]:
-        stored = self.study.user_attrs.get(PANEL)
-        if stored is not None and self.study.user_attrs.get(PANEL_SCORES) == ZERO_COST_VERSION:
+        stored = self.study.user_attrs.get(rec.PANEL)
+        if stored is not None and self.study.user_attrs.get(rec.PANEL_SCORES) == ZERO_COST_VERSION:
             return list(stored)
         s = self.settings
         if stored is None:
@@ -172,8 +169,8 @@ class FidelityRun:
         panel = [
             {**entry, "zero_cost": self._zero_cost(ctx, i, entry)} for i, entry in enumerate(stored)
         ]
-        self.study.set_user_attr(PANEL, panel)
-        self.study.set_user_attr(PANEL_SCORES, ZERO_COST_VERSION)
+        self.study.set_user_attr(rec.PANEL, panel)
+        self.study.set_user_attr(rec.PANEL_SCORES, ZERO_COST_VERSION)
         return panel
 
     def _zero_cost(
@@ -257,8 +254,8 @@ class FidelityRun:
                 if not free:
                     raise optuna.TrialPruned("no open job")
                 job = free[0]
-                trial.set_user_attr("candidate", job[0])
-                trial.set_user_attr("rung", job[1])
+                trial.set_user_attr(rec.CANDIDATE, job[0])
+                trial.set_user_attr(rec.RUNG, job[1])
         rungs = {r.label: r for r in self.settings.rungs}
         return self._train(trial, job, panel, rungs[job[1]], done, total)
 
@@ -283,15 +280,15 @@ class FidelityRun:
         try:
             result = trainer.fit()
         except TrainingFailed as exc:
-            trial.set_user_attr("fail_reason", str(exc))
-            trial.set_user_attr("training_failed", True)
+            trial.set_user_attr(rec.FAIL_REASON, str(exc))
+            trial.set_user_attr(rec.TRAINING_FAILED, True)
             self.say(f"[{done + 1}/{total}] candidate {candidate} at {label}: failed ({exc})")
             raise
         seconds = time.perf_counter() - started
-        trial.set_user_attr("accuracy", result.accuracy)
-        trial.set_user_attr("seconds", seconds)
-        trial.set_user_attr("worker", worker_id())
-        trial.set_user_attr("curve", result.curve)
+        trial.set_user_attr(rec.ACCURACY, result.accuracy)
+        trial.set_user_attr(rec.SECONDS, seconds)
+        trial.set_user_attr(rec.WORKER, worker_id())
+        trial.set_user_attr(rec.CURVE, result.curve)
         self.say(
             f"[{done + 1}/{total}] candidate {candidate} ({human(entry['params'])} params) at "
             f"{label}: val acc {result.accuracy:.4f}, {seconds:.1f}s"
@@ -310,7 +307,7 @@ def _claims(t: FrozenTrial) -> bool:
     if _job(t) is None or t.state == TrialState.PRUNED:
         return False
     if t.state == TrialState.FAIL:
-        return bool(t.user_attrs.get("training_failed"))
+        return bool(t.user_attrs.get(rec.TRAINING_FAILED))
     return True
 
 

@@ -17,10 +17,11 @@ from nas.data.catalog import DATASETS
 from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
 from nas.settings import KEPT, PINNED, check_types, setting
+from nas.study.record import FIDELITY_SETTINGS
 from nas.units import human, parse_count
 
 #: The study user attribute that records a fidelity study's settings.
-RECORD_KEY = "fidelity_settings"
+RECORD_KEY = FIDELITY_SETTINGS
 
 GROUPS = {"panel": "panel and ladder", "data": "data", "study": "study"}
 

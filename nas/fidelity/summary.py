@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from nas.fidelity.ladder import Rung
 from nas.proxy.ranking import SAME_SIZE_FACTOR, Agreement, agreement, candidates_needed
+from nas.study import record as rec
 from nas.training.recipe import DEFAULT_PROXY_RECIPE
 
 if TYPE_CHECKING:
@@ -58,10 +59,10 @@ def _read_jobs(study: optuna.Study, settings: FidelitySettings, panel: int) -> d
             continue
         i, rung = job[0], jobs[job[1]]
         if t.state == TrialState.COMPLETE:
-            rung.accuracy[i] = float(t.user_attrs["accuracy"])
-            rung.seconds[i] = float(t.user_attrs.get("seconds", 0.0))
-            rung.curves[i] = [float(v) for v in t.user_attrs.get("curve") or []]
-        elif t.user_attrs.get("training_failed"):
+            rung.accuracy[i] = float(t.user_attrs[rec.ACCURACY])
+            rung.seconds[i] = float(t.user_attrs.get(rec.SECONDS, 0.0))
+            rung.curves[i] = [float(v) for v in t.user_attrs.get(rec.CURVE) or []]
+        elif t.user_attrs.get(rec.TRAINING_FAILED):
             rung.failed.add(i)
     for rung in jobs.values():
         rung.failed -= set(rung.accuracy)
@@ -100,7 +101,7 @@ def summarize(study: optuna.Study, settings: FidelitySettings, available: int) -
     ``recommended`` is the cheapest complete rung whose tau interval's lower end reaches
     ``target_tau`` (the reference complete too).
     """
-    panel: list[dict[str, Any]] = list(study.user_attrs.get("panel") or [])
+    panel: list[dict[str, Any]] = list(study.user_attrs.get(rec.PANEL) or [])
     size = len(panel)
     jobs = _read_jobs(study, settings, size)
     ref_rung = settings.reference

@@ -52,6 +52,7 @@ from nas.search.stats import (
     study_limit,
     study_sampler,
 )
+from nas.study import record as rec
 from nas.units import human
 
 #: A figure builder: a study in, a titled figure out.
@@ -316,7 +317,7 @@ def _stopped(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 def arch_of(trial: FrozenTrial) -> ArchConfig | None:
     """The trial's architecture, or None when it has none (or an unreadable one)."""
-    data = trial.user_attrs.get("arch")
+    data = trial.user_attrs.get(rec.ARCH)
     if not isinstance(data, dict):
         return None
     try:
@@ -339,7 +340,7 @@ def _acc_text(value: object) -> str:
 def _hover(trial: FrozenTrial, *lines: str) -> str:
     """Hover text: trial number, architecture summary, then ``lines`` (escaped for plotly)."""
     head = f"<b>trial {trial.number}</b>"
-    preset = trial.user_attrs.get("preset")
+    preset = trial.user_attrs.get(rec.PRESET)
     if preset:
         head += f" (preset {html.escape(str(preset))})"
     body = [html.escape(arch_summary(trial)), *(html.escape(line) for line in lines)]
@@ -475,7 +476,9 @@ def pareto_figure(
                 x=[_count(t, second) for t in placed],
                 y=[0] * len(placed),
                 customdata=[t.number for t in placed],
-                hovertext=[_hover(t, str(t.user_attrs["rejected"]), _size_line(t)) for t in placed],
+                hovertext=[
+                    _hover(t, str(t.user_attrs[rec.REJECTED]), _size_line(t)) for t in placed
+                ],
                 hoverinfo="text",
                 name="rejected (over the limit)",
                 mode="markers",
@@ -889,7 +892,7 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
 
 def _full_epochs_text(t: FrozenTrial) -> str:
     """``after 1 full epoch``, ``after 200 full epochs`` (or unknown)."""
-    epochs = t.user_attrs.get("full_epochs")
+    epochs = t.user_attrs.get(rec.FULL_EPOCHS)
     if isinstance(epochs, int) and not isinstance(epochs, bool):
         return f"after {plural(epochs, 'full epoch')}"
     return "full epochs unknown"
@@ -953,7 +956,7 @@ def curves_figure(study: optuna.Study) -> go.Figure:
     fig = go.Figure()
     drawn = 0
     for t in trials:
-        curve = t.user_attrs.get("curve")
+        curve = t.user_attrs.get(rec.CURVE)
         if not isinstance(curve, list) or not curve:
             continue
         if t.state == TrialState.COMPLETE:
@@ -962,7 +965,7 @@ def curves_figure(study: optuna.Study) -> go.Figure:
                 name += " (front)"
         elif is_stopped(t):
             dash = "dash"
-            epoch = t.user_attrs.get("stopped_at_epoch")
+            epoch = t.user_attrs.get(rec.STOPPED_AT_EPOCH)
             name = f"trial {t.number} (stopped {f'at epoch {epoch}' if epoch else 'early'})"
         else:
             continue
@@ -1016,16 +1019,16 @@ def curves_figure(study: optuna.Study) -> go.Figure:
 
 def _stop_lines(t: FrozenTrial, epoch: int) -> list[str]:
     """The hover lines of a stopped trial's last point: its rung and why it stopped."""
-    if epoch != t.user_attrs.get("stopped_at_epoch"):
+    if epoch != t.user_attrs.get(rec.STOPPED_AT_EPOCH):
         return []
-    return [str(t.user_attrs.get("stopped_early", ""))[:160]]
+    return [str(t.user_attrs.get(rec.STOPPED_EARLY, ""))[:160]]
 
 
 def study_rungs(study: optuna.Study) -> list[int]:
     """The epochs at which the study's successive halving decided (none if it was off)."""
     from nas.search.early_stop import SuccessiveHalving
 
-    recorded = study.user_attrs.get("nas_settings", {})
+    recorded = study.user_attrs.get(rec.SEARCH_SETTINGS, {})
     if recorded.get("early_stopping") != "sha" or "eta" not in recorded:
         return []  # off, or a study from before successive halving
     try:

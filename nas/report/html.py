@@ -30,6 +30,7 @@ from nas.search.stats import (
     study_startup_comparison,
     study_stats,
 )
+from nas.study import record as rec
 from nas.units import human
 
 #: Height of each figure in the page (a figure that sets its own height keeps it).
@@ -134,7 +135,7 @@ def winners(study: optuna.Study, stats: StudyStats | None = None) -> list[Frozen
         stats = study_stats(study)
     chosen = {t.number: t for t in stats.pareto}
     for t in stats.trials:
-        if full_val_accuracy(t) is not None or t.user_attrs.get("full_accuracy") is not None:
+        if full_val_accuracy(t) is not None or t.user_attrs.get(rec.FULL_ACCURACY) is not None:
             chosen[t.number] = t
     return sorted(chosen.values(), key=lambda t: (-(accuracy_of(t) or 0.0), t.number))
 
@@ -176,7 +177,9 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             f"{_pct(stats.rejection_first_third)} of the first third of the candidates, "
             f"{_pct(stats.rejection_last_third)} of the last third"
         )
-    trained = [t for t in stats.trials if t.state == TrialState.COMPLETE and "arch" in t.user_attrs]
+    trained = [
+        t for t in stats.trials if t.state == TrialState.COMPLETE and rec.ARCH in t.user_attrs
+    ]
     if not trained:
         best_text = "no trained trials yet"
     else:
@@ -230,7 +233,7 @@ FAKE_DATA_NOTICE = (
 
 def is_fake_data(study: optuna.Study) -> bool:
     """Whether ``study`` was searched on ``--dataset fake`` (its recorded ``nas_settings``)."""
-    return bool(study.user_attrs.get("nas_settings", {}).get("dataset") == "fake")
+    return bool(study.user_attrs.get(rec.SEARCH_SETTINGS, {}).get("dataset") == "fake")
 
 
 def startup_text(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> str:
@@ -249,14 +252,14 @@ def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
         for t in trials
         if t.state == TrialState.COMPLETE
         and accuracy_of(t) is not None
-        and "zero_cost" in t.user_attrs
+        and rec.ZERO_COST in t.user_attrs
     ]
     if len(scored) < 3:
         return f"needs 3 trained trials with scores, has {len(scored)}"
-    names = sorted({k for t in scored for k in t.user_attrs["zero_cost"] if k != "seconds"})
+    names = sorted({k for t in scored for k in t.user_attrs[rec.ZERO_COST] if k != "seconds"})
     parts = []
     for name in names:
-        values = [t.user_attrs["zero_cost"].get(name) for t in scored]
+        values = [t.user_attrs[rec.ZERO_COST].get(name) for t in scored]
         a = agreement(
             [float("nan") if v is None else float(v) for v in values],
             [accuracy_of(t) or 0.0 for t in scored],

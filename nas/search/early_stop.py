@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
+from nas.study import record as rec
 from nas.units import human
 
 
@@ -59,7 +60,7 @@ def curve_points(
     attribute ``cost_key`` (``params``, ``flops``; None: single objective, no cost) as cost."""
     points = []
     for t in trials:
-        curve = t.user_attrs.get("curve")
+        curve = t.user_attrs.get(rec.CURVE)
         if t.number == exclude or not curve:
             continue
         cost = 0.0 if cost_key is None else t.user_attrs.get(cost_key)

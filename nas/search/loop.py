@@ -25,6 +25,7 @@ from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
 from nas.search.stats import StudyStats, study_stats
 from nas.search.study import SearchStudy, open_search, search_source
+from nas.study import record as rec
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale, failed_meanwhile
 from nas.study.protocol import SettingsSource
@@ -179,7 +180,7 @@ class SearchLoop:
         if s.timeout and time.perf_counter() - started > s.timeout:
             return f"timeout of {s.timeout:g}s reached"
         if state.failures >= s.max_failures:
-            reason = state.last[-1].user_attrs.get("fail_reason", "?") if state.last else "?"
+            reason = state.last[-1].user_attrs.get(rec.FAIL_REASON, "?") if state.last else "?"
             return f"{state.failures} trials failed in a row; the last one: {reason}"
         if state.rejections >= MAX_REJECTIONS_IN_A_ROW:
             return (
@@ -245,10 +246,10 @@ class SearchLoop:
             return
         t = state.last[-1]
         state.failures = state.failures + 1 if t.state == TrialState.FAIL else 0
-        state.rejections = state.rejections + 1 if "rejected" in t.user_attrs else 0
+        state.rejections = state.rejections + 1 if rec.REJECTED in t.user_attrs else 0
         if t.state == TrialState.FAIL:
             self.gate.release()
-        elif "rejected" not in t.user_attrs:  # trained (slot consumed) or lost the slot
+        elif rec.REJECTED not in t.user_attrs:  # trained (slot consumed) or lost the slot
             self.gate.consumed()
 
 

@@ -9,12 +9,20 @@ every feasible one and, among infeasible ones, by how far over the limit it was;
 trial is a feasible member with the accuracy it had when it stopped. Parents are therefore
 chosen knowing where the limit lies, and generations advance with every sampled candidate,
 not only with trained ones.
+
+Several workers share one study, and a rejection finishes in milliseconds while a trained
+candidate runs for minutes. A generation is therefore counted by the candidates *assigned*
+to it, running ones included, and a candidate that finishes after the next generation's
+parents were chosen joins the next selection (see :class:`RejectionAwareNSGAII`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -25,8 +33,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.settings import SAMPLERS
 from nas.search.stats import accuracy_of, is_rejected, is_stopped, second_objective
+from nas.study import _optuna
+from nas.study import record as rec
+from nas.study.storage import exclusive, with_retry
 
 SamplerFactory = Callable[[int, int], optuna.samplers.BaseSampler]
+
+#: Study system attribute ``SELECTION_KEY + str(generation)``: the last parent selection of
+#: that generation, ``{"pool": [trial numbers], "parents": [trial numbers], "computed_at":
+#: ISO time (local, as Optuna's trial times), "trial": the trial whose sampling computed it}``.
+SELECTION_KEY = "nas:nsga2:selection:"
+
+#: Trials still running or queued: members of the generation they were assigned to.
+_UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
+
+#: Serialises generation assignment among the threads of one process (in-memory studies).
+_THREAD_LOCK = threading.Lock()
 
 
 def nsga2_population(trials: int) -> int:
@@ -36,8 +58,72 @@ def nsga2_population(trials: int) -> int:
     return max(4, min(50, round(trials / 4)))
 
 
+def _record(records: dict[str, Any], generation: int) -> dict[str, Any]:
+    """The recorded selection of ``generation`` among a study's system attributes (an empty
+    one if there is none: generation 0, or a study sampled before selections were recorded)."""
+    record = records.get(f"{SELECTION_KEY}{generation}")
+    return record if isinstance(record, dict) else {"pool": [], "parents": []}
+
+
+class _DatabaseLock:
+    """The study database's lock (:func:`nas.study.storage.exclusive`), taken by a method so
+    that :func:`nas.study.storage.with_retry` can retry it while the database is away."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._held: contextlib.AbstractContextManager[None] | None = None
+
+    def take(self) -> None:
+        held = exclusive(self.url)  # a fresh one per try: a failed one cannot be entered again
+        held.__enter__()
+        self._held = held
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            with contextlib.suppress(Exception):  # a lost connection took the lock with it
+                held.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def study_lock(study: Study) -> Iterator[None]:
+    """Hold ``study``'s database lock (a PostgreSQL advisory lock, a file lock beside a
+    SQLite file), so that the workers sharing the study assign generations one after the
+    other; an in-memory study takes a process lock."""
+    backend = _optuna.rdb_of(study)
+    with _THREAD_LOCK:
+        if backend is None:
+            yield
+            return
+        lock = _DatabaseLock(backend.url)
+        with_retry(lock, backend).take()
+        try:
+            yield
+        finally:
+            lock.release()
+
+
 class RejectionAwareNSGAII(NSGAIISampler):
-    """NSGA-II whose generations include rejected (infeasible) and early-stopped candidates."""
+    """NSGA-II whose generations include rejected (infeasible) and early-stopped candidates,
+    for one worker or many sharing a study.
+
+    * A trial joins a generation when it is sampled (the system attribute
+      :meth:`_get_generation_key`), and a generation is full when ``population_size`` trials
+      have joined it, whatever their state: running and queued ones count, and only trials
+      that can never be members (FAIL, ``not_trained``, a rejection without a constraint
+      value) are left out. A generation therefore holds ``population_size`` members, fewer
+      only when one of them fails after the next generation has begun (a retry of a dead
+      worker's trial inherits its generation and fills the place again).
+    * The parents of generation ``g`` are NSGA-II's elitist selection (Deb's constrained
+      non-dominated sorting, then crowding distance) over the parents of ``g - 1`` and every
+      finished member of an earlier generation that no earlier selection has considered.
+      With one worker, whose trials finish in order, these are exactly the members of
+      ``g - 1``: the selection is NSGA-II's own. With several workers, a member that
+      finishes after its successors were sampled joins the next selection instead of none.
+      The selection is chosen again whenever its pool has changed since the last choice,
+      and each is recorded under ``SELECTION_KEY + str(g)`` (see :data:`SELECTION_KEY`), so
+      that the members a selection considered can be audited.
+    """
 
     def _as_member(self, study: Study, t: FrozenTrial) -> FrozenTrial | None:
         """``t`` as a generation member (COMPLETE, with values), or None if it is none."""
@@ -53,50 +139,131 @@ class RejectionAwareNSGAII(NSGAIISampler):
             return None
         member = copy.copy(t)
         member.state = TrialState.COMPLETE
-        cost = float(t.user_attrs.get(second_objective(study)) or t.user_attrs.get("params") or 0)
+        cost = float(t.user_attrs.get(second_objective(study)) or t.user_attrs.get(rec.PARAMS) or 0)
         member.values = [accuracy, cost][: len(study.directions)]
         return member
 
-    def _members(self, study: Study) -> list[FrozenTrial]:
-        trials = study._get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=True
-        )
+    def _holds_place(self, study: Study, t: FrozenTrial) -> bool:
+        """Whether ``t`` takes a place in its generation: unfinished, or a finished member."""
+        if rec.NOT_TRAINED in t.user_attrs:
+            return False
+        return t.state in _UNFINISHED or self._as_member(study, t) is not None
+
+    def _generation(self, t: FrozenTrial) -> int | None:
+        """The generation ``t`` was assigned to, if any."""
+        value = t.system_attrs.get(self._get_generation_key())
+        return None if value is None else int(value)
+
+    def _generation_or_before(self, t: FrozenTrial) -> int:
+        """``t``'s generation, -1 for a trial sampled otherwise (e.g. before a change of
+        sampler): it feeds every selection."""
+        generation = self._generation(t)
+        return -1 if generation is None else generation
+
+    @staticmethod
+    def _trials(study: Study) -> list[FrozenTrial]:
+        """Every trial of ``study`` as the storage holds it now (not a trial's cached view)."""
+        return study.get_trials(deepcopy=False)
+
+    def _members(self, trials: Sequence[FrozenTrial], study: Study) -> list[FrozenTrial]:
+        """The generation members among ``trials`` (see :meth:`_as_member`)."""
         return [m for t in trials if (m := self._as_member(study, t)) is not None]
 
-    def get_trial_generation(self, study: Study, trial: FrozenTrial) -> int:
-        key = self._get_generation_key()
-        generation = trial.system_attrs.get(key)
-        if generation is not None:
-            return int(generation)
-        latest, count = 0, 0
-        for t in self._members(study):
-            g = t.system_attrs.get(key, -1)
-            if g > latest:
-                latest, count = g, 1
-            elif g == latest:
-                count += 1
+    def _assign(self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
+        """The generation of ``trial``, assigned (and recorded) now if it has none: the latest
+        one while fewer than ``population_size`` trials hold a place in it, else the next."""
+        stored = self._generation(trial)
+        if stored is not None:  # assigned before, or a retry that inherits its generation
+            return stored
+        others = [t for t in trials if t.number != trial.number]
+        assigned = [g for t in others if (g := self._generation(t)) is not None]
+        latest = max(assigned, default=0)
+        held = sum(
+            1 for t in others if self._generation(t) == latest and self._holds_place(study, t)
+        )
         assert self.population_size is not None
-        generation = latest if count < self.population_size else latest + 1
-        study._storage.set_trial_system_attr(trial._trial_id, key, generation)
+        generation = latest if held < self.population_size else latest + 1
+        _optuna.set_trial_system_attr(study, trial, self._get_generation_key(), generation)
         return generation
 
+    def _select(
+        self,
+        study: Study,
+        generation: int,
+        trials: Sequence[FrozenTrial],
+        started: datetime,
+        by: int | None,
+    ) -> list[FrozenTrial]:
+        """The parents of ``generation`` from the members among ``trials`` (read at
+        ``started``): NSGA-II's elitist selection over the parents of ``generation - 1`` and
+        every finished member of an earlier generation that no selection of an earlier
+        generation has seen yet; chosen again only when that pool differs from the recorded
+        one."""
+        if generation == 0:
+            return []
+        records = _optuna.study_system_attrs(study)
+        members = {m.number: m for m in self._members(trials, study)}
+        seen: set[int] = set()  # every member a selection of an earlier generation considered
+        for earlier in range(1, generation):
+            seen.update(_record(records, earlier)["pool"])
+        fresh = [
+            n
+            for n, m in sorted(members.items())
+            if n not in seen and self._generation_or_before(m) < generation
+        ]
+        survivors = sorted(n for n in _record(records, generation - 1)["parents"] if n in members)
+        numbers = fresh + survivors  # NSGA-II's order: the new population, then the parents
+        key = f"{SELECTION_KEY}{generation}"
+        record = records.get(key)
+        if isinstance(record, dict) and record.get("pool") == sorted(numbers):
+            return [members[n] for n in record["parents"]]
+        parents = self._elite_population_selection_strategy(study, [members[n] for n in numbers])
+        parents.sort(key=lambda m: m.number)  # the order a recorded selection comes back in
+        _optuna.set_study_system_attr(
+            study,
+            key,
+            {
+                "pool": sorted(numbers),
+                "parents": [p.number for p in parents],
+                "computed_at": started.isoformat(),
+                "trial": by,
+            },
+        )
+        return parents
+
+    def get_trial_generation(self, study: Study, trial: FrozenTrial) -> int:
+        """``trial``'s generation, assigned now (under the study's lock) if it has none."""
+        with study_lock(study):
+            return self._assign(study, trial, self._trials(study))
+
     def get_population(self, study: Study, generation: int) -> list[FrozenTrial]:
-        key = self._get_generation_key()
-        return [t for t in self._members(study) if t.system_attrs.get(key) == generation]
+        """The finished members of ``generation``."""
+        members = self._members(self._trials(study), study)
+        return [m for m in members if self._generation(m) == generation]
+
+    def select_parent(self, study: Study, generation: int) -> list[FrozenTrial]:
+        """The same as :meth:`get_parent_population` (Optuna's base class calls this one)."""
+        return self.get_parent_population(study, generation)
 
     def get_parent_population(self, study: Study, generation: int) -> list[FrozenTrial]:
-        parents = super().get_parent_population(study, generation)
-        return [m for t in parents if (m := self._as_member(study, t)) is not None]
+        """The parents of ``generation`` (none for generation 0), as members."""
+        with study_lock(study):
+            started = datetime.now()
+            return self._select(study, generation, self._trials(study), started, None)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        generation = self.get_trial_generation(study, trial)  # every trial joins one
+        with study_lock(study):  # every trial joins one generation, under the study's lock
+            started = datetime.now()
+            trials = self._trials(study)
+            generation = self._assign(study, trial, trials)
+            parents = self._select(study, generation, trials, started, trial.number)
         if not search_space:
             return {}
         parents = [
             p
-            for p in self.get_parent_population(study, generation)
+            for p in parents
             if search_space.keys() <= p.params.keys()  # a candidate that failed to build
         ]
         if len(parents) < 2:

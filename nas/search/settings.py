@@ -39,6 +39,21 @@ SAMPLERS: Registry[SamplerFactory] = Registry(
 EARLY_STOPPING = ("sha", "off")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
+#: Lower bounds: (setting, minimum, unit of the message).
+MINIMUMS = (
+    ("trials", 1, ""),
+    ("proxy_epochs", 1, ""),
+    ("workers", 1, ""),
+    ("max_failures", 1, ""),
+    ("min_members", 1, ""),
+    ("min_epochs", 1, ""),
+    ("proxy_subset", 2, ""),
+    ("proxy_val", 2, ""),
+    ("proxy_batch_size", 2, ""),
+    ("db_retry", 0, " seconds"),
+    ("grace_period", 2, " seconds"),
+)
+
 #: ``--help`` sections of the settings' groups.
 GROUPS = {
     "search": "search",
@@ -344,37 +359,32 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         check_types(self)
-        problems = []
-        for name in ("trials", "proxy_epochs", "workers", "max_failures", "min_members"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name.replace('_', '-')} must be at least 1")
-        for name in ("proxy_subset", "proxy_val", "proxy_batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 2:
-                problems.append(f"--{name.replace('_', '-')} must be at least 2")
-        if self.proxy_recipe not in PROXY_RECIPES:
-            problems.append(
-                f"unknown proxy recipe {self.proxy_recipe!r}; valid: {', '.join(PROXY_RECIPES)}"
-            )
-        if self.early_stopping not in EARLY_STOPPING:
-            problems.append(
-                f"--early-stopping must be one of {', '.join(EARLY_STOPPING)}, "
-                f"got {self.early_stopping!r}"
-            )
-        if not self.eta > 1:
-            problems.append(f"--eta must be greater than 1, got {self.eta:g}")
-        if self.min_epochs < 1:
-            problems.append("--min-epochs must be at least 1")
-        if self.db_retry < 0:
-            problems.append("--db-retry must be at least 0 seconds")
-        if self.grace_period < 2:
-            problems.append("--grace-period must be at least 2 seconds")
-        if self.study is not None and not STUDY_NAME.match(self.study):
-            problems.append(f"study name {self.study!r} may use letters, digits, '_', '-', '.'")
-        if self.timeout is not None and self.timeout <= 0:
-            problems.append("--timeout must be positive")
+        problems = [*self._below_minimum(), *self._invalid()]
         if problems:
             raise NasError("; ".join(problems))
+
+    def _below_minimum(self) -> list[str]:
+        """A message per setting below its minimum (see :data:`MINIMUMS`)."""
+        problems = []
+        for name, low, unit in MINIMUMS:
+            value = getattr(self, name)
+            if value is not None and value < low:
+                problems.append(f"--{name.replace('_', '-')} must be at least {low}{unit}")
+        return problems
+
+    def _invalid(self) -> list[str]:
+        """A message per setting whose value is not one it can take."""
+        checks = (
+            (self.proxy_recipe in PROXY_RECIPES, f"unknown proxy recipe {self.proxy_recipe!r}; "
+             f"valid: {', '.join(PROXY_RECIPES)}"),
+            (self.early_stopping in EARLY_STOPPING, f"--early-stopping must be one of "
+             f"{', '.join(EARLY_STOPPING)}, got {self.early_stopping!r}"),
+            (self.eta > 1, f"--eta must be greater than 1, got {self.eta:g}"),
+            (self.study is None or bool(STUDY_NAME.match(self.study)),
+             f"study name {self.study!r} may use letters, digits, '_', '-', '.'"),
+            (self.timeout is None or self.timeout > 0, "--timeout must be positive"),
+        )  # fmt: skip
+        return [message for ok, message in checks if not ok]
 
     @property
     def study_name(self) -> str:

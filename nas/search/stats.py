@@ -14,15 +14,17 @@ from typing import TypedDict
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.study import record as rec
+
 
 def is_rejected(t: FrozenTrial) -> bool:
     """Rejected before training (over the limit, or not buildable)."""
-    return "rejected" in t.user_attrs
+    return rec.REJECTED in t.user_attrs
 
 
 def is_stopped(t: FrozenTrial) -> bool:
     """Trained for some epochs, then stopped early as hopeless."""
-    return t.state == TrialState.PRUNED and "stopped_early" in t.user_attrs
+    return t.state == TrialState.PRUNED and rec.STOPPED_EARLY in t.user_attrs
 
 
 def is_trained(t: FrozenTrial) -> bool:
@@ -32,13 +34,13 @@ def is_trained(t: FrozenTrial) -> bool:
 
 def accuracy_of(t: FrozenTrial) -> float | None:
     """Proxy validation accuracy (a fraction) of a trained trial."""
-    value = t.user_attrs.get("accuracy")
+    value = t.user_attrs.get(rec.ACCURACY)
     return float(value) if value is not None else None
 
 
 def full_val_accuracy(t: FrozenTrial) -> float | None:
     """Validation accuracy after full training (what selection among winners uses)."""
-    value = t.user_attrs.get("full_val_accuracy")
+    value = t.user_attrs.get(rec.FULL_VAL_ACCURACY)
     return float(value) if value is not None else None
 
 
@@ -192,7 +194,7 @@ def sampled_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         t
         for t in sorted(trials, key=lambda t: t.number)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        and "not_trained" not in t.user_attrs
+        and rec.NOT_TRAINED not in t.user_attrs
     ]
 
 
@@ -333,7 +335,7 @@ def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int,
     )
     out: dict[int, str] = {}
     for t in ordered:
-        recorded = t.user_attrs.get("sampled_by")
+        recorded = t.user_attrs.get(rec.SAMPLED_BY)
         if recorded in SAMPLED_BY:
             out[t.number] = str(recorded)
             continue
@@ -460,7 +462,25 @@ def startup_comparison(
             group.append(t)
     startup = _group(by_group["startup"], second, limit)
     guided = _group(by_group["guided"], second, limit)
-    gain: float | None = None
+    gain, verdict = _verdict(startup, guided, sampler, min_trials)
+    return StartupComparison(
+        sampler=sampler,
+        second=second,
+        limit=float(limit),
+        startup=startup,
+        guided=guided,
+        others=others,
+        min_trials=min_trials,
+        gain=gain,
+        verdict=verdict,
+    )
+
+
+def _verdict(
+    startup: SamplingGroup, guided: SamplingGroup, sampler: str, min_trials: int
+) -> tuple[float | None, str]:
+    """The guided best's gain over the start-up best (None: too few to compare) and the
+    sentence that says so."""
     if (
         startup.trained < min_trials
         or guided.trained < min_trials
@@ -475,43 +495,31 @@ def startup_comparison(
         )
         if sampler == "random":
             verdict += " (the random sampler samples every trial at random)"
+        return None, verdict
+    gain = guided.best_accuracy - startup.best_accuracy
+    found = f"trial {guided.best_trial} at {guided.best_accuracy:.4f}"
+    against = f"the best start-up trial, trial {startup.best_trial} at {startup.best_accuracy:.4f}"
+    if gain > 0:
+        verdict = f"the guided trials found {found} ({_points(gain)} over {against})"
+    elif gain == 0:
+        verdict = f"the guided trials found nothing better: their best, {found}, ties {against}"
     else:
-        gain = guided.best_accuracy - startup.best_accuracy
-        found = f"trial {guided.best_trial} at {guided.best_accuracy:.4f}"
-        against = (
-            f"the best start-up trial, trial {startup.best_trial} at {startup.best_accuracy:.4f}"
+        verdict = (
+            f"the guided trials found nothing better: their best, {found}, is "
+            f"{_points(gain)[1:]} below {against}"
         )
-        if gain > 0:
-            verdict = f"the guided trials found {found} ({_points(gain)} over {against})"
-        elif gain == 0:
-            verdict = f"the guided trials found nothing better: their best, {found}, ties {against}"
-        else:
-            verdict = (
-                f"the guided trials found nothing better: their best, {found}, is "
-                f"{_points(gain)[1:]} below {against}"
-            )
-        verdict += (
-            f"; hypervolume of their fronts: guided {guided.hypervolume:.3f}, start-up "
-            f"{startup.hypervolume:.3f} ({guided.trained:,} guided and {startup.trained:,} "
-            "start-up trained trials)"
-        )
-    return StartupComparison(
-        sampler=sampler,
-        second=second,
-        limit=float(limit),
-        startup=startup,
-        guided=guided,
-        others=others,
-        min_trials=min_trials,
-        gain=gain,
-        verdict=verdict,
+    verdict += (
+        f"; hypervolume of their fronts: guided {guided.hypervolume:.3f}, start-up "
+        f"{startup.hypervolume:.3f} ({guided.trained:,} guided and {startup.trained:,} "
+        "start-up trained trials)"
     )
+    return gain, verdict
 
 
 def study_limit(study: optuna.Study, second: str) -> float | None:
     """The study's recorded limit on ``second`` (``param_limit`` or ``flops_limit`` of its
     ``nas_settings``), or None when it has none."""
-    recorded = study.user_attrs.get("nas_settings", {})
+    recorded = study.user_attrs.get(rec.SEARCH_SETTINGS, {})
     value = recorded.get("flops_limit" if second == "flops" else "param_limit")
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
@@ -520,7 +528,7 @@ def study_limit(study: optuna.Study, second: str) -> float | None:
 
 def study_sampler(study: optuna.Study) -> str:
     """The study's ``--sampler`` (``tpe``, the default, when it recorded none)."""
-    return str(study.user_attrs.get("nas_settings", {}).get("sampler") or "tpe")
+    return str(study.user_attrs.get(rec.SEARCH_SETTINGS, {}).get("sampler") or "tpe")
 
 
 def study_startup_comparison(

@@ -33,13 +33,14 @@ from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
 from nas.settings import Resolved
 from nas.space import SearchSpace, load_space
+from nas.study import record as rec
 from nas.study.address import StudyAddress
 from nas.study.cleanup import fail_stale
 from nas.study.protocol import SettingsSource, write_record
 from nas.study.storage import with_retry, worker_id
 
 #: The study user attribute that records a search's settings.
-RECORD_KEY = "nas_settings"
+RECORD_KEY = rec.SEARCH_SETTINGS
 
 #: Metric names shown by optuna-dashboard, per objective.
 METRIC_NAMES = {"accuracy": "val_accuracy", "params": "params", "flops": "flops"}

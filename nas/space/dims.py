@@ -169,7 +169,7 @@ class FloatRange:
         return f"{self.low}..{self.high}{extra}"
 
 
-def parse_dim(raw: Any, where: str, errors: list[str]) -> Dim | None:
+def parse_dim(raw: Any, where: str, errors: list[str]) -> Dim | None:  # noqa: C901 (one branch per value form of a space file (fixed, list, range))
     """Parse a dimension written in a space file; append a message to ``errors`` if malformed."""
     if isinstance(raw, list):
         if not raw:

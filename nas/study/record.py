@@ -9,9 +9,10 @@ dashboard, the export and the winners read them through :class:`TrialRecord`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from optuna.trial import FrozenTrial, TrialState
+if TYPE_CHECKING:  # the keys are read by light modules (--help imports no Optuna)
+    from optuna.trial import FrozenTrial, TrialState
 
 # ------------------------------------------------------------------ keys of a search trial
 ARCH = "arch"  #: the config dict nas.build_model takes
@@ -53,6 +54,10 @@ RUNG = "rung"  #: the rung label it trains at
 TRAINING_FAILED = "training_failed"  #: failed in training (not retried)
 # ------------------------------------------------------------------ study attributes
 PROXY_FIDELITY = "proxy_fidelity"  #: Kendall's tau of proxy vs full accuracy (train-winners)
+SEARCH_SETTINGS = "nas_settings"  #: a search study's recorded settings
+FIDELITY_SETTINGS = "fidelity_settings"  #: a fidelity study's recorded settings
+PANEL = "panel"  #: a fidelity study's panel (configs, counts, zero-cost scores)
+PANEL_SCORES = "panel_zero_cost_version"  #: the zero-cost code version that scored the panel
 
 #: How a trial's candidate was chosen.
 SAMPLED_BY_VALUES = ("startup", "guided", "enqueued", "retry")
@@ -119,12 +124,12 @@ class TrialRecord:
     @property
     def is_stopped(self) -> bool:
         """Trained for some epochs, then stopped early as hopeless."""
-        return self.state == TrialState.PRUNED and self.stopped_early is not None
+        return self.state.name == "PRUNED" and self.stopped_early is not None
 
     @property
     def is_trained(self) -> bool:
         """Counts towards ``--trials``: trained to the end, or stopped early."""
-        return self.state == TrialState.COMPLETE or self.is_stopped
+        return self.state.name == "COMPLETE" or self.is_stopped
 
     def cost(self, key: str) -> int | None:
         """The second objective's value (``params`` or ``flops``)."""

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
 from nas.study import _optuna
+from nas.study import record as rec
 
 T = TypeVar("T")
 
@@ -390,7 +391,7 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
             ),
             None,
         )
-        worker = trial.user_attrs.get("worker", "its worker")
+        worker = trial.user_attrs.get(rec.WORKER, "its worker")
         tail = f"retried as trial {retry}" if retry is not None else "not retried again"
         set_result_attrs(
             rdb_storage(study),
