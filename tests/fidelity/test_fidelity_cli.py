@@ -174,3 +174,80 @@ def test_two_workers_share_the_jobs_without_doing_one_twice(
     assert len(jobs) == PANEL * RUNGS and set(jobs.values()) == {1}
     assert len({t.user_attrs["worker"] for t in done}) == 2  # both processes trained jobs
     assert json.loads(res.stdout)["reference"]["trained"] == PANEL
+
+
+def test_rungs_read_all_in_any_case() -> None:
+    assert Rung.parse("3xALL") == Rung.parse("3xall") == Rung(3, None)
+    assert Rung.parse("2xAll:fast") == Rung(2, None, "fast")
+    out = run_nas("fidelity", "--ladder", "3xALL,1xeverything", "--show-settings")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "bad rung '1xeverything'" in out.stderr
+
+
+def test_helpers_are_placed_on_the_gpus_as_search_workers_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With CUDA_VISIBLE_DEVICES=2,3 and two GPUs, this process takes GPU 2 and helper i the
+    next placement: GPU 3, then 2 again; each helper gets its one GPU and --device cuda."""
+    import subprocess
+
+    import torch
+
+    import nas.cli.fidelity as cli
+
+    started: list[tuple[list[str], dict[str, str]]] = []
+
+    class _Proc:
+        def __init__(self, argv: list[str], env: dict[str, str], **_: object) -> None:
+            started.append((argv, env))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.setattr(subprocess, "Popen", _Proc)
+    helpers = cli._start_helpers(2, "auto", ["fidelity", "--workers", "3", "--json"])
+    assert [place.gpu for place, _ in helpers] == ["3", "2"]
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["3", "2"]
+    for argv, _ in started:
+        assert argv[-4:] == ["--workers", "1", "--device", "cuda"] and "--json" not in argv
+
+
+def test_a_failed_helper_fails_the_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import nas.cli.fidelity as cli
+    import nas.fidelity.panel as panel
+    from nas.cli.main import main
+    from nas.training.placement import Placement
+
+    class _Run:
+        def __init__(self, source: object, say: object) -> None:
+            from nas.fidelity.settings import FidelitySettings
+
+            self.settings = FidelitySettings(workers=2)
+            self.address = type("A", (), {"name": "f"})()
+            self.device = "cpu"
+
+        def panel(self) -> list[object]:
+            return []
+
+        def jobs(self) -> list[object]:
+            return []
+
+        def work(self) -> int:
+            return 0
+
+        def summary(self) -> dict[str, object]:
+            raise AssertionError("no summary after a helper failed")
+
+    class _Failed:
+        returncode = 3
+
+        def poll(self) -> int:
+            return 3
+
+        def wait(self) -> int:
+            return 3
+
+    monkeypatch.setattr(panel, "FidelityRun", _Run)
+    monkeypatch.setattr(cli, "_start_helpers", lambda k, d, c: [(Placement("cpu"), _Failed())])
+    code = main(["fidelity", "--workers", "2", "--storage", f"sqlite:///{tmp_path / 'f.db'}"])
+    assert code == 2

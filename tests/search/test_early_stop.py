@@ -84,3 +84,26 @@ def test_no_stop_without_a_cheaper_better_trial_at_the_rung_random() -> None:
             stops += 1
             assert any(c <= cost and a > acc for a, c in pts)
     assert stops > 300  # the property was exercised
+
+
+@pytest.mark.parametrize("min_members", [1, 3, 5])
+def test_no_trial_is_stopped_at_a_rung_with_fewer_than_the_minimum_members(
+    min_members: int,
+) -> None:
+    """3,000 random arrival sequences at the first rung of a 4-epoch proxy, eta 2: a trial
+    that meets fewer than ``min_members - 1`` others there always goes on; with the minimum
+    met, some are stopped (the rule still bites)."""
+    rng = random.Random(0)
+    stopper = SuccessiveHalving(eta=2, min_epochs=1, min_members=min_members)
+    stopped_with, went_on_with = set(), set()
+    for _ in range(3000):
+        others = [
+            CurvePoint(i, float(rng.randint(1, 5)), (rng.random(),))
+            for i in range(rng.randint(0, 6))
+        ]
+        decision = stopper.decide(others, float(rng.randint(1, 5)), 1, 4, rng.random())
+        assert decision is not None
+        n = len(others) + 1
+        (stopped_with if decision.stop else went_on_with).add(n)
+    assert min(stopped_with) >= max(min_members, 2)
+    assert all(n in went_on_with for n in range(1, min_members))
