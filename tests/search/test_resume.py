@@ -5,6 +5,9 @@ says where every value came from."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -13,7 +16,7 @@ from optuna.trial import TrialState
 
 from nas.search.settings import SearchSettings
 from nas.settings import PINNED, setting
-from tests.conftest import run_nas
+from tests.conftest import ROOT, run_nas
 
 #: The settings the first run gives, none of them a default.
 FIRST = {
@@ -33,11 +36,11 @@ def _address(db: Path) -> list[str]:
     return ["--storage", f"sqlite:///{db}", "--study", "r", "--quiet"]
 
 
-def _first_run(space: Path, data: Path, db: Path, trials: int) -> None:
+def _first_run(space: Path, data: Path, db: Path, trials: int, extra: tuple[str, ...] = ()) -> None:
     flags = [x for kv in FIRST.items() for x in kv]
     out = run_nas(
         "search", *_address(db), "--space", str(space), "--dataset", "imagefolder",
-        "--data-dir", str(data), "--device", "cpu", "--trials", str(trials), *flags,
+        "--data-dir", str(data), "--device", "cpu", "--trials", str(trials), *flags, *extra,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
 
@@ -56,37 +59,46 @@ def _settings_rows(stdout: str) -> dict[str, tuple[str, str]]:
 def test_a_resumed_study_and_a_second_worker_take_the_recorded_settings(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
+    """The first run records non-default settings and stops after its first trial (a
+    timeout); then two workers started at once with no settings at all finish the study with
+    the recorded ones."""
     db = tmp_path / "r.db"
-    _first_run(tiny_space, image_folder, db, trials=2)
-    record = optuna.load_study(study_name="r", storage=f"sqlite:///{db}").user_attrs["nas_settings"]
+    _first_run(tiny_space, image_folder, db, trials=5, extra=("--timeout", "1"))
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
+    record = study.user_attrs["nas_settings"]
+    assert sum(1 for t in study.trials if t.user_attrs.get("training")) < 5
 
     show = run_nas("search", *_address(db), "--show-settings")
     assert show.returncode == 0, show.stderr
     rows = _settings_rows(show.stdout)
     for flag, value in FIRST.items():
         assert rows[flag] == (value, "recorded"), flag
-    assert rows["--trials"] == ("2", "recorded")
-    assert rows["--device"] == ("auto", "default")  # per run: never taken from the record
+    assert rows["--trials"] == ("5", "recorded")
+    assert rows["--timeout"] == ("none", "default")  # per run: never taken from the record
 
-    # no setting given: the recorded ones, including the study's space and data
-    again = run_nas("search", *_address(db), "--trials", "3")
-    assert again.returncode == 0, again.stderr
-    assert "64 training / 8 validation images" in again.stderr
-    # a second worker with no flags at all, and --workers children: the recorded values too
-    workers = run_nas("search", *_address(db), "--trials", "5", "--workers", "2")
-    assert workers.returncode == 0, workers.stderr
-    assert "64 training / 8 validation images" in workers.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nas", "search", *_address(db)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err
+        assert "64 training / 8 validation images" in err
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
     trained = [t for t in study.trials if t.user_attrs.get("training")]
     assert len(trained) == 5
-    # every trial trained 2 epochs (or stopped at the recorded rung 1)
-    assert all(len(t.user_attrs["curve"]) in (1, 2) for t in trained)
+    # every trial trained the recorded 2 epochs, or was stopped at the recorded rung 1
     assert all(len(t.user_attrs["curve"]) == 2 for t in trained if t.state == TrialState.COMPLETE)
-    after = study.user_attrs["nas_settings"]
-    assert {k: v for k, v in after.items() if k != "trials"} == {
-        k: v for k, v in record.items() if k != "trials"
-    }
-    assert after["trials"] == 5  # a kept setting: the latest explicit value is recorded
+    assert all(len(t.user_attrs["curve"]) in (1, 2) for t in trained)
+    assert study.user_attrs["nas_settings"] == record
 
     conflict = run_nas("search", *_address(db), "--proxy-epochs", "3", "--eta", "2")
     assert conflict.returncode == 2
@@ -94,6 +106,10 @@ def test_a_resumed_study_and_a_second_worker_take_the_recorded_settings(
     assert len(lines) == 1
     assert "--proxy-epochs recorded 2, given 3" in lines[0]
     assert "--eta recorded 3, given 2" in lines[0]
+    more = run_nas("search", *_address(db), "--trials", "6")
+    assert more.returncode == 0, more.stderr
+    after = optuna.load_study(study_name="r", storage=f"sqlite:///{db}").user_attrs
+    assert after["nas_settings"] == {**record, "trials": 6}  # a kept setting: replaced
 
 
 def test_a_changed_default_still_resumes_an_old_study(
