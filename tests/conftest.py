@@ -24,6 +24,19 @@ if TYPE_CHECKING:
     from nas.search.objective import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: What every rank-agreement object of nas fidelity carries (the issue's acceptance list).
+AGREEMENT_KEYS = {
+    "kendall_tau",
+    "spearman",
+    "tau_low",
+    "tau_high",
+    "n",
+    "same_size_tau",
+    "same_size_pairs",
+    "same_size_low",
+    "same_size_high",
+}
 DEFAULT_SPACE = ROOT / "search_spaces" / "attention_resnet.toml"
 
 warnings.filterwarnings("ignore", category=FutureWarning)

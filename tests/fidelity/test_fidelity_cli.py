@@ -17,22 +17,11 @@ import pytest
 
 from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
-from tests.conftest import ROOT, make_image_folder, run_nas
+from tests.conftest import AGREEMENT_KEYS, ROOT, make_image_folder, run_nas
 from tests.pgserver import PostgresServer
 
 PANEL = 3
 RUNGS = 3  # two ladder rungs and the reference
-AGREEMENT_KEYS = {
-    "kendall_tau",
-    "spearman",
-    "tau_low",
-    "tau_high",
-    "n",
-    "same_size_tau",
-    "same_size_pairs",
-    "same_size_low",
-    "same_size_high",
-}
 
 
 def _args(data: Path, db: Path | str, *extra: str) -> list[str]:

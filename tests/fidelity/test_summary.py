@@ -16,23 +16,13 @@ from nas.fidelity.ladder import Rung
 from nas.fidelity.panel import FidelitySettings
 from nas.fidelity.summary import summarize
 from nas.proxy.ranking import candidates_needed
+from tests.conftest import AGREEMENT_KEYS
 
 AVAILABLE = 900  # training images outside the validation split
 REFERENCE = Rung(10, None)  # 10 x 900 = 9000 images
 FAILED = "failed"
 STALE = "stale"  # a FAIL trial of a dead worker, not a training failure: the job is open
 
-AGREEMENT_KEYS = {
-    "kendall_tau",
-    "spearman",
-    "tau_low",
-    "tau_high",
-    "n",
-    "same_size_tau",
-    "same_size_pairs",
-    "same_size_low",
-    "same_size_high",
-}
 
 Job = list[float] | str  # a curve (accuracy per epoch), FAILED or STALE
 

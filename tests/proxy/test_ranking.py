@@ -16,18 +16,7 @@ from nas.proxy.ranking import (
     ranks,
     tau_interval,
 )
-
-KEYS = {
-    "kendall_tau",
-    "spearman",
-    "tau_low",
-    "tau_high",
-    "n",
-    "same_size_tau",
-    "same_size_pairs",
-    "same_size_low",
-    "same_size_high",
-}
+from tests.conftest import AGREEMENT_KEYS
 
 
 def test_a_failed_candidate_ranks_last_instead_of_being_dropped() -> None:
@@ -35,7 +24,7 @@ def test_a_failed_candidate_ranks_last_instead_of_being_dropped() -> None:
     rankings, so all 3 pairs agree: tau = 1 over n = 3 (dropping it would leave 2)."""
     a = agreement([0.9, None, 0.5], [3, 1, 2])
     assert a["n"] == 3 and a["kendall_tau"] == pytest.approx(1.0)
-    assert set(a) == KEYS
+    assert set(a) == AGREEMENT_KEYS
 
 
 def test_ranking_a_failed_candidate_last_can_lower_tau() -> None:
