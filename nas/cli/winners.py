@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from nas.cli.main import COMMANDS, Command
-from nas.cli.output import EpochProgress, console, err_console, fmt_int, table
+from nas.cli.output import EpochProgress, console, err_console, fmt_int, print_hint, table
 from nas.cli.search import add_data_args, add_study_args, raise_interrupt
 from nas.errors import NasError, StorageError
 from nas.study import record as rec
 from nas.training.recipe import SCHEDULES, full_recipe
-from nas.units import human
+from nas.units import human, plural
 
 if TYPE_CHECKING:
     import optuna
+
+    from nas.study.address import StudyAddress
 
 
 def check_writable(path: Path) -> None:
@@ -37,16 +39,17 @@ def check_writable(path: Path) -> None:
         raise NasError(f"cannot write {path}: permission denied")
 
 
-def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, str]:
-    """The study named by --study in --storage (or its default SQLite file)."""
-    from nas.study.storage import default_storage_path, load_study, open_storage, sqlite_url
+def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, StudyAddress]:
+    """The study named by --study in --storage (or its default SQLite file), and where it
+    lives; a URL that cannot name a database is refused in one line (see
+    :class:`~nas.study.address.StudyAddress`)."""
+    from nas.study.address import StudyAddress
+    from nas.study.storage import load_study
 
-    path = default_storage_path(args.study)
-    if not args.storage and not path.exists():
-        raise StorageError(f"no study database {path} here; pass --storage URL")
-    url = args.storage or sqlite_url(path)
-    storage = open_storage(url, must_exist=True)
-    return load_study(storage, args.study), url
+    address = StudyAddress.of(args.storage, args.study)
+    if not args.storage and not address.exists():
+        raise StorageError(f"no study database {address.sqlite_path} here; pass --storage URL")
+    return load_study(address.open(must_exist=True), args.study), address
 
 
 # ------------------------------------------------------------------ train-winners
@@ -140,35 +143,35 @@ def _train_run(args: argparse.Namespace) -> int:
     from nas.config import ArchConfig
     from nas.data import load_dataset, validation_split
     from nas.search.stats import accuracy_of
-    from nas.study.storage import open_storage
     from nas.training import EpochResult, resolve_device
     from nas.winners import record_fidelity, require_test_split, select_winners, train_winner
 
     if args.top_k is not None and args.top_k < 1:
         raise NasError(f"--top-k must be at least 1, got {args.top_k}")
     recipe = recipe_from_args(args)
-    study, url = open_named_study(args)
+    study, address = open_named_study(args)
     winners = select_winners(study, args.top_k)
     front = select_winners(study, None)
     if args.top_k and len(front) < args.top_k <= len(winners):
         console.print(
-            f"the Pareto front holds {len(front)} trial(s); the next fronts fill "
+            f"the Pareto front holds {plural(len(front), 'trial')}; the next fronts fill "
             f"--top-k {args.top_k}"
         )
     searched = study.user_attrs.get(rec.SEARCH_SETTINGS, {})
-    dataset = args.dataset or searched.get("dataset", "cifar10")
-    data_dir = args.data_dir if args.data_dir is not None else searched.get("data_dir")
+    dataset = getattr(args, "dataset", None) or searched.get("dataset", "cifar10")
+    data_dir = getattr(args, "data_dir", None) or searched.get("data_dir")
     data = load_dataset(dataset, data_dir)
-    device = resolve_device(args.device or "auto")
+    device = resolve_device(getattr(args, "device", None) or "auto")
     out_dir = args.out_dir or Path("studies") / f"{study.study_name}-winners"
     val_fraction = float(searched.get("val_fraction", 0.1))
     require_test_split(data)
     split = validation_split(len(data.train_y), val_fraction)
     console.print(
-        f"training {len(winners)} winner(s) of study {study.study_name!r} for "
-        f"{recipe.epochs} epoch(s) on {len(split.train)} images; validation on "
-        f"{len(split.val)} held-out training images after every epoch; the {len(data.test_y)} test "
-        f"images are scored once per winner, at the end; on {device}"
+        f"training {plural(len(winners), 'winner')} of study {study.study_name!r} for "
+        f"{plural(recipe.epochs, 'epoch')} on {plural(len(split.train), 'image')}; validation "
+        f"on {plural(len(split.val), 'held-out training image')} after every epoch; the "
+        f"{plural(len(data.test_y), 'test image')} are scored once per winner, at the end; "
+        f"on {device}"
     )
     results = []
     for trial in winners:
@@ -202,7 +205,7 @@ def _train_run(args: argparse.Namespace) -> int:
         if result.resumed_from:
             console.print(f"  resumed from the checkpoint after epoch {result.resumed_from}")
         results.append(result)
-    fidelity = record_fidelity(study.study_name, open_storage(url))
+    fidelity = record_fidelity(study.study_name, address.open(must_exist=True))
     rows = [
         [
             r.trial,
@@ -236,7 +239,13 @@ def _train_run(args: argparse.Namespace) -> int:
     tau_s = "not enough fully trained winners (need 2)" if tau is None else f"{tau:+.3f}"
     console.print(
         f"proxy fidelity: Kendall's tau between proxy and full validation accuracy = {tau_s} "
-        f"over {fidelity.get('n', 0)} fully trained winner(s) of this study"
+        f"over {plural(fidelity.get('n', 0), 'fully trained winner')} of this study"
+    )
+    export = ["nas", "export", "--storage", address.url, "--study", study.study_name]
+    print_hint(
+        [*export, "--best", "--weights", "--out", str(out_dir / "best.json")],
+        "the config of the winner with the best validation accuracy, its trained weights "
+        "(.pt) and an ONNX file, and how to load them",
     )
     return 0
 
@@ -307,23 +316,17 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _export_run(args: argparse.Namespace) -> int:
-    from nas.config import ArchConfig
-    from nas.export import (
-        choose_best,
-        export_document,
-        export_weights,
-        load_snippet,
-        write_document,
-    )
+def _export_picks(
+    args: argparse.Namespace, study: optuna.Study, fmt: str
+) -> list[tuple[optuna.trial.FrozenTrial, str, Path]]:
+    """What to export: (trial, the rule that chose it, the file to write)."""
+    from nas.export import choose_best
     from nas.winners import select_winners, trained_trials
 
-    study, url = open_named_study(args)
-    fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
     if args.pareto:
-        picks = [(t, "Pareto-optimal") for t in select_winners(study, None)]
-        paths = [args.out / f"trial-{t.number}.{fmt}" for t, _ in picks]
-    elif args.trial is not None:
+        front = select_winners(study, None)
+        return [(t, "Pareto-optimal", args.out / f"trial-{t.number}.{fmt}") for t in front]
+    if args.trial is not None:
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         if args.trial not in trials:
             span = f"0..{max(trials)}" if trials else "none"
@@ -335,13 +338,21 @@ def _export_run(args: argparse.Namespace) -> int:
             raise NasError(
                 f"trial {args.trial} has no architecture recorded (state {chosen.state.name})"
             )
-        picks, paths = [(chosen, f"trial {args.trial}, asked for")], [args.out]
-    else:
-        best, rule = choose_best(trained_trials(study))
-        picks, paths = [(best, rule)], [args.out]
-        console.print(f"best: trial {best.number}, chosen by {rule}")
-    for (trial, rule), path in zip(picks, paths, strict=True):
-        doc = export_document(study, trial, rule, url)
+        return [(chosen, f"trial {args.trial}, asked for", args.out)]
+    best, rule = choose_best(trained_trials(study))
+    console.print(f"best: trial {best.number}, chosen by {rule}")
+    return [(best, rule, args.out)]
+
+
+def _export_run(args: argparse.Namespace) -> int:
+    from nas.config import ArchConfig
+    from nas.export import export_document, export_weights, load_snippet, write_document
+
+    study, address = open_named_study(args)
+    fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
+    picks = _export_picks(args, study, fmt)
+    for trial, rule, path in picks:
+        doc = export_document(study, trial, rule, address.url)
         weights = None
         if args.weights:
             arch = ArchConfig.from_dict(doc["arch"])
@@ -349,7 +360,7 @@ def _export_run(args: argparse.Namespace) -> int:
             doc["meta"]["weights"] = weights_path.name
             doc["meta"]["onnx"] = onnx_path.name
             weights = weights_path.name
-        doc["load"] = load_snippet(path.name, weights)
+        doc["load"] = load_snippet(path.name, weights)  # run from the file's folder
         write_document(doc, path, fmt)
         meta = doc["meta"]
         console.print(
@@ -360,13 +371,17 @@ def _export_run(args: argparse.Namespace) -> int:
                 f"full test acc {meta['full_accuracy']:.4f}"
                 if meta["full_val_accuracy"] is not None and meta["full_accuracy"] is not None
                 else ""
-            )
+            ),
+            markup=False,
         )
         if weights:
-            console.print(f"wrote {path.with_suffix('.pt')} and {path.with_suffix('.onnx')}")
-    console.print(
-        "load it with:\n" + load_snippet(paths[0].name, weights if len(paths) == 1 else None)
-    )
+            console.print(
+                f"wrote {path.with_suffix('.pt')} and {path.with_suffix('.onnx')}", markup=False
+            )
+    first = picks[0][2]
+    weights_file = str(first.with_suffix(".pt")) if args.weights else None
+    console.print("load it with:" if len(picks) == 1 else "load each with, e.g. the first:")
+    console.print(load_snippet(str(first), weights_file), markup=False, soft_wrap=True, end="")
     return 0
 
 
@@ -464,61 +479,93 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen(host: str, port: int) -> _ThreadingServer:
+    """Take the port before any work is done: one in use is refused in one line at once. The
+    server answers nothing until its application is set."""
+
+    def not_ready(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"starting"]
+
+    try:
+        server = make_server(
+            host, port, not_ready, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise NasError(f"port {port} on {host} is in use; pass another --port") from None
+        raise NasError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    assert isinstance(server, _ThreadingServer)
+    return server
+
+
+def _dashboard_url(args: argparse.Namespace) -> str:
+    """--storage, else the one database in studies/."""
+    from nas.study.storage import STUDIES_DIR, sqlite_url
+
+    if args.storage:
+        return str(args.storage)
+    dbs = sorted(STUDIES_DIR.glob("*.db"))
+    if len(dbs) != 1:
+        raise StorageError(
+            f"pass --storage URL (studies/ holds {len(dbs)} databases)"
+            if dbs
+            else "no study database in studies/; pass --storage URL"
+        )
+    return sqlite_url(dbs[0])
+
+
+def _annotate_all(storage: Any) -> int:
+    """Store the report's figures and the winner notes with every study; returns how many
+    studies there are."""
+    import optuna
+
+    from nas.dashboard import annotate
+
+    summaries = optuna.get_all_study_summaries(storage)
+    for s in summaries:
+        study = optuna.load_study(study_name=s.study_name, storage=storage)
+        figures, notes, kept = annotate(study)
+        edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
+        err_console.print(
+            f"study {s.study_name}: attached {len(figures)} figures and "
+            f"{len(notes)} winner notes{edited}",
+            markup=False,
+        )
+    return len(summaries)
+
+
 def _dashboard_run(args: argparse.Namespace) -> int:
     import optuna
     from optuna_dashboard import wsgi
 
-    from nas.dashboard import annotate, install_dashboard_view
-    from nas.study.storage import STUDIES_DIR, open_storage, safe_url, sqlite_url
+    from nas.dashboard import install_dashboard_view
+    from nas.study.address import StudyAddress
 
-    url = args.storage
-    if not url:
-        dbs = sorted(STUDIES_DIR.glob("*.db"))
-        if len(dbs) != 1:
-            raise StorageError(
-                f"pass --storage URL (studies/ holds {len(dbs)} databases)"
-                if dbs
-                else "no study database in studies/; pass --storage URL"
-            )
-        url = sqlite_url(dbs[0])
-    storage = open_storage(url, must_exist=True)
-    summaries = optuna.get_all_study_summaries(storage)
-    if not args.no_annotate:
-        for s in summaries:
-            study = optuna.load_study(study_name=s.study_name, storage=storage)
-            figures, notes, kept = annotate(study)
-            edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
-            err_console.print(
-                f"study {s.study_name}: attached {len(figures)} figures and "
-                f"{len(notes)} winner notes{edited}"
-            )
-    install_dashboard_view()  # long attributes shortened, the Pareto fronts first
+    address = StudyAddress(_dashboard_url(args), name="")  # the database: every study in it
+    server = _listen(args.host, args.port)
     try:
-        server = make_server(
-            args.host,
-            args.port,
-            wsgi(storage),
-            server_class=_ThreadingServer,
-            handler_class=_QuietHandler,
+        storage = address.open(must_exist=True)
+        if args.no_annotate:
+            studies = len(optuna.get_all_study_summaries(storage))
+        else:
+            studies = _annotate_all(storage)
+        install_dashboard_view()  # long attributes shortened, the Pareto fronts first
+        server.set_app(wsgi(storage))
+        host, port = str(server.server_address[0]), int(server.server_address[1])
+        shown = f"[{host}]" if ":" in host else host
+        where = " (all interfaces)" if host in ("0.0.0.0", "::") else ""
+        console.print(
+            f"optuna-dashboard for {address.safe} ({plural(studies, 'study', 'studies')}): "
+            f"http://{shown}:{port}/dashboard/{where}  (Ctrl-C stops it)",
+            markup=False,
+            soft_wrap=True,
         )
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise NasError(
-                f"port {args.port} on {args.host} is in use; pass another --port"
-            ) from None
-        raise NasError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    host, port = str(server.server_address[0]), int(server.server_address[1])
-    shown = f"[{host}]" if ":" in host else host
-    where = " (all interfaces)" if host in ("0.0.0.0", "::") else ""
-    console.print(
-        f"optuna-dashboard for {safe_url(url)} ({len(summaries)} studies): "
-        f"http://{shown}:{port}/dashboard/{where}  (Ctrl-C stops it)"
-    )
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        console.print("dashboard stopped")
+        signal.signal(signal.SIGTERM, raise_interrupt)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            console.print("dashboard stopped")
     finally:
         server.server_close()
     return 0
