@@ -216,19 +216,19 @@ class RejectionAwareNSGAII(NSGAIISampler):
         key = f"{SELECTION_KEY}{generation}"
         record = records.get(key)
         if isinstance(record, dict) and record.get("pool") == sorted(numbers):
-            return [members[n] for n in record["parents"]]
+            return [members[n] for n in sorted(record["parents"])]
         parents = self._elite_population_selection_strategy(study, [members[n] for n in numbers])
-        parents.sort(key=lambda m: m.number)  # the order a recorded selection comes back in
         _optuna.set_study_system_attr(
             study,
             key,
             {
                 "pool": sorted(numbers),
-                "parents": [p.number for p in parents],
+                "parents": sorted(p.number for p in parents),
                 "computed_at": started.isoformat(),
                 "trial": by,
             },
         )
+        # as Optuna's GA base: in the order chosen when chosen, in trial order when read back
         return parents
 
     def get_trial_generation(self, study: Study, trial: FrozenTrial) -> int:
