@@ -35,7 +35,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nas.errors import NasError
 
@@ -120,12 +120,39 @@ def fingerprint_of(s: Setting, value: Any) -> Any:
     return getattr(importlib.import_module(module), name)(value)
 
 
+def parse_int(value: Any) -> int:
+    """A flag's or study file's integer (not a bool)."""
+    if isinstance(value, bool):
+        raise NasError(f"expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise NasError(f"expected an integer, got {value!r}") from None
+
+
+def parse_float(value: Any) -> float:
+    """A flag's or study file's number (not a bool)."""
+    if isinstance(value, bool):
+        raise NasError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise NasError(f"expected a number, got {value!r}") from None
+
+
+def resolved_path(value: Any) -> Any:
+    """A folder as a study records it: absolute, so a run from elsewhere finds it."""
+    return None if value is None else str(Path(value).expanduser().resolve())
+
+
+def images_text(value: Any) -> str:
+    """An image count as users write it: ``all`` for every image."""
+    return "all" if value is None else str(value)
+
+
 def setting(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field declared as a user-facing setting (see :class:`Setting`)."""
     return field(default=default, metadata={"setting": Setting(help=help, **kwargs)})
-
-
-S = TypeVar("S")
 
 
 def declared(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Setting]]:
@@ -275,12 +302,16 @@ def check_types(settings: Any) -> None:
     for f in dataclasses.fields(cls):
         value = getattr(settings, f.name)
         if not _accepts(value, hints[f.name]):
-            expected = " or ".join(
-                _NAMES.get(getattr(a, "__name__", ""), str(a))
-                for a in (typing.get_args(hints[f.name]) or (hints[f.name],))
-                if a is not type(None)
-            )
-            raise NasError(f"setting {f.name} must be {expected}, got {value!r}")
+            raise NasError(f"setting {f.name} must be {_expected(hints[f.name])}, got {value!r}")
+
+
+def _expected(annotation: Any) -> str:
+    """``an integer``, ``a number or ...`` for a field annotation."""
+    return " or ".join(
+        _NAMES.get(getattr(a, "__name__", ""), str(a))
+        for a in (typing.get_args(annotation) or (annotation,))
+        if a is not type(None)
+    )
 
 
 # ---------------------------------------------------------------------------- study files
@@ -303,6 +334,7 @@ def read_table(
         raise NasError(f"{path}: unknown table(s) {', '.join(unknown_tables)}; use [{table}]")
     values = raw.get(table, {})
     fields = {f.name: s for f, s in declared(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise NasError(
@@ -316,6 +348,10 @@ def read_table(
             out[name] = s.parse(value) if s.parse and s.parse_file else _from_toml(value)
         except NasError as exc:
             raise NasError(f"{path}: setting {name}: {exc}") from None
+        if not _accepts(out[name], hints[name]):
+            raise NasError(
+                f"{path}: setting {name} must be {_expected(hints[name])}, got {value!r}"
+            )
     return out
 
 
@@ -389,6 +425,7 @@ class Resolved:
 
     Attributes:
         settings: the settings dataclass.
+        record_found: whether the study had a record (it exists).
         origins: where each field's value came from (flag, study file, recorded, legacy,
             default).
         replaced: kept settings given anew, as (recorded value, new value): the record is
@@ -398,10 +435,11 @@ class Resolved:
     settings: Any
     origins: dict[str, str]
     replaced: dict[str, tuple[Any, Any]]
+    record_found: bool = False
 
 
 def resolve(
-    cls: type[S],
+    cls: type[Any],
     *,
     flags: Mapping[str, Any],
     file: Mapping[str, Any],
@@ -453,7 +491,7 @@ def resolve(
                 "content has changed since; restore the file (or give the original with "
                 f"{what}), or choose another --study"
             )
-    return Resolved(settings, origins, replaced)
+    return Resolved(settings, origins, replaced, record is not None)
 
 
 def _replaces(s: Setting, given: Any, before: tuple[Any, str] | None) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from nas.data.catalog import DATASETS
 from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
-from nas.settings import KEPT, PINNED, check_types, setting
+from nas.settings import KEPT, PINNED, check_types, parse_float, parse_int, resolved_path, setting
 from nas.study.record import FIDELITY_SETTINGS
 from nas.units import human, parse_count
 
@@ -26,18 +26,7 @@ RECORD_KEY = FIDELITY_SETTINGS
 GROUPS = {"panel": "panel and ladder", "data": "data", "study": "study"}
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise NasError(f"expected an integer, got {value!r}") from None
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise NasError(f"expected a number, got {value!r}") from None
+_int, _float = parse_int, parse_float
 
 
 def _ladder(value: Any) -> tuple[Rung, ...]:
@@ -149,7 +138,7 @@ class FidelitySettings:
         kind=PINNED,
         metavar="DIR",
         group="data",
-        to_record=lambda v: None if v is None else str(Path(v).expanduser().resolve()),
+        to_record=resolved_path,
         show_default=False,
     )
     device: str = setting(

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 from nas.data.catalog import DATASETS
 from nas.errors import NasError
 from nas.registry import Registry
-from nas.settings import KEPT, PINNED, check_types, setting
+from nas.settings import (
+    KEPT,
+    PINNED,
+    check_types,
+    images_text,
+    parse_float,
+    parse_int,
+    resolved_path,
+    setting,
+)
 from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
 from nas.units import human, parse_count
 
@@ -93,23 +102,7 @@ def parse_early_stopping(value: Any) -> str:
     return str(value)
 
 
-def _number(kind: type) -> Any:
-    def parse(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise NasError(f"expected {kind.__name__}, got {value!r}")
-        try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise NasError(f"expected a number, got {value!r}") from None
-
-    return parse
-
-
-def _resolved_dir(value: Any) -> Any:
-    return None if value is None else str(Path(value).expanduser().resolve())
-
-
-_int, _float = _number(int), _number(float)
+_int, _float = parse_int, parse_float
 
 
 @dataclass(frozen=True)
@@ -200,6 +193,7 @@ class SearchSettings:
         choices=EARLY_STOPPING,
         parse=parse_early_stopping,
         parse_file=True,
+        from_record=parse_early_stopping,
         group="stopping",
         legacy="sha",
         extra_flags=(("--no-early-stopping", "off", "the same as --early-stopping off"),),
@@ -240,6 +234,7 @@ class SearchSettings:
         metavar="N",
         parse=parse_images,
         parse_file=True,
+        fmt=images_text,
         group="proxy",
     )
     proxy_val: int | None = setting(
@@ -249,6 +244,7 @@ class SearchSettings:
         metavar="N",
         parse=parse_images,
         parse_file=True,
+        fmt=images_text,
         group="proxy",
     )
     proxy_batch_size: int | None = setting(
@@ -299,7 +295,7 @@ class SearchSettings:
         kind=PINNED,
         metavar="DIR",
         group="data",
-        to_record=_resolved_dir,
+        to_record=resolved_path,
         show_default=False,
     )
     device: str = setting(

@@ -17,6 +17,8 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.study.record import FAIL_REASON
+
 #: RDBStorage's private call that lists stale trials (retried like its public calls).
 STALE_TRIAL_IDS = "_get_stale_trial_ids"
 
@@ -78,7 +80,7 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     """Write ``fail_reason`` onto a RUNNING trial and set it FAIL (a trial this process
     started but can no longer finish through Optuna's API)."""
     storage = storage_of(study)
-    storage.set_trial_user_attr(trial_id(trial), "fail_reason", reason)
+    storage.set_trial_user_attr(trial_id(trial), FAIL_REASON, reason)
     storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
 
 

@@ -120,18 +120,23 @@ class StudyAddress:
         )
 
     def peek_attr(self, key: str) -> Any:
-        """The study's user attribute ``key`` without creating anything: None when the
-        database, the study or the attribute does not exist."""
+        """The study's user attribute ``key`` without creating or locking anything: None when
+        the database, its schema, the study or the attribute does not exist."""
         import optuna
 
         if not self.exists():
             return None
-        storage = self.open(must_exist=True)
+        try:
+            storage = RDBStorage(self.url, skip_table_creation=True, skip_compatibility_check=True)
+        except Exception:  # no schema yet, or no database: nothing recorded
+            return None
         try:
             study = optuna.load_study(study_name=self.name, storage=storage)
-        except KeyError:
+            return study.user_attrs.get(key)
+        except (KeyError, sqlalchemy.exc.SQLAlchemyError):
             return None
-        return study.user_attrs.get(key)
+        finally:
+            storage.engine.dispose()
 
     @contextlib.contextmanager
     def locked_storage(self, **kwargs: Any) -> Iterator[RDBStorage]:

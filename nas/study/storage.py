@@ -163,6 +163,11 @@ def open_storage(
             raise StorageError(
                 f"cannot {verb} the study database {safe_url(url)}: {_cause(exc)}"
             ) from None
+        except RuntimeError as exc:  # Optuna's schema of another version
+            raise StorageError(
+                f"the study database {safe_url(url)} was written by another version of Optuna "
+                f"({_cause(exc)})"
+            ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -397,9 +402,9 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
             rdb_storage(study),
             _optuna.trial_id(trial),
             {
-                "fail_reason": f"worker {worker} sent no heartbeat for {self.grace_period}s "
+                rec.FAIL_REASON: f"worker {worker} sent no heartbeat for {self.grace_period}s "
                 f"(killed or pre-empted); {tail}",
-                "retried_as": retry,
+                rec.RETRIED_AS: retry,
             },
         )
 
