@@ -217,14 +217,19 @@ class ArchConfig:
         if path.suffix.lower() not in (".yaml", ".yml"):
             try:
                 return cls.from_dict(json.loads(text))
-            except json.JSONDecodeError:
-                pass  # YAML under another name (nas export --format yaml --out x.json)
+            except json.JSONDecodeError as exc:
+                if text.lstrip().startswith(("{", "[")):  # meant as JSON: say where it breaks
+                    raise ConfigError(
+                        f"{path} is not valid JSON: {exc.msg} (line {exc.lineno}, column "
+                        f"{exc.colno})"
+                    ) from None
+                # else YAML under another name (nas export --format yaml --out x.json)
         import yaml
 
         try:
             return cls.from_dict(yaml.safe_load(text))
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is neither valid JSON nor valid YAML: {exc}") from None
+            raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
 
     def replace(self, **changes: Any) -> ArchConfig:
         """A copy with some fields changed (validated again)."""
@@ -244,6 +249,15 @@ class ArchConfig:
             "no attention" if attn.type == "none" else f"{attn.type} {attn.placement} {attn.join}"
         )
         return f"{self.block} {widths} x{blocks} | {tail}"
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML parser error in one line: what is wrong and where (PyYAML's own message spans
+    several lines and quotes the text)."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def canonical_attention(attn: AttentionConfig) -> AttentionConfig:

@@ -29,9 +29,10 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.config import ATTENTION_KNOBS, ArchConfig
-from nas.search.stats import accuracy_of, fidelity_text, plural
+from nas.search.stats import accuracy_of, fidelity_text
 from nas.study import _optuna
 from nas.study import record as rec
+from nas.units import plural
 
 #: Widest line of the JSON in a note, where the JSON allows it (a long string stays whole):
 #: the note pane of a trial in optuna-dashboard is narrow.

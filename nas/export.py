@@ -48,11 +48,12 @@ def versions() -> dict[str, str]:
 
 
 def load_snippet(arch_file: str, weights_file: str | None) -> str:
-    """How to load the export in three lines of Python."""
-    weights = f', weights="{weights_file}"' if weights_file else ""
+    """How to load the export in three lines of Python; the paths are quoted as Python
+    strings (a quote, a backslash or any other character in a path stays as it is)."""
+    weights = f", weights={json.dumps(weights_file)}" if weights_file else ""
     return (
         "import nas\n"
-        f'model = nas.build_model(nas.ArchConfig.from_file("{arch_file}"){weights})\n'
+        f"model = nas.build_model(nas.ArchConfig.from_file({json.dumps(arch_file)}){weights})\n"
         "model.eval()\n"
     )
 

@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
 
+#: Where tomllib says a mistake is: ``... (at line 3, column 16)`` or ``(at end of document)``.
+_WHERE = re.compile(
+    r"^(?P<what>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
+)
+
 
 def read_toml(path: Path, what: str, error: type[NasError] = NasError) -> dict[str, Any]:
     """Parse the TOML file ``path`` (a ``what``, for messages); raises ``error`` when it
-    cannot be read or parsed."""
+    cannot be read or parsed, naming the line and column of the mistake as an editor
+    numbers them."""
     try:
-        return tomllib.loads(path.read_text())
+        raw = path.read_bytes()
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")  # TOML is UTF-8, whatever the locale says
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path} is not valid TOML: not UTF-8 text (line {line})") from None
+    try:
+        return tomllib.loads(text)  # line breaks as TOML knows them: LF or CRLF
     except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path} is not valid TOML: {exc}") from None
+        raise error(f"{path} is not valid TOML: {toml_problem(text, str(exc))}") from None
+
+
+def toml_problem(text: str, message: str) -> str:
+    """tomllib's ``message`` about ``text``, with the place of the mistake.
+
+    tomllib reports where parsing stopped. For an array that is never closed, that is the
+    first thing after the array's last value, which may be lines further down (arrays span
+    lines): the mistake, the missing ``]``, is at the end of that last value, so that is
+    the place given. A mistake found at the end of the document gets its last line.
+    """
+    match = _WHERE.match(message)
+    if match is None:
+        return message
+    what = match["what"]
+    lines = text.replace("\r\n", "\n").split("\n")
+    if match["line"] is None:
+        last = len(text.replace("\r\n", "\n").rstrip().split("\n"))
+        if what == "Unclosed array":
+            return f"{what} (at the end of line {last}: no ']' after the last value)"
+        return f"{what} (at the end of the document, line {last})"
+    line, col = int(match["line"]), int(match["col"])
+    if what == "Unclosed array" and not lines[line - 1][: col - 1].strip():
+        before = "\n".join(lines[: line - 1]).rstrip()
+        end_line = before.count("\n") + 1
+        end_col = len(before) - before.rfind("\n")
+        return f"{what} (at line {end_line}, column {end_col}: no ']' after the last value)"
+    return f"{what} (at line {line}, column {col})"

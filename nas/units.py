@@ -49,3 +49,8 @@ def over_limit(value: int, limit: int, what: str) -> str:
     """Why a candidate is rejected, the same in a search and in ``nas sample``:
     ``over_limit(6_100_000, 5_000_000, "params")`` -> ``'6.10M params > limit 5.00M'``."""
     return f"{human(value)} {what} > limit {human(limit)}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 trial``, ``2 trials`` (``many`` for an irregular plural)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"

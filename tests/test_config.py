@@ -116,6 +116,16 @@ def test_yaml_under_a_json_name_is_read(tmp_path) -> None:  # type: ignore[no-un
     path = tmp_path / "arch.json"
     path.write_text(yaml.safe_dump({"arch": cfg.to_dict()}))
     assert ArchConfig.from_file(path) == cfg
-    path.write_text("{ not: [json")
-    with pytest.raises(ConfigError, match="neither valid JSON nor valid YAML"):
+    path.write_text("{ not: [json")  # meant as JSON: the JSON error, in one line
+    with pytest.raises(ConfigError) as info:
         ArchConfig.from_file(path)
+    assert str(info.value) == (
+        f"{path} is not valid JSON: Expecting property name enclosed in double quotes "
+        "(line 1, column 3)"
+    )
+    path.write_text("arch:\n  stem_width: 8\n    block: x\n")
+    with pytest.raises(ConfigError) as info:
+        ArchConfig.from_file(path)
+    assert str(info.value) == (
+        f"{path} is not valid YAML: mapping values are not allowed here (line 3, column 10)"
+    )

@@ -92,16 +92,33 @@ def test_dashboard_serves_the_study_with_figures_and_notes(
     assert len(notes) == 3  # the three Pareto-optimal trials
 
 
-def test_dashboard_port_in_use_is_one_line(front_study: tuple[Path, optuna.Study]) -> None:
+@pytest.mark.parametrize("annotate", [True, False], ids=["annotate", "no-annotate"])
+def test_dashboard_port_in_use_is_one_line(
+    front_study: tuple[Path, optuna.Study], annotate: bool
+) -> None:
+    """Refused before any figure is stored: the port is taken first."""
     db, _ = front_study
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         res = run_nas(
-            "dashboard", "--storage", f"sqlite:///{db}", "--port", str(port), "--no-annotate"
+            "dashboard",
+            "--storage",
+            f"sqlite:///{db}",
+            "--port",
+            str(port),
+            *([] if annotate else ["--no-annotate"]),
         )
-    assert res.returncode != 0 and f"port {port} on 127.0.0.1 is in use" in res.stderr
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        f"nas: error: port {port} on 127.0.0.1 is in use; pass another --port"
+    ]
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name("w"))
+    from optuna_dashboard._custom_plot_data import list_graph_object_ids
+
+    assert list_graph_object_ids(attrs) == []  # no figure was stored
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "http"])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from nas.cli.main import COMMANDS, Command, argtype
 from nas.cli.output import console, err_console, fmt_int, print_json, table
 from nas.errors import NasError
-from nas.units import human, parse_count
+from nas.units import human, parse_count, plural
 
 if TYPE_CHECKING:
     from nas.config import ArchConfig
@@ -311,7 +311,7 @@ def print_sample(report: SampleReport) -> None:
         limits.append(f"FLOPs {human(report.flops_limit)}")
     by = ", ".join(f"{k} {v}" for k, v in report.rejected_by.items() if v)
     console.print(
-        f"[bold]{report.space}[/]: {n} candidates (seed {report.seed}, limits: "
+        f"[bold]{report.space}[/]: {plural(n, 'candidate')} (seed {report.seed}, limits: "
         f"{', '.join(limits)}): {d['feasible']} fit, rejection rate "
         f"{100 * report.rejection_rate:.1f}%" + (f" (rejected by {by})" if by else "")
     )

@@ -17,6 +17,7 @@ from nas.cli.search import SHOW_SETTINGS_HELP, print_settings, raise_interrupt
 from nas.errors import NasError
 from nas.fidelity.settings import GROUPS, RECORD_KEY, FidelitySettings
 from nas.settings import add_flags, flags_given
+from nas.units import plural
 
 if TYPE_CHECKING:
     from nas.study.protocol import SettingsSource
@@ -204,11 +205,13 @@ def _run(args: argparse.Namespace) -> int:
     run.panel()  # created once, before the other workers start
     helpers = _start_helpers(s.workers - 1, s.device, args.argv)
     jobs = len(run.jobs())
+    helping = plural(len(helpers), "helper process", "helper processes")
     say(
-        f"fidelity study {run.address.name!r}: {s.panel} candidates x {len(s.rungs)} "
-        f"fidelities ({', '.join(r.label for r in s.rungs)}), {jobs} jobs on {run.device}"
-        f"{f' and {len(helpers)} helper process(es)' if helpers else ''}; stop it any time, "
-        "the same command resumes where it stopped"
+        f"fidelity study {run.address.name!r}: {plural(s.panel, 'candidate')} x "
+        f"{plural(len(s.rungs), 'fidelity', 'fidelities')} "
+        f"({', '.join(r.label for r in s.rungs)}), {plural(jobs, 'job')} on {run.device}"
+        f"{f' and {helping}' if helpers else ''}; stop it any time, the same command resumes "
+        "where it stopped"
     )
     try:
         run.work()
@@ -220,7 +223,7 @@ def _run(args: argparse.Namespace) -> int:
     failed = [(place, p.returncode) for place, p in helpers if p.returncode != 0]
     if failed:
         raise NasError(
-            "helper process(es) failed: "
+            f"{plural(len(failed), 'helper process', 'helper processes')} failed: "
             + ", ".join(f"{place.label} exit code {code}" for place, code in failed)
             + "; their jobs stay open, and the same command resumes them"
         )
@@ -250,8 +253,11 @@ COMMANDS.add(
             "--storage and --study share the jobs."
         ),
         examples=(
+            "  nas fidelity --dataset imagefolder --data-dir /tmp/cifar10 --panel 5 \\\n"
+            "      --ladder 1x500 --reference 2x1000 --val 500 --study fid-cpu --device cpu\n"
+            "                      # a smoke test on a CPU (5 candidates rank almost nothing)\n"
             "  nas fidelity --dataset imagefolder --data-dir /tmp/cifar10 --panel 12 \\\n"
-            "      --ladder 1x1000,2x2000,4x4000 --reference 8x10000 --device cpu\n"
+            "      --ladder 1x1000,2x2000,4x4000 --reference 8x10000   # 1.2M images: a GPU\n"
             "  nas fidelity --dataset cifar10 --storage postgresql+psycopg://nas@db/nas "
             "--study fid --json\n"
         ),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -36,6 +38,14 @@ def table(
     for row in rows:
         t.add_row(*[str(v) for v in row])
     return t
+
+
+def print_hint(args: Sequence[str], meaning: str | None = None, label: str = "next") -> None:
+    """Print a command for the user to run as ``LABEL: COMMAND  # MEANING``: shell-quoted,
+    on one line however long (a wrapped line would not run), with what it does as a shell
+    comment, so that everything after ``LABEL:`` runs as printed."""
+    text = f"{label}: {shlex.join(args)}" + (f"  # {meaning}" if meaning else "")
+    console.print(text, markup=False, soft_wrap=True)
 
 
 def fmt_int(n: int | None) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.cli.main import COMMANDS, Command
-from nas.cli.output import console, fmt_int, table
+from nas.cli.output import console, fmt_int, print_hint, table
 from nas.errors import Interrupted
 from nas.search.settings import GROUPS, SearchSettings
 from nas.settings import add_flags, describe, flags_given, read_table
 from nas.study import record as rec
-from nas.units import human
+from nas.units import human, plural
 
 if TYPE_CHECKING:
     from nas.search.loop import SearchOutcome
@@ -193,11 +193,26 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     comparison = study_startup_comparison(outcome.study, s.trials)
     console.print(f"guided vs random start-up: {comparison.verdict}", markup=False)
     if s.best is not None:
-        console.print(
-            f"best: trial {s.best.number}, val acc {accuracy_of(s.best):.4f}; "
-            f"next: nas train-winners --storage {outcome.address.url} "
-            f"--study {outcome.study.study_name} --top-k 3"
-        )
+        console.print(f"best: trial {s.best.number}, val acc {accuracy_of(s.best):.4f}")
+        print_hint(*winners_hint(outcome, settings))
+
+
+#: Epochs per winner in the hint at the end of a search: a quick check that the winners
+#: train, finished in minutes on a CPU for the small space; real training takes ~200.
+HINT_EPOCHS = 1
+
+
+def winners_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
+    """The ``nas train-winners`` command that follows a search, and what it does."""
+    args = ["nas", "train-winners", "--storage", outcome.address.url]
+    args += ["--study", outcome.study.study_name, "--top-k", "3", "--epochs", str(HINT_EPOCHS)]
+    if settings.device != "auto":
+        args += ["--device", settings.device]
+    meaning = (
+        f"a quick check: the 3 best trials train for {plural(HINT_EPOCHS, 'epoch')} each on the "
+        "whole training split; real training takes about 200 (--epochs 200)"
+    )
+    return args, meaning
 
 
 COMMANDS.add(
@@ -215,14 +230,15 @@ COMMANDS.add(
             "trials. Ctrl-C fails the running trial cleanly and prints the summary."
         ),
         examples=(
-            "  nas search --dataset cifar10 --param-limit 5M --trials 50 --study c10-5m\n"
-            "  nas search --dataset imagefolder --data-dir /tmp/cifar10 --param-limit 5M \\\n"
-            "      --proxy-epochs 1 --proxy-subset 2000 --trials 4 --storage sqlite:///s.db \\\n"
-            "      --study demo --seed 0 --device cpu\n"
+            "  nas search studies/smoke.toml   # smoke test: random images, small space, a CPU\n"
+            "  nas search --space search_spaces/small_cifar.toml --param-limit 2M \\\n"
+            "      --dataset imagefolder --data-dir /tmp/cifar10 --device cpu \\\n"
+            "      --proxy-epochs 1 --proxy-subset 2000 --trials 3 \\\n"
+            "      --storage sqlite:///s.db --study demo --seed 0   # your images, a CPU\n"
+            "  nas search --dataset cifar10 --param-limit 5M --trials 50 --study c10-5m   # GPU\n"
             "  nas search studies/cifar10_5m.toml --trials 100      # settings from a file\n"
             "  nas search --objectives accuracy,flops --sampler nsga2 --enqueue-presets\n"
             "  nas search --param-limit 5M --flops-limit 500M   # a budget for both\n"
-            "  nas search --dataset fake --trials 2 --proxy-epochs 1   # smoke test, no data\n"
         ),
         add_arguments=_args,
         run=_run,

@@ -9,7 +9,7 @@ from nas._lazy import lazy_exports
 if TYPE_CHECKING:
     from nas.data.catalog import DATASETS
     from nas.data.datasets import ImageData, cache_dir, default_data_dir, load_dataset
-    from nas.data.splits import Split, proxy_split, validation_split
+    from nas.data.splits import Split, proxy_split, split_sizes, validation_split
 
 __all__ = [
     "DATASETS",
@@ -19,6 +19,7 @@ __all__ = [
     "default_data_dir",
     "load_dataset",
     "proxy_split",
+    "split_sizes",
     "validation_split",
 ]
 
@@ -32,6 +33,7 @@ __getattr__, __dir__ = lazy_exports(
         "load_dataset": "nas.data.datasets",
         "Split": "nas.data.splits",
         "proxy_split": "nas.data.splits",
+        "split_sizes": "nas.data.splits",
         "validation_split": "nas.data.splits",
     },
 )

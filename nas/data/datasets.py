@@ -115,6 +115,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> ImageData:
         root = default_data_dir()
     else:
         root = Path(data_dir).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataError(f"data folder {root} is a file, not a folder")
         if not root.is_dir():
             raise DataError(f"data folder {root} does not exist")
     return spec.load(root)

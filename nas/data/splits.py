@@ -26,14 +26,21 @@ class Split:
     val: Tensor
 
 
-def validation_split(n_train: int, val_fraction: float = 0.1) -> Split:
-    """Hold out ``val_fraction`` of ``n_train`` training images (at least one) for validation."""
+def split_sizes(n_train: int, val_fraction: float = 0.1) -> tuple[int, int]:
+    """How many of ``n_train`` training images :func:`validation_split` leaves to train on
+    and holds out for validation: ``(train, val)``."""
     if not 0 < val_fraction < 1:
         raise DataError(f"the validation fraction must be in (0, 1), got {val_fraction}")
-    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(SPLIT_SEED))
     n_val = max(1, round(n_train * val_fraction))
     if n_train - n_val < 1:
         raise DataError(f"{n_train} training images are too few to hold out a validation split")
+    return n_train - n_val, n_val
+
+
+def validation_split(n_train: int, val_fraction: float = 0.1) -> Split:
+    """Hold out ``val_fraction`` of ``n_train`` training images (at least one) for validation."""
+    _, n_val = split_sizes(n_train, val_fraction)
+    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(SPLIT_SEED))
     return Split(train=perm[n_val:], val=perm[:n_val])
 
 

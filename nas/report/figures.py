@@ -44,7 +44,6 @@ from nas.search.stats import (
     is_rejected,
     is_stopped,
     pareto_front,
-    plural,
     proxy_fidelity,
     sampled_by,
     sampled_trials,
@@ -53,7 +52,7 @@ from nas.search.stats import (
     study_sampler,
 )
 from nas.study import record as rec
-from nas.units import human
+from nas.units import human, plural
 
 #: A figure builder: a study in, a titled figure out.
 FigureBuilder = Callable[[optuna.Study], go.Figure]

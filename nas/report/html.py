@@ -24,14 +24,13 @@ from nas.search.stats import (
     choose_best,
     fidelity_text,
     full_val_accuracy,
-    plural,
     proxy_fidelity,
     second_objective,
     study_startup_comparison,
     study_stats,
 )
 from nas.study import record as rec
-from nas.units import human
+from nas.units import human, plural
 
 #: Height of each figure in the page (a figure that sets its own height keeps it).
 FIGURE_HEIGHT = "520px"

@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
 from nas.study import record as rec
-from nas.units import human
+from nas.units import human, plural
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ class SuccessiveHalving:
             return Decision(
                 False,
                 epoch,
-                f"epoch {epoch}: {n} of the {self.min_members} trials needed to decide at this "
-                "rung",
+                f"epoch {epoch}: {n} of the {plural(self.min_members, 'trial')} needed to "
+                "decide at this rung",
             )
         keep = math.floor(n / self.eta)
         order = sorted(range(n), key=lambda i: (rank[i], -points[i][0]))

@@ -14,7 +14,7 @@ from rich.table import Table
 from nas.config import ArchConfig
 from nas.training.progress import StepProgress, Throttle, format_seconds, log_every
 from nas.training.trainer import EpochResult
-from nas.units import human
+from nas.units import human, plural
 
 
 class SearchMonitor(Protocol):
@@ -218,7 +218,7 @@ class LogMonitor:
         self.progress_line = Throttle(log_every())
         self._log(
             f"trial {number} training: {attention_label(arch)}, {human(params)} params, "
-            f"{human(flops)} FLOPs, {epochs} epoch(s)"
+            f"{human(flops)} FLOPs, {plural(epochs, 'epoch')}"
         )
 
     def step_progress(self, number: int, progress: StepProgress) -> None:

@@ -30,6 +30,7 @@ from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale, failed_meanwhile
 from nas.study.protocol import SettingsSource
 from nas.training import TrainingFailed, resolve_device
+from nas.units import plural
 
 MAX_REJECTIONS_IN_A_ROW = 1000
 
@@ -176,12 +177,12 @@ class SearchLoop:
         """Why the loop stops now ("" to go on)."""
         s, state = self.settings, self.state
         if stats.trained >= s.trials:
-            return f"the study has {stats.trained} trained trials"
+            return f"the study has {plural(stats.trained, 'trained trial')}"
         if s.timeout and time.perf_counter() - started > s.timeout:
             return f"timeout of {s.timeout:g}s reached"
         if state.failures >= s.max_failures:
             reason = state.last[-1].user_attrs.get(rec.FAIL_REASON, "?") if state.last else "?"
-            return f"{state.failures} trials failed in a row; the last one: {reason}"
+            return f"{plural(state.failures, 'trial')} failed in a row; the last one: {reason}"
         if state.rejections >= MAX_REJECTIONS_IN_A_ROW:
             return (
                 f"{state.rejections} candidates in a row exceeded the limit; "
@@ -266,8 +267,9 @@ def run_search(
     the user interrupts.
 
     Args:
-        settings: settings built in Python (every field counts as given), or what a command
-            line gave (resolved against the study's record).
+        settings: settings built in Python (a field off its default counts as given, see
+            :func:`~nas.search.study.search_source`), or what a command line gave (resolved
+            against the study's record).
         worker: this worker's index.
         log: where one-line messages go (default stderr).
         objective_cls: the objective (benchmarks replace training).
@@ -288,6 +290,7 @@ def run_search(
     objective = objective_cls(s, opened.space, ctx, monitor, make_stopper(s), gate)
     say(
         f"study {opened.address.name!r} in {opened.address.safe}: "
-        f"{len(ctx.split.train)} training / {len(ctx.split.val)} validation images on {device}"
+        f"{len(ctx.split.train):,} training / {plural(len(ctx.split.val), 'validation image')} on "
+        f"{device}"
     )
     return SearchLoop(opened, objective, gate, say).run(monitor)

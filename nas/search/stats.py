@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.study import record as rec
+from nas.units import plural
 
 
 def is_rejected(t: FrozenTrial) -> bool:
@@ -405,11 +406,6 @@ class StartupComparison:
     def compared(self) -> bool:
         """Whether both groups had enough trials to be compared."""
         return self.gain is not None
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 trial``, ``2 trials`` (``many`` for an irregular plural)."""
-    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def _points(gain: float) -> str:

@@ -5,17 +5,20 @@
 
 1. resolves the effective settings against the study's record (flag > study file > record >
    default; an explicit conflict with a pinned setting is refused in one line);
-2. loads and checks the space and the data before the study is touched;
+2. loads and checks the space and the data before the study is touched, and checks the
+   proxy's image counts against the data (:func:`nas.search.fit.fit_to_data`: a count the
+   data cannot meet is refused if given or recorded, reduced with one line if a default);
 3. under the database's set-up lock, once per start: opens the storage, creates the study
    or loads it (checking its objectives and proxy protocol, and resolving again in case a
    worker started at the same instant recorded it first), records its settings, and creates
-   the training-slot table;
+   the training-slot table; a study created on data without a test split gets one warning;
 4. fails the trials of dead workers (their retries are queued) and queues the presets that
    fit the limits when asked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from nas.budget import Budget
 from nas.data import ImageData, load_dataset
 from nas.errors import NasError, StorageError
 from nas.presets import PRESETS, preset
+from nas.search.fit import fit_to_data
 from nas.search.samplers import make_sampler
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
@@ -51,10 +55,24 @@ PROXY_PROTOCOL = 2
 
 Say = Callable[[str], None]
 
+#: Said once, when a study is created on a data set without a test split.
+NO_TEST_WARNING = (
+    "warning: {source} has no test split (DIR/test/<class>/* or DIR/val/<class>/*): the "
+    "search does not need one, but nas train-winners scores the winners on it and refuses "
+    "to start without it"
+)
+
 
 def search_source(settings: SearchSettings) -> SettingsSource:
-    """Settings built in Python (tests, benchmarks): every field counts as given."""
-    flags = {f: getattr(settings, f) for f in settings.to_dict()}
+    """Settings built in Python (tests, benchmarks), read as a command line would give them:
+    a field that differs from its default counts as given, one at its default as not given
+    (so a default image count the data cannot meet is reduced, as on the command line)."""
+    defaults = SearchSettings()
+    flags = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if getattr(settings, f.name) != getattr(defaults, f.name)
+    }
     return SettingsSource(SearchSettings, RECORD_KEY, flags=flags)
 
 
@@ -135,17 +153,23 @@ def open_search(
     """
     first = source.resolve(None, "the study")  # the address and the name's defaults
     address = address_of(first.settings)
-    resolved = source.peek(address)
-    space, data = prepare(resolved.settings)
+    peeked = source.peek(address)
+    space, data = prepare(peeked.settings)
+    fitted = fit_to_data(peeked, len(data.train_y), f"study {address.name!r}")
+    resolved = fitted.resolved
     s: SearchSettings = resolved.settings
     with address.locked_storage(
         grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
     ) as storage:
-        study, now = _create_or_load(source, address, storage, resolved)
+        study, now, created = _create_or_load(source, address, storage, resolved, data)
         if now.settings != resolved.settings:  # recorded by a worker that started meanwhile
             space, data = prepare(now.settings)
         slots = TrainingSlots(storage.engine, address.name, now.settings.trials, s.grace_period)
     settings: SearchSettings = now.settings
+    for note in fitted.notes:  # once the study holds the reduced values (a refusal says less)
+        say(note)
+    if created and not data.has_test:
+        say(NO_TEST_WARNING.format(source=data.source))
     fail_stale(study)
     existing = len(study.get_trials(deepcopy=False))
     seed = sampler_seed(settings, address, worker)
@@ -160,9 +184,14 @@ def open_search(
 
 
 def _create_or_load(
-    source: SettingsSource, address: StudyAddress, storage: RDBStorage, resolved: Resolved
-) -> tuple[optuna.Study, Resolved]:
-    """Under the set-up lock: load the study and resolve against its record, or create it."""
+    source: SettingsSource,
+    address: StudyAddress,
+    storage: RDBStorage,
+    resolved: Resolved,
+    data: ImageData,
+) -> tuple[optuna.Study, Resolved, bool]:
+    """Under the set-up lock: load the study and resolve against its record (fitted to
+    ``data``), or create it with ``resolved``; the flag says whether it was created."""
     s: SearchSettings = resolved.settings
     directions: list[Literal["minimize", "maximize"]] = ["maximize"]
     directions += ["minimize"] * (len(s.objectives) - 1)
@@ -173,7 +202,7 @@ def _create_or_load(
         study = optuna.create_study(study_name=address.name, storage=storage, directions=directions)
         study.set_metric_names(names)
         write_record(study, RECORD_KEY, resolved, extra={"proxy_protocol": PROXY_PROTOCOL})
-        return study, resolved
+        return study, resolved, True
     record = study.user_attrs.get(RECORD_KEY)
     if isinstance(record, dict) and record.get("proxy_protocol", PROXY_PROTOCOL) != PROXY_PROTOCOL:
         raise NasError(
@@ -182,6 +211,7 @@ def _create_or_load(
             "old ones; start a new --study"
         )
     now = source.resolve(record if isinstance(record, dict) else None, address.name)
+    now = fit_to_data(now, len(data.train_y), f"study {address.name!r}").resolved
     s = now.settings
     want = [METRIC_NAMES[o] for o in s.objectives]
     have = study.metric_names or []
@@ -192,7 +222,7 @@ def _create_or_load(
             f"{','.join(want)}; choose another --study"
         )
     write_record(study, RECORD_KEY, now)
-    return study, now
+    return study, now, False
 
 
 def enqueue_presets(

@@ -64,7 +64,7 @@ def run_workers(source: SettingsSource, k: int) -> tuple[SearchOutcome, int]:
     study, settings = opened.study, opened.settings
     trained_before = study_stats(study, front=False).trained
     threads = max(1, (os.cpu_count() or 1) // k)
-    interrupted = False
+    interrupted: str | None = None  # the signal that stopped the workers
     with tempfile.TemporaryDirectory(prefix="nas-workers-") as tmp:
         study_file = Path(tmp) / "study.toml"
         child = settings.replace(enqueue_presets=False, study=opened.address.name)
@@ -73,14 +73,14 @@ def run_workers(source: SettingsSource, k: int) -> tuple[SearchOutcome, int]:
         try:
             codes = [p.wait() for p in procs]
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into it by the CLI
-            interrupted = True
+            interrupted = "SIGTERM" if _is_sigterm(exc) else "SIGINT"
             for p in procs:
                 if p.poll() is None:
-                    p.send_signal(signal.SIGINT if not _is_sigterm(exc) else signal.SIGTERM)
+                    p.send_signal(getattr(signal, interrupted))
             codes = [p.wait() for p in procs]
     stats = study_stats(study)
     reason = (
-        INTERRUPTED["SIGINT"] if interrupted else f"{k} workers finished with exit codes {codes}"
+        INTERRUPTED[interrupted] if interrupted else f"{k} workers finished with exit codes {codes}"
     )
     outcome = SearchOutcome(
         study,
@@ -89,7 +89,7 @@ def run_workers(source: SettingsSource, k: int) -> tuple[SearchOutcome, int]:
         stats,
         time.perf_counter() - started,
         reason,
-        interrupted,
+        interrupted is not None,
         stats.trained - trained_before,
     )
     code = 130 if interrupted else next((c for c in codes if c != 0), 0)

@@ -36,7 +36,7 @@ def test_the_failed_trials_model_is_freed_before_the_next_trial(
         trials=1,
         proxy_epochs=1,
         proxy_subset=48,
-        proxy_val=16,
+        proxy_val=12,
     )
     assert study.trials[0].state.name == "FAIL"
     assert "out of memory" in study.trials[0].user_attrs["fail_reason"]

@@ -17,7 +17,7 @@ from tests.conftest import tiny_search
 
 def _search(space: Path, data: Path, db: Path) -> optuna.Study:
     return tiny_search(
-        space, data, db, "pair", trials=3, proxy_epochs=2, proxy_subset=96, proxy_val=24
+        space, data, db, "pair", trials=3, proxy_epochs=2, proxy_subset=96, proxy_val=12
     )
 
 

@@ -181,9 +181,19 @@ def test_nan_loss_and_out_of_memory_fail_one_trial_each(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        (signal.SIGINT, "interrupted by the user (Ctrl-C)"),
+        (signal.SIGTERM, "stopped by SIGTERM (the machine or job was stopped, e.g. pre-empted)"),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
 def test_ctrl_c_fails_the_running_trial_and_prints_the_summary(
-    tiny_space: Path, image_folder: Path, tmp_path: Path
+    tiny_space: Path, image_folder: Path, tmp_path: Path, sent: signal.Signals, reason: str
 ) -> None:
+    """Ctrl-C, or SIGTERM (a pre-empted machine): the running trial fails with the reason
+    naming the signal, nothing stays RUNNING, the summary says why, exit code 130."""
     db = tmp_path / "s.db"
     proc = subprocess.Popen(
         [
@@ -211,18 +221,18 @@ def test_ctrl_c_fails_the_running_trial_and_prints_the_summary(
                     break
         else:
             pytest.fail("no trial started training in time")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
-    assert "interrupted by the user" in stdout
+    assert f"study t: {reason}" in stdout
     assert "Traceback" not in stderr
     study = load(db)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["fail_reason"]
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == reason
 
 
 def test_missing_data_folder_is_one_line(tiny_space: Path, tmp_path: Path) -> None:
@@ -259,6 +269,8 @@ def test_fake_data_says_it_is_for_smoke_tests(tiny_space: Path, tmp_path: Path) 
     )
     assert out.returncode == 0, out.stderr
     assert "smoke tests only" in out.stderr
+    assert "study f: the study has 1 trained trial (" in out.stdout  # not "1 trained trials"
+    assert "trial 0 training: " in out.stderr and ", 1 epoch\n" in out.stderr
 
 
 def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_path: Path) -> None:

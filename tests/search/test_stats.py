@@ -21,12 +21,12 @@ from nas.search.stats import (
     choose_best,
     hypervolume,
     pareto_front,
-    plural,
     sampled_by,
     startup_comparison,
     study_startup_comparison,
     study_stats,
 )
+from nas.units import plural
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0)
 X: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1)}
@@ -287,10 +287,16 @@ def test_end_of_search_summary_says_how_guided_trials_did(
         interrupted=False,
         address=SimpleNamespace(url="sqlite:///s.db"),
     )
-    print_summary(outcome, SimpleNamespace(storage_url="sqlite:///s.db"))  # type: ignore[arg-type]
+    from nas.search.settings import SearchSettings
+
+    print_summary(outcome, SearchSettings(device="cpu"))  # type: ignore[arg-type]
     out = " ".join(capsys.readouterr().out.split())
     assert (
         "guided vs random start-up: the guided trials found trial 12 at 0.7000 (+8.0 points over "
         "the best start-up trial, trial 10 at 0.6200)" in out
     )
     assert "best: trial 12, val acc 0.7000" in out
+    assert (
+        f"next: nas train-winners --storage sqlite:///s.db --study {study.study_name} --top-k 3 "
+        "--epochs 1 --device cpu # a quick check" in out
+    )

@@ -1,0 +1,95 @@
+"""Every command the tool prints for the user to run runs as printed: the ``next:`` hints
+of ``nas search`` and ``nas train-winners``, and the Python lines ``nas export`` says to
+load the export with, each taken from the output and run as it stands (through a shell, in
+a folder whose name needs quoting)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.fidelity.ladder import Rung
+from nas.fidelity.settings import FidelitySettings
+from nas.fidelity.summary import _study_lines
+from nas.search.settings import SearchSettings
+from nas.settings import read_table
+from tests.conftest import ROOT
+
+
+def shell(line: str, cwd: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``line`` as a user would paste it into bash, with ``nas`` on the PATH."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONWARNINGS": "ignore",
+    }
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def hint(stdout: str, label: str = "next") -> str:
+    """The one ``LABEL: COMMAND`` line of ``stdout``, without its label."""
+    lines = [line for line in stdout.splitlines() if line.startswith(f"{label}: ")]
+    assert len(lines) == 1, stdout
+    return lines[0].removeprefix(f"{label}: ")
+
+
+@pytest.mark.slow
+def test_every_printed_command_runs_as_printed(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nas").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nas "$@"\n')
+    (bin_dir / "nas").chmod(0o755)
+    work = tmp_path / "first hour"
+    work.mkdir()
+    search = (
+        f"nas search --space '{tiny_space}' --dataset imagefolder --data-dir '{image_folder}' "
+        "--proxy-epochs 1 --proxy-subset 32 --proxy-val 8 --proxy-batch-size 16 --trials 2 "
+        "--storage 'sqlite:///my studies/h.db' --study h --device cpu --quiet"
+    )
+    out = shell(search, work, bin_dir)
+    assert out.returncode == 0, out.stderr
+
+    train = hint(out.stdout)
+    assert train.startswith("nas train-winners --storage 'sqlite:///my studies/h.db' --study h")
+    assert "--epochs 1 " in train and "# a quick check" in train
+    out = shell(train, work, bin_dir)
+    assert out.returncode == 0, out.stderr
+    assert "training 2 winners of study 'h' for 1 epoch on " in out.stdout
+
+    export = hint(out.stdout)
+    assert export.startswith("nas export --storage 'sqlite:///my studies/h.db' --study h --best")
+    out = shell(export, work, bin_dir)
+    assert out.returncode == 0, out.stderr
+    assert (work / "studies" / "h-winners" / "best.pt").is_file()
+
+    load = out.stdout.split("load it with:\n", 1)[1]
+    assert 'from_file("studies/h-winners/best.json")' in load  # the path written, not a name
+    out = shell(f"{sys.executable} -c '{load}print(type(model).__name__)'", work, bin_dir)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Network"
+
+
+@pytest.mark.parametrize("rung", [Rung(3, 5000), Rung(2, None, "fast")], ids=lambda r: r.label)
+def test_the_study_file_lines_nas_fidelity_recommends_read_back(rung: Rung, tmp_path: Path) -> None:
+    """``nas fidelity`` prints no command, but study-file lines to paste: they must read."""
+    lines = _study_lines(
+        {"epochs": rung.epochs, "subset": rung.subset, "recipe": rung.recipe},
+        FidelitySettings(),
+    )
+    path = tmp_path / "study.toml"
+    path.write_text(lines)
+    s = SearchSettings(**read_table(path, "search", SearchSettings))
+    assert (s.proxy_epochs, s.proxy_subset, s.proxy_recipe) == (
+        rung.epochs,
+        rung.subset,
+        rung.recipe,
+    )
