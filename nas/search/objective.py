@@ -36,7 +36,7 @@ from nas.study import record as rec
 from nas.study.cleanup import INTERRUPTED
 from nas.study.storage import worker_id
 from nas.training import EpochResult, StopTraining, TrainingFailed
-from nas.training.trainer import Trainer, release_memory
+from nas.training.trainer import release_memory
 
 #: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
 FAULT_ENV = "NAS_INJECT_FAULT"
@@ -187,8 +187,27 @@ class Objective:
     def _train(
         self, trial: optuna.trial.Trial, arch: ArchConfig, params: int, flops: int, started: float
     ) -> float | tuple[float, float]:
+        self.monitor.trial_started(trial.number, arch, params, flops, self.ctx.recipe.epochs)
+        cost_key, cost = self._cost(params, flops)
+        watch = _EpochWatch(self, trial, cost_key, cost)
+        accuracy = self._fit(trial, arch, params, flops, watch, started)
+        self.monitor.trial_finished(trial.number, "complete", f"accuracy {accuracy:.4f}")
+        return accuracy if cost_key is None else (accuracy, cost)
+
+    def _fit(
+        self,
+        trial: optuna.trial.Trial,
+        arch: ArchConfig,
+        params: int,
+        flops: int,
+        watch: _EpochWatch,
+        started: float,
+    ) -> float:
+        """Build the proxy's trainer, score the untrained network, train, turning a stop into
+        PRUNED and a failure into a failed trial with its reason; returns the final
+        validation accuracy. The trainer lives in this frame only, so a failure frees it
+        before the next candidate starts."""
         ctx = self.ctx
-        self.monitor.trial_started(trial.number, arch, params, flops, ctx.recipe.epochs)
         trainer = make_trainer(
             ctx,
             arch,
@@ -201,17 +220,6 @@ class Objective:
         trial.set_user_attr(rec.CURVE, [])  # a retry starts afresh
         trial.set_user_attr(rec.RUNGS, [])
         trial.set_user_attr(rec.DEVICE, str(ctx.device))
-        cost_key, cost = self._cost(params, flops)
-        watch = _EpochWatch(self, trial, cost_key, cost)
-        accuracy = self._fit(trial, trainer, watch, started)
-        self.monitor.trial_finished(trial.number, "complete", f"accuracy {accuracy:.4f}")
-        return accuracy if cost_key is None else (accuracy, cost)
-
-    def _fit(
-        self, trial: optuna.trial.Trial, trainer: Trainer, watch: _EpochWatch, started: float
-    ) -> float:
-        """Train, turning a stop into PRUNED and a failure into a failed trial with its
-        reason; returns the final validation accuracy."""
         failure: TrainingFailed | None = None
         try:
             result = trainer.fit(watch, lambda p: self.monitor.step_progress(trial.number, p))

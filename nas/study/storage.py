@@ -195,18 +195,24 @@ def exclusive(url: str, engine_kwargs: dict[str, Any] | None = None) -> Iterator
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        engine = sqlalchemy.create_engine(
-            url, poolclass=sqlalchemy.pool.NullPool, **(engine_kwargs or {})
-        )
+        kwargs = engine_kwargs or {"connect_args": {"connect_timeout": 10}}
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **kwargs)
         try:
-            with engine.connect() as conn:
+            try:
+                conn = engine.connect()
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
-                try:
-                    yield
-                finally:
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                raise StorageError(
+                    f"cannot reach the study database {safe_url(url)}: {_cause(exc)}"
+                ) from None
+            try:
+                yield
+            finally:
+                with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
                     conn.execute(
                         sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK}
                     )
+                conn.close()
         finally:
             engine.dispose()
         return

@@ -343,7 +343,7 @@ def test_enqueue_presets_starts_from_the_presets_that_fit(tmp_path: Path) -> Non
     )
     assert out.returncode == 0, out.stderr
     assert (
-        "queued presets that fit the limit: resnet20, resnet20-cbam, resnet20-selfattn, "
+        "queued presets that fit the limits: resnet20, resnet20-cbam, resnet20-selfattn, "
         "resnet20-mhsa"
     ) in out.stderr
     study = load(db)
@@ -364,7 +364,7 @@ def test_study_file_values_are_type_checked(tmp_path: Path) -> None:
     out = run_nas("search", str(bad))
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "nas: error: setting trials must be an integer, got '5'"
+        f"nas: error: {bad}: setting trials must be an integer, got '5'"
     ]
 
 
@@ -381,7 +381,7 @@ def test_resuming_with_other_settings_is_refused(
     assert again.returncode == 2
     lines = again.stderr.strip().splitlines()
     assert lines == [
-        "nas: error: study 't' keeps its pinned settings: --param-limit recorded 1.00M, "
+        "nas: error: study 't' keeps its pinned settings: --param-limit recorded 5.00M, "
         "given 2.00M. Drop the flag (or study-file line) to continue with the recorded value, "
         "or choose another --study"
     ]
