@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, print_json, table
-from nas.cli.search import SHOW_SETTINGS_HELP, print_settings, raise_interrupt
+from nas.cli.search import SHOW_SETTINGS_HELP, raise_interrupt, show_settings
 from nas.errors import NasError
 from nas.fidelity.settings import GROUPS, RECORD_KEY, FidelitySettings
 from nas.settings import add_flags, flags_given
@@ -167,6 +167,7 @@ def _start_helpers(
                 [sys.executable, "-m", "nas", *argv, "--workers", "1", "--device", place.device],
                 env=worker_env(place, threads, os.environ),
                 stdout=subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C reaches them once, via this one
             ),
         )
         for place in placements
@@ -174,13 +175,9 @@ def _start_helpers(
 
 
 def _show(source: SettingsSource) -> int:
-    from nas.study.address import StudyAddress
+    from nas.fidelity.panel import fidelity_address
 
-    first: FidelitySettings = source.resolve(None, "the study").settings
-    address = StudyAddress.of(first.storage, first.study_name)
-    resolved = source.peek(address)
-    exists = "resumes" if address.peek_attr(RECORD_KEY) is not None else "would create"
-    print_settings(resolved, f"nas fidelity {exists} study {address.name!r} in {address.safe}")
+    show_settings(source, fidelity_address(source), "nas fidelity")
     return 0
 
 
@@ -218,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         for _, proc in helpers:
             if proc.poll() is None and sys.exc_info()[0] is not None:
-                proc.terminate()
+                proc.send_signal(signal.SIGINT)  # as if the user had pressed Ctrl-C there
             proc.wait()
     failed = [(place, p.returncode) for place, p in helpers if p.returncode != 0]
     if failed:

@@ -18,9 +18,9 @@ from nas.units import human, plural
 if TYPE_CHECKING:
     from nas.search.loop import SearchOutcome
     from nas.settings import Resolved
+    from nas.study.address import StudyAddress
     from nas.study.protocol import SettingsSource
 
-DEFAULTS = SearchSettings()
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -91,14 +91,17 @@ def print_settings(resolved: Resolved, title: str) -> None:
 
 
 def _show(source: SettingsSource) -> int:
-    from nas.search.study import address_of
+    from nas.search.study import source_address
 
-    first = source.resolve(None, "the study").settings
-    address = address_of(first)
-    resolved = source.peek(address)
-    exists = "resumes" if address.peek_attr("nas_settings") is not None else "would create"
-    print_settings(resolved, f"nas search {exists} study {address.name!r} in {address.safe}")
+    show_settings(source, source_address(source), "nas search")
     return 0
+
+
+def show_settings(source: SettingsSource, address: StudyAddress, command: str) -> None:
+    """``--show-settings``: the effective settings against the study's record, if any."""
+    resolved = source.peek(address)
+    exists = "resumes" if resolved.record_found else "would create"
+    print_settings(resolved, f"{command} {exists} study {address.name!r} in {address.safe}")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from nas.counting import count
 from nas.data import ImageData, validation_split
 from nas.errors import ConfigError, NasError
 from nas.fidelity.ladder import Rung
-from nas.fidelity.settings import RECORD_KEY, FidelitySettings
+from nas.fidelity.settings import RECORD_KEY, FidelitySettings, default_study_name
 from nas.fidelity.summary import summarize
 from nas.proxy.context import (
     ProxySpec,
@@ -54,9 +54,28 @@ def _counts(arch: ArchConfig) -> dict[str, int | None]:
     return {"params": c.params, "flops": c.flops}
 
 
+def fidelity_address(source: SettingsSource) -> StudyAddress:
+    """Where the study a command line names lives (``--storage``, ``--study``, or the name
+    derived from the space and data set given or defaulted), read without the record and
+    without checks across settings (a ladder and reference may only fit the record's)."""
+    defaults = FidelitySettings()
+
+    def given(name: str) -> Any:
+        return source.flags.get(name, source.file.get(name, getattr(defaults, name)))
+
+    name = given("study") or default_study_name(given("space"), given("dataset"))
+    return StudyAddress.of(given("storage"), name)
+
+
 def vars_of(settings: FidelitySettings) -> dict[str, Any]:
-    """Every declared setting of ``settings``, as if all were given."""
-    return {f.name: getattr(settings, f.name) for f, _ in declared(FidelitySettings)}
+    """Settings built in Python, read as a command line would give them: a field that
+    differs from its default counts as given (as ``nas.search.study.search_source`` does)."""
+    defaults = FidelitySettings()
+    return {
+        f.name: getattr(settings, f.name)
+        for f, _ in declared(FidelitySettings)
+        if getattr(settings, f.name) != getattr(defaults, f.name)
+    }
 
 
 def sample_panel(
@@ -113,8 +132,7 @@ class FidelityRun:
 
         if isinstance(source, FidelitySettings):
             source = SettingsSource(FidelitySettings, RECORD_KEY, flags=vars_of(source))
-        first: FidelitySettings = source.resolve(None, "the study").settings
-        self.address = StudyAddress.of(first.storage, first.study_name)
+        self.address = fidelity_address(source)
         settings: FidelitySettings = source.peek(self.address).settings
         self.space = load_space(settings.space)
         self.data = load_dataset(settings.dataset, settings.data_dir)

@@ -39,6 +39,11 @@ def _rung(value: Any) -> Rung:
     return Rung.parse(str(value))
 
 
+def default_study_name(space: str, dataset: str) -> str:
+    """The study's name when ``--study`` is not given."""
+    return f"fidelity-{Path(space).stem}-{dataset}"
+
+
 @dataclass(frozen=True)
 class FidelitySettings:
     """Everything ``nas fidelity`` needs (``nas fidelity --help`` shows each field)."""
@@ -172,7 +177,7 @@ class FidelitySettings:
 
     @property
     def study_name(self) -> str:
-        return self.study or f"fidelity-{Path(self.space).stem}-{self.dataset}"
+        return self.study or default_study_name(self.space, self.dataset)
 
     @property
     def rungs(self) -> tuple[Rung, ...]:

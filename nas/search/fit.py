@@ -9,14 +9,17 @@ the other origins):
   and what the data allow;
 * a default: reduced to what the data hold, with one line saying so; the study records the
   reduced value;
-* recorded by the study (or implied by its age): refused in one line, because the study's
-  trials were scored with that count.
+* recorded by the study (or implied by its age): kept as it is. The data set and its folder
+  are pinned, so these are the images the study's trials were trained on; an older version
+  took the first images the data held, as the split still does, so old studies resume
+  unchanged.
 
 Pure: it reads the resolved settings and the number of training images, trains nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from nas.data.splits import split_sizes
@@ -52,7 +55,7 @@ def fit_to_data(resolved: Resolved, n_train: int, study: str = "the study") -> F
     training images (see the module doc).
 
     Raises:
-        NasError: in one line, for a given or recorded count the data cannot meet.
+        NasError: in one line, for a given count the data cannot meet.
     """
     settings: SearchSettings = resolved.settings
     changes: dict[str, int] = {}
@@ -69,12 +72,8 @@ def fit_to_data(resolved: Resolved, n_train: int, study: str = "the study") -> F
             raise NasError(
                 f"{name} = {value} in the study file: {holds}; give at most {available} or 'all'"
             )
-        if origin != DEFAULT:  # recorded, or legacy
-            raise NasError(
-                f"{study} was searched with {flag} {value}, but {holds}: its trials cannot be "
-                "continued on this data; give it the data it was created with, or start a new "
-                "--study"
-            )
+        if origin != DEFAULT:  # recorded, or legacy: what its trials trained on
+            continue
         changes[name] = available
         notes.append(
             f"{flag}: the default {value:,} is more than the data hold ({holds}); using "
@@ -82,5 +81,5 @@ def fit_to_data(resolved: Resolved, n_train: int, study: str = "the study") -> F
         )
     if not changes:
         return Fitted(resolved, [])
-    fitted = Resolved(settings.replace(**changes), resolved.origins, resolved.replaced)
+    fitted = dataclasses.replace(resolved, settings=settings.replace(**changes))
     return Fitted(fitted, notes)

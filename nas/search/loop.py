@@ -163,7 +163,7 @@ class SearchLoop:
         """The study's statistics, read again unless the last trial was a rejection and they
         are fresh: a run of rejections costs no read of the whole study per candidate."""
         state = self.state
-        last_rejected = bool(state.last) and "rejected" in state.last[-1].user_attrs
+        last_rejected = bool(state.last) and rec.REJECTED in state.last[-1].user_attrs
         fresh = time.monotonic() - state.stats_at < STATS_EVERY
         if state.stats is not None and last_rejected and fresh:
             state.stats.rejected += 1

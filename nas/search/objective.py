@@ -29,7 +29,7 @@ from nas.errors import ConfigError, StorageError
 from nas.proxy.context import TrainingContext, candidate_zero_cost, init_seed, make_trainer
 from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
 from nas.search.events import SearchMonitor
-from nas.search.settings import SearchSettings
+from nas.search.settings import TPE_STARTUP, SearchSettings
 from nas.space import SearchSpace
 from nas.study import _optuna
 from nas.study import record as rec
@@ -40,9 +40,6 @@ from nas.training.trainer import release_memory
 
 #: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
 FAULT_ENV = "NAS_INJECT_FAULT"
-
-#: Finished trials (COMPLETE or PRUNED, rejections included) TPE samples at random first.
-TPE_STARTUP = 10
 
 
 def injected_fault(trial_number: int) -> str | None:

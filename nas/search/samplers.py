@@ -31,7 +31,7 @@ from optuna.samplers import NSGAIISampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.settings import SAMPLERS
+from nas.search.settings import SAMPLERS, TPE_STARTUP
 from nas.search.stats import accuracy_of, is_rejected, is_stopped, second_objective
 from nas.study import _optuna
 from nas.study import record as rec
@@ -274,7 +274,7 @@ class RejectionAwareNSGAII(NSGAIISampler):
 SAMPLERS.add(
     "tpe",
     lambda seed, trials: optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10
+        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=TPE_STARTUP
     ),
 )
 SAMPLERS.add(

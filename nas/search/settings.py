@@ -44,6 +44,9 @@ OBJECTIVE_SETS = {
 SAMPLERS: Registry[SamplerFactory] = Registry(
     "sampler", names=("tpe", "nsga2", "random"), home="nas.search.samplers"
 )
+#: Finished trials (COMPLETE or PRUNED, rejections included) TPE samples at random before it
+#: models anything (its ``n_startup_trials``): the study's random start-up.
+TPE_STARTUP = 10
 #: Early-stopping rules: multi-objective successive halving, or none.
 EARLY_STOPPING = ("sha", "off")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")

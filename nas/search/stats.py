@@ -14,6 +14,7 @@ from typing import TypedDict
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.settings import TPE_STARTUP
 from nas.study import record as rec
 from nas.units import plural
 
@@ -281,13 +282,6 @@ def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
 
 
 # --------------------------------------------------------------------------- guided vs start-up
-#: Trials TPE samples at random before it models anything (``n_startup_trials`` of the
-#: ``tpe`` sampler): it counts every finished trial, COMPLETE or PRUNED, rejections included.
-TPE_STARTUP_TRIALS = 10
-#: How a trial's candidate was chosen (the ``sampled_by`` user attribute): at random before
-#: the sampler models anything, by the sampler's model, queued by hand (``--enqueue-presets``),
-#: or as a retry of a failed trial.
-SAMPLED_BY = ("startup", "guided", "enqueued", "retry")
 #: Fewest trained trials each of the start-up and the guided group needs to be compared.
 MIN_COMPARED_TRIALS = 3
 
@@ -313,13 +307,14 @@ def hypervolume(points: Sequence[tuple[float, float]], limit: float) -> float:
 
 
 def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int, str]:
-    """How each started trial's candidate was chosen (one of :data:`SAMPLED_BY`), by number.
+    """How each started trial's candidate was chosen, by number (one of
+    :data:`nas.study.record.SAMPLED_BY_VALUES`).
 
     The ``sampled_by`` user attribute when a trial recorded one; otherwise (studies from
     before it) derived: a retry of a failed trial is ``retry``, a trial queued with fixed
     parameters ``enqueued``, and the rest by ``sampler`` (the study's ``--sampler``):
 
-    * ``tpe``: ``startup`` when fewer than :data:`TPE_STARTUP_TRIALS` COMPLETE or PRUNED
+    * ``tpe``: ``startup`` when fewer than :data:`TPE_STARTUP` COMPLETE or PRUNED
       trials had finished (``datetime_complete``) before it started (``datetime_start``),
       which is the count TPE looks at when it samples;
     * ``nsga2``: ``startup`` in the first generation (sampled at random), else ``guided``;
@@ -337,7 +332,7 @@ def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int,
     out: dict[int, str] = {}
     for t in ordered:
         recorded = t.user_attrs.get(rec.SAMPLED_BY)
-        if recorded in SAMPLED_BY:
+        if recorded in rec.SAMPLED_BY_VALUES:
             out[t.number] = str(recorded)
             continue
         if t.datetime_start is None:
@@ -350,7 +345,7 @@ def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int,
             out[t.number] = "startup"
         elif sampler == "tpe":
             before = bisect.bisect_left(finished, t.datetime_start)
-            out[t.number] = "startup" if before < TPE_STARTUP_TRIALS else "guided"
+            out[t.number] = "startup" if before < TPE_STARTUP else "guided"
         elif sampler == "nsga2":
             generation = t.system_attrs.get("NSGAIISampler:generation")
             if isinstance(generation, int):

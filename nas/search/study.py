@@ -22,7 +22,7 @@ import dataclasses
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import optuna
 from optuna.storages import RDBStorage
@@ -74,6 +74,24 @@ def search_source(settings: SearchSettings) -> SettingsSource:
         if getattr(settings, f.name) != getattr(defaults, f.name)
     }
     return SettingsSource(SearchSettings, RECORD_KEY, flags=flags)
+
+
+def source_address(source: SettingsSource) -> StudyAddress:
+    """Where the study a command line names lives: ``--storage`` and ``--study``, or the name
+    derived from the space, data set and limit given (or their defaults), read without the
+    record (which lives at the address) and without checks across settings."""
+    defaults = SearchSettings()
+
+    def given(name: str) -> Any:
+        return source.flags.get(name, source.file.get(name, getattr(defaults, name)))
+
+    names = ("storage", "study", "space", "dataset", "param_limit")
+    return address_of(defaults.replace(**{n: given(n) for n in names}))
+
+
+def _data_of(s: SearchSettings) -> tuple[Any, ...]:
+    """What ``prepare`` loads: a change in any of these needs it again."""
+    return (s.space, s.dataset, s.data_dir, s.param_limit, s.flops_limit)
 
 
 def address_of(settings: SearchSettings) -> StudyAddress:
@@ -151,8 +169,7 @@ def open_search(
     Raises:
         NasError: for bad or conflicting settings, missing data, an unreachable database.
     """
-    first = source.resolve(None, "the study")  # the address and the name's defaults
-    address = address_of(first.settings)
+    address = source_address(source)
     peeked = source.peek(address)
     space, data = prepare(peeked.settings)
     fitted = fit_to_data(peeked, len(data.train_y), f"study {address.name!r}")
@@ -162,10 +179,12 @@ def open_search(
         grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
     ) as storage:
         study, now, created = _create_or_load(source, address, storage, resolved, data)
-        if now.settings != resolved.settings:  # recorded by a worker that started meanwhile
-            space, data = prepare(now.settings)
         slots = TrainingSlots(storage.engine, address.name, now.settings.trials, s.grace_period)
     settings: SearchSettings = now.settings
+    if _data_of(settings) != _data_of(s):  # recorded by a worker that started meanwhile
+        space, data = prepare(settings)
+    for name, (before, given) in now.replaced.items():
+        say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
     for note in fitted.notes:  # once the study holds the reduced values (a refusal says less)
         say(note)
     if created and not data.has_test:
@@ -204,7 +223,8 @@ def _create_or_load(
         write_record(study, RECORD_KEY, resolved, extra={"proxy_protocol": PROXY_PROTOCOL})
         return study, resolved, True
     record = study.user_attrs.get(RECORD_KEY)
-    if isinstance(record, dict) and record.get("proxy_protocol", PROXY_PROTOCOL) != PROXY_PROTOCOL:
+    # a record without a protocol is from before it was versioned: protocol 1
+    if isinstance(record, dict) and record.get("proxy_protocol", 1) != PROXY_PROTOCOL:
         raise NasError(
             f"study {address.name!r} was scored by an earlier version of nas (another "
             "normalisation and data order), so new trials would not be comparable with its "

@@ -69,8 +69,9 @@ def run_workers(source: SettingsSource, k: int) -> tuple[SearchOutcome, int]:
         study_file = Path(tmp) / "study.toml"
         child = settings.replace(enqueue_presets=False, study=opened.address.name)
         study_file.write_text(write_table(child, "search", skip=("workers", "worker_index")))
-        procs = _start(study_file, placements, threads)
+        procs: list[subprocess.Popen[str]] = []
         try:
+            _start(study_file, placements, threads, procs)
             codes = [p.wait() for p in procs]
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into it by the CLI
             interrupted = "SIGTERM" if _is_sigterm(exc) else "SIGINT"
@@ -105,44 +106,41 @@ def _is_sigterm(exc: BaseException) -> bool:
 
 
 def _start(
-    study_file: Path, placements: Sequence[Placement], threads: int
-) -> list[subprocess.Popen[str]]:
-    """Start one ``nas search`` process per placement on ``study_file``; their stderr lines
-    come out prefixed with the worker and its device."""
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        for i, placement in enumerate(placements):
-            cmd = [
-                sys.executable,
-                "-m",
-                "nas",
-                "search",
-                str(study_file),
-                "--workers",
-                "1",
-                "--worker-index",
-                str(i),
-                "--device",
-                placement.device,
-                "--quiet",
-            ]
-            # Own session: a terminal's Ctrl-C reaches each worker once, via the parent.
-            proc = subprocess.Popen(
-                cmd,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=worker_env(placement, threads, os.environ),
-                start_new_session=True,
-            )
-            assert proc.stderr is not None
-            threading.Thread(
-                target=_pump, args=(proc.stderr, f"[worker {i} {placement.label}] "), daemon=True
-            ).start()
-            procs.append(proc)
-    except BaseException:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        raise
+    study_file: Path,
+    placements: Sequence[Placement],
+    threads: int,
+    procs: list[subprocess.Popen[str]],
+) -> None:
+    """Start one ``nas search`` process per placement on ``study_file``, appending each to
+    ``procs`` as it starts (so an interrupt meanwhile reaches the ones already running);
+    their stderr lines come out prefixed with the worker and its device."""
+    for i, placement in enumerate(placements):
+        cmd = [
+            sys.executable,
+            "-m",
+            "nas",
+            "search",
+            str(study_file),
+            "--workers",
+            "1",
+            "--worker-index",
+            str(i),
+            "--device",
+            placement.device,
+            "--quiet",
+        ]
+        # Own session: a terminal's Ctrl-C reaches each worker once, via the parent.
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=worker_env(placement, threads, os.environ),
+            start_new_session=True,
+        )
+        assert proc.stderr is not None
+        threading.Thread(
+            target=_pump, args=(proc.stderr, f"[worker {i} {placement.label}] "), daemon=True
+        ).start()
+        procs.append(proc)
     print(started_message(placements, threads), file=sys.stderr)
-    return procs

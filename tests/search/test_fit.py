@@ -1,5 +1,5 @@
-"""Proxy image counts against the data (``nas.search.fit``): refused when given or recorded,
-reduced with one line when a default; and the same rules through ``nas search``."""
+"""Proxy image counts against the data (``nas.search.fit``): refused when given, reduced with
+one line when a default, kept when recorded; and the same rules through ``nas search``."""
 
 from __future__ import annotations
 
@@ -74,15 +74,14 @@ def test_a_default_count_is_reduced_with_one_line_each() -> None:
     ]
 
 
-def test_a_recorded_count_the_data_cannot_meet_is_refused() -> None:
+def test_a_recorded_count_is_kept_as_the_study_trained_with_it() -> None:
+    """Old studies recorded the default 5000/2000 on data that held fewer, and trained on
+    what the data held (the split takes the first images): they resume unchanged, neither
+    refused nor re-recorded."""
     record = {"proxy_subset": 300, "proxy_val": 100}
-    with pytest.raises(NasError) as info:
-        fit_to_data(resolved(record=record), N_TRAIN, "study 't'")
-    assert str(info.value) == (
-        "study 't' was searched with --proxy-val 100, but the validation split of this data set "
-        "holds 60 images: its trials cannot be continued on this data; give it the data it was "
-        "created with, or start a new --study"
-    )
+    fitted = fit_to_data(resolved(record=record), N_TRAIN, "study 't'")
+    assert fitted.notes == []
+    assert (fitted.resolved.settings.proxy_subset, fitted.resolved.settings.proxy_val) == (300, 100)
 
 
 @pytest.mark.parametrize(

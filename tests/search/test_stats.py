@@ -14,9 +14,9 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nas.report.figures import history_figure, startup_runs
+from nas.search.settings import TPE_STARTUP
 from nas.search.stats import (
     MIN_COMPARED_TRIALS,
-    TPE_STARTUP_TRIALS,
     best_trial,
     choose_best,
     hypervolume,
@@ -153,7 +153,7 @@ def test_hypervolume_by_hand() -> None:
 # --------------------------------------------------------------------------- guided vs start-up
 def test_sampled_by_is_derived_from_finish_times_for_tpe() -> None:
     how = sampled_by(made_up_study().trials, "tpe")
-    assert TPE_STARTUP_TRIALS == 10
+    assert TPE_STARTUP == 10
     assert [n for n, h in how.items() if h == "startup"] == list(range(11))
     assert [n for n, h in how.items() if h == "guided"] == list(range(11, 16))
 
