@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from nas.study.protocol import SettingsSource
 
 
-
 def add_data_args(p: argparse.ArgumentParser) -> None:
     """--dataset, --data-dir, --device, declared by the search's settings (shared with
     train-winners and fidelity); a flag not given leaves no attribute."""
