@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -39,40 +40,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve_dashboard(
+    db: Path, *extra: str, timeout: float = 90
+) -> tuple[subprocess.Popen[str], int]:
+    """Start a real ``nas dashboard`` on ``db`` on a free port and wait until its API answers
+    (fails the test, with the process's stderr, when it does not)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", "dashboard", "--storage", f"sqlite:///{db}",
+         "--host", "127.0.0.1", "--port", str(port), *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2):
+                return proc, port
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    _, err = proc.communicate()
+    pytest.fail(f"nas dashboard did not answer: {err[-2000:]}")
+
+
 @pytest.mark.slow
 def test_dashboard_serves_the_study_with_figures_and_notes(
     front_study: tuple[Path, optuna.Study],
 ) -> None:
     db, _ = front_study
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nas",
-            "dashboard",
-            "--storage",
-            f"sqlite:///{db}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, port = serve_dashboard(db)
     try:
-        deadline, body = time.time() + 90, None
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
-                    body = json.loads(r.read())
-                break
-            except OSError:
-                time.sleep(0.3)
-        assert body is not None, proc.stderr.read() if proc.stderr else ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as r:
+            body = json.loads(r.read())
         names = [s["study_name"] for s in body["study_summaries"]]
         assert names == ["w"]
         proc.send_signal(signal.SIGINT)

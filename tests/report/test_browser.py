@@ -13,9 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,10 +22,9 @@ import pytest
 from nas.report import build_figures, graph_id, write_report
 from nas.report.figures import plain_title
 from nas.search.stats import study_stats
-from tests.conftest import ROOT
 from tests.report.chromium import Chromium, Page, find_chromium
 from tests.report.test_report import MORE_TRAINED, TRIALS, make_study
-from tests.test_dashboard import free_port
+from tests.test_dashboard import serve_dashboard
 
 pytestmark = [
     pytest.mark.slow,
@@ -40,7 +36,6 @@ pytestmark = [
 ]
 
 #: Where ``nas dashboard`` listens (the port follows).
-LISTEN = ("--host", "127.0.0.1", "--port")
 #: The browser window: a common laptop width, at which nothing may overflow sideways.
 WINDOW = (1280, 900)
 
@@ -140,34 +135,7 @@ def test_report_renders_every_figure_without_errors(
 
 def _serve(db: Path) -> tuple[subprocess.Popen[str], int]:
     """Start ``nas dashboard`` on ``db`` and wait until it answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nas",
-            "dashboard",
-            "--storage",
-            f"sqlite:///{db}",
-            *LISTEN,
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2):
-                return proc, port
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    _, err = proc.communicate()
-    pytest.fail(f"nas dashboard did not answer: {err[-2000:]}")
+    return serve_dashboard(db, timeout=60)
 
 
 def test_dashboard_renders_the_study_and_its_figures_without_errors(
