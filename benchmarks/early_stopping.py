@@ -19,7 +19,7 @@ before any is stopped there (``--min-members``); ``--eta`` and ``--min-members``
 comma-separated values, one arm per combination.
 
     python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --trials 20 --eta 2 \
-        --min-members 1,3,5 --seeds 0,1,2,3,4
+        --min-members 1,3,5 --seeds 0,1,2,3,4 --out /tmp/es-runs.json
 """
 
 from __future__ import annotations
@@ -105,6 +105,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated sampler/data seeds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="JSON file that keeps every finished run; an interrupted benchmark resumes from it",
+    )
     args = parser.parse_args()
     cost = "params"
     limit = float(parse_count(args.param_limit))
@@ -113,11 +118,16 @@ def main() -> None:
     arms = ["off", *(f"sha eta={e:g} m={m}" for e in etas for m in members)]
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    if args.out and args.out.exists():
+        kept = json.loads(args.out.read_text())
+        per_seed = {int(seed): runs for seed, runs in kept.items()}
     with tempfile.TemporaryDirectory() as tmp:
         for n, seed in enumerate(seeds):
             order = arms[n % len(arms) :] + arms[: n % len(arms)]  # interleave the arms
-            per_seed[seed] = {}
+            per_seed.setdefault(seed, {})
             for arm in order:
+                if arm in per_seed[seed]:
+                    continue
                 knobs = dict(kv.split("=") for kv in arm.split()[1:])
                 eta = float(knobs.get("eta", 2.0))
                 study = f"s{seed}-{arm.replace(' ', '-').replace('=', '')}"
@@ -142,6 +152,8 @@ def main() -> None:
                     quiet=True,
                 )
                 per_seed[seed][arm] = run(settings, cost, limit)
+                if args.out:
+                    args.out.write_text(json.dumps(per_seed, indent=1))
                 if not args.json:
                     r = per_seed[seed][arm]
                     print(

@@ -233,9 +233,9 @@ COMMANDS.add(
         ),
         examples=(
             "  nas search studies/smoke.toml   # smoke test: random images, small space, a CPU\n"
-            "  nas search --space search_spaces/small_cifar.toml --param-limit 2M \\\n"
+            "  nas search --space search_spaces/small_cifar.toml --param-limit 150k \\\n"
             "      --dataset imagefolder --data-dir /tmp/cifar10 --device cpu \\\n"
-            "      --proxy-epochs 1 --proxy-subset 2000 --trials 3 \\\n"
+            "      --proxy-epochs 1 --proxy-subset 2000 --proxy-val 1000 --trials 3 \\\n"
             "      --storage sqlite:///s.db --study demo --seed 0   # your images, a CPU\n"
             "  nas search --dataset cifar10 --param-limit 5M --trials 50 --study c10-5m   # GPU\n"
             "  nas search studies/cifar10_5m.toml --trials 100      # settings from a file\n"

@@ -117,7 +117,7 @@ class FidelitySettings:
         group="panel",
     )
     target_tau: float = setting(
-        0.6,
+        0.5,
         "a rung is recommended when it covers the whole panel and the lower bound of its "
         "90%% interval of Kendall's tau reaches T",
         metavar="T",
