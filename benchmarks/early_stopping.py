@@ -57,6 +57,8 @@ def run(settings: SearchSettings, cost: str, limit: float) -> dict[str, Any]:
     start = time.perf_counter()
     outcome = run_search(settings, SilentMonitor(), log=lambda text: None)
     wall = time.perf_counter() - start
+    if outcome.interrupted:  # never keep (or resume from) a run that did not finish
+        raise SystemExit("interrupted: finished runs are kept in --out, the same command resumes")
     trials = outcome.stats.trials
     trained = [t for t in trials if t.user_attrs.get("curve")]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
