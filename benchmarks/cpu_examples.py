@@ -51,7 +51,7 @@ def help_examples() -> list[str]:
         joined = re.sub(r"\n\s+#", " #", joined)  # a comment on a line of its own
         for line in joined.splitlines():
             code, _, comment = line.partition("#")
-            if "a CPU" in comment or "on a CPU" in comment:
+            if "a CPU" in comment:
                 found.append(" ".join(code.split()))
     return found
 
@@ -73,8 +73,11 @@ def main() -> None:
     missing = [c for c in README_EXAMPLES if c not in readme]
     if missing:
         sys.exit(f"not in README.md as written here: {missing[0]}")
+    data = Path(args.data_dir).resolve()
+    if not data.is_dir():
+        sys.exit(f"no image folder at {args.data_dir}: extract ../shared/data/cifar10-jpeg.tar.gz")
     if not Path("/tmp/cifar10").exists():
-        Path("/tmp/cifar10").symlink_to(Path(args.data_dir).resolve())
+        Path("/tmp/cifar10").symlink_to(data)
     examples = help_examples()
     order = [examples[0], *README_EXAMPLES[:3], *examples[1:], *README_EXAMPLES[3:]]
     args.logs.mkdir(parents=True, exist_ok=True)
