@@ -14,12 +14,13 @@ point (accuracy 0, parameters = the limit), parameters scaled to [0, 1] by the l
 seed and arm the members of the no-stopping front that the arm stopped (lost), and whether it
 stopped the no-stopping arm's best trial (the most accurate at the full proxy).
 
-An arm is ``sha eta=E m=M``: successive halving with that eta and at least M trials at a rung
-before any is stopped there (``--min-members``); ``--eta`` and ``--min-members`` take
-comma-separated values, one arm per combination.
+An arm is ``sha eta=E m=M e=F``: successive halving with that eta, at least M trials at a
+rung before any is stopped there (``--min-members``) and its first rung after F epochs
+(``--min-epochs``); ``--eta``, ``--min-members`` and ``--min-epochs`` take comma-separated
+values, one arm per combination.
 
     python benchmarks/early_stopping.py --data-dir /tmp/cifar10 --trials 20 --eta 2 \
-        --min-members 1,3,5 --seeds 0,1,2,3,4 --out /tmp/es-runs.json
+        --min-members 3 --min-epochs 1,2 --seeds 0,1,2,3,4 --out /tmp/es-runs.json
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def main() -> None:
     parser.add_argument("--proxy-val", type=int, default=500)
     parser.add_argument("--param-limit", default="150k")
     parser.add_argument("--eta", default="2", help="comma-separated: one arm per value")
-    parser.add_argument("--min-epochs", type=int, default=1)
+    parser.add_argument(
+        "--min-epochs", default="1", help="comma-separated: one arm per value (and eta, m)"
+    )
     parser.add_argument(
         "--min-members", default="3", help="comma-separated: one arm per value (and eta)"
     )
@@ -117,7 +120,11 @@ def main() -> None:
     limit = float(parse_count(args.param_limit))
     etas = [float(e) for e in args.eta.split(",")]
     members = [int(m) for m in args.min_members.split(",")]
-    arms = ["off", *(f"sha eta={e:g} m={m}" for e in etas for m in members)]
+    firsts = [int(e) for e in args.min_epochs.split(",")]
+    arms = [
+        "off",
+        *(f"sha eta={e:g} m={m} e={f}" for e in etas for m in members for f in firsts),
+    ]
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed: dict[int, dict[str, dict[str, Any]]] = {}
     if args.out and args.out.exists():
@@ -149,7 +156,7 @@ def main() -> None:
                     device=args.device,
                     early_stopping="off" if arm == "off" else "sha",
                     eta=eta,
-                    min_epochs=args.min_epochs,
+                    min_epochs=int(knobs.get("e", 1)),
                     min_members=int(knobs.get("m", 1)),
                     quiet=True,
                 )
@@ -159,7 +166,7 @@ def main() -> None:
                 if not args.json:
                     r = per_seed[seed][arm]
                     print(
-                        f"seed {seed} {arm:>16}: proxy {r['proxy_seconds']:7.1f}s  "
+                        f"seed {seed} {arm:>20}: proxy {r['proxy_seconds']:7.1f}s  "
                         f"epochs {r['epochs']:3d}  stopped {r['stopped']:2d}  best "
                         f"{r['best_accuracy']:.4f}  HV {r['hypervolume']:.4f}",
                         flush=True,
@@ -197,7 +204,7 @@ def main() -> None:
             "proxy_val": args.proxy_val,
             "param_limit": args.param_limit,
             "objectives": "accuracy,params",
-            "min_epochs": args.min_epochs,
+            "min_epochs": firsts,
             "min_members": members,
             "device": args.device,
             "seeds": seeds,
@@ -210,7 +217,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print()
-    header = f"{'arm':>16} | {'proxy s (min/med/max)':>24} | {'epochs':>13} | {'stopped':>10}"
+    header = f"{'arm':>20} | {'proxy s (min/med/max)':>24} | {'epochs':>13} | {'stopped':>10}"
     header += f" | {'best acc':>20} | {'hypervolume':>20} | saved (median) | epochs saved"
     header += " | front lost"
     header += " | best lost"
@@ -226,7 +233,7 @@ def main() -> None:
         lost_text = ",".join(map(str, s.get("front_members_lost", []))) or "-"
         best_text = ",".join("yes" if b else "no" for b in s.get("best_lost", [])) or "-"
         print(
-            f"{arm:>16} | {mmm('proxy_seconds', '.0f'):>24} | {mmm('epochs', '.0f'):>13} | "
+            f"{arm:>20} | {mmm('proxy_seconds', '.0f'):>24} | {mmm('epochs', '.0f'):>13} | "
             f"{mmm('stopped', '.0f'):>10} | {mmm('best_accuracy', '.3f'):>20} | "
             f"{mmm('hypervolume', '.3f'):>20} | {saved_text:>14} | {work_text:>12} | "
             f"{lost_text:>10} | {best_text}"

@@ -33,8 +33,7 @@ from nas.config import ArchConfig
 from nas.search.events import SilentMonitor
 from nas.search.loop import run_search
 from nas.search.objective import Objective
-from nas.search.samplers import SAMPLERS
-from nas.search.settings import SearchSettings
+from nas.search.settings import SAMPLERS, SearchSettings
 from nas.units import parse_count
 
 

@@ -44,6 +44,7 @@ from nas.proxy.context import ProxySpec, init_seed, make_trainer, proxy_context
 from nas.search.events import SilentMonitor
 from nas.search.loop import SearchLoop, SlotGate, make_stopper
 from nas.search.objective import Objective
+from nas.search.samplers import nsga2_population
 from nas.search.settings import SearchSettings
 from nas.search.stats import StudyStats, hypervolume
 from nas.search.study import open_search, search_source
@@ -196,7 +197,10 @@ def main() -> None:
                 data_dir=args.data_dir,
                 param_limit=parse_count(args.param_limit),
                 flops_limit=parse_count(args.flops_limit),
-                trials=1000,
+                # The loop stops on the epoch budget; a trained trial costs at least one
+                # epoch, so ``trials = budget`` never stops it first, and NSGA-II's population
+                # is what a user asking for ``--trials budget`` gets (a quarter of it).
+                trials=args.budget,
                 proxy_epochs=args.proxy_epochs,
                 proxy_subset=args.proxy_subset,
                 proxy_val=args.proxy_val,
@@ -205,10 +209,17 @@ def main() -> None:
                 seed=seed,
                 device=args.device,
                 quiet=True,
-                **ARMS[arm],
+                sampler=ARMS[arm]["sampler"],
+                early_stopping=ARMS[arm]["early_stopping"],
             )
             rows = run_arm(settings, args.budget)
-            runs[name] = {"arm": arm, "seed": seed, "trials": rows, "anytime": anytime(rows, limit)}
+            runs[name] = {
+                "arm": arm,
+                "seed": seed,
+                "trials": rows,
+                "anytime": anytime(rows, limit),
+                "nsga2_population": nsga2_population(args.budget) if arm == "nsga2" else None,
+            }
             save()
             print(f"{name}: {len(rows)} trials, {time.perf_counter() - t0:.0f}s", flush=True)
 
@@ -257,7 +268,7 @@ def summarize(
     summary: dict[str, Any] = {}
     for arm in arms:
         rows = [per[arm][s] for s in seeds]
-        entry = {key: spread([r[key] for r in rows]) for key in rows[0]}
+        entry: dict[str, Any] = {key: spread([r[key] for r in rows]) for key in rows[0]}
         if "random" in arms:
             ri = [
                 100

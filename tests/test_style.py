@@ -1,4 +1,4 @@
-"""The package stays ruff- and mypy-clean (run as part of the test command, as CI does)."""
+"""The package and its benchmarks stay ruff- and mypy-clean (run as part of the test command, as CI does)."""
 
 from __future__ import annotations
 
