@@ -232,11 +232,11 @@ COMMANDS.add(
             "trials. Ctrl-C fails the running trial cleanly and prints the summary."
         ),
         examples=(
-            "  nas search studies/smoke.toml   # smoke test: random images, small space, a CPU\n"
+            "  nas search studies/smoke.toml   # smoke test: random images, a CPU, ~10 s\n"
             "  nas search --space search_spaces/small_cifar.toml --param-limit 150k \\\n"
             "      --dataset imagefolder --data-dir /tmp/cifar10 --device cpu \\\n"
             "      --proxy-epochs 1 --proxy-subset 2000 --proxy-val 1000 --trials 3 \\\n"
-            "      --storage sqlite:///s.db --study demo --seed 0   # your images, a CPU\n"
+            "      --storage sqlite:///s.db --study demo --seed 0   # your images, a CPU, ~25 s\n"
             "  nas search --dataset cifar10 --param-limit 5M --trials 50 --study c10-5m   # GPU\n"
             "  nas search studies/cifar10_5m.toml --trials 100      # settings from a file\n"
             "  nas search --objectives accuracy,flops --sampler nsga2 --enqueue-presets\n"
