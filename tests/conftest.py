@@ -279,3 +279,13 @@ def front_study(tmp_path: Path, image_folder: Path) -> tuple[Path, optuna.Study]
     db = tmp_path / "w.db"
     study = make_study(db, image_folder, {"none": 0.60, "se": 0.70, "cbam": 0.80, "mhsa": 0.50})
     return db, study
+
+
+def settings_rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """``--show-settings``' table as flag -> (value, origin)."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) >= 3 and cells[0].startswith("--"):
+            rows[cells[0]] = (cells[1], cells[2])
+    return rows

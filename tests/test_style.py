@@ -1,4 +1,5 @@
-"""The package and its benchmarks stay ruff- and mypy-clean (run as part of the test command, as CI does)."""
+"""The package and its benchmarks stay ruff- and mypy-clean (run as part of the test command,
+as CI does)."""
 
 from __future__ import annotations
 

@@ -255,7 +255,7 @@ COMMANDS.add(
             "  nas fidelity --space search_spaces/small_cifar.toml --param-limit 150k \\\n"
             "      --dataset imagefolder --data-dir /tmp/cifar10 --panel 5 --ladder 1x500 \\\n"
             "      --reference 2x1000 --val 500 --study fid-cpu --device cpu\n"
-            "                      # a smoke test on a CPU, ~40 s; 5 candidates rank almost nothing\n"
+            "      # a smoke test on a CPU, ~40 s; 5 candidates rank almost nothing\n"
             "  nas fidelity --dataset imagefolder --data-dir /tmp/cifar10 --panel 12 \\\n"
             "      --ladder 1x1000,2x2000,4x4000 --reference 8x10000   # 1.2M images: a GPU\n"
             "  nas fidelity --dataset cifar10 --storage postgresql+psycopg://nas@db/nas "

@@ -16,6 +16,8 @@ from nas.study import record as rec
 from nas.units import human, plural
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nas.search.loop import SearchOutcome
     from nas.settings import Resolved
     from nas.study.address import StudyAddress
@@ -92,15 +94,51 @@ def print_settings(resolved: Resolved, title: str) -> None:
 def _show(source: SettingsSource) -> int:
     from nas.search.study import source_address
 
-    show_settings(source, source_address(source), "nas search")
+    show_settings(source, source_address(source), "nas search", fit=fit_to_local_data)
     return 0
 
 
-def show_settings(source: SettingsSource, address: StudyAddress, command: str) -> None:
-    """``--show-settings``: the effective settings against the study's record, if any."""
+def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
+    """The image counts as the run will take them, for ``--show-settings``: fitted to the
+    data (:func:`nas.search.fit.fit_to_data`) when they are on this disk without a download
+    (an image folder is decoded once here and cached for the run); otherwise the values as
+    given, with a line saying when they are checked.
+
+    Raises:
+        NasError: as the run would, for missing data or a count the data cannot meet.
+    """
+    from nas.data.catalog import DATASETS
+    from nas.search.fit import fit_to_data
+
+    settings: SearchSettings = resolved.settings
+    if DATASETS[settings.dataset].downloads:
+        return resolved, [
+            f"--proxy-subset and --proxy-val are checked against {settings.dataset} "
+            "when the run starts"
+        ]
+    from nas.data import load_dataset
+
+    data = load_dataset(settings.dataset, settings.data_dir)
+    fitted = fit_to_data(resolved, len(data.train_y), "the study")
+    return fitted.resolved, fitted.notes
+
+
+def show_settings(
+    source: SettingsSource,
+    address: StudyAddress,
+    command: str,
+    fit: Callable[[Resolved], tuple[Resolved, list[str]]] | None = None,
+) -> None:
+    """``--show-settings``: the effective settings against the study's record, if any
+    (``fit``: the run's adjustments to the data, with a line for each)."""
     resolved = source.peek(address)
+    notes: list[str] = []
+    if fit is not None:
+        resolved, notes = fit(resolved)
     exists = "resumes" if resolved.record_found else "would create"
     print_settings(resolved, f"{command} {exists} study {address.name!r} in {address.safe}")
+    for note in notes:
+        console.print(note, highlight=False, markup=False)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from nas.errors import NasError
 from nas.search.fit import fit_to_data
 from nas.search.settings import SearchSettings
 from nas.settings import Resolved, resolve
-from tests.conftest import make_image_folder, run_nas
+from tests.conftest import make_image_folder, run_nas, settings_rows
 
 #: 600 training images: a validation split of 60, 540 outside it.
 N_TRAIN = 600
@@ -120,6 +120,26 @@ def test_search_refuses_a_given_count_before_creating_the_study(
         "nas: error: --proxy-val 5000: the validation split of this data set holds 12 images; "
         "give at most 12 or 'all'"
     ]
+    assert not db.exists()
+
+
+def test_show_settings_shows_the_counts_the_run_will_take(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    """--show-settings fits the defaults to the data as the run does (120 training images:
+    12 validation, 108 outside), says so, and refuses a given count the same way."""
+    db = tmp_path / "s.db"
+    flags = search(tiny_space, image_folder, db, "--show-settings")
+    out = run_nas(*flags)
+    assert out.returncode == 0, out.stderr
+    rows = settings_rows(out.stdout)
+    assert rows["--proxy-subset"] == ("108", "default")
+    assert rows["--proxy-val"] == ("12", "default")
+    said = " ".join(out.stdout.split())
+    assert "--proxy-val: the default 2,000 is more than the data hold" in said
+    refused = run_nas(*flags, "--proxy-val", "5000")
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1].startswith("nas: error: --proxy-val 5000: the ")
     assert not db.exists()
 
 

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from nas.search.settings import SearchSettings
 from nas.settings import PINNED, setting
-from tests.conftest import ROOT, run_nas
+from tests.conftest import ROOT, run_nas, settings_rows
 
 #: The settings the first run gives, none of them a default.
 FIRST = {
@@ -45,16 +45,6 @@ def _first_run(space: Path, data: Path, db: Path, trials: int, extra: tuple[str,
     assert out.returncode == 0, out.stderr
 
 
-def _settings_rows(stdout: str) -> dict[str, tuple[str, str]]:
-    """--show-settings' table as flag -> (value, origin)."""
-    rows = {}
-    for line in stdout.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│").split("│")]
-        if len(cells) >= 3 and cells[0].startswith("--"):
-            rows[cells[0]] = (cells[1], cells[2])
-    return rows
-
-
 @pytest.mark.slow
 def test_a_resumed_study_and_a_second_worker_take_the_recorded_settings(
     tiny_space: Path, image_folder: Path, tmp_path: Path
@@ -70,7 +60,7 @@ def test_a_resumed_study_and_a_second_worker_take_the_recorded_settings(
 
     show = run_nas("search", *_address(db), "--show-settings")
     assert show.returncode == 0, show.stderr
-    rows = _settings_rows(show.stdout)
+    rows = settings_rows(show.stdout)
     for flag, value in FIRST.items():
         assert rows[flag] == (value, "recorded"), flag
     assert rows["--trials"] == ("5", "recorded")
@@ -151,7 +141,7 @@ def test_show_settings_names_flags_files_and_defaults(tmp_path: Path, tiny_space
         "--param-limit", "2M", "--show-settings",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    rows = _settings_rows(out.stdout)
+    rows = settings_rows(out.stdout)
     assert rows["--proxy-epochs"] == ("5", "flag")
     assert rows["--param-limit"] == ("2.00M", "flag")
     assert rows["--space"] == (str(tiny_space), "study file")
@@ -167,7 +157,7 @@ def test_fidelity_show_settings(tmp_path: Path) -> None:
         "--show-settings",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    rows = _settings_rows(out.stdout)
+    rows = settings_rows(out.stdout)
     assert rows["--panel"] == ("30", "flag")
     assert rows["--ladder"] == ("1x500,2xall", "flag")
     assert rows["--reference"] == ("30xall", "default")
