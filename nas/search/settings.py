@@ -211,7 +211,8 @@ class SearchSettings:
     )
     min_epochs: int = setting(
         1,
-        "epochs before the first decision (the first rung)",
+        "epochs before the first decision (the first rung); 2 stops less often on a noisy "
+        "first epoch, at about half the time saved (README: early stopping)",
         kind=PINNED,
         metavar="M",
         parse=_int,
