@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from nas.search.objective import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# A shell starts a background job (``pytest &``, ``nohup``) with SIGINT ignored, and every
+# process it starts inherits that: the tests that press Ctrl-C on a `nas` process would see
+# it ignored. Give SIGINT its default handler here, so children start with Python's own.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: What every rank-agreement object of nas fidelity carries (the issue's acceptance list).
 AGREEMENT_KEYS = {
