@@ -44,7 +44,6 @@ from nas.proxy.context import ProxySpec, init_seed, make_trainer, proxy_context
 from nas.search.events import SilentMonitor
 from nas.search.loop import SearchLoop, SlotGate, make_stopper
 from nas.search.objective import Objective
-from nas.search.samplers import nsga2_population
 from nas.search.settings import SearchSettings
 from nas.search.stats import StudyStats, hypervolume
 from nas.search.study import open_search, search_source
@@ -72,8 +71,9 @@ class EpochBudgetLoop(SearchLoop):
         return super()._stop_reason(stats, started)
 
 
-def run_arm(settings: SearchSettings, budget: int) -> list[dict[str, Any]]:
-    """One search; returns a row per finished trial, in the order they finished."""
+def run_arm(settings: SearchSettings, budget: int) -> tuple[list[dict[str, Any]], int | None]:
+    """One search; returns a row per finished trial, in the order they finished, and the
+    sampler's population (NSGA-II; None for the others)."""
     opened = open_search(search_source(settings), say=lambda text: None)
     s = opened.settings
     ctx = proxy_context(s.proxy, opened.data, resolve_device(s.device), opened.data_seed)
@@ -84,7 +84,8 @@ def run_arm(settings: SearchSettings, budget: int) -> list[dict[str, Any]]:
     loop.budget = budget
     loop.run(monitor)
     trials = [t for t in opened.study.get_trials(deepcopy=False) if t.datetime_complete]
-    return [_row(t) for t in sorted(trials, key=lambda t: t.datetime_complete or 0)]
+    rows = [_row(t) for t in sorted(trials, key=lambda t: t.datetime_complete or 0)]
+    return rows, getattr(opened.study.sampler, "population_size", None)
 
 
 def _row(t: FrozenTrial) -> dict[str, Any]:
@@ -212,13 +213,13 @@ def main() -> None:
                 sampler=ARMS[arm]["sampler"],
                 early_stopping=ARMS[arm]["early_stopping"],
             )
-            rows = run_arm(settings, args.budget)
+            rows, population = run_arm(settings, args.budget)
             runs[name] = {
                 "arm": arm,
                 "seed": seed,
                 "trials": rows,
                 "anytime": anytime(rows, limit),
-                "nsga2_population": nsga2_population(args.budget) if arm == "nsga2" else None,
+                "population": population,
             }
             save()
             print(f"{name}: {len(rows)} trials, {time.perf_counter() - t0:.0f}s", flush=True)

@@ -119,7 +119,7 @@ def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
     from nas.data import load_dataset
 
     data = load_dataset(settings.dataset, settings.data_dir)
-    fitted = fit_to_data(resolved, len(data.train_y), "the study")
+    fitted = fit_to_data(resolved, len(data.train_y))
     return fitted.resolved, fitted.notes
 
 
