@@ -35,10 +35,13 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.errors import NasError
+from nas.files import read_results, write_json_atomic
+from nas.search.api import run_search
 from nas.search.events import SilentMonitor
-from nas.search.loop import run_search
 from nas.search.settings import SearchSettings
-from nas.search.stats import hypervolume, is_stopped
+from nas.study.record import TrialRecord
+from nas.study.stats import hypervolume, is_stopped
 from nas.units import parse_count
 
 
@@ -47,8 +50,8 @@ def front(trials: list[FrozenTrial], cost: str) -> list[FrozenTrial]:
     done = [t for t in trials if t.state == TrialState.COMPLETE]
 
     def beats(a: FrozenTrial, b: FrozenTrial) -> bool:
-        ax, ac = a.values[0], a.user_attrs[cost]
-        bx, bc = b.values[0], b.user_attrs[cost]
+        ax, ac = a.values[0], TrialRecord(a).value(cost) or 0.0
+        bx, bc = b.values[0], TrialRecord(b).value(cost) or 0.0
         return bool(ax >= bx and ac <= bc and (ax > bx or ac < bc))
 
     return [t for t in done if not any(beats(o, t) for o in done if o is not t)]
@@ -81,6 +84,15 @@ def run(settings: SearchSettings, cost: str, limit: float) -> dict[str, Any]:
 
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def _resumed(out: Path | None, settings: dict[str, Any]) -> dict[int, dict[str, dict[str, Any]]]:
+    """Earlier runs of these settings (their seeds and arms are kept); of others, refused."""
+    try:
+        kept = read_results(out, settings) if out else None
+    except NasError as exc:
+        raise SystemExit(str(exc)) from None
+    return {int(seed): runs for seed, runs in kept["per_seed"].items()} if kept else {}
 
 
 def main() -> None:
@@ -126,10 +138,18 @@ def main() -> None:
         *(f"sha eta={e:g} m={m} e={f}" for e in etas for m in members for f in firsts),
     ]
     seeds = [int(s) for s in args.seeds.split(",")]
-    per_seed: dict[int, dict[str, dict[str, Any]]] = {}
-    if args.out and args.out.exists():
-        kept = json.loads(args.out.read_text())
-        per_seed = {int(seed): runs for seed, runs in kept.items()}
+    settings = {
+        "space": args.space,
+        "trials": args.trials,
+        "proxy_epochs": args.proxy_epochs,
+        "proxy_subset": args.proxy_subset,
+        "proxy_val": args.proxy_val,
+        "param_limit": args.param_limit,
+        "objectives": "accuracy,params",
+        "device": args.device,
+        "hypervolume_reference": f"accuracy 0, {cost} = the limit ({args.param_limit})",
+    }
+    per_seed = _resumed(args.out, settings)
     with tempfile.TemporaryDirectory() as tmp:
         for n, seed in enumerate(seeds):
             order = arms[n % len(arms) :] + arms[: n % len(arms)]  # interleave the arms
@@ -140,11 +160,11 @@ def main() -> None:
                 knobs = dict(kv.split("=") for kv in arm.split()[1:])
                 eta = float(knobs.get("eta", 2.0))
                 study = f"s{seed}-{arm.replace(' ', '-').replace('=', '')}"
-                settings = SearchSettings(
+                search = SearchSettings(
                     space=args.space,
                     dataset="imagefolder",
                     data_dir=args.data_dir,
-                    param_limit=parse_count(args.param_limit),
+                    limits={"params": parse_count(args.param_limit)},
                     trials=args.trials,
                     sampler="random",
                     proxy_epochs=args.proxy_epochs,
@@ -160,9 +180,9 @@ def main() -> None:
                     min_members=int(knobs.get("m", 1)),
                     quiet=True,
                 )
-                per_seed[seed][arm] = run(settings, cost, limit)
+                per_seed[seed][arm] = run(search, cost, limit)
                 if args.out:
-                    args.out.write_text(json.dumps(per_seed, indent=1))
+                    write_json_atomic(args.out, {"settings": settings, "per_seed": per_seed})
                 if not args.json:
                     r = per_seed[seed][arm]
                     print(
@@ -196,20 +216,7 @@ def main() -> None:
                 for s in seeds
             ]
     result = {
-        "settings": {
-            "space": args.space,
-            "trials": args.trials,
-            "proxy_epochs": args.proxy_epochs,
-            "proxy_subset": args.proxy_subset,
-            "proxy_val": args.proxy_val,
-            "param_limit": args.param_limit,
-            "objectives": "accuracy,params",
-            "min_epochs": firsts,
-            "min_members": members,
-            "device": args.device,
-            "seeds": seeds,
-            "hypervolume_reference": f"accuracy 0, {cost} = the limit ({args.param_limit})",
-        },
+        "settings": {**settings, "min_epochs": firsts, "min_members": members, "seeds": seeds},
         "per_seed": per_seed,
         "summary": summary,
     }

@@ -25,54 +25,80 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import optuna
 
-from nas.config import ArchConfig
+from nas.search.api import run_search
+from nas.search.evaluate import Evaluator, TrialRun
 from nas.search.events import SilentMonitor
-from nas.search.loop import run_search
-from nas.search.objective import Objective
-from nas.search.settings import SAMPLERS, SearchSettings
+from nas.search.loop import Hooks
+from nas.search.objective import Candidates
+from nas.search.settings import SearchSettings
+from nas.study.record import TrialWriter
+from nas.study.samplers import SAMPLERS, SamplerSpec
 from nas.units import parse_count
 
 
-class SyntheticObjective(Objective):
-    """The real objective with training replaced by a score that grows with size."""
+class SyntheticScore:
+    """Training replaced by a score that grows with size (the real loop, measured counts)."""
 
-    def _train(
-        self, trial: optuna.trial.Trial, arch: ArchConfig, params: int, flops: int, started: float
-    ) -> tuple[float, float]:
-        accuracy = min(0.95, 0.3 + 0.04 * math.log(params))
-        trial.set_user_attr("curve", [accuracy])
-        trial.set_user_attr("accuracy", accuracy)
-        return accuracy, float(params)
+    def __init__(self, ctx: Any, settings: SearchSettings) -> None:
+        return None
+
+    def measure(self, candidate: Any, metric: str) -> float:
+        from nas.budget import measure_metric
+
+        return measure_metric(candidate, metric)
+
+    def evaluate(self, candidate: Any, label: str, run: TrialRun) -> float:
+        accuracy = min(0.95, 0.3 + 0.04 * math.log(run.values["params"]))
+        run.writer.epoch([accuracy])
+        return accuracy
 
 
-class UnconstrainedObjective(SyntheticObjective):
+class Unconstrained(Candidates):
     """Ablation: rejections are pruned trials without constraint values."""
 
-    def constrain(self, trial: optuna.trial.Trial, key: str, violation: float) -> None:
+    def draw(self, trial: optuna.trial.Trial, writer: TrialWriter) -> Any:
+        return super().draw(_NoConstraints(trial), writer)  # type: ignore[arg-type]
+
+
+class _NoConstraints:
+    """A trial whose constraint values are dropped (everything else passes through)."""
+
+    def __init__(self, trial: optuna.trial.Trial) -> None:
+        self._trial = trial
+
+    def set_constraint(self, key: str, value: float) -> None:
         return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
 
 
 class HiddenRejection(RuntimeError):
     """Ends a rejected trial FAIL in the ``hidden`` ablation."""
 
 
-class HiddenRejectionObjective(UnconstrainedObjective):
+class Hidden(Unconstrained):
     """Ablation: rejections end FAIL, so the sampler never learns of them."""
 
-    def _reject(self, trial: optuna.trial.Trial, reason: str, started: float) -> NoReturn:
-        trial.set_user_attr("rejected", reason)
+    @staticmethod
+    def _reject(writer: TrialWriter, reason: str) -> Any:
+        writer.rejected(reason)
         raise HiddenRejection(reason)
 
 
-ABLATIONS: dict[str, type[Objective]] = {
-    "none": SyntheticObjective,
-    "no-constraint": UnconstrainedObjective,
-    "hidden": HiddenRejectionObjective,
+ABLATIONS: dict[str, type[Candidates]] = {
+    "none": Candidates,
+    "no-constraint": Unconstrained,
+    "hidden": Hidden,
 }
+
+
+def _synthetic(ctx: Any, settings: SearchSettings) -> Evaluator:
+    return SyntheticScore(ctx, settings)
 
 
 def measure(
@@ -89,7 +115,7 @@ def measure(
     settings = SearchSettings(
         space=space,
         dataset="fake",
-        param_limit=limit,
+        limits={"params": limit},
         trials=trials,
         sampler=sampler,
         storage=storage,
@@ -101,7 +127,10 @@ def measure(
     )
     start = time.perf_counter()
     outcome = run_search(
-        settings, SilentMonitor(), objective_cls=ABLATIONS[ablation], log=lambda text: None
+        settings,
+        SilentMonitor(),
+        log=lambda text: None,
+        hooks=Hooks(make_evaluator=_synthetic, candidates=ABLATIONS[ablation]),
     )
     s = outcome.stats
     return {
@@ -141,7 +170,13 @@ def main() -> None:
     if args.sampler == "optuna-nsga2" and "optuna-nsga2" not in SAMPLERS:
         SAMPLERS.add(
             "optuna-nsga2",
-            lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+            SamplerSpec(
+                "optuna-nsga2",
+                "Optuna's NSGA-II, population 20",
+                lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
+                "its first generation",
+                lambda record, finished: "guided",
+            ),
         )
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):

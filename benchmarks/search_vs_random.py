@@ -10,16 +10,18 @@ successive halving) with the same limits, proxy and budget in trained proxy epoc
 * ``tpe-nostop`` (``--arms`` to add it): TPE without early stopping.
 
 For each seed the arms run one after the other, their order rotated from seed to seed. Then
-the top ``--top`` trials of every arm by proxy accuracy (trained to the end of the proxy)
-are retrained at one reference fidelity with one recipe on paired data (every model sees the
-same batches; an architecture found by several arms trains once) and scored on the
-validation split; the presets that fit both limits, trained the same way, give the
-hand-design line. Per arm and seed: best reference accuracy, hypervolume of the reference
+each arm's front, the Pareto front (proxy accuracy against parameters) of every candidate it
+trained to the end of the proxy, is retrained at one reference fidelity with one recipe on
+paired data (every model sees the same batches; an architecture found by several arms trains
+once) and scored on the validation split; the arm's reference front is the Pareto front of
+those at the reference fidelity. The presets that fit both limits, trained the same way, give
+the hand-design line. Per arm and seed: best reference accuracy, hypervolume of the reference
 front (accuracy against parameters / limit), RI = 100 (acc - acc_random) / acc_random, proxy
 seconds; min / median / max over seeds; and the anytime curve, hypervolume of the proxy
 front against cumulative proxy seconds, with the time each arm needs to reach the random
 arm's final hypervolume. Everything is written to ``--out`` (``results.json`` with every
-trial, ``anytime.html``); an interrupted run resumes from it.
+trial and the settings that made it, written atomically; ``anytime.html``); an interrupted
+run resumes from it, and a run with other settings is refused rather than mixed in.
 
     python benchmarks/search_vs_random.py --data-dir /tmp/cifar10 --out /tmp/svr
 """
@@ -39,14 +41,16 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.budget import Budget
 from nas.config import ArchConfig
 from nas.data import load_dataset
+from nas.errors import NasError
+from nas.files import read_results, write_json_atomic
 from nas.presets import PRESETS, preset
 from nas.proxy.context import ProxySpec, init_seed, make_trainer, proxy_context
+from nas.search.api import run_search
 from nas.search.events import SilentMonitor
-from nas.search.loop import SearchLoop, SlotGate, make_stopper
-from nas.search.objective import Objective
+from nas.search.loop import Hooks
 from nas.search.settings import SearchSettings
-from nas.search.stats import StudyStats, hypervolume
-from nas.search.study import open_search, search_source
+from nas.study.record import TrialRecord
+from nas.study.stats import StudyStats, dominates, hypervolume
 from nas.training import resolve_device
 from nas.units import parse_count
 
@@ -58,49 +62,43 @@ ARMS = {
 }
 
 
-class EpochBudgetLoop(SearchLoop):
-    """The search loop, stopped once the study's trials trained ``budget`` proxy epochs in
-    all (the last trial may go a few epochs over; the arm records what it used)."""
+def epoch_budget(budget: int) -> Callable[[StudyStats], str]:
+    """Stop once the study's trials trained ``budget`` proxy epochs in all (the last trial
+    may go a few epochs over; the arm records what it used)."""
 
-    budget: int = 0
+    def until(stats: StudyStats) -> str:
+        used = sum(len(TrialRecord(t).curve) for t in stats.trials)
+        return f"{used} proxy epochs trained (budget {budget})" if used >= budget else ""
 
-    def _stop_reason(self, stats: StudyStats, started: float) -> str:
-        used = sum(len(t.user_attrs.get("curve") or []) for t in stats.trials)
-        if used >= self.budget:
-            return f"{used} proxy epochs trained (budget {self.budget})"
-        return super()._stop_reason(stats, started)
+    return until
 
 
 def run_arm(settings: SearchSettings, budget: int) -> tuple[list[dict[str, Any]], int | None]:
-    """One search; returns a row per finished trial, in the order they finished, and the
-    sampler's population (NSGA-II; None for the others)."""
-    opened = open_search(search_source(settings), say=lambda text: None)
-    s = opened.settings
-    ctx = proxy_context(s.proxy, opened.data, resolve_device(s.device), opened.data_seed)
-    gate = SlotGate(opened.slots)
-    monitor = SilentMonitor()
-    objective = Objective(s, opened.space, ctx, monitor, make_stopper(s), gate)
-    loop = EpochBudgetLoop(opened, objective, gate, lambda text: None)
-    loop.budget = budget
-    loop.run(monitor)
-    trials = [t for t in opened.study.get_trials(deepcopy=False) if t.datetime_complete]
+    """One search (the real loop, stopped on the epoch budget); returns a row per finished
+    trial, in the order they finished, and the sampler's population (NSGA-II; None for the
+    others)."""
+    outcome = run_search(
+        settings, SilentMonitor(), log=lambda text: None, hooks=Hooks(until=epoch_budget(budget))
+    )
+    study = outcome.study
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
     rows = [_row(t) for t in sorted(trials, key=lambda t: t.datetime_complete or 0)]
-    return rows, getattr(opened.study.sampler, "population_size", None)
+    return rows, getattr(study.sampler, "population_size", None)
 
 
 def _row(t: FrozenTrial) -> dict[str, Any]:
-    a = t.user_attrs
+    r = TrialRecord(t)
     return {
         "number": t.number,
         "state": t.state.name,
-        "sampled_by": a.get("sampled_by"),
-        "arch": a.get("arch"),
-        "params": a.get("params"),
-        "flops": a.get("flops"),
-        "rejected": a.get("rejected"),
-        "accuracy": a.get("accuracy"),
-        "epochs": len(a.get("curve") or []),
-        "seconds": a.get("seconds", 0.0) if a.get("curve") else 0.0,
+        "sampled_by": r.sampled_by,
+        "arch": r.arch,
+        "params": r.params,
+        "flops": r.flops,
+        "rejected": r.rejected,
+        "accuracy": r.accuracy,
+        "epochs": len(r.curve),
+        "seconds": (r.seconds or 0.0) if r.curve else 0.0,
         "complete": t.state == TrialState.COMPLETE,
     }
 
@@ -116,10 +114,15 @@ def anytime(rows: list[dict[str, Any]], limit: float) -> list[tuple[float, float
     return curve
 
 
-def top(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` complete trials with the highest proxy accuracy."""
+def front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Pareto front (proxy accuracy up, parameters down) of every trial trained to the
+    end of the proxy, most accurate first."""
     done = [r for r in rows if r["complete"]]
-    return sorted(done, key=lambda r: -r["accuracy"])[:k]
+    points = [(r["accuracy"], r["params"]) for r in done]
+    kept = [
+        r for r, p in zip(done, points, strict=True) if not any(dominates(o, p) for o in points)
+    ]
+    return sorted(kept, key=lambda r: -r["accuracy"])
 
 
 def key_of(arch: dict[str, Any]) -> str:
@@ -169,14 +172,16 @@ def main() -> None:
     p.add_argument("--proxy-val", type=int, default=1000)
     p.add_argument("--reference", default="5x8000", help="EPOCHSxIMAGES of the retraining")
     p.add_argument("--val", type=int, default=2000, help="validation images of the retraining")
-    p.add_argument("--top", type=int, default=2, help="trials of each arm retrained")
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
-    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-    results["settings"] = vars(args)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "device")}
+    try:  # earlier results of these settings resume; of others, are refused
+        results: dict[str, Any] = read_results(path, settings) or {"settings": settings}
+    except NasError as exc:
+        raise SystemExit(str(exc)) from None
     runs: dict[str, Any] = results.setdefault("runs", {})
     limit = float(parse_count(args.param_limit))
     arms = args.arms.split(",")
@@ -184,7 +189,7 @@ def main() -> None:
     started = time.perf_counter()
 
     def save() -> None:
-        path.write_text(json.dumps(results, indent=1))
+        write_json_atomic(path, results)
 
     for n, seed in enumerate(seeds):  # the searches, arms interleaved, order rotated
         for arm in arms[n % len(arms) :] + arms[: n % len(arms)]:
@@ -192,12 +197,14 @@ def main() -> None:
             if name in runs:
                 continue
             t0 = time.perf_counter()
-            settings = SearchSettings(
+            arm_settings = SearchSettings(
                 space=args.space,
                 dataset="imagefolder",
                 data_dir=args.data_dir,
-                param_limit=parse_count(args.param_limit),
-                flops_limit=parse_count(args.flops_limit),
+                limits={
+                    "params": parse_count(args.param_limit),
+                    "flops": parse_count(args.flops_limit),
+                },
                 # The loop stops on the epoch budget; a trained trial costs at least one
                 # epoch, so ``trials = budget`` never stops it first, and NSGA-II's population
                 # is what a user asking for ``--trials budget`` gets (a quarter of it).
@@ -213,7 +220,7 @@ def main() -> None:
                 sampler=ARMS[arm]["sampler"],
                 early_stopping=ARMS[arm]["early_stopping"],
             )
-            rows, population = run_arm(settings, args.budget)
+            rows, population = run_arm(arm_settings, args.budget)
             runs[name] = {
                 "arm": arm,
                 "seed": seed,
@@ -226,10 +233,12 @@ def main() -> None:
 
     train = reference_trainer(args)
     reference: dict[str, Any] = results.setdefault("reference", {})
-    budget = Budget(parse_count(args.param_limit), parse_count(args.flops_limit))
+    budget = Budget(
+        {"params": parse_count(args.param_limit), "flops": parse_count(args.flops_limit)}
+    )
     todo = [(f"preset:{n}", preset(n).to_dict()) for n in PRESETS if budget.check(preset(n)).fits]
     for name, run in runs.items():
-        todo += [(name, r["arch"]) for r in top(run["trials"], args.top)]
+        todo += [(name, r["arch"]) for r in front(run["trials"])]
     for origin, arch in todo:
         key = key_of(arch)
         if key in reference:
@@ -238,7 +247,7 @@ def main() -> None:
         save()
         print(f"reference {origin}: {reference[key]}", flush=True)
 
-    summary = summarize(results, arms, seeds, limit, args.top)
+    summary = summarize(results, arms, seeds, limit)
     results["summary"] = summary
     results["seconds"] = round(time.perf_counter() - started, 1)
     save()
@@ -247,15 +256,16 @@ def main() -> None:
 
 
 def summarize(
-    results: dict[str, Any], arms: list[str], seeds: list[int], limit: float, k: int
+    results: dict[str, Any], arms: list[str], seeds: list[int], limit: float
 ) -> dict[str, Any]:
-    """Per arm, min / median / max over seeds of the reference and proxy figures."""
+    """Per arm, min / median / max over seeds of the reference and proxy figures; the
+    reference figures are those of the arm's proxy front retrained (:func:`front`)."""
     reference = results["reference"]
     per: dict[str, dict[int, dict[str, float]]] = {a: {} for a in arms}
     for arm in arms:
         for seed in seeds:
             run = results["runs"][f"{arm}-s{seed}"]
-            found = [reference[key_of(r["arch"])] for r in top(run["trials"], k)]
+            found = [reference[key_of(r["arch"])] for r in front(run["trials"])]
             per[arm][seed] = {
                 "best_reference_accuracy": max(f["accuracy"] for f in found),
                 "reference_hypervolume": hypervolume(

@@ -8,6 +8,10 @@ Public API::
     counts = nas.count(cfg)                    # fvcore params and FLOPs, with a breakdown
     cfg = nas.ArchConfig.from_file("best.json")  # a config or a `nas export` file
 
+    study = nas.Search("studies/smoke.toml").run()  # what `nas search` runs; an optuna.Study
+    arch = nas.suggest(trial, "search_spaces/small_cifar.toml", param_limit="150k")
+    #   inside your own Optuna objective: sampled, counted, rejected over the limit
+
 The names are imported on first use, so ``import nas`` (and ``nas --help``) costs no torch.
 """
 
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from nas.errors import NasError
     from nas.models import ATTENTION, build_model
     from nas.presets import preset
+    from nas.search.api import Search
+    from nas.search.objective import suggest
 
 __version__ = "0.1.0"
 
@@ -32,11 +38,13 @@ __all__ = [
     "AttentionConfig",
     "Counts",
     "NasError",
+    "Search",
     "StageConfig",
     "__version__",
     "build_model",
     "count",
     "preset",
+    "suggest",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -51,5 +59,7 @@ __getattr__, __dir__ = lazy_exports(
         "build_model": "nas.models",
         "count": "nas.counting",
         "preset": "nas.presets",
+        "Search": "nas.search.api",
+        "suggest": "nas.search.objective",
     },
 )

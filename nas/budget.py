@@ -1,29 +1,38 @@
-"""The budget check: one verdict on whether a candidate fits the parameter and FLOPs limits.
+"""The budget check: one verdict on whether a candidate fits every limit of a study.
 
-A search's objective, ``nas sample``, ``--enqueue-presets``, a fidelity panel and the check
-that a limit is not below the space's cheapest candidate all ask :meth:`Budget.check`, so
-the rule is written once: parameters are counted first (on the meta device, about a
-millisecond); only a candidate within the parameter limit has its FLOPs counted (an fvcore
-trace, tens of milliseconds), and only when there is a FLOPs limit (or ``flops=True``).
+A search's objective, ``nas.suggest``, ``nas sample``, ``--enqueue-presets``, a fidelity panel
+and the check that a limit is not below the space's cheapest candidate all ask
+:meth:`Budget.check`, so the rule is written once: the limited metrics of
+:data:`nas.objectives.METRICS` are measured in the registry's order, cheapest first
+(parameters on the meta device, about a millisecond; FLOPs by an fvcore trace, tens of
+milliseconds), and measuring stops at the first limit a candidate is over, so a candidate
+over the parameter limit never has its FLOPs traced. Metrics wanted without a limit (for
+the record, or as objectives) are measured only for a candidate that fits
+(:meth:`Budget.complete`).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nas.config import ArchConfig
-from nas.counting import count
 from nas.errors import ConfigError, NasError
+from nas.objectives import METRICS
 from nas.units import human, over_limit
 
 if TYPE_CHECKING:
     from nas.data import ImageData
     from nas.space import SearchSpace
 
-#: How each limit is named in a rejection reason and in ``rejected_by``.
-LIMIT_NAMES = {"params": "params", "flops": "FLOPs"}
+#: Measure one metric of a candidate: (candidate, metric name) -> value.
+Measure = Callable[[Any, str], float]
+
+
+def measure_metric(candidate: Any, metric: str) -> float:
+    """The registry's own measurement of ``metric`` (:attr:`nas.objectives.Metric.measure`)."""
+    return METRICS[metric].measurer()(candidate)
 
 
 @dataclass(frozen=True)
@@ -31,17 +40,17 @@ class Verdict:
     """Whether a candidate fits, and why not.
 
     Attributes:
-        params: its parameter count.
-        flops: its FLOPs per image (None: not counted, e.g. rejected on parameters).
-        violations: how far over each checked limit it is, by limit (``params``, ``flops``;
-            > 0: over), the FLOPs one in parameter-limit units ((flops - limit) / limit *
-            param_limit), so that NSGA-II's sum of violations weighs both limits alike.
-        rejected_by: the limit that rejected it (``params`` or ``flops``; None: it fits).
+        values: what was measured, by metric name (a metric after the one that rejected the
+            candidate is not measured).
+        violations: how far over each checked limit it is, by metric (> 0: over), in units of
+            the first limit checked ((value - limit) / limit * that limit), so that NSGA-II's
+            sum of violations weighs every limit alike and the parameter violation stays in
+            parameters.
+        rejected_by: the metric whose limit rejected it (None: it fits).
         reason: the rejection reason, e.g. ``6.10M params > limit 5.00M`` (None: it fits).
     """
 
-    params: int
-    flops: int | None = None
+    values: dict[str, float] = field(default_factory=dict)
     violations: dict[str, float] = field(default_factory=dict)
     rejected_by: str | None = None
     reason: str | None = None
@@ -50,69 +59,93 @@ class Verdict:
     def fits(self) -> bool:
         return self.rejected_by is None
 
+    @property
+    def params(self) -> int:
+        """The parameter count (every architecture's first measurement)."""
+        return int(self.values["params"])
+
+    @property
+    def flops(self) -> int | None:
+        """FLOPs per image (None: not measured)."""
+        value = self.values.get("flops")
+        return None if value is None else int(value)
+
 
 @dataclass(frozen=True)
 class Budget:
-    """A parameter limit and an optional FLOPs limit (per image)."""
+    """A study's limits, by metric name (``{"params": 5_000_000, "flops": 5e8}``)."""
 
-    param_limit: int | None = None
-    flops_limit: int | None = None
+    limits: Mapping[str, float] = field(default_factory=dict)
 
-    def judge(self, params: int, flops: int | None = None) -> Verdict:
-        """The verdict for counts already known (``flops`` may be None when the candidate is
-        over the parameter limit or there is no FLOPs limit)."""
-        violations: dict[str, float] = {}
-        if self.param_limit is not None:
-            violations["params"] = float(params - self.param_limit)
-            if params > self.param_limit:
-                reason = over_limit(params, self.param_limit, LIMIT_NAMES["params"])
-                return Verdict(params, flops, violations, "params", reason)
-        if self.flops_limit is None:
-            return Verdict(params, flops, violations)
-        if flops is None:
-            raise ValueError("a FLOPs limit needs the candidate's FLOPs")
-        scale = self.param_limit or self.flops_limit
-        violations["flops"] = (flops - self.flops_limit) / self.flops_limit * scale
-        if flops > self.flops_limit:
-            reason = over_limit(flops, self.flops_limit, LIMIT_NAMES["flops"])
-            return Verdict(params, flops, violations, "flops", reason)
-        return Verdict(params, flops, violations)
+    def _order(self) -> list[str]:
+        """The limited metrics in registry order (cheapest first)."""
+        return [name for name, _ in METRICS.items() if name in self.limits]
 
-    def check(self, arch: ArchConfig, *, flops: bool = False) -> Verdict:
-        """The verdict on ``arch``. FLOPs are counted when there is a FLOPs limit or
-        ``flops`` is True, and only for a candidate within the parameter limit."""
-        params = count(arch, flops=False).params
-        verdict = self.judge(params) if self.flops_limit is None else self.on_params(params)
-        if not verdict.fits or (self.flops_limit is None and not flops):
-            return verdict
-        n_flops = count(arch).flops
-        assert n_flops is not None
-        return self.judge(params, n_flops)
-
-    def on_params(self, params: int) -> Verdict:
-        """The verdict on the parameter limit alone, before FLOPs are counted: a candidate it
-        rejects never needs them."""
-        return Budget(self.param_limit).judge(params)
-
-    def check_reachable(self, space: SearchSpace, data: ImageData) -> None:
-        """Refuse limits below the space's cheapest candidate, in one line (parameters
-        always; FLOPs when there is a FLOPs limit).
+    def judge(self, values: Mapping[str, float]) -> Verdict:
+        """The verdict for measurements already made (a metric that is not in ``values`` is
+        not checked: it was not measured because an earlier limit rejected the candidate).
 
         Raises:
-            NasError: naming the limit, the cheapest candidate and its count.
+            ValueError: when a limited metric is missing while every earlier one fits.
         """
-        for key, limit in (("params", self.param_limit), ("flops", self.flops_limit)):
-            if limit is None:
-                continue
-            cheapest, summary = cheapest_candidate(space, data, flops=key == "flops")
+        order = self._order()
+        scale = self.limits[order[0]] if order else 1.0
+        violations: dict[str, float] = {}
+        for name in order:
+            if name not in values:
+                raise ValueError(f"the limit on {name} needs the candidate's {name}")
+            limit, value = self.limits[name], values[name]
+            violations[name] = (
+                value - limit if name == order[0] else (value - limit) / limit * scale
+            )
+            if value > limit:
+                reason = over_limit(value, limit, METRICS[name].label)
+                return Verdict(dict(values), violations, name, reason)
+        return Verdict(dict(values), violations)
+
+    def check(
+        self, candidate: Any, *, measure: Measure = measure_metric, wanted: Iterable[str] = ()
+    ) -> Verdict:
+        """The verdict on ``candidate``: its limited metrics measured cheapest first, up to
+        the first it is over; for a candidate that fits, ``wanted`` metrics too."""
+        values: dict[str, float] = {}
+        for name in self._order():
+            values[name] = measure(candidate, name)
+            if values[name] > self.limits[name]:
+                return self.judge(values)
+        return self.complete(candidate, self.judge(values), wanted, measure)
+
+    def complete(
+        self,
+        candidate: Any,
+        verdict: Verdict,
+        wanted: Iterable[str],
+        measure: Measure = measure_metric,
+    ) -> Verdict:
+        """``verdict`` with the ``wanted`` metrics it lacks measured (registry order)."""
+        names = set(wanted)
+        values = dict(verdict.values)
+        for name, _ in METRICS.items():
+            if name in names and name not in values:
+                values[name] = measure(candidate, name)
+        return Verdict(values, verdict.violations, verdict.rejected_by, verdict.reason)
+
+    def check_reachable(self, space: SearchSpace, data: ImageData) -> None:
+        """Refuse limits below the space's cheapest candidate, in one line.
+
+        Raises:
+            NasError: naming the limit, the cheapest candidate and its value.
+        """
+        for name in self._order():
+            limit = self.limits[name]
+            metric = METRICS[name]
+            cheapest, summary = cheapest_candidate(space, data, name)
             if cheapest > limit:
-                flag = "--param-limit" if key == "params" else "--flops-limit"
-                what = "limit" if key == "params" else "FLOPs limit"
-                adjective = "smallest" if key == "params" else "cheapest"
+                assert metric.limit is not None
                 raise NasError(
-                    f"the {what} {human(limit)} is below the {adjective} candidate of space "
-                    f"{space.name!r} ({human(cheapest)} {LIMIT_NAMES[key]}: {summary}); "
-                    f"raise {flag} or use a smaller space"
+                    f"the {metric.label} limit {human(limit)} is below the cheapest candidate "
+                    f"of space {space.name!r} ({human(cheapest)} {metric.label}: {summary}); "
+                    f"raise {metric.limit.flag} or use a smaller space"
                 )
 
 
@@ -139,9 +172,9 @@ class _MinimalTrial:
 
 
 def cheapest_candidate(
-    space: SearchSpace, data: ImageData, *, flops: bool = False
-) -> tuple[int, str]:
-    """Parameters (``flops``: FLOPs) and summary of the cheapest candidate of ``space``
+    space: SearchSpace, data: ImageData, metric: str = "params", measure: Measure = measure_metric
+) -> tuple[float, str]:
+    """The value of ``metric`` and the summary of the space's cheapest candidate by it
     (numeric dimensions at their cheapest, every combination of block, shortcut, attention
     type and placement)."""
     dims = {
@@ -150,7 +183,7 @@ def cheapest_candidate(
         "attention": space.attention["type"].values(),
         "placement": space.attention["placement"].values(),
     }
-    best: tuple[int, str] | None = None
+    best: tuple[float, str] | None = None
     for combo in itertools.product(*dims.values()):
         trial = _MinimalTrial(dict(zip(dims, combo, strict=True)))
         try:
@@ -162,8 +195,7 @@ def cheapest_candidate(
             )
         except ConfigError:
             continue
-        counts = count(arch, flops=flops)
-        cost = counts.flops if flops and counts.flops is not None else counts.params
+        cost = measure(arch, metric)
         if best is None or cost < best[0]:
             best = (cost, arch.summary())
     if best is None:

@@ -254,3 +254,16 @@ def clear_cache() -> None:
     """Forget every memoised unit count."""
     spec_params.cache_clear()
     spec_flops.cache_clear()
+
+
+def count_params(cfg: ArchConfig) -> int:
+    """Parameters of ``cfg`` (about a millisecond): the ``params`` metric's measure."""
+    return count(cfg, flops=False).params
+
+
+def count_flops(cfg: ArchConfig) -> int:
+    """FLOPs per image of ``cfg`` (an fvcore trace of each unit not seen before): the
+    ``flops`` metric's measure."""
+    flops = count(cfg).flops
+    assert flops is not None
+    return flops

@@ -19,19 +19,19 @@ and existing studies hold it), so the readable views are:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from nas.config import ATTENTION_KNOBS, ArchConfig
-from nas.search.stats import accuracy_of, fidelity_text
-from nas.study import _optuna
-from nas.study import record as rec
+from nas.objectives import METRICS
+from nas.proxy.fidelity import ProxyFidelity, fidelity_text
+from nas.study import _dashboard, _optuna
+from nas.study.record import StudyRecord, TrialRecord
 from nas.units import plural
 
 #: Widest line of the JSON in a note, where the JSON allows it (a long string stays whole):
@@ -87,28 +87,28 @@ def shown_config(arch: ArchConfig) -> dict[str, Any]:
 
 
 def winner_note(trial: FrozenTrial) -> str:
-    """Markdown note of a winner: its scores, a one-line architecture summary and its config
-    (the ``arch`` user attribute, without the knobs its attention type does not take, see
-    :func:`shown_config`) as indented JSON in a code block of short lines."""
-    arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
-    full = trial.user_attrs.get(rec.FULL_ACCURACY)
-    val = trial.user_attrs.get(rec.FULL_VAL_ACCURACY)
-    epochs = trial.user_attrs.get(rec.FULL_EPOCHS)
-    after = (
-        f"after {plural(epochs, 'full epoch')}"
-        if isinstance(epochs, int) and not isinstance(epochs, bool)
-        else "after full training"
+    """Markdown note of a winner: its scores, its value of every metric it recorded, a
+    one-line architecture summary and its config (the ``arch`` record, without the knobs its
+    attention type does not take, see :func:`shown_config`) as indented JSON in a code block
+    of short lines."""
+    r = TrialRecord(trial)
+    arch = ArchConfig.from_dict(r.arch or {})
+    full, val, epochs = r.full_accuracy, r.full_val_accuracy, r.full_epochs
+    after = f"after {plural(epochs, 'full epoch')}" if epochs is not None else "after full training"
+    measured = "; ".join(
+        f"{m.label}: {v:,.0f}" if not m.unit else f"{m.label}: {m.show(v)}"
+        for name, m in METRICS.items()
+        if name != "accuracy" and (v := r.value(name)) is not None
     )
     lines = [
         f"## Trial {trial.number}: {arch.summary()}",
         "",
-        f"* proxy validation accuracy: {accuracy_of(trial):.4f}",
+        f"* proxy validation accuracy: {r.accuracy or 0.0:.4f}",
         f"* {after}: validation accuracy {val:.4f} (selection uses this), test accuracy "
         f"{full:.4f} (scored once)"
         if full is not None and val is not None
         else "* not fully trained yet (nas train-winners)",
-        f"* params: {trial.user_attrs.get('params', 0):,}; "
-        f"FLOPs: {trial.user_attrs.get('flops', 0):,}",
+        f"* {measured}",
         "",
         f"Config (settings its attention type does not use left out; "
         f"`nas export --trial {trial.number}` writes the whole `arch`):",
@@ -123,10 +123,10 @@ def winner_note(trial: FrozenTrial) -> str:
 def study_note(study: optuna.Study) -> str:
     """Markdown note of the study: a warning for a study on fake data, how its guided trials
     compare with its random start-up ones
-    (:func:`nas.search.stats.study_startup_comparison`) and, once winners were fully
+    (:func:`nas.study.stats.study_startup_comparison`) and, once winners were fully
     trained, the proxy fidelity."""
     from nas.report.html import FAKE_DATA_NOTICE, is_fake_data
-    from nas.search.stats import study_startup_comparison
+    from nas.study.stats import study_startup_comparison
 
     parts = []
     if is_fake_data(study):
@@ -148,11 +148,11 @@ def study_note(study: optuna.Study) -> str:
         + "\n".join(rows)
         + "\n\nThe optimization-history figure shades the start-up trials.\n"
     )
-    fidelity = study.user_attrs.get(rec.PROXY_FIDELITY)
-    if fidelity:
+    fidelity = StudyRecord(study).proxy_fidelity
+    if fidelity:  # stored by nas train-winners as a ProxyFidelity
         parts.append(
             "## Proxy fidelity\n\nBetween proxy accuracy and validation accuracy after full "
-            f"training: **{fidelity_text(fidelity)}**.\n"
+            f"training: **{fidelity_text(cast(ProxyFidelity, fidelity))}**.\n"
         )
     return "\n".join(parts)
 
@@ -166,18 +166,16 @@ def save_generated_note(study: optuna.Study, trial: FrozenTrial | None, body: st
     edited the note in the dashboard since nas last wrote it: a note that is neither empty
     nor the one nas wrote is the user's and is kept. Returns whether it was written."""
     from optuna_dashboard import save_note
-    from optuna_dashboard._note import get_note_from_system_attrs
 
     trial_id = _optuna.trial_id(trial) if trial is not None else None
-    attrs = _optuna.study_system_attrs(study)
-    current = get_note_from_system_attrs(attrs, trial_id)["body"]
-    key = f"nas:generated_note:{'study' if trial_id is None else trial_id}"
-    if current and _sha1(current) != attrs.get(key):
+    record = StudyRecord(study)
+    current = _dashboard.note_body(_optuna.study_system_attrs(study), trial_id)
+    if current and _sha1(current) != record.note_hash(trial_id):
         return False  # edited by a person: theirs now
     if current != body:
         target = study if trial is None else optuna.trial.Trial(study, _optuna.trial_id(trial))
         save_note(target, body)
-    _optuna.set_study_system_attr(study, key, _sha1(body))
+    record.set_note_hash(trial_id, _sha1(body))
     return True
 
 
@@ -259,27 +257,9 @@ def _ordered_graphs(
 def install_dashboard_view() -> bool:
     """Make optuna-dashboard, when served from this process, show long user attributes
     shortened (:func:`shown_attr`) and the attached figures in order
-    (:func:`ordered_graph_objects`). Returns whether it could.
-
-    It wraps two functions of optuna-dashboard's internals (``_serializer.serialize_attrs``,
-    ``_app.get_plotly_graph_objects``, as of 0.17 to 0.21); where they are missing the
-    dashboard is left as it is. Calling it again does nothing more; ``nas dashboard`` calls
-    it before it serves.
+    (:func:`ordered_graph_objects`). Returns whether it could (see
+    :func:`nas.study._dashboard.wrap_view`: where optuna-dashboard's internals are missing
+    the dashboard is left as it is). Calling it again does nothing more; ``nas dashboard``
+    calls it before it serves.
     """
-    try:
-        from optuna_dashboard import _app, _serializer
-    except ImportError:
-        return False
-    serialize = getattr(_serializer, "serialize_attrs", None)
-    get_graphs = getattr(_app, "get_plotly_graph_objects", None)
-    if not callable(serialize) or not callable(get_graphs):
-        return False
-    if not getattr(serialize, "_nas_view", False):
-        wrapped = functools.wraps(serialize)(functools.partial(_shown_attrs, serialize))
-        wrapped._nas_view = True  # type: ignore[attr-defined]
-        _serializer.serialize_attrs = wrapped
-    if not getattr(get_graphs, "_nas_view", False):
-        ordered = functools.wraps(get_graphs)(functools.partial(_ordered_graphs, get_graphs))
-        ordered._nas_view = True  # type: ignore[attr-defined]
-        _app.get_plotly_graph_objects = ordered
-    return True
+    return _dashboard.wrap_view(_shown_attrs, _ordered_graphs)

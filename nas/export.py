@@ -26,8 +26,9 @@ from nas.config import ArchConfig
 from nas.counting import count
 from nas.errors import NasError
 from nas.models import build_model
-from nas.search.stats import accuracy_of, choose_best
-from nas.study import record as rec
+from nas.objectives import METRICS
+from nas.study.record import StudyRecord, TrialRecord
+from nas.study.stats import choose_best
 from nas.study.storage import safe_url
 
 __all__ = ["choose_best", "export_document", "export_weights", "load_snippet", "write_document"]
@@ -61,9 +62,12 @@ def load_snippet(arch_file: str, weights_file: str | None) -> str:
 def export_document(
     study: optuna.Study, trial: FrozenTrial, selected_by: str, storage_url: str
 ) -> dict[str, Any]:
-    """The export of ``trial``: its config and metadata."""
-    arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
+    """The export of ``trial``: its config and metadata, with its value of every metric it
+    recorded (the study's objectives among them) and the study's limits."""
+    r = TrialRecord(trial)
+    arch = ArchConfig.from_dict(r.arch or {})
     counts = count(arch)
+    study_record = StudyRecord(study)
     return {
         "format": FORMAT,
         "arch": arch.to_dict(),
@@ -72,10 +76,21 @@ def export_document(
             "params": counts.params,
             "flops": counts.flops,
             "flops_convention": "fvcore: one multiply-add = one flop; attention ops counted",
-            "proxy_accuracy": accuracy_of(trial),
-            "full_val_accuracy": trial.user_attrs.get(rec.FULL_VAL_ACCURACY),
-            "full_accuracy": trial.user_attrs.get(rec.FULL_ACCURACY),
-            "full_epochs": trial.user_attrs.get(rec.FULL_EPOCHS),
+            "objectives": list(study_record.objectives),
+            "metrics": {
+                name: {"value": value, "label": m.label, "unit": m.unit}
+                for name, m in METRICS.items()
+                if (value := r.value(name)) is not None
+            },
+            "limits": {
+                name: limit
+                for name, _ in METRICS.items()
+                if (limit := study_record.limit(name)) is not None
+            },
+            "proxy_accuracy": r.accuracy,
+            "full_val_accuracy": r.full_val_accuracy,
+            "full_accuracy": r.full_accuracy,
+            "full_epochs": r.full_epochs,
             "study": study.study_name,
             "storage": safe_url(storage_url),
             "trial": trial.number,
@@ -116,7 +131,7 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
     Raises:
         NasError: when the trial has no trained weights.
     """
-    source = trial.user_attrs.get(rec.WEIGHTS) or trial.user_attrs.get(rec.CHECKPOINT)
+    source = TrialRecord(trial).weights
     if not source or not Path(source).exists():
         raise NasError(
             f"trial {trial.number} has no trained weights; run nas train-winners first "

@@ -1,9 +1,14 @@
-"""Reading the project's TOML files (space files, study files) with one-line errors."""
+"""The project's files: TOML (space files, study files) read with one-line errors, and JSON
+results written atomically and never mixed across settings."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +64,52 @@ def toml_problem(text: str, message: str) -> str:
         end_col = len(before) - before.rfind("\n")
         return f"{what} (at line {end_line}, column {end_col}: no ']' after the last value)"
     return f"{what} (at line {line}, column {col})"
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write ``doc`` as JSON to ``path``: to a temporary file in the same folder, flushed to
+    disk, then renamed over ``path`` (atomic on POSIX), so a reader sees the old file or the
+    new one, never a part of one, even when the writer is interrupted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(doc, handle, indent=1)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_results(path: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The results at ``path`` (a JSON object with a ``settings`` key) when they were made
+    with ``settings``; None when there is no file yet.
+
+    Raises:
+        NasError: in one line, naming the first setting that differs, when the file holds
+            results of other settings or none recorded, so that a resumed benchmark never
+            mixes them.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise NasError(f"cannot read results {path}: {exc}") from None
+    recorded = doc.get("settings") if isinstance(doc, dict) else None
+    if not isinstance(recorded, dict):
+        raise NasError(f"{path} holds results without their settings; choose another --out")
+    wanted = json.loads(json.dumps(dict(settings)))  # compared as JSON: tuples are lists
+    for key in sorted(set(recorded) | set(wanted)):
+        if recorded.get(key) != wanted.get(key):
+            raise NasError(
+                f"{path} holds results made with {key}={recorded.get(key)!r}, not "
+                f"{wanted.get(key)!r}; give the same settings to resume, or another --out"
+            )
+    found: dict[str, Any] = doc
+    return found

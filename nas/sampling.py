@@ -13,11 +13,17 @@ from typing import Any
 
 import optuna
 
-from nas.budget import LIMIT_NAMES, Budget
+from nas.budget import Budget
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.errors import ConfigError
+from nas.objectives import METRICS
 from nas.space import SearchSpace
+
+
+def _label(metric: str | None) -> str | None:
+    """How a report names what rejected a candidate (``params``, ``FLOPs``)."""
+    return METRICS[metric].label if metric else None
 
 
 @dataclass
@@ -154,7 +160,9 @@ def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally)
     if flops_limit is not None and not flops:
         raise ConfigError("a FLOPs limit needs FLOP counts: drop --no-flops")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    budget = Budget(limit, flops_limit)
+    limits = {"params": limit, "flops": flops_limit}
+    budget = Budget({k: v for k, v in limits.items() if v is not None})
+    on_params = Budget({"params": limit} if limit is not None else {})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     candidates: list[Candidate] = []
     start = time.perf_counter()
@@ -169,7 +177,7 @@ def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally)
                 Candidate(None, None, None, False, f"cannot build: {exc}", "cannot build")
             )
             continue
-        verdict = budget.on_params(count(arch, flops=False).params)
+        verdict = on_params.judge({"params": count(arch, flops=False).params})
         candidates.append(
             Candidate(
                 arch,
@@ -177,7 +185,7 @@ def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally)
                 None,
                 verdict.fits,
                 verdict.reason,
-                LIMIT_NAMES.get(verdict.rejected_by or ""),
+                _label(verdict.rejected_by),
             )
         )
         if progress:
@@ -205,9 +213,9 @@ def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally)
     if flops_limit is not None:
         for c in candidates:
             if c.feasible and c.params is not None:
-                verdict = budget.judge(c.params, c.flops)
+                verdict = budget.judge({"params": c.params, "flops": float(c.flops or 0)})
                 c.feasible, c.reason = verdict.fits, verdict.reason
-                c.rejected_by = LIMIT_NAMES.get(verdict.rejected_by or "")
+                c.rejected_by = _label(verdict.rejected_by)
     by_attention: Counter[str] = Counter()
     by_attention_ok: Counter[str] = Counter()
     by_placement: Counter[str] = Counter()

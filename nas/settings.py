@@ -86,6 +86,9 @@ class Setting:
         parse_file: study-file values go through ``parse`` too (values with a syntax of their
             own: ``"5M"``, ``"all"``, ``"accuracy,params"``); otherwise a file's values are
             taken as TOML typed them and type-checked.
+        entries: for a mapping field, the settings it holds, one per key, as a function
+            returning :class:`Entry` items (called whenever settings are read, so a registry
+            that grows is seen); the field itself then has no flag of its own.
     """
 
     help: str
@@ -105,6 +108,7 @@ class Setting:
     hidden: bool = False
     fmt: Callable[[Any], str] | None = None
     parse_file: bool = False
+    entries: Callable[[], Sequence[Entry]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -155,16 +159,103 @@ def setting(default: Any, help: str, **kwargs: Any) -> Any:
     return field(default=default, metadata={"setting": Setting(help=help, **kwargs)})
 
 
-def declared(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Setting]]:
-    """The fields of ``cls`` that are declared settings, in declaration order."""
-    return [(f, f.metadata["setting"]) for f in dataclasses.fields(cls) if "setting" in f.metadata]
+@dataclass(frozen=True)
+class Entry:
+    """One setting held in a mapping field (see :attr:`Setting.entries`): ``key`` in the
+    mapping, under the setting name ``name`` (its flag, study-file key and recorded key)."""
+
+    key: str
+    name: str
+    setting: Setting
+    default: Any = None
 
 
-def flag_of(f: dataclasses.Field[Any], s: Setting) -> str | None:
-    """The flag of a declared field (None: study file only)."""
-    if s.flag is None:
-        return None
-    return s.flag or "--" + f.name.replace("_", "-")
+@dataclass(frozen=True)
+class Declared:
+    """A setting as users see it: a declared field, or an entry of a mapping field.
+
+    Attributes:
+        name: flag (with dashes), study-file key and recorded key.
+        setting: how it appears.
+        field: the dataclass field that holds its value.
+        key: its key in that field's mapping (None: the field is the value).
+        default: its value when not given.
+    """
+
+    name: str
+    setting: Setting
+    field: str
+    key: str | None
+    default: Any
+
+    def value(self, settings: Any) -> Any:
+        """Its value in ``settings``."""
+        held = getattr(settings, self.field)
+        return held if self.key is None else held.get(self.key)
+
+    @property
+    def flag(self) -> str | None:
+        """Its flag (None: study file only)."""
+        s = self.setting
+        if s.flag is None:
+            return None
+        return s.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the flag, or the study-file key."""
+        return self.flag or f"{self.name} (study file)"
+
+
+def declared(cls: type[Any]) -> list[Declared]:
+    """The settings of ``cls`` in declaration order, a mapping field's entries in its place."""
+    out: list[Declared] = []
+    defaults = {f.name: _field_default(f) for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        s = f.metadata.get("setting")
+        if s is None:
+            continue
+        if s.entries is None:
+            out.append(Declared(f.name, s, f.name, None, defaults[f.name]))
+            continue
+        out.extend(Declared(e.name, e.setting, f.name, e.key, e.default) for e in s.entries())
+    return out
+
+
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def build(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """``cls`` from values by setting name: an entry's value goes into its mapping field
+    (entries not in ``values`` take their defaults; None means none), other settings are
+    passed as they are."""
+    kwargs: dict[str, Any] = {}
+    mappings: dict[str, dict[str, Any]] = {}
+    for d in declared(cls):
+        if d.key is None:
+            if d.name in values:
+                kwargs[d.name] = values[d.name]
+            continue
+        value = values.get(d.name, d.default)
+        held = mappings.setdefault(d.field, {})
+        if value is not None:
+            held[d.key] = value
+    return cls(**kwargs, **mappings)
+
+
+def mapping_field(entries: Callable[[], Sequence[Entry]], help: str) -> Any:
+    """A dataclass field holding the settings ``entries`` lists, by key (see
+    :attr:`Setting.entries`); its default holds each entry's default that is not None."""
+
+    def default() -> dict[str, Any]:
+        return {e.key: e.default for e in entries() if e.default is not None}
+
+    return field(default_factory=default, metadata={"setting": Setting(help=help, entries=entries)})
 
 
 def shown(value: Any) -> str:
@@ -203,57 +294,63 @@ def add_flags(
     *,
     only: Iterable[str] | None = None,
     groups: Mapping[str, str] | None = None,
+    required: Iterable[str] = (),
 ) -> None:
-    """Add a flag for every declared field of ``cls`` (or the fields named in ``only``).
+    """Add a flag for every declared setting of ``cls`` (or the settings named in ``only``).
 
     A flag that is not given leaves no attribute on the namespace (``default=SUPPRESS``), so
     :func:`flags_given` tells a typed value from a default.
 
     Args:
-        groups: ``--help`` section titles by group name (a field's ``group``); fields without
-            a group go to the parser itself.
+        groups: ``--help`` section titles by group name (a setting's ``group``); settings
+            without a group go to the parser itself.
+        required: settings this command cannot do without (``--study`` of ``nas export``).
     """
     wanted = set(only) if only is not None else None
-    sections: dict[str, argparse._ArgumentGroup] = {}
-    defaults = cls()
-    for f, s in declared(cls):
-        flag = flag_of(f, s)
-        if flag is None or (wanted is not None and f.name not in wanted):
+    needed = set(required)
+    sections: dict[str, argparse._ArgumentGroup] = {}  # by title
+    for d in declared(cls):
+        s = d.setting
+        if d.flag is None or (wanted is not None and d.name not in wanted):
             continue
         target: Any = parser
         if s.group is not None:
-            if s.group not in sections:
-                title = (groups or {}).get(s.group, s.group)
-                sections[s.group] = parser.add_argument_group(title)
-            target = sections[s.group]
-        target.add_argument(flag, **_flag_kwargs(f, s, getattr(defaults, f.name)))
+            title = (groups or {}).get(s.group, s.group)
+            if title not in sections:
+                sections[title] = parser.add_argument_group(title)
+            target = sections[title]
+        kwargs = _flag_kwargs(d)
+        if d.name in needed:
+            kwargs = {**kwargs, "required": True}
+        target.add_argument(d.flag, **kwargs)
         for extra, value, extra_help in s.extra_flags:
             target.add_argument(
                 extra,
                 action="store_const",
                 const=value,
                 help=extra_help,
-                dest=f.name,
+                dest=d.name,
                 default=argparse.SUPPRESS,
             )
 
 
-def _flag_kwargs(f: dataclasses.Field[Any], s: Setting, default: Any) -> dict[str, Any]:
-    """``add_argument``'s keywords for a declared field (``default``: the field's)."""
+def _flag_kwargs(d: Declared) -> dict[str, Any]:
+    """``add_argument``'s keywords for a declared setting."""
+    s = d.setting
     help_text = s.help
     if s.show_default and "default" not in help_text:
-        help_text += f" (default {show(s, default)})"
+        help_text += f" (default {show(s, d.default)})"
     if s.kind == PINNED:
         help_text += "; pinned by the study"
     kwargs: dict[str, Any] = {
-        "dest": f.name,
+        "dest": d.name,
         "default": argparse.SUPPRESS,
         "help": argparse.SUPPRESS if s.hidden else help_text,
     }
     if s.switch:
         return {**kwargs, "action": "store_const", "const": True}
     if s.parse is not None:
-        kwargs["type"] = _argtype(s.parse, f.name.replace("_", " "))
+        kwargs["type"] = _argtype(s.parse, d.name.replace("_", " "))
     if s.choices is not None:
         kwargs["choices"] = list(s.choices() if callable(s.choices) else s.choices)
     if s.metavar is not None:
@@ -263,7 +360,17 @@ def _flag_kwargs(f: dataclasses.Field[Any], s: Setting, default: Any) -> dict[st
 
 def flags_given(args: argparse.Namespace, cls: type[Any]) -> dict[str, Any]:
     """The declared settings typed on the command line (a flag not typed is absent)."""
-    return {f.name: getattr(args, f.name) for f, _ in declared(cls) if hasattr(args, f.name)}
+    return {d.name: getattr(args, d.name) for d in declared(cls) if hasattr(args, d.name)}
+
+
+def given_in_python(settings: Any) -> dict[str, Any]:
+    """Settings built in Python, read as a command line would give them: a setting that
+    differs from its default counts as given, one at its default as not given."""
+    return {
+        d.name: d.value(settings)
+        for d in declared(type(settings))
+        if d.value(settings) != d.default
+    }
 
 
 # ---------------------------------------------------------------------------- type checks
@@ -297,12 +404,21 @@ def check_types(settings: Any) -> None:
     Raises:
         NasError: naming the first setting of the wrong type.
     """
-    cls = type(settings)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        value = getattr(settings, f.name)
-        if not _accepts(value, hints[f.name]):
-            raise NasError(f"setting {f.name} must be {_expected(hints[f.name])}, got {value!r}")
+    hints = _hints(type(settings))
+    for d in declared(type(settings)):
+        value = d.value(settings)
+        if not _accepts(value, hints[d.name]):
+            raise NasError(f"setting {d.name} must be {_expected(hints[d.name])}, got {value!r}")
+
+
+#: The type of every entry of a mapping field (limits are numbers).
+ENTRY_TYPE: Any = float | None
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """The annotation of every declared setting of ``cls`` by name (entries: a number)."""
+    fields = typing.get_type_hints(cls)
+    return {d.name: fields[d.name] if d.key is None else ENTRY_TYPE for d in declared(cls)}
 
 
 def _expected(annotation: Any) -> str:
@@ -333,8 +449,8 @@ def read_table(
     if unknown_tables:
         raise NasError(f"{path}: unknown table(s) {', '.join(unknown_tables)}; use [{table}]")
     values = raw.get(table, {})
-    fields = {f.name: s for f, s in declared(cls)}
-    hints = typing.get_type_hints(cls)
+    fields = {d.name: d.setting for d in declared(cls)}
+    hints = _hints(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise NasError(
@@ -373,20 +489,21 @@ def write_table(settings: Any, table: str, *, skip: Iterable[str] = ()) -> str:
     """``settings`` as a study file that :func:`read_table` reads back to equal values."""
     left_out = set(skip)
     lines = [f"[{table}]"]
-    for f, s in declared(type(settings)):
-        if f.name in left_out or s.hidden:
+    for d in declared(type(settings)):
+        s = d.setting
+        if d.name in left_out or s.hidden:
             continue
-        value = getattr(settings, f.name)
+        value = d.value(settings)
         if value is None:
-            if s.parse is None:
+            if s.parse is None or d.key is not None:
                 continue
             try:
                 if s.parse("all") is None:  # None spelled 'all' (every image)
-                    lines.append(f'{f.name} = "all"')
+                    lines.append(f'{d.name} = "all"')
             except NasError:
                 pass
             continue
-        lines.append(f"{f.name} = {_toml(value)}")
+        lines.append(f"{d.name} = {_toml(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -409,11 +526,12 @@ def recorded(settings: Any) -> dict[str, Any]:
     """What a study records of ``settings``: every pinned and kept setting, and the
     fingerprints of the pinned files."""
     data: dict[str, Any] = {}
-    for f, s in declared(type(settings)):
+    for d in declared(type(settings)):
+        s = d.setting
         if s.kind == PER_RUN:
             continue
-        value = getattr(settings, f.name)
-        data[f.name] = to_record(s, value)
+        value = d.value(settings)
+        data[d.name] = to_record(s, value)
         if s.fingerprint is not None:
             data[s.fingerprint[0]] = fingerprint_of(s, value)
     return data
@@ -458,16 +576,17 @@ def resolve(
     origins: dict[str, str] = {}
     replaced: dict[str, tuple[Any, Any]] = {}
     conflicts: list[str] = []
-    for f, s in declared(cls):
-        name = f.name
-        before = _recorded_value(s, name, record)
+    items = declared(cls)
+    for d in items:
+        name = d.name
+        before = _recorded_value(d.setting, name, record)
         if name in flags or name in file:
             given = flags[name] if name in flags else file[name]
             values[name], origins[name] = given, FLAG if name in flags else FILE
-            conflict = _conflict(f, s, given, before, record)
+            conflict = _conflict(d, given, before, record)
             if conflict:
                 conflicts.append(conflict)
-            elif _replaces(s, given, before):
+            elif _replaces(d.setting, given, before):
                 assert before is not None
                 replaced[name] = (before[0], given)
         elif before is not None:
@@ -479,15 +598,16 @@ def resolve(
             f"{study} keeps its pinned settings: " + "; ".join(conflicts) + ". Drop the flag "
             "(or study-file line) to continue with the recorded value, or choose another --study"
         )
-    settings = cls(**values)
-    for f, s in declared(cls):  # a pinned file not given must still hold what was recorded
-        if s.fingerprint is None or record is None or origins[f.name] in (FLAG, FILE):
+    settings = build(cls, values)
+    for d in items:  # a pinned file not given must still hold what was recorded
+        s = d.setting
+        if s.fingerprint is None or record is None or origins[d.name] in (FLAG, FILE):
             continue
         key = s.fingerprint[0]
-        if key in record and fingerprint_of(s, getattr(settings, f.name)) != record[key]:
-            what = flag_of(f, s) or f.name
+        if key in record and fingerprint_of(s, d.value(settings)) != record[key]:
+            what = d.flag or d.name
             raise NasError(
-                f"{study} was created with {what} {shown(getattr(settings, f.name))}, whose "
+                f"{study} was created with {what} {shown(d.value(settings))}, whose "
                 "content has changed since; restore the file (or give the original with "
                 f"{what}), or choose another --study"
             )
@@ -514,52 +634,45 @@ def _recorded_value(
 
 
 def _conflict(
-    f: dataclasses.Field[Any],
-    s: Setting,
-    given: Any,
-    before: tuple[Any, str] | None,
-    record: Mapping[str, Any] | None,
+    d: Declared, given: Any, before: tuple[Any, str] | None, record: Mapping[str, Any] | None
 ) -> str | None:
     """Why an explicit value of a pinned setting is refused (None: it is not)."""
-    if s.kind != PINNED or record is None:
+    if d.setting.kind != PINNED or record is None:
         return None
-    if s.fingerprint is not None:
-        return _file_conflict(f, s, given, record)
-    return None if before is None else _pinned_conflict(f, s, given, before[0])
+    if d.setting.fingerprint is not None:
+        return _file_conflict(d, given, record)
+    return None if before is None else _pinned_conflict(d, given, before[0])
 
 
-def _file_conflict(
-    f: dataclasses.Field[Any], s: Setting, given: Any, record: Mapping[str, Any]
-) -> str | None:
+def _file_conflict(d: Declared, given: Any, record: Mapping[str, Any]) -> str | None:
     """A pinned file given explicitly must have the content the study recorded: its path
     may differ (a copy elsewhere), its content may not."""
+    s = d.setting
     assert s.fingerprint is not None
     key = s.fingerprint[0]
     if key not in record or fingerprint_of(s, given) == record[key]:
         return None
-    what = flag_of(f, s) or f"{f.name} (study file)"
-    recorded_path = f" ({shown(record[f.name])})" if f.name in record else ""
-    return f"{what} {shown(given)} has other content than the recorded file{recorded_path}"
+    recorded_path = f" ({shown(record[d.name])})" if d.name in record else ""
+    return f"{d.label} {shown(given)} has other content than the recorded file{recorded_path}"
 
 
-def _pinned_conflict(f: dataclasses.Field[Any], s: Setting, given: Any, before: Any) -> str | None:
+def _pinned_conflict(d: Declared, given: Any, before: Any) -> str | None:
     """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
-    if to_record(s, given) == to_record(s, before):
+    if to_record(d.setting, given) == to_record(d.setting, before):
         return None
-    what = flag_of(f, s) or f"{f.name} (study file)"
-    return f"{what} recorded {show(s, before)}, given {show(s, given)}"
+    return f"{d.label} recorded {show(d.setting, before)}, given {show(d.setting, given)}"
 
 
 def describe(resolved: Resolved) -> list[tuple[str, str, str, str]]:
     """(setting, value, origin, kind) of every declared field, for ``--show-settings``."""
     rows = []
-    for f, s in declared(type(resolved.settings)):
+    for d in declared(type(resolved.settings)):
+        s = d.setting
         if s.hidden:
             continue
-        label = flag_of(f, s) or f"{f.name} (study file)"
-        value = show(s, getattr(resolved.settings, f.name))
-        origin = resolved.origins.get(f.name, DEFAULT)
-        if f.name in resolved.replaced:
-            origin += f" (recorded {show(s, resolved.replaced[f.name][0])})"
-        rows.append((label, value, origin, s.kind))
+        value = show(s, d.value(resolved.settings))
+        origin = resolved.origins.get(d.name, DEFAULT)
+        if d.name in resolved.replaced:
+            origin += f" (recorded {show(s, resolved.replaced[d.name][0])})"
+        rows.append((d.label, value, origin, s.kind))
     return rows

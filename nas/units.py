@@ -45,7 +45,7 @@ def human(n: float, digits: int = 2) -> str:
     return f"{n:.0f}"
 
 
-def over_limit(value: int, limit: int, what: str) -> str:
+def over_limit(value: float, limit: float, what: str) -> str:
     """Why a candidate is rejected, the same in a search and in ``nas sample``:
     ``over_limit(6_100_000, 5_000_000, "params")`` -> ``'6.10M params > limit 5.00M'``."""
     return f"{human(value)} {what} > limit {human(limit)}"

@@ -26,16 +26,9 @@ from nas.config import ArchConfig
 from nas.data import ImageData
 from nas.errors import DataError, NasError
 from nas.proxy.context import full_context, init_seed, make_trainer
-from nas.search.stats import (
-    ProxyFidelity,
-    accuracy_of,
-    pareto_fronts,
-    proxy_fidelity,
-    second_objective,
-)
-from nas.study import _optuna
-from nas.study import record as rec
-from nas.study.storage import rdb_storage, set_result_attrs
+from nas.proxy.fidelity import ProxyFidelity, proxy_fidelity
+from nas.study.record import StudyRecord, TrialRecord, full_results, write_results
+from nas.study.stats import accuracy_of, pareto_fronts, study_costs
 from nas.training import EpochResult, Recipe, StepProgress
 
 
@@ -44,7 +37,7 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if accuracy_of(t) is not None and rec.ARCH in t.user_attrs
+        if accuracy_of(t) is not None and TrialRecord(t).arch is not None
     ]
     if not done:
         raise NasError(f"study {study.study_name!r} has no trained trial yet; run nas search first")
@@ -52,10 +45,10 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def select_winners(study: optuna.Study, top_k: int | None) -> list[FrozenTrial]:
-    """The Pareto-optimal trained trials (accuracy vs the study's second objective), best
+    """The Pareto-optimal trained trials (accuracy vs the study's other objectives), best
     proxy accuracy first. With ``top_k``, the K best of them; when the front holds fewer
     than K trials, the next fronts (non-dominated sorting) fill up the K."""
-    fronts = pareto_fronts(trained_trials(study), second_objective(study))
+    fronts = pareto_fronts(trained_trials(study), study_costs(study))
     if not top_k:
         fronts = fronts[:1]
     ranked = [t for front in fronts for t in sorted(front, key=lambda t: -(accuracy_of(t) or 0))]
@@ -106,7 +99,7 @@ def train_winner(
     Every winner of one ``seed`` sees the same batches in the same order; the weights are
     initialised from ``seed`` and the trial number."""
     require_test_split(data)
-    arch = ArchConfig.from_dict(trial.user_attrs[rec.ARCH])
+    arch = ArchConfig.from_dict(TrialRecord(trial).arch or {})
     if (arch.in_channels, arch.input_size, arch.num_classes) != (
         data.in_channels,
         data.input_size,
@@ -133,21 +126,21 @@ def train_winner(
     weights = out_dir / f"trial-{trial.number}-weights.pt"
     torch.save(trainer.final_weights(), weights)
     proxy = accuracy_of(trial) or 0.0
-    set_result_attrs(
-        rdb_storage(study),
-        _optuna.trial_id(trial),
-        {
-            "full_val_accuracy": result.accuracy,
-            "full_accuracy": test_accuracy,
-            "full_epochs": recipe.epochs,
-            "full_curve": result.curve,
-            "full_val_images": len(split.val),
-            "full_seconds": result.train_seconds,
-            "full_recipe": recipe.to_dict(),
-            "full_device": str(device),
-            "checkpoint": str(checkpoint.resolve()),
-            "weights": str(weights.resolve()),
-        },
+    write_results(
+        study,
+        trial,
+        full_results(
+            val_accuracy=result.accuracy,
+            test_accuracy=test_accuracy,
+            epochs=recipe.epochs,
+            curve=result.curve,
+            val_images=len(split.val),
+            seconds=result.train_seconds,
+            recipe=recipe.to_dict(),
+            device=str(device),
+            checkpoint=str(checkpoint.resolve()),
+            weights=str(weights.resolve()),
+        ),
     )
     return WinnerResult(
         trial.number,
@@ -166,5 +159,5 @@ def record_fidelity(study_name: str, storage: RDBStorage) -> ProxyFidelity:
     trained trial, stored as the study's user attribute ``proxy_fidelity``."""
     study = optuna.load_study(study_name=study_name, storage=storage)
     fidelity = proxy_fidelity(study.get_trials(deepcopy=False))
-    study.set_user_attr(rec.PROXY_FIDELITY, fidelity)
+    StudyRecord(study).set_proxy_fidelity(fidelity)
     return fidelity

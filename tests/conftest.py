@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import optuna
@@ -20,9 +20,6 @@ from optuna.distributions import FloatDistribution
 from nas.config import ArchConfig, AttentionConfig, StageConfig
 from nas.counting import count
 from tests.pgserver import PostgresServer, find_pg_bin
-
-if TYPE_CHECKING:
-    from nas.search.objective import Objective
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,18 +145,18 @@ def tiny_search(
     study: str,
     *,
     log: Callable[[str], None] | None = None,
-    objective_cls: type[Objective] | None = None,
+    hooks: Any = None,
     **changes: Any,
 ) -> optuna.Study:
     """Run a quiet in-process search on the image folder ``data``: random sampler, no early
     stopping, batches of 16, CPU; ``changes`` set or override the rest (trials, proxy epochs,
-    early stopping, ...); ``log`` receives the lines a worker prints, ``objective_cls``
-    replaces the objective."""
+    early stopping, ...); ``log`` receives the lines a worker prints, ``hooks`` replace the
+    proxy evaluator or the candidates (see :class:`nas.search.loop.Hooks`)."""
+    from nas.search.api import run_search
     from nas.search.events import SilentMonitor
-    from nas.search.loop import run_search
-    from nas.search.objective import Objective
+    from nas.search.loop import Hooks
     from nas.search.settings import SearchSettings
-    from nas.search.study import address_of
+    from nas.study.address import StudyAddress
 
     values: dict[str, Any] = {
         "space": str(space),
@@ -174,14 +171,15 @@ def tiny_search(
         "early_stopping": "off",
         "quiet": True,
     }
-    settings = SearchSettings(**{**values, **changes})
+    settings = SearchSettings.of(**{**values, **changes})
     run_search(
         settings,
         SilentMonitor(),
         log=log or (lambda text: None),
-        objective_cls=objective_cls or Objective,
+        hooks=hooks or Hooks(),
     )
-    return optuna.load_study(study_name=study, storage=address_of(settings).url)
+    address = StudyAddress.of(settings.storage, settings.study_name)
+    return optuna.load_study(study_name=study, storage=address.url)
 
 
 @pytest.fixture

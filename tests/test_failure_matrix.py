@@ -103,7 +103,7 @@ ROWS: dict[str, tuple[Setup, str]] = {
     "zero limit": (limit("0"), "parameter limit must be positive"),
     "negative limit": (limit("-2M"), "parameter limit must be positive"),
     "unparsable limit": (limit("lots"), "cannot read parameter limit 'lots'"),
-    "limit below the smallest candidate": (limit("500"), "is below the smallest candidate"),
+    "limit below the smallest candidate": (limit("500"), "is below the cheapest candidate"),
     "missing data folder": (
         lambda tmp, space, data: search(space, tmp / "nope", "--storage", f"sqlite:///{tmp}/s.db"),
         "data folder",

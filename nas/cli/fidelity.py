@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
+from nas.cli.common import SHOW_SETTINGS_HELP, raise_interrupt, show_settings
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, print_json, table
-from nas.cli.search import SHOW_SETTINGS_HELP, raise_interrupt, show_settings
 from nas.errors import NasError
 from nas.fidelity.settings import GROUPS, RECORD_KEY, FidelitySettings
 from nas.settings import add_flags, flags_given

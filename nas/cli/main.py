@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The modules that register subcommands, in the order ``nas --help`` lists them.
-COMMAND_MODULES = ("arch", "search", "fidelity", "winners")
+COMMAND_MODULES = ("arch", "search", "fidelity", "winners", "export", "report")
 
 
 def _load_commands() -> None:

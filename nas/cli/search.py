@@ -1,64 +1,27 @@
-"""``nas search``: run or continue a study."""
+"""``nas search``: run or continue a study (a thin shell over :func:`nas.search.run_search`)."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from nas.cli.common import SHOW_SETTINGS_HELP, raise_interrupt, show_settings
 from nas.cli.main import COMMANDS, Command
-from nas.cli.output import console, fmt_int, print_hint, table
-from nas.errors import Interrupted
+from nas.cli.output import console, print_hint, table
+from nas.objectives import METRICS
 from nas.search.settings import GROUPS, SearchSettings
-from nas.settings import add_flags, describe, flags_given, read_table
-from nas.study import record as rec
-from nas.units import human, plural
+from nas.settings import add_flags, flags_given, read_table
+from nas.units import plural
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from optuna.trial import FrozenTrial
 
+    from nas.search.events import SearchMonitor
     from nas.search.loop import SearchOutcome
     from nas.settings import Resolved
-    from nas.study.address import StudyAddress
     from nas.study.protocol import SettingsSource
-
-
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    """--dataset, --data-dir, --device, declared by the search's settings (shared with
-    train-winners and fidelity); a flag not given leaves no attribute."""
-    add_flags(p, SearchSettings, only=("dataset", "data_dir", "device"), groups=GROUPS)
-
-
-def add_study_args(p: argparse.ArgumentParser, *, study: str = "optional") -> None:
-    """--storage and --study, for every command that reads or writes a study.
-
-    Args:
-        study: ``optional`` (nas search derives a name), ``required``, or ``none``.
-    """
-    g = p.add_argument_group("study")
-    g.add_argument(
-        "--storage",
-        metavar="URL",
-        default=None,
-        help="SQLAlchemy URL of the study database (default: "
-        "sqlite:///studies/STUDY.db; postgresql+psycopg://... for many workers)",
-    )
-    if study == "required":
-        g.add_argument("--study", metavar="NAME", required=True, help="study name")
-    elif study == "optional":
-        g.add_argument(
-            "--study",
-            metavar="NAME",
-            default=None,
-            help="study name (default: derived from space, data set and limit)",
-        )
-
-
-SHOW_SETTINGS_HELP = (
-    "print the effective value of every setting and where it came from (flag, study file, "
-    "recorded by the study, default), then exit without searching"
-)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -83,12 +46,6 @@ def source_from_args(args: argparse.Namespace) -> SettingsSource:
         else {}
     )
     return SettingsSource(SearchSettings, RECORD_KEY, flags_given(args, SearchSettings), file)
-
-
-def print_settings(resolved: Resolved, title: str) -> None:
-    """The ``--show-settings`` table: every setting, its value, origin and kind."""
-    rows = [list(r) for r in describe(resolved)]
-    console.print(table(title, ["setting", "value", "from", "kind"], rows, right=()))
 
 
 def _show(source: SettingsSource) -> int:
@@ -123,69 +80,41 @@ def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
     return fitted.resolved, fitted.notes
 
 
-def show_settings(
-    source: SettingsSource,
-    address: StudyAddress,
-    command: str,
-    fit: Callable[[Resolved], tuple[Resolved, list[str]]] | None = None,
-) -> None:
-    """``--show-settings``: the effective settings against the study's record, if any
-    (``fit``: the run's adjustments to the data, with a line for each)."""
-    resolved = source.peek(address)
-    notes: list[str] = []
-    if fit is not None:
-        resolved, notes = fit(resolved)
-    exists = "resumes" if resolved.record_found else "would create"
-    print_settings(resolved, f"{command} {exists} study {address.name!r} in {address.safe}")
-    for note in notes:
-        console.print(note, highlight=False, markup=False)
+def _given(source: SettingsSource, name: str, default: Any) -> Any:
+    """A per-run setting as the command line or study file gave it (never recorded)."""
+    return source.flags.get(name, source.file.get(name, default))
+
+
+def monitor_for(source: SettingsSource) -> SearchMonitor:
+    """The live table on a terminal, plain log lines with ``--quiet`` or into a file."""
+    from rich.console import Console
+
+    from nas.search.events import LiveMonitor, LogMonitor
+
+    err = Console(stderr=True)
+    quiet = bool(_given(source, "quiet", False))
+    return LogMonitor() if quiet or not err.is_terminal else LiveMonitor(err)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from nas.search.events import LiveMonitor, LogMonitor, SearchMonitor
-    from nas.search.loop import run_search
+    from nas.search.api import run_search
 
     source = source_from_args(args)
     if args.show_settings:
         return _show(source)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    requested: SearchSettings = source.resolve(None, "the study").settings
-    if requested.workers > 1:
-        from nas.search.workers import run_workers
-
-        outcome, code = run_workers(source, requested.workers)
-        print_summary(outcome, outcome.settings)
-        return code
-    err = Console(stderr=True)
-    monitor: SearchMonitor = (
-        LogMonitor() if requested.quiet or not err.is_terminal else LiveMonitor(err)
-    )
-    outcome = run_search(source, monitor, worker=requested.worker_index)
+    outcome = run_search(source, monitor_for(source))
     print_summary(outcome, outcome.settings)
-    return 130 if outcome.interrupted else 0
-
-
-def raise_interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (a pre-empted machine, a stopped container) ends like Ctrl-C, and says so."""
-    raise Interrupted("SIGTERM")
+    return outcome.exit_code
 
 
 def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     """End-of-search summary: totals, rejection rates, the Pareto front, how the guided
     trials compare with the random start-up ones, the best trial (on the front)."""
-    from nas.config import ArchConfig
-    from nas.search.stats import (
-        accuracy_of,
-        fidelity_text,
-        proxy_fidelity,
-        second_objective,
-        study_startup_comparison,
-    )
+    from nas.proxy.fidelity import fidelity_text, proxy_fidelity
+    from nas.study.stats import study_startup_comparison
 
     s = outcome.stats
-    second = second_objective(outcome.study)
     console.print(
         f"\n[bold]study {outcome.study.study_name}[/]: {outcome.stop_reason} "
         f"({outcome.seconds:.0f}s, {outcome.trained_now} trained in this run)"
@@ -199,31 +128,7 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
             f"rejection rate: first third of trials {100 * s.rejection_first_third:.0f}%"
             f", last third {100 * s.rejection_last_third:.0f}%"
         )
-    if s.pareto:
-        rows = []
-        for t in s.pareto:
-            arch = t.user_attrs.get(rec.ARCH, {})
-            summary = ArchConfig.from_dict(arch).summary() if arch else "?"
-            rows.append(
-                [
-                    t.number,
-                    f"{accuracy_of(t):.4f}",
-                    fmt_int(t.user_attrs.get(rec.PARAMS)),
-                    human(t.user_attrs.get(rec.FLOPS, 0)),
-                    f"{t.user_attrs.get('seconds', 0):.0f}s",
-                    summary,
-                ]
-            )
-        console.print(
-            table(
-                f"Pareto front (val accuracy vs {second})",
-                ["trial", "val acc", "params", "FLOPs", "time", "architecture"],
-                rows,
-                right=(0, 1, 2, 3, 4),
-            )
-        )
-    else:
-        console.print("no trial has finished yet")
+    print_front(s.pareto, settings.objectives)
     fidelity = proxy_fidelity(s.trials)
     if fidelity["n"]:
         console.print(
@@ -233,8 +138,41 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     comparison = study_startup_comparison(outcome.study, s.trials)
     console.print(f"guided vs random start-up: {comparison.verdict}", markup=False)
     if s.best is not None:
-        console.print(f"best: trial {s.best.number}, val acc {accuracy_of(s.best):.4f}")
+        console.print(f"best: trial {s.best.number}, val acc {s.best_accuracy:.4f}")
         print_hint(*winners_hint(outcome, settings))
+
+
+def front_columns(objectives: tuple[str, ...]) -> list[str]:
+    """The metrics a front table shows: the study's costs and every metric always
+    recorded, in registry order."""
+    return [n for n, m in METRICS.items() if n != "accuracy" and (n in objectives or m.always)]
+
+
+def print_front(front: list[FrozenTrial], objectives: tuple[str, ...]) -> None:
+    """The Pareto front as a table (one column per metric of :func:`front_columns`)."""
+    from nas.config import ArchConfig
+    from nas.study.record import TrialRecord
+
+    if not front:
+        console.print("no trial has finished yet")
+        return
+    metrics = front_columns(objectives)
+    rows = []
+    for t in front:
+        r = TrialRecord(t)
+        summary = ArchConfig.from_dict(r.arch).summary() if r.arch else "?"
+        shown = [METRICS[m].fmt(v) if (v := r.value(m)) is not None else "-" for m in metrics]
+        rows.append([t.number, f"{r.accuracy:.4f}", *shown, f"{r.seconds or 0:.0f}s", summary])
+    against = ", ".join(METRICS[c].label for c in objectives[1:]) or "params"
+    labels = [METRICS[m].label for m in metrics]
+    console.print(
+        table(
+            f"Pareto front (val accuracy vs {against})",
+            ["trial", "val acc", *labels, "time", "architecture"],
+            rows,
+            right=tuple(range(len(labels) + 3)),
+        )
+    )
 
 
 #: Epochs per winner in the hint at the end of a search: a quick check that the winners
@@ -244,6 +182,7 @@ HINT_EPOCHS = 1
 
 def winners_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
     """The ``nas train-winners`` command that follows a search, and what it does."""
+    assert outcome.address is not None
     args = ["nas", "train-winners", "--storage", outcome.address.url]
     args += ["--study", outcome.study.study_name, "--top-k", "3", "--epochs", str(HINT_EPOCHS)]
     if settings.device != "auto":

@@ -30,6 +30,7 @@ from nas.errors import ConfigError, NasError
 from nas.fidelity.ladder import Rung
 from nas.fidelity.settings import RECORD_KEY, FidelitySettings, default_study_name
 from nas.fidelity.summary import summarize
+from nas.objectives import METRICS
 from nas.proxy.context import (
     ProxySpec,
     TrainingContext,
@@ -39,12 +40,12 @@ from nas.proxy.context import (
     proxy_context,
 )
 from nas.proxy.zero_cost import ZERO_COST_VERSION
-from nas.settings import declared
+from nas.settings import given_in_python
 from nas.space import SearchSpace
-from nas.study import record as rec
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
 from nas.study.protocol import SettingsSource, write_record
+from nas.study.record import StudyRecord, TrialRecord, TrialWriter
 from nas.study.storage import worker_id
 from nas.units import human
 
@@ -67,26 +68,15 @@ def fidelity_address(source: SettingsSource) -> StudyAddress:
     return StudyAddress.of(given("storage"), name)
 
 
-def vars_of(settings: FidelitySettings) -> dict[str, Any]:
-    """Settings built in Python, read as a command line would give them: a field that
-    differs from its default counts as given (as ``nas.search.study.search_source`` does)."""
-    defaults = FidelitySettings()
-    return {
-        f.name: getattr(settings, f.name)
-        for f, _ in declared(FidelitySettings)
-        if getattr(settings, f.name) != getattr(defaults, f.name)
-    }
-
-
 def sample_panel(
-    space: SearchSpace, data: ImageData, n: int, limit: int, seed: int
+    space: SearchSpace, data: ImageData, n: int, limits: dict[str, float], seed: int
 ) -> list[ArchConfig]:
-    """``n`` distinct candidates of ``space`` that fit ``limit``, sampled at random with
+    """``n`` distinct candidates of ``space`` that fit ``limits``, sampled at random with
     ``seed`` (the same panel for every worker)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     panel: list[ArchConfig] = []
     seen: set[str] = set()
-    budget = Budget(limit)
+    budget = Budget(limits)
     for _ in range(200 * n):
         trial = study.ask()
         try:
@@ -105,9 +95,10 @@ def sample_panel(
         panel.append(arch)
         if len(panel) == n:
             return panel
+    under = ", ".join(f"{human(v)} {METRICS[k].label}" for k, v in limits.items())
     raise NasError(
         f"found only {len(panel)} distinct candidates of space {space.name!r} under "
-        f"{human(limit)} params; lower --panel or raise --param-limit"
+        f"{under}; lower --panel or raise the limit"
     )
 
 
@@ -131,7 +122,7 @@ class FidelityRun:
         from nas.training import resolve_device
 
         if isinstance(source, FidelitySettings):
-            source = SettingsSource(FidelitySettings, RECORD_KEY, flags=vars_of(source))
+            source = SettingsSource(FidelitySettings, RECORD_KEY, flags=given_in_python(source))
         self.address = fidelity_address(source)
         settings: FidelitySettings = source.peek(self.address).settings
         self.space = load_space(settings.space)
@@ -143,7 +134,7 @@ class FidelityRun:
                 direction="maximize",
                 load_if_exists=True,
             )
-            record = self.study.user_attrs.get(RECORD_KEY)
+            record = StudyRecord(self.study).get(RECORD_KEY)
             self.resolved = source.resolve(
                 record if isinstance(record, dict) else None, self.address.name
             )
@@ -174,12 +165,14 @@ class FidelityRun:
             return self._panel()
 
     def _panel(self) -> list[dict[str, Any]]:
-        stored = self.study.user_attrs.get(rec.PANEL)
-        if stored is not None and self.study.user_attrs.get(rec.PANEL_SCORES) == ZERO_COST_VERSION:
-            return list(stored)
+        record = StudyRecord(self.study)
+        scored = record.panel(ZERO_COST_VERSION)
+        if scored is not None:
+            return scored
+        stored = record.panel_any or None
         s = self.settings
         if stored is None:
-            archs = sample_panel(self.space, self.data, s.panel, s.param_limit, s.seed)
+            archs = sample_panel(self.space, self.data, s.panel, s.limits, s.seed)
             stored = [{"arch": a.to_dict(), "summary": a.summary(), **_counts(a)} for a in archs]
         else:
             self.say(f"computing the panel's zero-cost scores again (version {ZERO_COST_VERSION})")
@@ -187,8 +180,7 @@ class FidelityRun:
         panel = [
             {**entry, "zero_cost": self._zero_cost(ctx, i, entry)} for i, entry in enumerate(stored)
         ]
-        self.study.set_user_attr(rec.PANEL, panel)
-        self.study.set_user_attr(rec.PANEL_SCORES, ZERO_COST_VERSION)
+        record.set_panel(panel, ZERO_COST_VERSION)
         return panel
 
     def _zero_cost(
@@ -230,12 +222,16 @@ class FidelityRun:
         while True:
             fail_stale(self.study)
             trials = self.study.get_trials(deepcopy=False)
-            claimed = {_job(t) for t in trials if _claims(t)}
+            claimed = {TrialRecord(t).job for t in trials if _claims(t)}
             open_jobs = [j for j in self.jobs() if j not in claimed]
             waiting = [t for t in trials if t.state == TrialState.WAITING]
             if not open_jobs and not waiting:
                 return trained
-            done = sum(1 for t in trials if t.state == TrialState.COMPLETE and _job(t) is not None)
+            done = sum(
+                1
+                for t in trials
+                if t.state == TrialState.COMPLETE and TrialRecord(t).job is not None
+            )
 
             objective = functools.partial(
                 self._run_job, open_jobs=open_jobs, panel=panel, done=done, total=total
@@ -260,11 +256,12 @@ class FidelityRun:
         before it and writes its own before the next worker reads, so two workers (or
         machines) never claim one job."""
         self.started.add(trial.number)
-        job = _job(trial)  # a retry of a job whose worker died carries its job
+        writer = TrialWriter(trial)
+        job = writer.claimed  # a retry of a job whose worker died carries its job
         if job is None:
             with self.address.lock():
                 claimed = {
-                    _job(t)
+                    TrialRecord(t).job
                     for t in self.study.get_trials(deepcopy=False)
                     if t.number != trial.number and _claims(t)
                 }
@@ -272,8 +269,7 @@ class FidelityRun:
                 if not free:
                     raise optuna.TrialPruned("no open job")
                 job = free[0]
-                trial.set_user_attr(rec.CANDIDATE, job[0])
-                trial.set_user_attr(rec.RUNG, job[1])
+                writer.claim(*job)
         rungs = {r.label: r for r in self.settings.rungs}
         return self._train(trial, job, panel, rungs[job[1]], done, total)
 
@@ -298,15 +294,11 @@ class FidelityRun:
         try:
             result = trainer.fit()
         except TrainingFailed as exc:
-            trial.set_user_attr(rec.FAIL_REASON, str(exc))
-            trial.set_user_attr(rec.TRAINING_FAILED, True)
+            TrialWriter(trial).failed(str(exc), in_training=True)
             self.say(f"[{done + 1}/{total}] candidate {candidate} at {label}: failed ({exc})")
             raise
         seconds = time.perf_counter() - started
-        trial.set_user_attr(rec.ACCURACY, result.accuracy)
-        trial.set_user_attr(rec.SECONDS, seconds)
-        trial.set_user_attr(rec.WORKER, worker_id())
-        trial.set_user_attr(rec.CURVE, result.curve)
+        TrialWriter(trial).job_done(result.accuracy, result.curve, seconds, worker_id())
         self.say(
             f"[{done + 1}/{total}] candidate {candidate} ({human(entry['params'])} params) at "
             f"{label}: val acc {result.accuracy:.4f}, {seconds:.1f}s"
@@ -322,15 +314,9 @@ class FidelityRun:
 def _claims(t: FrozenTrial) -> bool:
     """Whether ``t`` holds its job: done, running, queued as a retry, or failed in training
     (a NaN loss is not retried forever). An interrupted or stale trial gives its job back."""
-    if _job(t) is None or t.state == TrialState.PRUNED:
+    r = TrialRecord(t)
+    if r.job is None or t.state == TrialState.PRUNED:
         return False
     if t.state == TrialState.FAIL:
-        return bool(t.user_attrs.get(rec.TRAINING_FAILED))
+        return r.training_failed
     return True
-
-
-def _job(t: FrozenTrial | optuna.trial.Trial) -> tuple[int, str] | None:
-    attrs = t.user_attrs
-    if "candidate" not in attrs or "rung" not in attrs:
-        return None
-    return int(attrs["candidate"]), str(attrs["rung"])

@@ -13,17 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.data.catalog import DATASETS
 from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
-from nas.settings import KEPT, PINNED, check_types, parse_float, parse_int, resolved_path, setting
+from nas.settings import KEPT, PINNED, check_types, parse_float, parse_int, setting
 from nas.study.record import FIDELITY_SETTINGS
-from nas.units import human, parse_count
+from nas.study.settings import StudySettings, redeclare
 
 #: The study user attribute that records a fidelity study's settings.
 RECORD_KEY = FIDELITY_SETTINGS
 
-GROUPS = {"panel": "panel and ladder", "data": "data", "study": "study"}
+GROUPS = {
+    "panel": "panel and ladder",
+    "search": "panel and ladder",
+    "proxy": "panel and ladder",
+    "workers": "panel and ladder",
+    "data": "data",
+    "study": "study",
+}
 
 
 _int, _float = parse_int, parse_float
@@ -45,26 +51,27 @@ def default_study_name(space: str, dataset: str) -> str:
 
 
 @dataclass(frozen=True)
-class FidelitySettings:
-    """Everything ``nas fidelity`` needs (``nas fidelity --help`` shows each field)."""
+class FidelitySettings(StudySettings):
+    """Everything ``nas fidelity`` needs (``nas fidelity --help`` shows each setting): the
+    settings every study shares (:class:`nas.study.settings.StudySettings`) and the
+    panel's own."""
 
-    space: str = setting(
-        "search_spaces/small_cifar.toml",
-        "search space the panel is drawn from",
-        kind=PINNED,
-        metavar="FILE",
-        group="panel",
-        fingerprint=("space_sha1", "nas.space.space:space_sha1"),
+    space: str = redeclare(
+        StudySettings,
+        "space",
+        default="search_spaces/small_cifar.toml",
+        help="search space the panel is drawn from",
     )
-    param_limit: int = setting(
-        5_000_000,
-        "parameter limit of the panel's candidates",
-        kind=PINNED,
-        metavar="N",
-        parse=lambda v: parse_count(v, "parameter limit"),
-        parse_file=True,
-        fmt=human,
-        group="panel",
+    seed: int = redeclare(StudySettings, "seed", help="panel and data seed")
+    study: str | None = redeclare(
+        StudySettings, "study", help="study name (default: fidelity-SPACE-DATASET)"
+    )
+    workers: int = redeclare(
+        StudySettings,
+        "workers",
+        help="processes on this machine sharing the jobs, spread over the GPUs as nas search "
+        "--workers does; more machines join by running the same command with the same "
+        "--storage and --study",
     )
     panel: int = setting(
         12,
@@ -108,14 +115,6 @@ class FidelitySettings:
         parse=_int,
         group="panel",
     )
-    proxy_lr: float = setting(
-        0.8,
-        "peak rate for 256 images per step, scaled to each rung's batch",
-        kind=PINNED,
-        metavar="LR",
-        parse=_float,
-        group="panel",
-    )
     target_tau: float = setting(
         0.5,
         "a rung is recommended when it covers the whole panel and the lower bound of its "
@@ -123,45 +122,6 @@ class FidelitySettings:
         metavar="T",
         parse=_float,
         group="panel",
-    )
-    seed: int = setting(
-        0, "panel and data seed", kind=PINNED, metavar="S", parse=_int, group="panel"
-    )
-    workers: int = setting(
-        1,
-        "processes on this machine sharing the jobs, spread over the GPUs as nas search "
-        "--workers does; more machines join by running the same command with the same "
-        "--storage and --study",
-        metavar="K",
-        parse=_int,
-        group="panel",
-    )
-    dataset: str = setting("cifar10", "data set", kind=PINNED, choices=DATASETS.names, group="data")
-    data_dir: str | None = setting(
-        None,
-        "where torchvision data sets download to, or the image folder",
-        kind=PINNED,
-        metavar="DIR",
-        group="data",
-        to_record=resolved_path,
-        show_default=False,
-    )
-    device: str = setting(
-        "auto", "where to train: auto, cpu, cuda, cuda:N", metavar="{auto,cpu,cuda}", group="data"
-    )
-    storage: str | None = setting(
-        None,
-        "SQLAlchemy URL of the study database (default: sqlite:///studies/STUDY.db)",
-        metavar="URL",
-        group="study",
-        show_default=False,
-    )
-    study: str | None = setting(
-        None,
-        "study name (default: fidelity-SPACE-DATASET)",
-        metavar="NAME",
-        group="study",
-        show_default=False,
     )
 
     def __post_init__(self) -> None:
@@ -174,6 +134,9 @@ class FidelitySettings:
             raise NasError("--val must be at least 2")
         if self.workers < 1:
             raise NasError("--workers must be at least 1")
+        problems = self.check_limits()
+        if problems:
+            raise NasError("; ".join(problems))
 
     @property
     def study_name(self) -> str:

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from nas.fidelity.ladder import Rung
 from nas.proxy.ranking import SAME_SIZE_FACTOR, Agreement, agreement, candidates_needed
-from nas.study import record as rec
+from nas.study.record import StudyRecord, TrialRecord
 from nas.training.recipe import DEFAULT_PROXY_RECIPE
 
 if TYPE_CHECKING:
@@ -50,19 +50,18 @@ class _Jobs:
 def _read_jobs(study: optuna.Study, settings: FidelitySettings, panel: int) -> dict[str, _Jobs]:
     """Every rung's finished jobs: a COMPLETE trial is a trained candidate, a FAIL trial with
     ``training_failed`` one that failed in training (a NaN loss: it is not retried)."""
-    from nas.fidelity.panel import _job  # the panel module imports this one
-
     jobs = {r.label: _Jobs() for r in settings.rungs}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-        job = _job(t)
+        r = TrialRecord(t)
+        job = r.job
         if job is None or job[1] not in jobs or not 0 <= job[0] < panel:
             continue
         i, rung = job[0], jobs[job[1]]
         if t.state == TrialState.COMPLETE:
-            rung.accuracy[i] = float(t.user_attrs[rec.ACCURACY])
-            rung.seconds[i] = float(t.user_attrs.get(rec.SECONDS, 0.0))
-            rung.curves[i] = [float(v) for v in t.user_attrs.get(rec.CURVE) or []]
-        elif t.user_attrs.get(rec.TRAINING_FAILED):
+            rung.accuracy[i] = float(r.accuracy or 0.0)
+            rung.seconds[i] = float(r.seconds or 0.0)
+            rung.curves[i] = list(r.curve)
+        elif r.training_failed:
             rung.failed.add(i)
     for rung in jobs.values():
         rung.failed -= set(rung.accuracy)
@@ -101,7 +100,7 @@ def summarize(study: optuna.Study, settings: FidelitySettings, available: int) -
     ``recommended`` is the cheapest complete rung whose tau interval's lower end reaches
     ``target_tau`` (the reference complete too).
     """
-    panel: list[dict[str, Any]] = list(study.user_attrs.get(rec.PANEL) or [])
+    panel = StudyRecord(study).panel_any
     size = len(panel)
     jobs = _read_jobs(study, settings, size)
     ref_rung = settings.reference

@@ -7,6 +7,7 @@ fronts first).
 
 from __future__ import annotations
 
+from nas.proxy.fidelity import ProxyFidelity, fidelity_text, proxy_fidelity
 from nas.report.figures import (
     FIGURE_ORDER,
     FIGURES,
@@ -31,7 +32,6 @@ from nas.report.figures import (
     rejection_rate_figure,
 )
 from nas.report.html import attach_to_dashboard, render_report, winners, write_report
-from nas.search.stats import ProxyFidelity, fidelity_text, proxy_fidelity
 
 __all__ = [
     "FIGURES",

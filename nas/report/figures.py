@@ -14,8 +14,11 @@ step needs (:func:`accuracy_axis`); size axes are logarithmic with labelled 1-2-
 wrap to fit optuna-dashboard's half-width panels (:func:`wrap_title`); and an empty figure's
 accuracy axes span 0-100% rather than plotly's default -100% to 600%.
 
-Trial categories come from :mod:`nas.search.stats`: trained (COMPLETE), stopped early
-(PRUNED with ``stopped_early``), rejected before training (``rejected``) and failed.
+Trial categories come from :mod:`nas.study.stats`: trained (COMPLETE), stopped early
+(PRUNED with ``stopped_early``), rejected before training (``rejected``) and failed. A
+Pareto front is drawn for every metric accuracy can be traded against
+(:data:`nas.objectives.METRICS`: params, FLOPs, and any registered later), for the studies
+that recorded it.
 """
 
 from __future__ import annotations
@@ -36,30 +39,52 @@ from plotly.subplots import make_subplots
 
 from nas.config import PLACEMENTS, ArchConfig
 from nas.errors import NasError
+from nas.objectives import METRICS, costs
+from nas.proxy.fidelity import fidelity_text, proxy_fidelity
 from nas.registry import Registry
-from nas.search.stats import (
+from nas.study.record import StudyRecord, TrialRecord
+from nas.study.stats import (
     accuracy_of,
-    fidelity_text,
     full_val_accuracy,
     is_rejected,
     is_stopped,
     pareto_front,
-    proxy_fidelity,
     sampled_by,
     sampled_trials,
-    second_objective,
+    study_costs,
     study_limit,
+    study_rungs,
     study_sampler,
 )
-from nas.study import record as rec
-from nas.units import human, plural
+from nas.units import plural
 
 #: A figure builder: a study in, a titled figure out.
 FigureBuilder = Callable[[optuna.Study], go.Figure]
 
+#: The name of the Pareto figure of a metric (``pareto-params``).
+PARETO = "pareto-{}"
+
+
+class FigureRegistry(Registry[FigureBuilder]):
+    """The figure registry, with a Pareto front for every cost metric of
+    :data:`nas.objectives.METRICS` (added when the registry is read, so an objective
+    registered later has its figure)."""
+
+    def _load(self) -> dict[str, FigureBuilder]:
+        items = super()._load()
+        fronts = [PARETO.format(m.name) for m in costs()]
+        if any(name not in items for name in fronts):  # the fronts first, in registry order
+            made = {n: items.get(n) or _pareto_builder(n.split("-", 1)[1]) for n in fronts}
+            self._items = {**made, **{n: b for n, b in items.items() if n not in made}}
+        return self._items
+
+    def names(self) -> list[str]:
+        return list(self._load())
+
+
 #: Figure builders by name. A name also gives the figure's HTML id and its optuna-dashboard
 #: graph object id (:func:`graph_id`). They are shown in :data:`FIGURE_ORDER`.
-FIGURES: Registry[FigureBuilder] = Registry("figure")
+FIGURES: FigureRegistry = FigureRegistry("figure")
 
 #: The order in which the report and optuna-dashboard show the figures: the Pareto fronts
 #: (what a search is for) first, then how the search went (history), what drives accuracy
@@ -110,8 +135,6 @@ ACCURACY_TICK_FORMATS: tuple[tuple[float | None, float | None, str], ...] = (
     (None, 0.0000095, ".4%"),
 )
 
-_SECOND_LABEL = {"params": "params", "flops": "FLOPs"}
-_LIMIT_KEY = {"params": "param_limit", "flops": "flops_limit"}
 _TRAINED_COLOR = "#1f77b4"
 _FRONT_COLOR = "#d62728"
 _STOPPED_COLOR = "#ff7f0e"
@@ -129,15 +152,29 @@ def graph_id(name: str) -> str:
 
 
 def figure_order(names: Iterable[str]) -> list[str]:
-    """``names`` in :data:`FIGURE_ORDER`; names not in it follow in their given order."""
-    rank = {name: i for i, name in enumerate(FIGURE_ORDER)}
+    """``names`` in order: the Pareto fronts first (in the order of
+    :data:`nas.objectives.METRICS`), then :data:`FIGURE_ORDER`; names in neither follow in
+    their given order."""
+    fronts = [PARETO.format(m.name) for m in costs()]
+    rest = [name for name in FIGURE_ORDER if name not in fronts]
+    rank = {name: i for i, name in enumerate([*fronts, *rest])}
     given = list(names)
     return sorted(given, key=lambda name: (rank.get(name, len(rank)), given.index(name)))
 
 
+def shown_figures(study: optuna.Study) -> list[str]:
+    """The figures of ``study``, in :func:`figure_order`: a Pareto front per metric it
+    trades accuracy against or records for every candidate (params, FLOPs), and every other
+    registered figure."""
+    shown = {PARETO.format(m.name) for m in costs() if m.always}
+    shown |= {PARETO.format(c) for c in StudyRecord(study).costs}
+    fronts = {PARETO.format(m.name) for m in costs()}
+    return figure_order(n for n in FIGURES.names() if n not in fronts or n in shown)
+
+
 def build_figures(study: optuna.Study) -> list[tuple[str, go.Figure]]:
-    """Every registered figure of ``study`` as (name, figure), in :data:`FIGURE_ORDER`."""
-    return [(name, FIGURES[name](study)) for name in figure_order(FIGURES.names())]
+    """Every figure of ``study`` (:func:`shown_figures`) as (name, figure)."""
+    return [(name, FIGURES[name](study)) for name in shown_figures(study)]
 
 
 def integer_axis(values: Iterable[int], most: int = MAX_TICKS) -> dict[str, Any]:
@@ -316,7 +353,7 @@ def _stopped(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 def arch_of(trial: FrozenTrial) -> ArchConfig | None:
     """The trial's architecture, or None when it has none (or an unreadable one)."""
-    data = trial.user_attrs.get(rec.ARCH)
+    data = TrialRecord(trial).arch
     if not isinstance(data, dict):
         return None
     try:
@@ -339,25 +376,20 @@ def _acc_text(value: object) -> str:
 def _hover(trial: FrozenTrial, *lines: str) -> str:
     """Hover text: trial number, architecture summary, then ``lines`` (escaped for plotly)."""
     head = f"<b>trial {trial.number}</b>"
-    preset = trial.user_attrs.get(rec.PRESET)
+    preset = TrialRecord(trial).preset
     if preset:
         head += f" (preset {html.escape(str(preset))})"
     body = [html.escape(arch_summary(trial)), *(html.escape(line) for line in lines)]
     return "<br>".join([head, *body])
 
 
-def _count(trial: FrozenTrial, key: str) -> int | None:
-    value = trial.user_attrs.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _count(trial: FrozenTrial, key: str) -> float | None:
+    return TrialRecord(trial).value(key)
 
 
 def _size_line(trial: FrozenTrial) -> str:
-    parts = []
-    for key, label in _SECOND_LABEL.items():
-        n = _count(trial, key)
-        if n is not None:
-            parts.append(f"{human(n)} {label}")
-    return ", ".join(parts)
+    r = TrialRecord(trial)
+    return ", ".join(m.show(v) for m in costs() if (v := r.value(m)) is not None)
 
 
 def _titled(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -399,9 +431,10 @@ def _note(fig: go.Figure, text: str) -> None:
 def pareto_figure(
     trials: Sequence[FrozenTrial], second: str = "params", limit: float | None = None
 ) -> go.Figure:
-    """Proxy accuracy against ``second`` (``params`` or ``flops``), front highlighted.
+    """Proxy accuracy against ``second`` (a cost metric: ``params``, ``flops``, ...), front
+    highlighted.
 
-    Trained trials are points; the non-dominated ones (:func:`nas.search.stats.pareto_front`)
+    Trained trials are points; the non-dominated ones (:func:`nas.study.stats.pareto_front`)
     are highlighted and joined by a step line; early-stopped trials are drawn apart at their
     last accuracy; rejected candidates, which have no accuracy, sit in a strip below at their
     size. Every trace's ``customdata`` holds the trial numbers. The x axis is logarithmic with
@@ -409,11 +442,12 @@ def pareto_figure(
     given, is a labelled vertical line.
 
     Raises:
-        ValueError: for a ``second`` other than ``params`` or ``flops``.
+        ValueError: for a ``second`` that is no cost metric of :data:`nas.objectives.METRICS`.
     """
-    if second not in _SECOND_LABEL:
-        raise ValueError(f"second must be one of {', '.join(_SECOND_LABEL)}, got {second!r}")
-    label = _SECOND_LABEL[second]
+    names = [m.name for m in costs()]
+    if second not in names:
+        raise ValueError(f"second must be one of {', '.join(names)}, got {second!r}")
+    label = METRICS[second].label
     trained = [t for t in _complete(trials) if _count(t, second) is not None]
     stopped = [t for t in _stopped(trials) if _count(t, second) is not None]
     rejected = [t for t in trials if is_rejected(t)]
@@ -475,9 +509,7 @@ def pareto_figure(
                 x=[_count(t, second) for t in placed],
                 y=[0] * len(placed),
                 customdata=[t.number for t in placed],
-                hovertext=[
-                    _hover(t, str(t.user_attrs[rec.REJECTED]), _size_line(t)) for t in placed
-                ],
+                hovertext=[_hover(t, str(TrialRecord(t).rejected), _size_line(t)) for t in placed],
                 hoverinfo="text",
                 name="rejected (over the limit)",
                 mode="markers",
@@ -539,24 +571,31 @@ def _limit_line(fig: go.Figure, limit: float, label: str, rows: int) -> None:
     )
 
 
-@FIGURES.register("pareto-params")
+def _pareto_builder(metric: str) -> FigureBuilder:
+    """The "Pareto front: accuracy vs ``metric``" figure of a study (see
+    :func:`pareto_figure`), with the study's limit on it if it has one."""
+
+    def build(study: optuna.Study) -> go.Figure:
+        return pareto_figure(_trials(study), metric, study_limit(study, metric))
+
+    build.__name__ = f"pareto_{metric}_figure"
+    return build
+
+
 def pareto_params_figure(study: optuna.Study) -> go.Figure:
-    """The "Pareto front: accuracy vs params" figure (see :func:`pareto_figure`), with the
-    study's parameter limit."""
-    return pareto_figure(_trials(study), "params", study_limit(study, "params"))
+    """The "Pareto front: accuracy vs params" figure, with the study's parameter limit."""
+    return FIGURES[PARETO.format("params")](study)
 
 
-@FIGURES.register("pareto-flops")
 def pareto_flops_figure(study: optuna.Study) -> go.Figure:
-    """The "Pareto front: accuracy vs FLOPs" figure (see :func:`pareto_figure`), with the
-    study's FLOPs limit if it has one."""
-    return pareto_figure(_trials(study), "flops", study_limit(study, "flops"))
+    """The "Pareto front: accuracy vs FLOPs" figure, with the study's FLOPs limit if any."""
+    return FIGURES[PARETO.format("flops")](study)
 
 
 # --------------------------------------------------------------------------- history
 def startup_runs(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> list[tuple[int, int]]:
     """The start-up phase of a study as runs of consecutive trial numbers (first, last) whose
-    candidates were sampled at random (:func:`nas.search.stats.sampled_by`); trials that were
+    candidates were sampled at random (:func:`nas.study.stats.sampled_by`); trials that were
     never sampled (queued, enqueued presets) end a run."""
     how = sampled_by(trials, sampler)
     runs: list[tuple[int, int]] = []
@@ -859,7 +898,7 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
                 _hover(
                     t,
                     f"proxy {accuracy_of(t):.4f}, full val {full_val_accuracy(t):.4f}, "
-                    f"test {_acc_text(t.user_attrs.get('full_accuracy'))}",
+                    f"test {_acc_text(TrialRecord(t).full_accuracy)}",
                     _full_epochs_text(t),
                 )
                 for t in winners
@@ -891,7 +930,7 @@ def proxy_vs_full_figure(study: optuna.Study) -> go.Figure:
 
 def _full_epochs_text(t: FrozenTrial) -> str:
     """``after 1 full epoch``, ``after 200 full epochs`` (or unknown)."""
-    epochs = t.user_attrs.get(rec.FULL_EPOCHS)
+    epochs = TrialRecord(t).full_epochs
     if isinstance(epochs, int) and not isinstance(epochs, bool):
         return f"after {plural(epochs, 'full epoch')}"
     return "full epochs unknown"
@@ -951,11 +990,11 @@ def curves_figure(study: optuna.Study) -> go.Figure:
     the rungs of successive halving (dotted vertical lines) stay clear of it.
     """
     trials = _trials(study)
-    front = {t.number for t in pareto_front(trials, second_objective(study))}
+    front = {t.number for t in pareto_front(trials, study_costs(study))}
     fig = go.Figure()
     drawn = 0
     for t in trials:
-        curve = t.user_attrs.get(rec.CURVE)
+        curve = list(TrialRecord(t).curve)
         if not isinstance(curve, list) or not curve:
             continue
         if t.state == TrialState.COMPLETE:
@@ -964,7 +1003,7 @@ def curves_figure(study: optuna.Study) -> go.Figure:
                 name += " (front)"
         elif is_stopped(t):
             dash = "dash"
-            epoch = t.user_attrs.get(rec.STOPPED_AT_EPOCH)
+            epoch = TrialRecord(t).stopped_at_epoch
             name = f"trial {t.number} (stopped {f'at epoch {epoch}' if epoch else 'early'})"
         else:
             continue
@@ -1018,22 +1057,6 @@ def curves_figure(study: optuna.Study) -> go.Figure:
 
 def _stop_lines(t: FrozenTrial, epoch: int) -> list[str]:
     """The hover lines of a stopped trial's last point: its rung and why it stopped."""
-    if epoch != t.user_attrs.get(rec.STOPPED_AT_EPOCH):
+    if epoch != TrialRecord(t).stopped_at_epoch:
         return []
-    return [str(t.user_attrs.get(rec.STOPPED_EARLY, ""))[:160]]
-
-
-def study_rungs(study: optuna.Study) -> list[int]:
-    """The epochs at which the study's successive halving decided (none if it was off)."""
-    from nas.search.early_stop import SuccessiveHalving
-
-    recorded = study.user_attrs.get(rec.SEARCH_SETTINGS, {})
-    if recorded.get("early_stopping") != "sha" or "eta" not in recorded:
-        return []  # off, or a study from before successive halving
-    try:
-        sha = SuccessiveHalving(
-            eta=float(recorded["eta"]), min_epochs=int(recorded.get("min_epochs", 1))
-        )
-    except NasError:
-        return []
-    return sha.rungs(int(recorded.get("proxy_epochs", 0)))
+    return [str(TrialRecord(t).stopped_early or "")[:160]]

@@ -17,19 +17,19 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.objectives import METRICS
+from nas.proxy.fidelity import fidelity_text, proxy_fidelity
 from nas.report.figures import arch_summary, build_figures, fit_height, graph_id, plain_title
-from nas.search.stats import (
+from nas.study.record import StudyRecord, TrialRecord
+from nas.study.stats import (
     StudyStats,
     accuracy_of,
     choose_best,
-    fidelity_text,
     full_val_accuracy,
-    proxy_fidelity,
-    second_objective,
+    study_costs,
     study_startup_comparison,
     study_stats,
 )
-from nas.study import record as rec
 from nas.units import human, plural
 
 #: Height of each figure in the page (a figure that sets its own height keeps it).
@@ -134,7 +134,7 @@ def winners(study: optuna.Study, stats: StudyStats | None = None) -> list[Frozen
         stats = study_stats(study)
     chosen = {t.number: t for t in stats.pareto}
     for t in stats.trials:
-        if full_val_accuracy(t) is not None or t.user_attrs.get(rec.FULL_ACCURACY) is not None:
+        if full_val_accuracy(t) is not None or TrialRecord(t).full_accuracy is not None:
             chosen[t.number] = t
     return sorted(chosen.values(), key=lambda t: (-(accuracy_of(t) or 0.0), t.number))
 
@@ -176,18 +176,16 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             f"{_pct(stats.rejection_first_third)} of the first third of the candidates, "
             f"{_pct(stats.rejection_last_third)} of the last third"
         )
-    trained = [
-        t for t in stats.trials if t.state == TrialState.COMPLETE and rec.ARCH in t.user_attrs
-    ]
+    trained = [t for t in stats.trials if t.state == TrialState.COMPLETE and TrialRecord(t).arch]
     if not trained:
         best_text = "no trained trials yet"
     else:
-        best, rule = choose_best(trained, second_objective(study))  # 'nas export --best'
+        best, rule = choose_best(trained, study_costs(study))  # 'nas export --best'
         scores = f"proxy accuracy {_acc(accuracy_of(best))}"
         if full_val_accuracy(best) is not None:
             scores += (
                 f", full val accuracy {_acc(full_val_accuracy(best))}, "
-                f"test accuracy {_acc(best.user_attrs.get('full_accuracy'))}"
+                f"test accuracy {_acc(TrialRecord(best).full_accuracy)}"
             )
         best_text = (
             f"trial {best.number}: {scores}, {_size_text(best)}; {arch_summary(best)} "
@@ -232,11 +230,11 @@ FAKE_DATA_NOTICE = (
 
 def is_fake_data(study: optuna.Study) -> bool:
     """Whether ``study`` was searched on ``--dataset fake`` (its recorded ``nas_settings``)."""
-    return bool(study.user_attrs.get(rec.SEARCH_SETTINGS, {}).get("dataset") == "fake")
+    return StudyRecord(study).dataset == "fake"
 
 
 def startup_text(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> str:
-    """The verdict of :func:`nas.search.stats.study_startup_comparison`, with the sampler."""
+    """The verdict of :func:`nas.study.stats.study_startup_comparison`, with the sampler."""
     comparison = study_startup_comparison(study, trials)
     return f"sampler {comparison.sampler}: {comparison.verdict}"
 
@@ -247,21 +245,21 @@ def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
     from nas.proxy.ranking import agreement
 
     scored = [
-        t
+        (t, z)
         for t in trials
         if t.state == TrialState.COMPLETE
         and accuracy_of(t) is not None
-        and rec.ZERO_COST in t.user_attrs
+        and (z := TrialRecord(t).zero_cost) is not None
     ]
     if len(scored) < 3:
         return f"needs 3 trained trials with scores, has {len(scored)}"
-    names = sorted({k for t in scored for k in t.user_attrs[rec.ZERO_COST] if k != "seconds"})
+    names = sorted({k for _, z in scored for k in z if k != "seconds"})
     parts = []
     for name in names:
-        values = [t.user_attrs[rec.ZERO_COST].get(name) for t in scored]
+        values = [z.get(name) for _, z in scored]
         a = agreement(
             [float("nan") if v is None else float(v) for v in values],
-            [accuracy_of(t) or 0.0 for t in scored],
+            [accuracy_of(t) or 0.0 for t, _ in scored],
             resamples=500,
         )
         if a["kendall_tau"] is not None:
@@ -278,12 +276,24 @@ def _epochs(value: object) -> str:
 
 
 def _size_text(t: FrozenTrial) -> str:
-    parts = []
-    for key, label in (("params", "params"), ("flops", "FLOPs")):
-        value = t.user_attrs.get(key)
-        if isinstance(value, int | float):
-            parts.append(f"{human(value)} {label}")
+    r = TrialRecord(t)
+    parts = [
+        m.show(v)
+        for name, m in METRICS.items()
+        if name != "accuracy" and (v := r.value(m)) is not None
+    ]
     return ", ".join(parts) or "size unknown"
+
+
+def _shown_metrics(trials: Sequence[FrozenTrial]) -> list[str]:
+    """The cost metrics the winners table shows: those recorded for every candidate and
+    any other some winner has a value of (the study's objectives)."""
+    records = TrialRecord.all(trials)
+    return [
+        name
+        for name, m in METRICS.items()
+        if m.direction == "minimize" and (m.always or any(r.value(m) is not None for r in records))
+    ]
 
 
 def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
@@ -299,13 +309,16 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
         "is what <code>nas export --best</code> chooses by; test accuracy is scored once per "
         "winner at the end and never used to choose.</p>"
     )
+    metrics = _shown_metrics(trials)
     header = [
         "trial",
         "proxy accuracy",
         "full val accuracy",
         "test accuracy",
-        "params",
-        "FLOPs",
+        *(
+            escape(METRICS[m].label + (f" ({METRICS[m].unit})" if METRICS[m].unit else ""))
+            for m in metrics
+        ),
         "architecture",
         "config",
     ]
@@ -313,14 +326,14 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
     out.append("<tbody>")
     on_front = "<br><small>Pareto front</small>"
     for t in trials:
-        a = t.user_attrs
-        preset = f"<br><small>preset {escape(str(a['preset']))}</small>" if a.get("preset") else ""
+        r = TrialRecord(t)
+        preset = f"<br><small>preset {escape(r.preset)}</small>" if r.preset else ""
         extra = []
-        if a.get("full_epochs") is not None:
-            extra.append(f"full training: {escape(_epochs(a['full_epochs']))}")
-        if a.get("checkpoint"):
-            extra.append(f"checkpoint: <code>{escape(str(a['checkpoint']))}</code>")
-        arch = a.get("arch")
+        if r.full_epochs is not None:
+            extra.append(f"full training: {escape(_epochs(r.full_epochs))}")
+        if r.checkpoint:
+            extra.append(f"checkpoint: <code>{escape(r.checkpoint)}</code>")
+        arch = r.arch
         config = escape(json.dumps(arch, indent=2, sort_keys=True)) if arch else "(none)"
         details = (
             "<details><summary>config JSON</summary>"
@@ -330,10 +343,9 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
         cells = [
             f'<td class="num">{t.number}{on_front if t.number in front else ""}</td>',
             f'<td class="num">{_acc(accuracy_of(t))}</td>',
-            f'<td class="num">{_acc(a.get("full_val_accuracy"))}</td>',
-            f'<td class="num">{_acc(a.get("full_accuracy"))}</td>',
-            f'<td class="num">{_size(a.get("params"))}</td>',
-            f'<td class="num">{_size(a.get("flops"))}</td>',
+            f'<td class="num">{_acc(r.full_val_accuracy)}</td>',
+            f'<td class="num">{_acc(r.full_accuracy)}</td>',
+            *(f'<td class="num">{_size(r.value(m))}</td>' for m in metrics),
             f"<td>{escape(arch_summary(t))}{preset}</td>",
             f"<td>{details}</td>",
         ]

@@ -9,10 +9,11 @@ every machine sees them) and decides on its own:
   ``min_epochs * eta**2``, ... below ``--proxy-epochs`` (stopping at the last epoch saves
   nothing).
 * At a rung, the trial is compared with every trial that reached that rung, in any state and
-  from any worker: its **members**. Each member is a point (accuracy at the rung, cost), the
-  cost being the study's own second objective (parameters or FLOPs); a single-objective study
-  has no cost. Members are sorted into non-dominated fronts, where ``a`` beats ``b`` when ``a``
-  costs no more and is strictly more accurate at the rung.
+  from any worker: its **members**. Each member is a point (accuracy at the rung, costs), the
+  costs being the study's own objectives other than accuracy (parameters, FLOPs, ...); a
+  single-objective study has none. Members are sorted into non-dominated fronts, where ``a``
+  beats ``b`` when ``a`` costs no more in every cost and is strictly more accurate at the
+  rung.
 * **No decision on too little**: while fewer than ``min_members`` trials (itself included)
   reached the rung, the trial continues (as Optuna's ``bootstrap_count``): with eta 2, two
   members keep one, so without a minimum the second trial to arrive could be stopped on a
@@ -40,34 +41,48 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
-from nas.study import record as rec
+from nas.study.record import TrialRecord
+from nas.study.stats import rung_epochs
 from nas.units import human, plural
+
+#: A point of the stopper: (accuracy at a rung, cost, cost, ...).
+Point = tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """What the stopper knows of another trial: its cost and its accuracy per epoch."""
+    """What the stopper knows of another trial: its costs and its accuracy per epoch."""
 
     number: int
-    cost: float
+    cost: tuple[float, ...]
     curve: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cost, int | float):  # one cost given as a number
+            object.__setattr__(self, "cost", (float(self.cost),))
 
 
 def curve_points(
-    trials: Sequence[FrozenTrial], cost_key: str | None, exclude: int | None = None
+    trials: Sequence[FrozenTrial], costs: Sequence[str], exclude: int | None = None
 ) -> list[CurvePoint]:
-    """The curves recorded in ``trials`` (all but trial number ``exclude``), with the user
-    attribute ``cost_key`` (``params``, ``flops``; None: single objective, no cost) as cost."""
+    """The curves recorded in ``trials`` (all but trial number ``exclude``), with their values
+    of the metrics ``costs`` (empty: a single objective, no cost)."""
     points = []
     for t in trials:
-        curve = t.user_attrs.get(rec.CURVE)
+        r = TrialRecord(t)
+        curve = r.curve
         if t.number == exclude or not curve:
             continue
-        cost = 0.0 if cost_key is None else t.user_attrs.get(cost_key)
-        if cost is None:
+        values = r.values(costs)
+        if any(v is None for v in values):
             continue
-        points.append(CurvePoint(t.number, float(cost), tuple(float(a) for a in curve)))
+        points.append(CurvePoint(t.number, tuple(float(v or 0.0) for v in values), curve))
     return points
+
+
+def _beats(a: Point, b: Point) -> bool:
+    """``a`` costs no more than ``b`` in every cost and is strictly more accurate."""
+    return a[0] > b[0] and all(x <= y for x, y in zip(a[1:], b[1:], strict=True))
 
 
 @dataclass(frozen=True)
@@ -79,20 +94,14 @@ class Decision:
     reason: str
 
 
-def fronts(points: Sequence[tuple[float, float]]) -> list[int]:
-    """The non-dominated front of each (accuracy, cost) point, 0 first, where a point is beaten
-    by one that costs no more and is strictly more accurate."""
+def fronts(points: Sequence[Point]) -> list[int]:
+    """The non-dominated front of each (accuracy, cost, ...) point, 0 first, where a point is
+    beaten by one that costs no more in every cost and is strictly more accurate."""
     rank = [-1] * len(points)
     left = set(range(len(points)))
     level = 0
     while left:
-        front = [
-            i
-            for i in left
-            if not any(
-                points[j][1] <= points[i][1] and points[j][0] > points[i][0] for j in left if j != i
-            )
-        ]
+        front = [i for i in left if not any(_beats(points[j], points[i]) for j in left if j != i)]
         for i in front:
             rank[i] = level
         left -= set(front)
@@ -107,14 +116,15 @@ class SuccessiveHalving:
     Attributes:
         eta: keep the top 1/eta at each rung; rungs are ``eta`` times apart.
         min_epochs: the first rung (epochs trained before any decision).
-        cost_name: how the cost is named in reasons (``params``, ``FLOPs``; None: no cost).
+        cost_names: how each cost is named in reasons (``params``, ``FLOPs``; none: a single
+            objective).
         min_members: trials (this one included) that must have reached a rung before any
             is stopped there.
     """
 
     eta: float = 2.0
     min_epochs: int = 1
-    cost_name: str | None = "params"
+    cost_names: tuple[str, ...] = ("params",)
     min_members: int = 1
 
     def __post_init__(self) -> None:
@@ -127,24 +137,24 @@ class SuccessiveHalving:
 
     def rungs(self, epochs: int) -> list[int]:
         """The epochs after which decisions are taken, for a proxy of ``epochs`` epochs."""
-        out: list[int] = []
-        budget = float(self.min_epochs)
-        while round(budget) < epochs:
-            if not out or round(budget) > out[-1]:
-                out.append(round(budget))
-            budget *= self.eta
-        return out
+        return rung_epochs(epochs, self.eta, self.min_epochs)
 
     def decide(
-        self, others: Sequence[CurvePoint], cost: float, epoch: int, epochs: int, accuracy: float
+        self,
+        others: Sequence[CurvePoint],
+        cost: float | Sequence[float],
+        epoch: int,
+        epochs: int,
+        accuracy: float,
     ) -> Decision | None:
-        """The decision after ``epoch`` (1-based) of ``epochs`` for a trial of ``cost`` at
-        ``accuracy``; None when ``epoch`` is not a rung."""
+        """The decision after ``epoch`` (1-based) of ``epochs`` for a trial of ``cost`` (one
+        per cost name) at ``accuracy``; None when ``epoch`` is not a rung."""
         if epoch not in self.rungs(epochs):
             return None
+        own = (float(cost),) if isinstance(cost, int | float) else tuple(cost)
         k = epoch - 1
         members = [(p.curve[k], p.cost, p.number) for p in others if len(p.curve) > k]
-        points = [(accuracy, cost)] + [(a, c) for a, c, _ in members]
+        points: list[Point] = [(accuracy, *own)] + [(a, *c) for a, c, _ in members]
         rank = fronts(points)
         n = len(points)
         if n < self.min_members:
@@ -158,17 +168,21 @@ class SuccessiveHalving:
         order = sorted(range(n), key=lambda i: (rank[i], -points[i][0]))
         position = order.index(0)
         if rank[0] == 0:
-            why = "no trial of no higher cost beat it" if self.cost_name else "the best so far"
+            why = "no trial of no higher cost beat it" if self.cost_names else "the best so far"
             return Decision(False, epoch, f"epoch {epoch}: {why} ({n} at this rung)")
         if position < keep:
             return Decision(
                 False, epoch, f"epoch {epoch}: in the top {keep} of {n} (front {rank[0] + 1})"
             )
-        beaters = [m for m in members if m[1] <= cost and m[0] > accuracy]
-        best = max(beaters, key=lambda m: (m[0], -m[1]))
+        beaters = [m for m in members if _beats((m[0], *m[1]), (accuracy, *own))]
+        best = max(beaters, key=lambda m: (m[0], tuple(-c for c in m[1])))
         by = f"trial {best[2]}"
-        if self.cost_name:
-            by += f" ({human(best[1])} {self.cost_name}, no more than its {human(cost)})"
+        if self.cost_names:
+            theirs = ", ".join(
+                f"{human(c)} {name}" for c, name in zip(best[1], self.cost_names, strict=False)
+            )
+            ours = ", ".join(human(c) for c in own)
+            by += f" ({theirs}, no more than its {ours})"
         return Decision(
             True,
             epoch,

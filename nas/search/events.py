@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -11,7 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from nas.config import ArchConfig
+from nas.objectives import METRICS
 from nas.training.progress import StepProgress, Throttle, format_seconds, log_every
 from nas.training.trainer import EpochResult
 from nas.units import human, plural
@@ -27,8 +28,11 @@ class SearchMonitor(Protocol):
     def rejected(self, number: int, reason: str, seconds: float) -> None: ...
 
     def trial_started(
-        self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
-    ) -> None: ...
+        self, number: int, label: str, values: Mapping[str, float], epochs: int
+    ) -> None:
+        """A candidate that fits starts training: ``label`` names it, ``values`` are its
+        metrics measured before training (params, FLOPs, ...)."""
+        ...
 
     def epoch_done(self, number: int, result: EpochResult) -> None: ...
 
@@ -38,21 +42,28 @@ class SearchMonitor(Protocol):
 
     def trial_finished(self, number: int, status: str, detail: str) -> None: ...
 
-    def totals(
-        self,
-        trained: int,
-        target: int,
-        rejected: int,
-        stopped: int,
-        failed: int,
-        best: float | None,
-    ) -> None: ...
+    def totals(self, totals: Totals) -> None:
+        """The study's counts, before every trial."""
+        ...
 
 
-def attention_label(arch: ArchConfig) -> str:
-    """``cbam/in_block`` or ``none``."""
-    a = arch.attention
-    return "none" if a.type == "none" else f"{a.type}/{a.placement}/{a.join}"
+@dataclass(frozen=True)
+class Totals:
+    """A study's counts as the display shows them."""
+
+    trained: int
+    target: int
+    rejected: int
+    stopped: int
+    failed: int
+    best: float | None
+
+    def text(self) -> str:
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        return (
+            f"trained {self.trained}/{self.target}   rejected {self.rejected}   stopped early "
+            f"{self.stopped}   failed {self.failed}   best val acc {best}"
+        )
 
 
 @dataclass
@@ -148,9 +159,9 @@ class LiveMonitor:
         return None  # the totals line counts rejections
 
     def trial_started(
-        self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
+        self, number: int, label: str, values: Mapping[str, float], epochs: int
     ) -> None:
-        self.rows.append(_Row(number, attention_label(arch), params, epochs))
+        self.rows.append(_Row(number, label, int(values.get("params", 0)), epochs))
         self._refresh()
 
     def epoch_done(self, number: int, result: EpochResult) -> None:
@@ -176,20 +187,8 @@ class LiveMonitor:
             row.status = status if status != "failed" else f"failed: {detail[:40]}"
         self._refresh()
 
-    def totals(
-        self,
-        trained: int,
-        target: int,
-        rejected: int,
-        stopped: int,
-        failed: int,
-        best: float | None,
-    ) -> None:
-        best_s = "-" if best is None else f"{best:.4f}"
-        self.total = (
-            f"trained {trained}/{target}   rejected {rejected}   stopped early "
-            f"{stopped}   failed {failed}   best val acc {best_s}"
-        )
+    def totals(self, totals: Totals) -> None:
+        self.total = totals.text()
         self._refresh()
 
 
@@ -213,13 +212,11 @@ class LogMonitor:
         self._log(f"trial {number} rejected in {1000 * seconds:.0f} ms: {reason}")
 
     def trial_started(
-        self, number: int, arch: ArchConfig, params: int, flops: int, epochs: int
+        self, number: int, label: str, values: Mapping[str, float], epochs: int
     ) -> None:
         self.progress_line = Throttle(log_every())
-        self._log(
-            f"trial {number} training: {attention_label(arch)}, {human(params)} params, "
-            f"{human(flops)} FLOPs, {plural(epochs, 'epoch')}"
-        )
+        measured = ", ".join(METRICS[name].show(v) for name, v in values.items())
+        self._log(f"trial {number} training: {label}, {measured}, {plural(epochs, 'epoch')}")
 
     def step_progress(self, number: int, progress: StepProgress) -> None:
         if self.progress_line():
@@ -234,15 +231,7 @@ class LogMonitor:
     def trial_finished(self, number: int, status: str, detail: str) -> None:
         self._log(f"trial {number} {status}: {detail}")
 
-    def totals(
-        self,
-        trained: int,
-        target: int,
-        rejected: int,
-        stopped: int,
-        failed: int,
-        best: float | None,
-    ) -> None:
+    def totals(self, totals: Totals) -> None:
         return None
 
 

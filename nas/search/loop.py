@@ -1,4 +1,9 @@
-"""The search loop: sample and train until ``--trials`` are trained, as one object.
+"""The search loop: sample and evaluate until ``--trials`` are trained, as one object.
+
+The loop knows nothing of how a candidate is evaluated (:mod:`nas.search.evaluate`): it asks
+the objective for one trial at a time, counts the study's trials, decides when to stop and
+waits for a training slot. ``nas search`` runs it with the proxy trainer
+(:func:`run_opened`); the tabular benchmark runs the same loop with a table lookup.
 
 Re-running the same command continues the same study: finished trials are never redone and
 ``--trials`` is the study-wide number of trained trials (rejected candidates do not count).
@@ -9,27 +14,26 @@ summary prints.
 from __future__ import annotations
 
 import math
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.proxy.context import proxy_context
-from nas.search.early_stop import SuccessiveHalving
-from nas.search.events import SearchMonitor
-from nas.search.objective import Objective
+from nas.budget import Budget
+from nas.search.evaluate import Evaluator, ProxyEvaluator, stopper_of
+from nas.search.events import SearchMonitor, Totals
+from nas.search.objective import ArchSpace, Candidates, Objective, OpenGate, wanted_metrics
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.search.stats import StudyStats, study_stats
-from nas.search.study import SearchStudy, open_search, search_source
-from nas.study import record as rec
+from nas.search.study import SearchStudy
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale, failed_meanwhile
-from nas.study.protocol import SettingsSource
-from nas.training import TrainingFailed, resolve_device
+from nas.study.record import TrialRecord
+from nas.study.stats import StudyStats, study_stats
+from nas.training import TrainingFailed
 from nas.units import plural
 
 MAX_REJECTIONS_IN_A_ROW = 1000
@@ -37,9 +41,6 @@ MAX_REJECTIONS_IN_A_ROW = 1000
 #: After a rejection (milliseconds of work) the loop goes on with the study statistics it
 #: read at most this many seconds ago instead of reading every trial again.
 STATS_EVERY = 5.0
-
-#: How each second objective is named in a stopping reason.
-COST_NAMES = {"params": "params", "flops": "FLOPs"}
 
 Say = Callable[[str], None]
 
@@ -50,26 +51,47 @@ class SearchOutcome:
 
     study: optuna.Study
     settings: SearchSettings
-    address: StudyAddress
+    address: StudyAddress | None
     stats: StudyStats
     seconds: float
     stop_reason: str
     interrupted: bool = False
     trained_now: int = 0
+    #: The command's exit code: 0, 130 after Ctrl-C or SIGTERM, else the first failing
+    #: worker's (``--workers K``).
+    exit_code: int = 0
 
 
-def make_stopper(settings: SearchSettings) -> SuccessiveHalving | None:
-    """The early stopper ``settings`` ask for (None: ``--early-stopping off``); its cost is the
-    study's second objective."""
-    if settings.early_stopping == "off":
+class Gate(Protocol):
+    """One worker's training gate (:class:`SlotGate` over the study's slots, or
+    :class:`FreeGate` when there are none)."""
+
+    def ready(self) -> bool: ...
+
+    def admit(self, trial_number: int) -> bool: ...
+
+    def consumed(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def free_failed(self, trials: Iterable[int]) -> None: ...
+
+
+class FreeGate(OpenGate):
+    """A gate without slots: one worker, and the loop's own count of trained trials (a
+    benchmark's in-memory study)."""
+
+    def ready(self) -> bool:
+        return True
+
+    def consumed(self) -> None:
         return None
-    cost = settings.objectives[1] if len(settings.objectives) > 1 else None
-    return SuccessiveHalving(
-        eta=settings.eta,
-        min_epochs=settings.min_epochs,
-        cost_name=COST_NAMES.get(cost or ""),
-        min_members=settings.min_members,
-    )
+
+    def release(self) -> None:
+        return None
+
+    def free_failed(self, trials: Iterable[int]) -> None:
+        return None
 
 
 class SlotGate:
@@ -103,6 +125,10 @@ class SlotGate:
             self.slots.release(self.reservation)
         self.reservation = None
 
+    def free_failed(self, trials: Iterable[int]) -> None:
+        """Free the slots of failed trials (their retries train again)."""
+        self.slots.free_failed(trials)
+
 
 @dataclass
 class _State:
@@ -122,10 +148,19 @@ class SearchLoop:
     """One worker's loop over an opened study: each turn cleans up, decides whether to stop,
     waits for a training slot or runs one trial."""
 
-    def __init__(self, opened: SearchStudy, objective: Objective, gate: SlotGate, say: Say) -> None:
-        self.opened = opened
-        self.study = opened.study
-        self.settings = opened.settings
+    def __init__(
+        self,
+        study: optuna.Study,
+        settings: SearchSettings,
+        objective: Objective,
+        gate: Gate,
+        say: Say,
+        address: StudyAddress | None = None,
+    ) -> None:
+        self.study = study
+        self.settings = settings
+        self.address = address
+        self.until: Callable[[StudyStats], str] | None = None
         self.objective = objective
         self.gate = gate
         self.say = say
@@ -151,19 +186,20 @@ class SearchLoop:
         return SearchOutcome(
             self.study,
             self.settings,
-            self.opened.address,
+            self.address,
             stats,
             time.perf_counter() - started,
             state.stop_reason,
             state.interrupted,
             stats.trained - trained_before,
+            130 if state.interrupted else 0,
         )
 
     def _stats(self) -> StudyStats:
         """The study's statistics, read again unless the last trial was a rejection and they
         are fresh: a run of rejections costs no read of the whole study per candidate."""
         state = self.state
-        last_rejected = bool(state.last) and rec.REJECTED in state.last[-1].user_attrs
+        last_rejected = bool(state.last) and TrialRecord(state.last[-1]).is_rejected
         fresh = time.monotonic() - state.stats_at < STATS_EVERY
         if state.stats is not None and last_rejected and fresh:
             state.stats.rejected += 1
@@ -181,26 +217,28 @@ class SearchLoop:
         if s.timeout and time.perf_counter() - started > s.timeout:
             return f"timeout of {s.timeout:g}s reached"
         if state.failures >= s.max_failures:
-            reason = state.last[-1].user_attrs.get(rec.FAIL_REASON, "?") if state.last else "?"
+            reason = (TrialRecord(state.last[-1]).fail_reason if state.last else None) or "?"
             return f"{plural(state.failures, 'trial')} failed in a row; the last one: {reason}"
         if state.rejections >= MAX_REJECTIONS_IN_A_ROW:
             return (
                 f"{state.rejections} candidates in a row exceeded the limit; "
                 "raise --param-limit or narrow the space"
             )
-        return ""
+        return self.until(stats) if self.until is not None else ""
 
     def _turn(self, monitor: SearchMonitor, started: float) -> None:
         """One turn: clean up, decide whether to stop, wait for a slot, or run one trial."""
         stats = self._stats()
-        self.gate.slots.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
+        self.gate.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
         monitor.totals(
-            stats.trained,
-            self.settings.trials,
-            stats.rejected,
-            stats.stopped,
-            stats.failed,
-            stats.best_accuracy,
+            Totals(
+                stats.trained,
+                self.settings.trials,
+                stats.rejected,
+                stats.stopped,
+                stats.failed,
+                stats.best_accuracy,
+            )
         )
         self.state.stop_reason = self._stop_reason(stats, started)
         if self.state.stop_reason:
@@ -246,51 +284,85 @@ class SearchLoop:
             self.gate.release()
             return
         t = state.last[-1]
+        rejected = TrialRecord(t).is_rejected
         state.failures = state.failures + 1 if t.state == TrialState.FAIL else 0
-        state.rejections = state.rejections + 1 if rec.REJECTED in t.user_attrs else 0
+        state.rejections = state.rejections + 1 if rejected else 0
         if t.state == TrialState.FAIL:
             self.gate.release()
-        elif rec.REJECTED not in t.user_attrs:  # trained (slot consumed) or lost the slot
+        elif not rejected:  # trained (slot consumed) or lost the slot
             self.gate.consumed()
 
 
-def run_search(
-    settings: SearchSettings | SettingsSource,
-    monitor: SearchMonitor,
-    *,
-    worker: int = 0,
-    log: Say | None = None,
-    objective_cls: type[Objective] = Objective,
-    enqueue: bool = True,
-) -> SearchOutcome:
-    """Run (or continue) a study until it has enough trained trials, the timeout passes, or
-    the user interrupts.
+#: Makes the evaluator of an opened study: (its proxy context, settings) -> evaluator.
+MakeEvaluator = Callable[[Any, SearchSettings], Evaluator]
 
-    Args:
-        settings: settings built in Python (a field off its default counts as given, see
-            :func:`~nas.search.study.search_source`), or what a command line gave (resolved
-            against the study's record).
-        worker: this worker's index.
-        log: where one-line messages go (default stderr).
-        objective_cls: the objective (benchmarks replace training).
-        enqueue: queue the presets if the settings ask (a ``--workers`` child does not).
 
-    Raises:
-        NasError: for bad settings, missing data or an unreachable database.
+def proxy_evaluator(ctx: Any, s: SearchSettings) -> Evaluator:
+    """What ``nas search`` evaluates with: the proxy trainer, with the settings' stopper."""
+    stopper = stopper_of(s.early_stopping, s.eta, s.min_epochs, s.min_members, s.objectives[1:])
+    return ProxyEvaluator(ctx, s.seed, stopper)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a benchmark or a test changes in a search run from Python, all else as ``nas
+    search`` runs it.
+
+    Attributes:
+        make_evaluator: what evaluates the candidates (default: the proxy trainer).
+        candidates: how candidates are drawn and judged (an ablation's own).
+        until: an extra reason to stop, asked before every trial with the study's
+            statistics ("" to go on; e.g. a budget of proxy epochs).
     """
-    say = log or (lambda text: print(text, file=sys.stderr))
-    source = settings if isinstance(settings, SettingsSource) else search_source(settings)
-    opened = open_search(source, say=say, worker=worker, enqueue=enqueue)
-    if opened.queued:
-        say(f"queued presets that fit the limits: {', '.join(opened.queued)}")
+
+    make_evaluator: MakeEvaluator = proxy_evaluator
+    candidates: type[Candidates] = Candidates
+    until: Callable[[StudyStats], str] | None = None
+
+
+def run_opened(
+    opened: SearchStudy,
+    monitor: SearchMonitor,
+    device: Any,
+    say: Say,
+    hooks: Hooks = Hooks(),
+) -> SearchOutcome:
+    """Run one worker of the opened study on ``device``: every candidate that fits is trained
+    as a proxy (:func:`proxy_evaluator`), unless ``hooks`` say otherwise."""
+    from nas.proxy.context import proxy_context
+
     s = opened.settings
-    device = resolve_device(s.device)
-    ctx = proxy_context(s.proxy, opened.data, device, opened.data_seed)
-    gate = SlotGate(opened.slots)
-    objective = objective_cls(s, opened.space, ctx, monitor, make_stopper(s), gate)
+    ctx = proxy_context(s.proxy, opened.data, device, s.seed)
+    data = opened.data
+    space = ArchSpace(opened.space, data.in_channels, data.input_size, data.num_classes)
     say(
         f"study {opened.address.name!r} in {opened.address.safe}: "
         f"{len(ctx.split.train):,} training / {plural(len(ctx.split.val), 'validation image')} on "
         f"{device}"
     )
-    return SearchLoop(opened, objective, gate, say).run(monitor)
+    gate = SlotGate(opened.slots)
+    evaluator = hooks.make_evaluator(ctx, s)
+    loop = search_loop(opened.study, s, space, evaluator, monitor, say, gate, hooks.candidates)
+    loop.address, loop.until = opened.address, hooks.until
+    return loop.run(monitor)
+
+
+def search_loop(
+    study: optuna.Study,
+    settings: SearchSettings,
+    space: Any,
+    evaluator: Evaluator,
+    monitor: SearchMonitor,
+    say: Say,
+    gate: Gate | None = None,
+    candidates: type[Candidates] = Candidates,
+) -> SearchLoop:
+    """The loop of one worker over ``study``: candidates from ``space`` (a
+    :class:`nas.search.objective.CandidateSpace`) under ``settings``' limits, observed by
+    ``evaluator``; without a gate, a single worker counts its own trained trials."""
+    gate = gate or FreeGate()
+    drawn = candidates(
+        space, Budget(settings.limits), wanted_metrics(settings.objectives), evaluator.measure
+    )
+    objective = Objective(drawn, evaluator, settings.objectives, settings.sampler, monitor, gate)
+    return SearchLoop(study, settings, objective, gate, say)

@@ -1,54 +1,215 @@
-"""The objective: sample, check the budget, reject or train a proxy, report. Nothing else.
+"""The objective: draw a candidate, check the limits, reject it or ask the evaluator, report.
 
-What each trial records (keys in :mod:`nas.study.record`): ``arch`` (the config dict
-:func:`nas.build_model` takes), ``params`` and ``flops``, ``sampled_by`` (startup, guided,
-enqueued or retry); rejected trials add ``rejected`` (the reason) and end PRUNED with a
-positive constraint value, so TPE and NSGA-II learn where the limit lies; trained trials
-add ``curve`` (validation accuracy per epoch), ``accuracy``, ``seconds``, ``device`` and
-``images_per_s``, and ``rungs`` (the early-stopping rungs it reached; ``promoted``: why it
-went on); early-stopped ones add ``stopped_early`` (why) and ``stopped_at_epoch`` and end
-PRUNED; failed ones add ``fail_reason`` and end FAIL.
+One trial of a search, whatever evaluates it (:mod:`nas.search.evaluate`: the proxy trainer,
+a table lookup, a measurement):
 
-Whether a candidate that fits may be trained at all is the :class:`TrainingGate`'s
-decision (the loop hands it one: the study's training slots), asked once per trial.
+1. :class:`Candidates` draws a candidate with the trial's ``suggest_*`` calls, measures it
+   before any training (the metrics of :data:`nas.objectives.METRICS` that the study limits,
+   cheapest first) and, over a limit or not buildable, records a rejection: the reason and a
+   positive constraint value per limit, so that TPE and NSGA-II learn where the limit lies;
+   the trial ends PRUNED and does not count towards ``--trials``. :func:`suggest` is the same
+   step for a user's own Optuna objective.
+2. The trial records how its candidate was chosen (``sampled_by``, as the study's sampler
+   classifies it: :func:`nas.study.samplers.classify`).
+3. The :class:`TrainingGate` decides whether a candidate that fits may be trained (the study's
+   training slots, asked once per trial).
+4. The evaluator observes the candidate's accuracy; the trial's values are the accuracy and
+   the study's other objectives, measured before training.
+
+Every attribute is written through :class:`nas.study.record.TrialWriter`.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import time
-from typing import NoReturn, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
 
-from nas.budget import Budget
-from nas.config import ArchConfig
-from nas.errors import ConfigError, StorageError
-from nas.proxy.context import TrainingContext, candidate_zero_cost, init_seed, make_trainer
-from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
+from nas.budget import Budget, Measure, Verdict, measure_metric
+from nas.errors import ConfigError, NasError
+from nas.objectives import ACCURACY, METRICS, limited
+from nas.search.evaluate import Evaluator, TrialRun
 from nas.search.events import SearchMonitor
-from nas.search.settings import TPE_STARTUP, SearchSettings
-from nas.space import SearchSpace
-from nas.study import _optuna
-from nas.study import record as rec
-from nas.study.cleanup import INTERRUPTED
+from nas.study.record import TrialWriter
+from nas.study.samplers import classify
 from nas.study.storage import worker_id
-from nas.training import EpochResult, StopTraining, TrainingFailed
-from nas.training.trainer import release_memory
-
-#: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
-FAULT_ENV = "NAS_INJECT_FAULT"
 
 
-def injected_fault(trial_number: int) -> str | None:
-    """The fault :data:`FAULT_ENV` asks for in ``trial_number``, if any."""
-    for item in os.environ.get(FAULT_ENV, "").split(","):
-        kind, _, number = item.strip().partition("@")
-        if kind in ("nan", "oom") and number.strip().isdigit() and int(number) == trial_number:
-            return kind
-    return None
+class Rejected(optuna.TrialPruned):
+    """A candidate over a limit, or one that cannot be built (recorded before raising)."""
+
+
+class CandidateSpace(Protocol):
+    """Where candidates come from: a search space for the trial's ``suggest_*`` calls."""
+
+    def suggest(self, trial: optuna.trial.Trial) -> Any:
+        """A candidate (raises :class:`~nas.errors.ConfigError` if it cannot be built)."""
+        ...
+
+    def describe(self, candidate: Any) -> dict[str, Any]:
+        """What a trial records of the candidate (JSON)."""
+        ...
+
+    def label(self, candidate: Any) -> str:
+        """A short label for progress lines."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArchSpace:
+    """A search-space file's architectures for data of the given shape (``nas search``)."""
+
+    space: Any  # nas.space.SearchSpace
+    in_channels: int = 3
+    input_size: int = 32
+    num_classes: int = 10
+
+    def suggest(self, trial: optuna.trial.Trial) -> Any:
+        return self.space.suggest(
+            trial,
+            in_channels=self.in_channels,
+            input_size=self.input_size,
+            num_classes=self.num_classes,
+        )
+
+    def describe(self, candidate: Any) -> dict[str, Any]:
+        data: dict[str, Any] = candidate.to_dict()
+        return data
+
+    def label(self, candidate: Any) -> str:
+        a = candidate.attention
+        return "none" if a.type == "none" else f"{a.type}/{a.placement}/{a.join}"
+
+
+@dataclass
+class Candidates:
+    """How a study's candidates are drawn and judged before any training.
+
+    Attributes:
+        space: where candidates come from.
+        budget: the study's limits.
+        wanted: metrics measured for a candidate that fits (the objectives, and the metrics
+            recorded for every candidate).
+        measure: how a metric is measured (default: the registry's own function).
+    """
+
+    space: CandidateSpace
+    budget: Budget
+    wanted: tuple[str, ...] = ()
+    measure: Measure = field(default=measure_metric)
+
+    def draw(self, trial: optuna.trial.Trial, writer: TrialWriter) -> tuple[Any, Verdict]:
+        """A candidate and its verdict; a rejected one is recorded and raises
+        :class:`Rejected` with the reason."""
+        try:
+            candidate = self.space.suggest(trial)
+        except ConfigError as exc:
+            first = next(iter(self.budget.limits), "params")
+            trial.set_constraint(first, 1.0)
+            self._reject(writer, f"cannot build: {exc}")
+        writer.candidate(self.space.describe(candidate))
+        verdict = self.budget.check(candidate, measure=self.measure)
+        writer.measured(verdict.values)
+        for key, violation in verdict.violations.items():
+            trial.set_constraint(key, violation)
+        if verdict.reason is not None:
+            self._reject(writer, verdict.reason)
+        return candidate, verdict
+
+    def complete(self, candidate: Any, verdict: Verdict, writer: TrialWriter) -> Verdict:
+        """``verdict`` with every wanted metric measured (for a candidate admitted to
+        training: FLOPs need an fvcore trace, so they wait until here when not limited)."""
+        verdict = self.budget.complete(candidate, verdict, self.wanted, self.measure)
+        writer.measured(verdict.values)
+        return verdict
+
+    @staticmethod
+    def _reject(writer: TrialWriter, reason: str) -> Any:
+        writer.rejected(reason)
+        raise Rejected(reason)
+
+
+def wanted_metrics(objectives: Sequence[str]) -> tuple[str, ...]:
+    """What to measure of a candidate that fits: its objectives measured before training and
+    the metrics recorded for every candidate, in registry order."""
+    return tuple(
+        name
+        for name, m in METRICS.items()
+        if m.before_training and (name in objectives or m.always)
+    )
+
+
+def suggest(
+    trial: optuna.trial.Trial,
+    space: Any,
+    *,
+    in_channels: int = 3,
+    input_size: int = 32,
+    num_classes: int = 10,
+    **limits: Any,
+) -> Any:
+    """An architecture for a user's own Optuna objective, drawn from ``space`` with the
+    trial's ``suggest_*`` calls, counted before any weights exist and checked against the
+    limits, exactly as ``nas search`` does.
+
+    Args:
+        trial: the trial of the user's objective.
+        space: a search-space file (path) or a :class:`nas.space.SearchSpace`.
+        in_channels, input_size, num_classes: the shape of the user's data.
+        limits: hard limits by setting name, e.g. ``param_limit="5M"``,
+            ``flops_limit=500e6`` (see ``nas search --help``); none given: the 5M default.
+
+    Returns:
+        The :class:`nas.ArchConfig`; the trial records ``arch``, ``params`` and ``flops``.
+
+    Raises:
+        optuna.TrialPruned: over a limit or not buildable, with the reason; the trial records
+            it as ``nas search`` does (``rejected`` and a constraint value per limit), so
+            samplers that read constraints (TPE, NSGA-II, the project's samplers) learn
+            where the limit lies. Let Optuna mark the trial PRUNED.
+        NasError: for a limit that is not one ``nas`` knows, or a malformed value.
+    """
+    from nas.space import SearchSpace, load_space
+
+    loaded = space if isinstance(space, SearchSpace) else load_space(str(space))
+    candidates = Candidates(
+        ArchSpace(loaded, in_channels, input_size, num_classes),
+        Budget(parse_limits(limits)),
+        wanted_metrics(()),
+    )
+    writer = TrialWriter(trial)
+    arch, verdict = candidates.draw(trial, writer)
+    candidates.complete(arch, verdict, writer)
+    return arch
+
+
+def parse_limits(given: Mapping[str, Any]) -> dict[str, float]:
+    """Limits by metric name from limits by setting name (``param_limit="5M"``), each parsed
+    like its flag; without any, each limit's default.
+
+    Raises:
+        NasError: for an unknown setting name (listing the valid ones) or a malformed value.
+    """
+    by_setting = {m.limit.setting: m for m in limited() if m.limit is not None}
+    unknown = sorted(set(given) - set(by_setting))
+    if unknown:
+        raise NasError(f"unknown limit(s) {', '.join(unknown)}; valid: {', '.join(by_setting)}")
+    if not given:
+        return {
+            m.name: m.limit.default
+            for m in by_setting.values()
+            if m.limit is not None and m.limit.default is not None
+        }
+    out = {}
+    for name, value in given.items():
+        limit = by_setting[name].limit
+        assert limit is not None
+        out[by_setting[name].name] = float(limit.parse(value))
+    return out
 
 
 class TrainingGate(Protocol):
@@ -62,235 +223,69 @@ class TrainingGate(Protocol):
 
 
 class OpenGate:
-    """Admits every candidate (an objective used outside the search loop)."""
+    """Admits every candidate (one worker without training slots: a benchmark, a test)."""
 
     def admit(self, trial_number: int) -> bool:
         return True
 
 
-def sampled_by(trial: optuna.trial.Trial, finished_before: int) -> str:
-    """How ``trial``'s candidate was chosen (call after sampling): ``enqueued`` (a preset),
-    ``retry`` (a dead worker's trial), ``startup`` (drawn at random: TPE's first
-    :data:`TPE_STARTUP` finished trials, NSGA-II's first generation, the random sampler) or
-    ``guided``."""
-    system = trial.storage.get_trial_system_attrs(_optuna.trial_id(trial))
-    if system.get("failed_trial") is not None:
-        return "retry"
-    if "fixed_params" in system:
-        return "enqueued"
-    sampler = trial.study.sampler
-    if isinstance(sampler, optuna.samplers.RandomSampler):
-        return "startup"
-    generation = next((v for k, v in system.items() if k.endswith(":generation")), None)
-    if generation is not None:
-        return "startup" if generation == 0 else "guided"
-    return "startup" if finished_before < TPE_STARTUP else "guided"
+Say = Callable[[str], None]
 
 
 class Objective:
-    """Callable objective for ``study.optimize``.
+    """Callable objective for ``study.optimize`` (see the module doc).
 
     Args:
-        settings: the search settings.
-        space: the search space.
-        ctx: data, split and device.
+        candidates: how candidates are drawn and judged before training.
+        evaluator: what observes a candidate that fits.
+        objectives: the study's objectives, accuracy first.
+        sampler: the study's ``--sampler`` (how its trials are classified).
         monitor: receives progress events for the display.
-        stopper: the early stopper (None: never stop early).
+        gate: whether a candidate may be trained (default: always).
     """
 
     def __init__(
         self,
-        settings: SearchSettings,
-        space: SearchSpace,
-        ctx: TrainingContext,
+        candidates: Candidates,
+        evaluator: Evaluator,
+        objectives: Sequence[str],
+        sampler: str,
         monitor: SearchMonitor,
-        stopper: SuccessiveHalving | None,
         gate: TrainingGate | None = None,
     ) -> None:
-        self.settings = settings
-        self.space = space
-        self.ctx = ctx
+        self.candidates = candidates
+        self.evaluator = evaluator
+        self.objectives = tuple(objectives)
+        self.sampler = sampler
         self.monitor = monitor
-        self.stopper = stopper
         self.gate: TrainingGate = gate or OpenGate()
-        self.budget = Budget(settings.param_limit, settings.flops_limit)
         self.started: set[int] = set()
         self.worker = worker_id()
 
-    def __call__(self, trial: optuna.trial.Trial) -> float | tuple[float, float]:
+    def __call__(self, trial: optuna.trial.Trial) -> float | tuple[float, ...]:
         started = time.perf_counter()
         self.started.add(trial.number)
-        trial.set_user_attr(rec.WORKER, self.worker)
+        writer = TrialWriter(trial)
+        writer.started(self.worker)
         finished = len(
             trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         )
-        data = self.ctx.data
         try:
-            arch = self.space.suggest(
-                trial,
-                in_channels=data.in_channels,
-                input_size=data.input_size,
-                num_classes=data.num_classes,
-            )
-        except ConfigError as exc:
-            self.constrain(trial, "params", 1.0)
-            self._reject(trial, f"cannot build: {exc}", started)
-        how = sampled_by(trial, finished)
-        trial.set_user_attr(rec.SAMPLED_BY, how)
-        if how == "retry":
-            system = trial.storage.get_trial_system_attrs(_optuna.trial_id(trial))
-            trial.set_user_attr(rec.RETRY_OF, system["failed_trial"])
-        trial.set_user_attr(rec.ARCH, arch.to_dict())
-        verdict = self.budget.check(arch)  # FLOPs only for what fits the parameter limit
-        trial.set_user_attr(rec.PARAMS, verdict.params)
-        if verdict.flops is not None:
-            trial.set_user_attr(rec.FLOPS, verdict.flops)
-        for key, violation in verdict.violations.items():
-            self.constrain(trial, key, violation)
-        if verdict.reason is not None:
-            self._reject(trial, verdict.reason, started)
+            candidate, verdict = self.candidates.draw(trial, writer)
+        except Rejected as exc:
+            self.monitor.rejected(trial.number, str(exc), time.perf_counter() - started)
+            raise
+        finally:
+            record = writer.record()
+            writer.sampled(classify(record, self.sampler, finished), record.retry_of)
         if not self.gate.admit(trial.number):
-            trial.set_user_attr(rec.NOT_TRAINED, "the study already has enough trained trials")
+            writer.not_trained("the study already has enough trained trials")
             raise optuna.TrialPruned("budget of trained trials reached")
-        flops = verdict.flops if verdict.flops is not None else self._count_flops(trial, arch)
-        trial.set_user_attr(rec.TRAINING, True)
-        return self._train(trial, arch, verdict.params, flops, started)
-
-    def _count_flops(self, trial: optuna.trial.Trial, arch: ArchConfig) -> int:
-        """Count ``arch``'s FLOPs (fvcore) and record them on ``trial``."""
-        flops = self.budget.check(arch, flops=True).flops
-        assert flops is not None
-        trial.set_user_attr(rec.FLOPS, flops)
-        return flops
-
-    def constrain(self, trial: optuna.trial.Trial, key: str, violation: float) -> None:
-        """Record how far over the limit ``key`` (``params``, ``flops``) ``trial`` is (> 0:
-        infeasible), so that the sampler learns where the limit lies."""
-        trial.set_constraint(key, violation)
-
-    def _reject(self, trial: optuna.trial.Trial, reason: str, started: float) -> NoReturn:
-        trial.set_user_attr(rec.REJECTED, reason)
-        self.monitor.rejected(trial.number, reason, time.perf_counter() - started)
-        raise optuna.TrialPruned(reason)
-
-    def _cost(self, params: int, flops: int) -> tuple[str | None, float]:
-        """The second objective's name and this candidate's value of it (None, 0: single
-        objective): what early stopping compares and the trial's second value."""
-        if len(self.settings.objectives) == 1:
-            return None, 0.0
-        key = self.settings.objectives[1]
-        return key, float(params if key == "params" else flops)
-
-    def _train(
-        self, trial: optuna.trial.Trial, arch: ArchConfig, params: int, flops: int, started: float
-    ) -> float | tuple[float, float]:
-        self.monitor.trial_started(trial.number, arch, params, flops, self.ctx.recipe.epochs)
-        cost_key, cost = self._cost(params, flops)
-        watch = _EpochWatch(self, trial, cost_key, cost)
-        accuracy = self._fit(trial, arch, params, flops, watch, started)
-        self.monitor.trial_finished(trial.number, "complete", f"accuracy {accuracy:.4f}")
-        return accuracy if cost_key is None else (accuracy, cost)
-
-    def _fit(
-        self,
-        trial: optuna.trial.Trial,
-        arch: ArchConfig,
-        params: int,
-        flops: int,
-        watch: _EpochWatch,
-        started: float,
-    ) -> float:
-        """Build the proxy's trainer, score the untrained network, train, turning a stop into
-        PRUNED and a failure into a failed trial with its reason; returns the final
-        validation accuracy. The trainer lives in this frame only, so a failure frees it
-        before the next candidate starts."""
-        ctx = self.ctx
-        trainer = make_trainer(
-            ctx,
-            arch,
-            init_seed(self.settings.seed, trial.number),
-            fault=injected_fault(trial.number),
-        )
-        trial.set_user_attr(
-            rec.ZERO_COST, candidate_zero_cost(ctx, trainer.model, params=params, flops=flops)
-        )
-        trial.set_user_attr(rec.CURVE, [])  # a retry starts afresh
-        trial.set_user_attr(rec.RUNGS, [])
-        trial.set_user_attr(rec.DEVICE, str(ctx.device))
-        failure: TrainingFailed | None = None
-        try:
-            result = trainer.fit(watch, lambda p: self.monitor.step_progress(trial.number, p))
-        except StopTraining as stop:
-            trial.set_user_attr(rec.STOPPED_EARLY, stop.reason)
-            trial.set_user_attr(rec.SECONDS, time.perf_counter() - started)
-            rung = trial.user_attrs.get(rec.STOPPED_AT_EPOCH)
-            self.monitor.trial_finished(trial.number, f"stopped at epoch {rung}", stop.reason)
-            raise optuna.TrialPruned(stop.reason) from None
-        except TrainingFailed as exc:
-            trial.set_user_attr(rec.FAIL_REASON, str(exc))
-            trial.set_user_attr(rec.SECONDS, time.perf_counter() - started)
-            self.monitor.trial_finished(trial.number, "failed", str(exc))
-            failure = TrainingFailed(str(exc))
-        except KeyboardInterrupt as exc:
-            trial.set_user_attr(rec.FAIL_REASON, INTERRUPTED[getattr(exc, "signal", "SIGINT")])
-            raise
-        except StorageError:  # the database is gone: nothing can be recorded, stop here
-            raise
-        except Exception as exc:  # a bug or an unforeseen error: fail this trial, say why
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-            trial.set_user_attr(rec.FAIL_REASON, reason)
-            trial.set_user_attr(rec.SECONDS, time.perf_counter() - started)
-            self.monitor.trial_finished(trial.number, "failed", reason)
-            raise
-        if failure is not None:
-            # Out of the except block, so nothing holds the failed run's traceback: drop the
-            # model, optimizer and batches before the next candidate needs the memory.
-            del trainer
-            release_memory(self.ctx.device)
-            raise failure
-        trial.set_user_attr(rec.SECONDS, time.perf_counter() - started)
-        trial.set_user_attr(rec.IMAGES_PER_S, result.images_per_s)
-        if not math.isfinite(result.accuracy):  # pragma: no cover - guarded by the trainer
-            raise TrainingFailed("validation accuracy is not finite")
-        return result.accuracy
-
-
-class _EpochWatch:
-    """After every epoch of a proxy: record its curve, report, and at a rung ask the early
-    stopper (the study is read only at a rung, not after every epoch)."""
-
-    def __init__(
-        self, objective: Objective, trial: optuna.trial.Trial, cost_key: str | None, cost: float
-    ) -> None:
-        self.objective = objective
-        self.trial = trial
-        self.cost_key = cost_key
-        self.cost = cost
-        self.curve: list[float] = []
-        self.passed: list[int] = []  # rungs this trial passed
-
-    def __call__(self, e: EpochResult) -> None:
-        trial, stopper = self.trial, self.objective.stopper
-        self.curve.append(e.accuracy)
-        trial.set_user_attr(rec.CURVE, list(self.curve))
-        trial.set_user_attr(rec.ACCURACY, e.accuracy)
-        if self.cost_key is None:
-            trial.report(e.accuracy, e.epoch)
-        self.objective.monitor.epoch_done(trial.number, e)
-        if stopper is None or e.epoch not in stopper.rungs(e.epochs):
-            return
-        others = curve_points(
-            trial.study.get_trials(deepcopy=False, states=WITH_CURVES),
-            self.cost_key,
-            exclude=trial.number,
-        )
-        decision = stopper.decide(others, self.cost, e.epoch, e.epochs, e.accuracy)
-        if decision is None:
-            return
-        trial.set_user_attr(rec.RUNGS, [*self.passed, decision.rung])
-        if decision.stop:
-            trial.set_user_attr(rec.STOPPED_AT_EPOCH, decision.rung)
-            raise StopTraining(decision.reason)
-        self.passed.append(decision.rung)
-        trial.set_user_attr(rec.PROMOTED, decision.reason)
+        verdict = self.candidates.complete(candidate, verdict, writer)
+        run = TrialRun(trial, writer, self.monitor, started, self.objectives[1:], verdict.values)
+        label = self.candidates.space.label(candidate)
+        accuracy = self.evaluator.evaluate(candidate, label, run)
+        values = [
+            accuracy if name == ACCURACY else verdict.values[name] for name in self.objectives
+        ]
+        return values[0] if len(values) == 1 else tuple(values)

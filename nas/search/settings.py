@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.data.catalog import DATASETS
 from nas.errors import NasError
-from nas.registry import Registry
+from nas.objectives import objectives_help, parse_objectives
 from nas.settings import (
     KEPT,
     PINNED,
@@ -24,29 +23,16 @@ from nas.settings import (
     images_text,
     parse_float,
     parse_int,
-    resolved_path,
     setting,
 )
+from nas.study.samplers import SAMPLERS, sampler_help
+from nas.study.settings import StudySettings, redeclare
 from nas.training.recipe import DEFAULT_PROXY_RECIPE, PROXY_RECIPES
-from nas.units import human, parse_count
+from nas.units import human
 
 if TYPE_CHECKING:
     from nas.proxy.context import ProxySpec
-    from nas.search.samplers import SamplerFactory
 
-#: What the second objective can be; accuracy is always the first.
-OBJECTIVE_SETS = {
-    "accuracy,params": ("accuracy", "params"),
-    "accuracy,flops": ("accuracy", "flops"),
-    "accuracy": ("accuracy",),
-}
-#: Optuna samplers by name (:mod:`nas.search.samplers` registers them; see ``--sampler``).
-SAMPLERS: Registry[SamplerFactory] = Registry(
-    "sampler", names=("tpe", "nsga2", "random"), home="nas.search.samplers"
-)
-#: Finished trials (COMPLETE or PRUNED, rejections included) TPE samples at random before it
-#: models anything (its ``n_startup_trials``): the study's random start-up.
-TPE_STARTUP = 10
 #: Early-stopping rules: multi-objective successive halving, or none.
 EARLY_STOPPING = ("sha", "off")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -77,15 +63,6 @@ GROUPS = {
 }
 
 
-def parse_objectives(value: Any) -> tuple[str, ...]:
-    """``accuracy,params`` (or a list of names) -> ("accuracy", "params")."""
-    text = ",".join(value) if isinstance(value, list | tuple) else str(value)
-    key = ",".join(p.strip() for p in text.split(",") if p.strip())
-    if key not in OBJECTIVE_SETS:
-        raise NasError(f"unknown objectives {text!r}; valid: {', '.join(OBJECTIVE_SETS)}")
-    return OBJECTIVE_SETS[key]
-
-
 def parse_images(value: Any) -> int | None:
     """A number of images, or ``all`` (None: every image)."""
     if isinstance(value, str) and value.strip().lower() == "all":
@@ -109,39 +86,21 @@ _int, _float = parse_int, parse_float
 
 
 @dataclass(frozen=True)
-class SearchSettings:
-    """Everything ``nas search`` needs (``nas search --help`` shows each field's help)."""
+class SearchSettings(StudySettings):
+    """Everything ``nas search`` needs (``nas search --help`` shows each setting's help): the
+    settings every study shares (:class:`nas.study.settings.StudySettings`) and the
+    search's own."""
 
-    space: str = setting(
-        "search_spaces/attention_resnet.toml",
-        "search-space TOML",
-        kind=PINNED,
-        metavar="FILE",
-        group="search",
-        fingerprint=("space_sha1", "nas.space.space:space_sha1"),
+    study: str | None = redeclare(
+        StudySettings, "study", help="study name (default: derived from space, data set and limit)"
     )
-    param_limit: int = setting(
-        5_000_000,
-        "hard parameter limit: 5M, 4.5e6, 500k ...",
-        kind=PINNED,
-        metavar="LIMIT",
-        parse=lambda v: parse_count(v, "parameter limit"),
-        parse_file=True,
-        fmt=human,
-        group="search",
-    )
-    flops_limit: int | None = setting(
-        None,
-        "hard FLOPs limit per image (1 multiply-add = 1 flop): 500M, 2G ...; over it a "
-        "candidate is rejected before training, like the parameter limit, and the sampler "
-        "learns it",
-        kind=PINNED,
-        metavar="LIMIT",
-        parse=lambda v: parse_count(v, "FLOPs limit"),
-        parse_file=True,
-        fmt=human,
-        group="search",
-        legacy=None,
+    workers: int = redeclare(
+        StudySettings,
+        "workers",
+        help="local worker processes sharing the study, spread over the GPUs round-robin: each "
+        "gets CUDA_VISIBLE_DEVICES set to its one GPU (taken from yours if set), so K above "
+        "the GPU count puts several on one GPU; for many machines, run nas search on each "
+        "with one --storage postgresql+psycopg:// URL",
     )
     trials: int = setting(
         20,
@@ -153,7 +112,7 @@ class SearchSettings:
     )
     objectives: tuple[str, ...] = setting(
         ("accuracy", "params"),
-        "what to optimise: " + ", ".join(OBJECTIVE_SETS),
+        objectives_help(),
         kind=PINNED,
         metavar="OBJ",
         parse=parse_objectives,
@@ -162,19 +121,9 @@ class SearchSettings:
     )
     sampler: str = setting(
         "tpe",
-        "Optuna sampler: tpe (multivariate, learns the limit from rejections), nsga2 "
-        "(population a quarter of --trials, 4..50; rejected candidates count as infeasible "
-        "members of their generation), random",
+        sampler_help(),
         kind=KEPT,
         choices=SAMPLERS.names,
-        group="search",
-    )
-    seed: int = setting(
-        0,
-        "seed of the data order, the initial weights and the sampler",
-        kind=PINNED,
-        metavar="S",
-        parse=_int,
         group="search",
     )
     timeout: float | None = setting(
@@ -259,15 +208,6 @@ class SearchSettings:
         parse=_int,
         group="proxy",
     )
-    proxy_lr: float = setting(
-        0.8,
-        "peak learning rate for a batch of 256 images, scaled linearly with the batch size "
-        "(Goyal et al. 2017): at batch B the rate is LR * B / 256, e.g. 0.2 at batch 64",
-        kind=PINNED,
-        metavar="LR",
-        parse=_float,
-        group="proxy",
-    )
     proxy_recipe: str = setting(
         DEFAULT_PROXY_RECIPE,
         "how proxies train: 'standard' crops after padding by 4, flips, label smoothing 0.1; "
@@ -285,56 +225,8 @@ class SearchSettings:
         flag=None,
         parse=_float,
     )
-    dataset: str = setting(
-        "cifar10",
-        "data set; 'fake' is random images for smoke tests only",
-        kind=PINNED,
-        choices=DATASETS.names,
-        group="data",
-    )
-    data_dir: str | None = setting(
-        None,
-        "where torchvision data sets download to, or the image folder (DIR/train/<class>/*, "
-        "DIR/test/<class>/*); default: a user cache folder",
-        kind=PINNED,
-        metavar="DIR",
-        group="data",
-        to_record=resolved_path,
-        show_default=False,
-    )
-    device: str = setting(
-        "auto",
-        "where to train: auto (CUDA if available), cpu, cuda, cuda:N",
-        metavar="{auto,cpu,cuda}",
-        group="data",
-    )
-    storage: str | None = setting(
-        None,
-        "SQLAlchemy URL of the study database (default: sqlite:///studies/STUDY.db; "
-        "postgresql+psycopg://... for many workers)",
-        metavar="URL",
-        group="study",
-        show_default=False,
-    )
-    study: str | None = setting(
-        None,
-        "study name (default: derived from space, data set and limit)",
-        metavar="NAME",
-        group="study",
-        show_default=False,
-    )
     quiet: bool = setting(
         False, "plain log lines instead of the live table", switch=True, group="workers"
-    )
-    workers: int = setting(
-        1,
-        "local worker processes sharing the study, spread over the GPUs round-robin: each "
-        "gets CUDA_VISIBLE_DEVICES set to its one GPU (taken from yours if set), so K above "
-        "the GPU count puts several on one GPU; for many machines, run nas search on each "
-        "with one --storage postgresql+psycopg:// URL",
-        metavar="K",
-        parse=_int,
-        group="workers",
     )
     worker_index: int = setting(0, "", parse=_int, hidden=True, group="workers")
     grace_period: int = setting(
@@ -359,7 +251,7 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         check_types(self)
-        problems = [*self._below_minimum(), *self._invalid()]
+        problems = [*self._below_minimum(), *self._invalid(), *self.check_limits()]
         if problems:
             raise NasError("; ".join(problems))
 
@@ -384,14 +276,21 @@ class SearchSettings:
              f"study name {self.study!r} may use letters, digits, '_', '-', '.'"),
             (self.timeout is None or self.timeout > 0, "--timeout must be positive"),
         )  # fmt: skip
-        return [message for ok, message in checks if not ok]
+        problems = [message for ok, message in checks if not ok]
+        try:
+            parse_objectives(self.objectives)
+        except NasError as exc:
+            problems.append(str(exc))
+        return problems
 
     @property
     def study_name(self) -> str:
         """The study's name: ``--study``, else one derived from space, data set and limit."""
         if self.study:
             return self.study
-        return f"{Path(self.space).stem}-{self.dataset}-{human(self.param_limit, 1)}"
+        limit = self.limit("params")
+        size = human(limit, 1) if limit is not None else "any-size"
+        return f"{Path(self.space).stem}-{self.dataset}-{size}"
 
     @property
     def proxy(self) -> ProxySpec:

@@ -1,53 +1,55 @@
 """The one place that opens a search study: settings, space, data, study, slots, presets.
 
-``run_search`` (one worker) and ``run_workers`` (``--workers K``) both call
-:func:`open_search`, which
+A search run from Python (:class:`nas.Search`), ``nas search`` and ``nas search --workers K``
+all call :func:`open_search`, which
 
-1. resolves the effective settings against the study's record (flag > study file > record >
-   default; an explicit conflict with a pinned setting is refused in one line);
-2. loads and checks the space and the data before the study is touched, and checks the
-   proxy's image counts against the data (:func:`nas.search.fit.fit_to_data`: a count the
-   data cannot meet is refused if given or recorded, reduced with one line if a default);
-3. under the database's set-up lock, once per start: opens the storage, creates the study
-   or loads it (checking its objectives and proxy protocol, and resolving again in case a
-   worker started at the same instant recorded it first), records its settings, and creates
-   the training-slot table; a study created on data without a test split gets one warning;
+1. resolves the effective settings once, against the study's record as it is now (flag >
+   study file > record > default; an explicit conflict with a pinned setting is refused in
+   one line), and fits the proxy's image counts to the data once
+   (:func:`nas.search.fit.fit_to_data`);
+2. loads and checks the space, the data and the device before the database is touched, so a
+   refused run leaves nothing behind;
+3. under the database's set-up lock, once per start: opens the storage, creates the study or
+   loads it (checking its objectives and proxy protocol; only if a worker started at the
+   same instant recorded it first are the settings resolved again, against that record),
+   records its settings, and creates the training-slot table; a study created on data
+   without a test split gets one warning;
 4. fails the trials of dead workers (their retries are queued) and queues the presets that
    fit the limits when asked.
+
+:func:`new_study` is the one construction of a search's Optuna study (its directions and
+metric names from :data:`nas.objectives.METRICS`), shared with the benchmarks that run the
+same loop on other evaluators.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
 
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
 from nas.errors import NasError, StorageError
+from nas.objectives import METRICS, directions
 from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
-from nas.search.samplers import make_sampler
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.settings import Resolved
+from nas.settings import Resolved, given_in_python
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress
 from nas.study.cleanup import fail_stale
 from nas.study.protocol import SettingsSource, write_record
+from nas.study.samplers import make_sampler
 from nas.study.storage import with_retry, worker_id
 
 #: The study user attribute that records a search's settings.
 RECORD_KEY = rec.SEARCH_SETTINGS
-
-#: Metric names shown by optuna-dashboard, per objective.
-METRIC_NAMES = {"accuracy": "val_accuracy", "params": "params", "flops": "flops"}
 
 #: Version of how proxy scores are computed (normalisation, pairing, learning-rate rule).
 #: Studies scored by another version are not continued: their trials are not comparable.
@@ -65,15 +67,9 @@ NO_TEST_WARNING = (
 
 def search_source(settings: SearchSettings) -> SettingsSource:
     """Settings built in Python (tests, benchmarks), read as a command line would give them:
-    a field that differs from its default counts as given, one at its default as not given
+    a setting that differs from its default counts as given, one at its default as not given
     (so a default image count the data cannot meet is reduced, as on the command line)."""
-    defaults = SearchSettings()
-    flags = {
-        f.name: getattr(settings, f.name)
-        for f in dataclasses.fields(settings)
-        if getattr(settings, f.name) != getattr(defaults, f.name)
-    }
-    return SettingsSource(SearchSettings, RECORD_KEY, flags=flags)
+    return SettingsSource(SearchSettings, RECORD_KEY, flags=given_in_python(settings))
 
 
 def source_address(source: SettingsSource) -> StudyAddress:
@@ -83,20 +79,39 @@ def source_address(source: SettingsSource) -> StudyAddress:
     defaults = SearchSettings()
 
     def given(name: str) -> Any:
-        return source.flags.get(name, source.file.get(name, getattr(defaults, name)))
+        return source.flags.get(name, source.file.get(name, getattr(defaults, name, None)))
 
-    names = ("storage", "study", "space", "dataset", "param_limit")
-    return address_of(defaults.replace(**{n: given(n) for n in names}))
-
-
-def _data_of(s: SearchSettings) -> tuple[Any, ...]:
-    """What ``prepare`` loads: a change in any of these needs it again."""
-    return (s.space, s.dataset, s.data_dir, s.param_limit, s.flops_limit)
+    limits = {**defaults.limits}
+    if given("param_limit") is not None:
+        limits["params"] = given("param_limit")
+    named = SearchSettings(
+        storage=given("storage"),
+        study=given("study"),
+        space=given("space"),
+        dataset=given("dataset"),
+        limits=limits,
+    )
+    return address_of(named)
 
 
 def address_of(settings: SearchSettings) -> StudyAddress:
     """Where the study of ``settings`` lives."""
     return StudyAddress.of(settings.storage, settings.study_name)
+
+
+def new_study(
+    settings: SearchSettings,
+    *,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    name: str | None = None,
+) -> optuna.Study:
+    """A new Optuna study for ``settings``' objectives: accuracy maximised, the others
+    minimised, named for optuna-dashboard by :attr:`nas.objectives.Metric.dashboard`."""
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=directions(settings.objectives)
+    )
+    study.set_metric_names([METRICS[o].dashboard for o in settings.objectives])
+    return study
 
 
 @dataclass
@@ -126,10 +141,42 @@ class SearchStudy:
         settings: SearchSettings = self.resolved.settings
         return settings
 
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Settings resolved and fitted against one record, with the space and data they load."""
+
+    record: Mapping[str, Any] | None
+    resolved: Resolved
+    space: SearchSpace
+    data: ImageData
+    notes: list[str]
+
     @property
-    def data_seed(self) -> int:
-        """The study's seed: one data order for every trial (paired comparisons)."""
-        return self.settings.seed
+    def settings(self) -> SearchSettings:
+        settings: SearchSettings = self.resolved.settings
+        return settings
+
+
+def _prepare(
+    source: SettingsSource, address: StudyAddress, record: Any, before: _Prepared | None = None
+) -> _Prepared:
+    """Resolve ``source`` against ``record`` (None: a new study) and fit it to the data; the
+    space and data are loaded and checked (reused from ``before`` when they are the same)."""
+    record = record if isinstance(record, dict) else None
+    resolved = source.resolve(record, address.name)
+    s: SearchSettings = resolved.settings
+    if before is not None and _data_of(before.settings) == _data_of(s):
+        space, data = before.space, before.data
+    else:
+        space, data = prepare(s)
+    fitted = fit_to_data(resolved, len(data.train_y), f"study {address.name!r}")
+    return _Prepared(record, fitted.resolved, space, data, fitted.notes)
+
+
+def _data_of(s: SearchSettings) -> tuple[Any, ...]:
+    """What ``prepare`` loads: a change in any of these needs it again."""
+    return (s.space, s.dataset, s.data_dir, tuple(sorted(s.limits.items())))
 
 
 def prepare(settings: SearchSettings) -> tuple[SearchSpace, ImageData]:
@@ -138,7 +185,7 @@ def prepare(settings: SearchSettings) -> tuple[SearchSpace, ImageData]:
     data = load_dataset(settings.dataset, settings.data_dir)
     if len(data.train_y) < 10:
         raise NasError(f"{len(data.train_y)} training images are too few to search on")
-    Budget(settings.param_limit, settings.flops_limit).check_reachable(space, data)
+    Budget(settings.limits).check_reachable(space, data)
     return space, data
 
 
@@ -158,6 +205,7 @@ def open_search(
     say: Say,
     worker: int = 0,
     enqueue: bool = True,
+    check: Callable[[SearchSettings], None] | None = None,
 ) -> SearchStudy:
     """Open (creating if needed) the study ``source`` describes; see the module doc.
 
@@ -165,64 +213,58 @@ def open_search(
         worker: this worker's index (its sampler seed).
         enqueue: queue the presets if the settings ask for it (a ``--workers`` child does
             not: its parent did).
+        check: called with the effective settings before the database is touched (e.g. the
+            device a run needs), so that a refused run leaves nothing behind.
 
     Raises:
         NasError: for bad or conflicting settings, missing data, an unreachable database.
     """
     address = source_address(source)
-    peeked = source.peek(address)
-    space, data = prepare(peeked.settings)
-    fitted = fit_to_data(peeked, len(data.train_y), f"study {address.name!r}")
-    resolved = fitted.resolved
-    s: SearchSettings = resolved.settings
+    prepared = _prepare(source, address, address.peek_attr(RECORD_KEY))
+    if check is not None:
+        check(prepared.settings)
+    s = prepared.settings
     with address.locked_storage(
         grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
     ) as storage:
-        study, now, created = _create_or_load(source, address, storage, resolved, data)
-        slots = TrainingSlots(storage.engine, address.name, now.settings.trials, s.grace_period)
-    settings: SearchSettings = now.settings
-    if _data_of(settings) != _data_of(s):  # recorded by a worker that started meanwhile
-        space, data = prepare(settings)
-    for name, (before, given) in now.replaced.items():
+        study, prepared, created = _create_or_load(source, address, storage, prepared)
+        slots = TrainingSlots(
+            storage.engine, address.name, prepared.settings.trials, s.grace_period
+        )
+    settings = prepared.settings
+    for name, (before, given) in prepared.resolved.replaced.items():
         say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
-    for note in fitted.notes:  # once the study holds the reduced values (a refusal says less)
+    for note in prepared.notes:  # once the study holds the reduced values (a refusal says less)
         say(note)
-    if created and not data.has_test:
-        say(NO_TEST_WARNING.format(source=data.source))
+    if created and not prepared.data.has_test:
+        say(NO_TEST_WARNING.format(source=prepared.data.source))
     fail_stale(study)
     existing = len(study.get_trials(deepcopy=False))
     seed = sampler_seed(settings, address, worker)
     if existing:  # a resumed run must not replay the first run's random start-up
         seed += 104_729 * existing
     study.sampler = make_sampler(settings.sampler, seed, settings.trials)
-    opened = SearchStudy(study, address, now, space, data, with_retry(slots, storage))
+    opened = SearchStudy(
+        study, address, prepared.resolved, prepared.space, prepared.data, with_retry(slots, storage)
+    )
     if enqueue and settings.enqueue_presets:
-        budget = Budget(settings.param_limit, settings.flops_limit)
-        opened.queued = enqueue_presets(study, space, budget, data)
+        opened.queued = enqueue_presets(study, prepared.space, Budget(settings.limits), opened.data)
     return opened
 
 
 def _create_or_load(
-    source: SettingsSource,
-    address: StudyAddress,
-    storage: RDBStorage,
-    resolved: Resolved,
-    data: ImageData,
-) -> tuple[optuna.Study, Resolved, bool]:
-    """Under the set-up lock: load the study and resolve against its record (fitted to
-    ``data``), or create it with ``resolved``; the flag says whether it was created."""
-    s: SearchSettings = resolved.settings
-    directions: list[Literal["minimize", "maximize"]] = ["maximize"]
-    directions += ["minimize"] * (len(s.objectives) - 1)
-    names = [METRIC_NAMES[o] for o in s.objectives]
+    source: SettingsSource, address: StudyAddress, storage: Any, prepared: _Prepared
+) -> tuple[optuna.Study, _Prepared, bool]:
+    """Under the set-up lock: load the study (resolving again only when its record is not
+    the one ``prepared`` was resolved against: a worker that started meanwhile wrote it), or
+    create it; the flag says whether it was created."""
     try:
         study = optuna.load_study(study_name=address.name, storage=storage)
     except KeyError:
-        study = optuna.create_study(study_name=address.name, storage=storage, directions=directions)
-        study.set_metric_names(names)
-        write_record(study, RECORD_KEY, resolved, extra={"proxy_protocol": PROXY_PROTOCOL})
-        return study, resolved, True
-    record = study.user_attrs.get(RECORD_KEY)
+        study = new_study(prepared.settings, storage=storage, name=address.name)
+        write_record(study, RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL})
+        return study, prepared, True
+    record = rec.StudyRecord(study).get(RECORD_KEY)
     # a record without a protocol is from before it was versioned: protocol 1
     if isinstance(record, dict) and record.get("proxy_protocol", 1) != PROXY_PROTOCOL:
         raise NasError(
@@ -230,25 +272,29 @@ def _create_or_load(
             "normalisation and data order), so new trials would not be comparable with its "
             "old ones; start a new --study"
         )
-    now = source.resolve(record if isinstance(record, dict) else None, address.name)
-    now = fit_to_data(now, len(data.train_y), f"study {address.name!r}").resolved
-    s = now.settings
-    want = [METRIC_NAMES[o] for o in s.objectives]
+    if record != prepared.record:
+        prepared = _prepare(source, address, record, prepared)
+    _check_objectives(study, prepared.settings, address)
+    write_record(study, RECORD_KEY, prepared.resolved)
+    return study, prepared, False
+
+
+def _check_objectives(study: optuna.Study, s: SearchSettings, address: StudyAddress) -> None:
+    """Refuse a study whose directions or metric names are not those of ``s``' objectives."""
+    want = [METRICS[o].dashboard for o in s.objectives]
     have = study.metric_names or []
-    want_directions = ["maximize"] + ["minimize"] * (len(s.objectives) - 1)
+    want_directions = directions(s.objectives)
     if [d.name.lower() for d in study.directions] != want_directions or (have and have != want):
         raise StorageError(
             f"study {address.name!r} exists with objectives {','.join(have) or '?'}, not "
             f"{','.join(want)}; choose another --study"
         )
-    write_record(study, RECORD_KEY, now)
-    return study, now, False
 
 
 def enqueue_presets(
     study: optuna.Study, space: SearchSpace, budget: Budget, data: ImageData
 ) -> list[str]:
-    """Queue the presets that lie in the space and fit the budget (both limits); returns
+    """Queue the presets that lie in the space and fit the budget (every limit); returns
     their names."""
     queued = []
     for name in PRESETS:
@@ -264,6 +310,6 @@ def enqueue_presets(
             continue
         if not budget.check(cfg).fits:
             continue
-        study.enqueue_trial(params, user_attrs={"preset": name}, skip_if_exists=True)
+        rec.enqueue(study, params, name)
         queued.append(name)
     return queued

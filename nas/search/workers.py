@@ -20,17 +20,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from nas.search.loop import SearchOutcome
-from nas.search.stats import study_stats
-from nas.search.study import open_search
+from nas.search.study import SearchStudy
 from nas.settings import write_table
 from nas.study.cleanup import INTERRUPTED
-from nas.study.protocol import SettingsSource
-from nas.training.placement import Placement, assign_devices, started_message, worker_env
+from nas.study.stats import study_stats
+from nas.training.placement import Placement, started_message, worker_env
 
 SQLITE_WARNING = (
     "warning: {k} workers on SQLite: Optuna advises against SQLite for parallel work (one "
@@ -46,21 +45,20 @@ def _pump(stream: IO[str], prefix: str) -> None:
         sys.stderr.flush()
 
 
-def run_workers(source: SettingsSource, k: int) -> tuple[SearchOutcome, int]:
-    """Run ``k`` local workers on the study ``source`` describes; returns how it ended and
-    the exit code (0, 130 after Ctrl-C or SIGTERM, else the first failing worker's).
+def run_workers(
+    opened: SearchStudy, placements: Sequence[Placement], say: Callable[[str], None]
+) -> SearchOutcome:
+    """Run a local worker per placement on the study the parent opened; returns how it
+    ended, with the exit code (0, 130 after Ctrl-C or SIGTERM, else the first failing
+    worker's).
 
-    The parent opens the study once (:func:`nas.search.study.open_search`: settings resolved
-    against its record, data decoded and cached, presets queued); the workers get the
-    effective settings in a study file, so every one runs with the recorded values."""
-    requested = source.resolve(None, "the study").settings
-    placements = assign_devices(requested.device, k)  # a bad --device stops before any work
+    The parent opened the study once (:func:`nas.search.study.open_search`: settings
+    resolved against its record, data decoded and cached, presets queued); the workers get
+    the effective settings in a study file, so every one runs with the recorded values."""
+    k = len(placements)
     started = time.perf_counter()
-    opened = open_search(source, say=_say)
     if not opened.address.shared:
-        print(SQLITE_WARNING.format(k=k), file=sys.stderr)
-    if opened.queued:
-        _say(f"queued presets that fit the limits: {', '.join(opened.queued)}")
+        say(SQLITE_WARNING.format(k=k))
     study, settings = opened.study, opened.settings
     trained_before = study_stats(study, front=False).trained
     threads = max(1, (os.cpu_count() or 1) // k)
@@ -92,13 +90,9 @@ def run_workers(source: SettingsSource, k: int) -> tuple[SearchOutcome, int]:
         reason,
         interrupted is not None,
         stats.trained - trained_before,
+        130 if interrupted else next((c for c in codes if c != 0), 0),
     )
-    code = 130 if interrupted else next((c for c in codes if c != 0), 0)
-    return outcome, code
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    return outcome
 
 
 def _is_sigterm(exc: BaseException) -> bool:

@@ -1,23 +1,33 @@
 """The one place that touches Optuna's private API.
 
 Optuna 5 has no public way to reach a study's storage, a trial's id, study system attributes,
-the cached trial list a sampler reads, or the ORM model of trial user attributes (needed to
-write results onto a finished trial). Everything else in ``nas`` calls these functions, so an
-Optuna upgrade that moves them breaks one module, and the dependency is bounded to the major
-version the tests run (``optuna>=5,<6`` in pyproject.toml).
+the cached trial list a sampler reads, the ORM model of trial user attributes (needed to
+write results onto a finished trial), the key a genetic sampler stores a trial's generation
+under, or NSGA-II's selection and crossover steps. Everything else in ``nas`` calls these
+functions (``tests/test_layers.py`` enforces it), so an Optuna upgrade that moves them breaks
+one module, and the dependency is bounded to the major version the tests run
+(``optuna>=5,<6`` in pyproject.toml). Each name below was checked against Optuna 5.1.0.
+(optuna-dashboard's private modules have their own sibling, :mod:`nas.study._dashboard`.)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.study.record import FAIL_REASON
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.samplers import NSGAIISampler
+
+#: The version of Optuna every private name in this module was checked against.
+CHECKED_AGAINST = "5.1.0"
 
 #: RDBStorage's private call that lists stale trials (retried like its public calls).
 STALE_TRIAL_IDS = "_get_stale_trial_ids"
@@ -115,3 +125,32 @@ def set_result_attrs(storage: RDBStorage, tid: int, values: dict[str, Any]) -> N
         raise
     finally:
         session.close()
+
+
+def generation_key(sampler_cls: type[Any]) -> str:
+    """The system attribute a genetic sampler stores a trial's generation under: Optuna's
+    ``BaseGASampler._get_generation_key``, named after the sampler's own class (a subclass
+    gets its own key, ``RejectionAwareNSGAII:generation``). Checked against 5.1.0."""
+    key: str = sampler_cls._get_generation_key()
+    return key
+
+
+def nsga2_select(
+    sampler: NSGAIISampler, study: optuna.Study, population: list[FrozenTrial]
+) -> list[FrozenTrial]:
+    """NSGA-II's elitist selection (constrained non-dominated sorting, then crowding
+    distance) over ``population``: ``NSGAIISampler._elite_population_selection_strategy``.
+    Checked against 5.1.0."""
+    parents: list[FrozenTrial] = sampler._elite_population_selection_strategy(study, population)
+    return parents
+
+
+def nsga2_child(
+    sampler: NSGAIISampler,
+    study: optuna.Study,
+    search_space: dict[str, BaseDistribution],
+    parents: list[FrozenTrial],
+) -> dict[str, Any]:
+    """A child of ``parents`` (crossover and mutation): NSGA-II's
+    ``_child_generation_strategy``. Checked against 5.1.0."""
+    return dict(sampler._child_generation_strategy(study, search_space, parents))

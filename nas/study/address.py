@@ -124,6 +124,8 @@ class StudyAddress:
         the database, its schema, the study or the attribute does not exist."""
         import optuna
 
+        from nas.study.record import StudyRecord
+
         if not self.exists():
             return None
         try:
@@ -132,7 +134,7 @@ class StudyAddress:
             return None
         try:
             study = optuna.load_study(study_name=self.name, storage=storage)
-            return study.user_attrs.get(key)
+            return StudyRecord(study).get(key)
         except (KeyError, sqlalchemy.exc.SQLAlchemyError):
             return None
         finally:

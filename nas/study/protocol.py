@@ -17,6 +17,7 @@ import optuna
 
 from nas.settings import Resolved, recorded, resolve
 from nas.study.address import StudyAddress
+from nas.study.record import StudyRecord
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,12 @@ def write_record(
     one, the settings its record lacks (older versions recorded fewer) and the kept settings
     this run gave anew; ``extra`` (e.g. a protocol version) is recorded with a new study.
     Call under the set-up lock."""
-    before = study.user_attrs.get(key)
+    record = StudyRecord(study)
+    before = record.get(key)
     now = recorded(resolved.settings)
     if not isinstance(before, dict):
-        study.set_user_attr(key, {**now, **(extra or {})})
+        record.set(key, {**now, **(extra or {})})
         return
     update = {k: v for k, v in now.items() if k not in before or k in resolved.replaced}
     if update:
-        study.set_user_attr(key, {**before, **update})
+        record.set(key, {**before, **update})

@@ -1,23 +1,35 @@
-"""A trial's record: the user-attribute keys every part of ``nas`` writes and reads, in one
-place, and a reader that returns them as typed fields.
+"""A study's record: the one module that reads and writes trial and study attributes.
 
-The search's objective writes them (see :mod:`nas.search.objective`), ``nas train-winners``
-adds the ``full_*`` ones, ``nas fidelity`` writes its jobs' ones; the summary, the report, the
-dashboard, the export and the winners read them through :class:`TrialRecord`.
+Every key a trial or a study carries is named here, once, and read through typed accessors:
+
+* :class:`TrialRecord`: a finished (or running) trial as typed fields: its architecture, the
+  value of each metric of :data:`nas.objectives.METRICS`, its learning curve, why it was
+  rejected, stopped or failed, how it was sampled, what full training measured;
+* :class:`TrialWriter`: what a trial being run records, one method per event (sampled,
+  measured, rejected, an epoch, a rung, stopped, failed, finished);
+* :class:`StudyRecord`: what a study records: its settings, objectives and limits, a
+  fidelity panel, the proxy fidelity of its winners, the hashes of notes ``nas`` wrote;
+* :func:`write_results`: results written onto a finished trial (``nas train-winners``, the
+  retry of a dead worker's trial).
+
+Nothing else in ``nas`` touches ``user_attrs`` or ``system_attrs`` (``tests/test_layers.py``
+enforces it). Light at import: Optuna is imported by the functions that need it, so the
+keys serve ``--help`` at no cost.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nas.objectives import ACCURACY, METRICS, Metric
+
 if TYPE_CHECKING:  # the keys are read by light modules (--help imports no Optuna)
+    import optuna
     from optuna.trial import FrozenTrial, TrialState
 
 # ------------------------------------------------------------------ keys of a search trial
-ARCH = "arch"  #: the config dict nas.build_model takes
-PARAMS = "params"  #: parameter count
-FLOPS = "flops"  #: FLOPs per image
+ARCH = "arch"  #: the config dict nas.build_model takes (or a table benchmark's cell)
 REJECTED = "rejected"  #: why it was rejected before training (over a limit, not buildable)
 NOT_TRAINED = "not_trained"  #: sampled after the study had enough trained trials
 TRAINING = "training"  #: admitted to training
@@ -29,7 +41,6 @@ WORKER = "worker"  #: host:pid of the worker that ran it
 DEVICE = "device"  #: where it trained
 ZERO_COST = "zero_cost"  #: zero-cost scores of the untrained network
 CURVE = "curve"  #: validation accuracy after each epoch
-ACCURACY = "accuracy"  #: proxy validation accuracy (the last epoch's)
 SECONDS = "seconds"  #: wall-clock seconds of the trial
 IMAGES_PER_S = "images_per_s"  #: training throughput
 RUNGS = "rungs"  #: early-stopping rungs it reached
@@ -37,6 +48,7 @@ PROMOTED = "promoted"  #: why it went on at its last rung
 STOPPED_EARLY = "stopped_early"  #: why it was stopped early
 STOPPED_AT_EPOCH = "stopped_at_epoch"  #: the rung it was stopped at
 FAIL_REASON = "fail_reason"  #: why it failed
+OBSERVATIONS = "observations"  #: every accuracy observed of it (re-evaluations)
 # ------------------------------------------------------------------ added by train-winners
 FULL_VAL_ACCURACY = "full_val_accuracy"
 FULL_ACCURACY = "full_accuracy"  #: test accuracy (reported, never used to choose)
@@ -52,12 +64,20 @@ WEIGHTS = "weights"
 CANDIDATE = "candidate"  #: the panel candidate a job trains
 RUNG = "rung"  #: the rung label it trains at
 TRAINING_FAILED = "training_failed"  #: failed in training (not retried)
+# ------------------------------------------------------------------ Optuna's system attributes
+RETRY_SOURCE = "failed_trial"  #: Optuna: the failed trial a retry repeats
+FIXED_PARAMS = "fixed_params"  #: Optuna: the parameters an enqueued trial was given
 # ------------------------------------------------------------------ study attributes
 PROXY_FIDELITY = "proxy_fidelity"  #: Kendall's tau of proxy vs full accuracy (train-winners)
 SEARCH_SETTINGS = "nas_settings"  #: a search study's recorded settings
 FIDELITY_SETTINGS = "fidelity_settings"  #: a fidelity study's recorded settings
 PANEL = "panel"  #: a fidelity study's panel (configs, counts, zero-cost scores)
 PANEL_SCORES = "panel_zero_cost_version"  #: the zero-cost code version that scored the panel
+NOTE_HASH = "nas:generated_note:"  #: + "study" or a trial id: the note nas last wrote
+#: + a generation: NSGA-II's last parent selection of that generation, ``{"pool": [trial
+#: numbers], "parents": [trial numbers], "computed_at": ISO time (local, as Optuna's trial
+#: times), "trial": the trial whose sampling computed it}`` (a study system attribute).
+SELECTION_KEY = "nas:nsga2:selection:"
 
 #: How a trial's candidate was chosen.
 SAMPLED_BY_VALUES = ("startup", "guided", "enqueued", "retry")
@@ -71,50 +91,216 @@ def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    """The typed view of a trial's user attributes (None where a key is absent)."""
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
-    number: int
-    state: TrialState
-    arch: dict[str, Any] | None
-    params: int | None
-    flops: int | None
-    accuracy: float | None
-    curve: tuple[float, ...]
-    seconds: float | None
-    rejected: str | None
-    stopped_early: str | None
-    stopped_at_epoch: int | None
-    fail_reason: str | None
-    sampled_by: str | None
-    full_val_accuracy: float | None
-    full_accuracy: float | None
-    attrs: dict[str, Any]
+
+class TrialRecord:
+    """The typed view of a trial's attributes (None where a key is absent).
+
+    Cheap: it reads the trial's attributes when a field is asked for, so the loop can wrap
+    every trial of a study on every turn.
+    """
+
+    __slots__ = ("trial",)
+
+    def __init__(self, trial: FrozenTrial) -> None:
+        self.trial = trial
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialRecord:
         """Read ``trial``'s record."""
-        a = trial.user_attrs
-        arch = a.get(ARCH)
-        return cls(
-            number=trial.number,
-            state=trial.state,
-            arch=arch if isinstance(arch, dict) else None,
-            params=_int(a.get(PARAMS)),
-            flops=_int(a.get(FLOPS)),
-            accuracy=_float(a.get(ACCURACY)),
-            curve=tuple(float(v) for v in a.get(CURVE) or ()),
-            seconds=_float(a.get(SECONDS)),
-            rejected=a.get(REJECTED),
-            stopped_early=a.get(STOPPED_EARLY),
-            stopped_at_epoch=_int(a.get(STOPPED_AT_EPOCH)),
-            fail_reason=a.get(FAIL_REASON),
-            sampled_by=a.get(SAMPLED_BY),
-            full_val_accuracy=_float(a.get(FULL_VAL_ACCURACY)),
-            full_accuracy=_float(a.get(FULL_ACCURACY)),
-            attrs=dict(a),
-        )
+        return cls(trial)
+
+    @classmethod
+    def all(cls, trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
+        """The records of ``trials``, in their order."""
+        return [cls(t) for t in trials]
+
+    # -------------------------------------------------------------- identity and state
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    @property
+    def state(self) -> TrialState:
+        return self.trial.state
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Every user attribute, as stored (for display and JSON dumps)."""
+        return dict(self.trial.user_attrs)
+
+    def _get(self, key: str) -> Any:
+        return self.trial.user_attrs.get(key)
+
+    # -------------------------------------------------------------- the candidate
+    @property
+    def arch(self) -> dict[str, Any] | None:
+        arch = self._get(ARCH)
+        return arch if isinstance(arch, dict) else None
+
+    def value(self, metric: str | Metric) -> float | None:
+        """The trial's value of ``metric`` (``params``, ``accuracy``, ...)."""
+        m = METRICS[metric] if isinstance(metric, str) else metric
+        return _float(self._get(m.field))
+
+    def values(self, metrics: Sequence[str]) -> list[float | None]:
+        """The trial's values of ``metrics``, in order."""
+        return [self.value(m) for m in metrics]
+
+    @property
+    def params(self) -> int | None:
+        return _int(self._get(METRICS["params"].field))
+
+    @property
+    def flops(self) -> int | None:
+        return _int(self._get(METRICS["flops"].field))
+
+    @property
+    def accuracy(self) -> float | None:
+        """Proxy validation accuracy (a fraction; the last epoch's, or the mean of several
+        observations)."""
+        return _float(self._get(METRICS[ACCURACY].field))
+
+    @property
+    def observations(self) -> tuple[float, ...]:
+        """Every accuracy observed of it (one per evaluation; empty: not recorded)."""
+        return tuple(float(v) for v in self._get(OBSERVATIONS) or ())
+
+    @property
+    def curve(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self._get(CURVE) or ())
+
+    @property
+    def zero_cost(self) -> dict[str, float | None] | None:
+        scores = self._get(ZERO_COST)
+        return scores if isinstance(scores, dict) else None
+
+    # -------------------------------------------------------------- what happened to it
+    @property
+    def seconds(self) -> float | None:
+        return _float(self._get(SECONDS))
+
+    @property
+    def images_per_s(self) -> float | None:
+        return _float(self._get(IMAGES_PER_S))
+
+    @property
+    def device(self) -> str | None:
+        return _str(self._get(DEVICE))
+
+    @property
+    def worker(self) -> str | None:
+        return _str(self._get(WORKER))
+
+    @property
+    def rejected(self) -> str | None:
+        return _str(self._get(REJECTED))
+
+    @property
+    def not_trained(self) -> bool:
+        return NOT_TRAINED in self.trial.user_attrs
+
+    @property
+    def stopped_early(self) -> str | None:
+        return _str(self._get(STOPPED_EARLY))
+
+    @property
+    def stopped_at_epoch(self) -> int | None:
+        return _int(self._get(STOPPED_AT_EPOCH))
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        return tuple(int(r) for r in self._get(RUNGS) or ())
+
+    @property
+    def promoted(self) -> str | None:
+        return _str(self._get(PROMOTED))
+
+    @property
+    def fail_reason(self) -> str | None:
+        return _str(self._get(FAIL_REASON))
+
+    @property
+    def sampled_by(self) -> str | None:
+        """How it was sampled, as recorded (None: not recorded, see
+        :func:`nas.study.stats.sampled_by`)."""
+        how = self._get(SAMPLED_BY)
+        return str(how) if how in SAMPLED_BY_VALUES else None
+
+    @property
+    def preset(self) -> str | None:
+        return _str(self._get(PRESET))
+
+    @property
+    def retry_of(self) -> int | None:
+        """The failed trial this one repeats (recorded, else Optuna's own mark)."""
+        recorded = _int(self._get(RETRY_OF))
+        return recorded if recorded is not None else _int(self.system(RETRY_SOURCE))
+
+    @property
+    def enqueued(self) -> bool:
+        """Queued with fixed parameters (a preset)."""
+        return FIXED_PARAMS in self.trial.system_attrs
+
+    def system(self, key: str) -> Any:
+        """Optuna's system attribute ``key`` (a sampler's bookkeeping, read back through the
+        key the sampler itself names)."""
+        return self.trial.system_attrs.get(key)
+
+    # -------------------------------------------------------------- full training
+    @property
+    def full_val_accuracy(self) -> float | None:
+        """Validation accuracy after full training (what selection among winners uses)."""
+        return _float(self._get(FULL_VAL_ACCURACY))
+
+    @property
+    def full_accuracy(self) -> float | None:
+        """Test accuracy after full training (reported, never used to choose)."""
+        return _float(self._get(FULL_ACCURACY))
+
+    @property
+    def full_epochs(self) -> int | None:
+        return _int(self._get(FULL_EPOCHS))
+
+    @property
+    def full_curve(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self._get(FULL_CURVE) or ())
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The last checkpoint of full training."""
+        return _str(self._get(CHECKPOINT))
+
+    @property
+    def weights(self) -> str | None:
+        """Trained weights (EMA), else the last checkpoint, of full training."""
+        return _str(self._get(WEIGHTS) or self._get(CHECKPOINT))
+
+    # -------------------------------------------------------------- a fidelity job
+    @property
+    def candidate(self) -> int | None:
+        return _int(self._get(CANDIDATE))
+
+    @property
+    def rung(self) -> str | None:
+        return _str(self._get(RUNG))
+
+    @property
+    def training_failed(self) -> bool:
+        return bool(self._get(TRAINING_FAILED))
+
+    @property
+    def job(self) -> tuple[int, str] | None:
+        """A fidelity job's (panel candidate, rung label); None for any other trial."""
+        candidate, rung = self.candidate, self.rung
+        return None if candidate is None or rung is None else (candidate, rung)
+
+    # -------------------------------------------------------------- categories
+    @property
+    def is_complete(self) -> bool:
+        return self.state.name == "COMPLETE"
 
     @property
     def is_rejected(self) -> bool:
@@ -129,8 +315,286 @@ class TrialRecord:
     @property
     def is_trained(self) -> bool:
         """Counts towards ``--trials``: trained to the end, or stopped early."""
-        return self.state.name == "COMPLETE" or self.is_stopped
+        return self.is_complete or self.is_stopped
 
     def cost(self, key: str) -> int | None:
-        """The second objective's value (``params`` or ``flops``)."""
-        return self.params if key == PARAMS else self.flops
+        """A metric's value as an integer count (``params`` or ``flops``)."""
+        return _int(self._get(METRICS[key].field))
+
+
+class TrialWriter:
+    """What a trial being run records, one method per event (see the module doc)."""
+
+    def __init__(self, trial: optuna.trial.Trial) -> None:
+        self.trial = trial
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+    def _set(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+    def record(self) -> TrialRecord:
+        """The trial as stored now, system attributes included (read afresh)."""
+        from nas.study import _optuna
+
+        trial = _optuna.trial_by_number(self.trial.study, self.trial.number)
+        assert trial is not None
+        return TrialRecord(trial)
+
+    def started(self, worker: str) -> None:
+        self._set(WORKER, worker)
+
+    def sampled(self, how: str, retry_of: int | None = None) -> None:
+        self._set(SAMPLED_BY, how)
+        if retry_of is not None:
+            self._set(RETRY_OF, retry_of)
+
+    def candidate(self, arch: Mapping[str, Any]) -> None:
+        self._set(ARCH, dict(arch))
+
+    def measured(self, values: Mapping[str, float]) -> None:
+        """Values of metrics measured before training, by metric name."""
+        for name, value in values.items():
+            self._set(METRICS[name].field, value)
+
+    def rejected(self, reason: str) -> None:
+        self._set(REJECTED, reason)
+
+    def not_trained(self, reason: str) -> None:
+        self._set(NOT_TRAINED, reason)
+
+    def training(self, device: str) -> None:
+        """Admitted to training on ``device``; a retry starts its curve afresh."""
+        self._set(TRAINING, True)
+        self._set(CURVE, [])
+        self._set(RUNGS, [])
+        self._set(DEVICE, device)
+
+    def zero_cost(self, scores: Mapping[str, float | None]) -> None:
+        self._set(ZERO_COST, dict(scores))
+
+    def epoch(self, curve: Sequence[float]) -> None:
+        """The curve so far; its last point is the trial's accuracy."""
+        self._set(CURVE, list(curve))
+        self._set(METRICS[ACCURACY].field, curve[-1])
+
+    def observed(self, observations: Sequence[float]) -> None:
+        """Every accuracy observed of the candidate; their mean is its accuracy."""
+        self._set(OBSERVATIONS, list(observations))
+        self._set(METRICS[ACCURACY].field, sum(observations) / len(observations))
+
+    def rung(self, rungs: Sequence[int], promoted: str | None = None) -> None:
+        self._set(RUNGS, list(rungs))
+        if promoted is not None:
+            self._set(PROMOTED, promoted)
+
+    def stopped(self, reason: str, at_epoch: int) -> None:
+        self._set(STOPPED_AT_EPOCH, at_epoch)
+        self._set(STOPPED_EARLY, reason)
+
+    def finished(self, seconds: float, images_per_s: float | None = None) -> None:
+        self._set(SECONDS, seconds)
+        if images_per_s is not None:
+            self._set(IMAGES_PER_S, images_per_s)
+
+    def failed(self, reason: str, *, in_training: bool = False) -> None:
+        self._set(FAIL_REASON, reason)
+        if in_training:
+            self._set(TRAINING_FAILED, True)
+
+    def claim(self, candidate: int, rung: str) -> None:
+        """A fidelity job: panel candidate ``candidate`` at rung ``rung``."""
+        self._set(CANDIDATE, candidate)
+        self._set(RUNG, rung)
+
+    @property
+    def claimed(self) -> tuple[int, str] | None:
+        """The fidelity job this trial carries (a retry of a dead worker's job does)."""
+        attrs = self.trial.user_attrs
+        if CANDIDATE not in attrs or RUNG not in attrs:
+            return None
+        return int(attrs[CANDIDATE]), str(attrs[RUNG])
+
+    def job_done(
+        self, accuracy: float, curve: Sequence[float], seconds: float, worker: str
+    ) -> None:
+        self._set(METRICS[ACCURACY].field, accuracy)
+        self._set(CURVE, list(curve))
+        self._set(SECONDS, seconds)
+        self._set(WORKER, worker)
+
+
+def set_trial_system(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """A sampler's bookkeeping on a running ``trial`` (it holds a frozen view only)."""
+    from nas.study import _optuna
+
+    _optuna.set_trial_system_attr(study, trial, key, value)
+
+
+def enqueue(study: optuna.Study, params: Mapping[str, Any], preset: str) -> None:
+    """Queue a trial with fixed parameters, recorded as ``preset`` (skipped if queued)."""
+    study.enqueue_trial(dict(params), user_attrs={PRESET: preset}, skip_if_exists=True)
+
+
+def write_results(study: optuna.Study, trial: FrozenTrial, values: Mapping[str, Any]) -> None:
+    """Write ``values`` (keys of this module) onto a *finished* trial, in one transaction.
+
+    Raises:
+        StorageError: when the database refuses.
+    """
+    from nas.errors import StorageError
+    from nas.study import _optuna
+
+    backend = _optuna.rdb_of(study)
+    if backend is None:
+        raise StorageError("results can only be recorded in an RDB study storage")
+    try:
+        _optuna.set_result_attrs(backend, _optuna.trial_id(trial), dict(values))
+    except Exception as exc:
+        raise StorageError(f"cannot write results of trial {trial.number}: {exc}") from None
+
+
+def full_results(
+    *,
+    val_accuracy: float,
+    test_accuracy: float,
+    epochs: int,
+    curve: Sequence[float],
+    val_images: int,
+    seconds: float,
+    recipe: Mapping[str, Any],
+    device: str,
+    checkpoint: str,
+    weights: str,
+) -> dict[str, Any]:
+    """What full training records on a winner (for :func:`write_results`)."""
+    return {
+        FULL_VAL_ACCURACY: val_accuracy,
+        FULL_ACCURACY: test_accuracy,
+        FULL_EPOCHS: epochs,
+        FULL_CURVE: list(curve),
+        FULL_VAL_IMAGES: val_images,
+        FULL_SECONDS: seconds,
+        FULL_RECIPE: dict(recipe),
+        FULL_DEVICE: device,
+        CHECKPOINT: checkpoint,
+        WEIGHTS: weights,
+    }
+
+
+def retry_results(reason: str, retry: int | None) -> dict[str, Any]:
+    """What a dead worker's trial records when it is failed and retried."""
+    return {FAIL_REASON: reason, RETRIED_AS: retry}
+
+
+class StudyRecord:
+    """What a study records (see the module doc)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    def get(self, key: str) -> Any:
+        return self.study.user_attrs.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.study.set_user_attr(key, value)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """A search study's recorded settings (empty: none)."""
+        recorded = self.get(SEARCH_SETTINGS)
+        return recorded if isinstance(recorded, dict) else {}
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The study's objectives: recorded, else read from its metric names (studies made
+        without ``nas``), else accuracy and params."""
+        recorded = self.settings.get("objectives")
+        if isinstance(recorded, list) and recorded and all(r in METRICS for r in recorded):
+            return tuple(recorded)
+        by_dashboard = {m.dashboard: name for name, m in METRICS.items()}
+        names = [by_dashboard.get(n) for n in (self.study.metric_names or [])]
+        if names and all(names) and len(names) == len(self.study.directions):
+            return tuple(n for n in names if n is not None)
+        return (ACCURACY, "params")[: max(1, len(self.study.directions))]
+
+    @property
+    def costs(self) -> tuple[str, ...]:
+        """The objectives accuracy is traded against (empty: accuracy alone)."""
+        return self.objectives[1:]
+
+    @property
+    def second(self) -> str:
+        """What accuracy is traded against first (``params`` for accuracy alone)."""
+        return self.costs[0] if self.costs else "params"
+
+    def limit(self, metric: str) -> float | None:
+        """The study's recorded limit on ``metric``, or None when it has none."""
+        limit = METRICS[metric].limit
+        value = None if limit is None else self.settings.get(limit.setting)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return None
+
+    @property
+    def sampler(self) -> str:
+        """The study's ``--sampler`` (``tpe``, the default, when it recorded none)."""
+        return str(self.settings.get("sampler") or "tpe")
+
+    @property
+    def dataset(self) -> str | None:
+        return _str(self.settings.get("dataset"))
+
+    @property
+    def proxy_fidelity(self) -> dict[str, Any] | None:
+        value = self.get(PROXY_FIDELITY)
+        return value if isinstance(value, dict) else None
+
+    def set_proxy_fidelity(self, fidelity: Mapping[str, Any]) -> None:
+        self.set(PROXY_FIDELITY, dict(fidelity))
+
+    def panel(self, version: int) -> list[dict[str, Any]] | None:
+        """A fidelity panel scored by zero-cost code ``version`` (None: none, or another)."""
+        stored = self.get(PANEL)
+        if stored is None or self.get(PANEL_SCORES) != version:
+            return None
+        return list(stored)
+
+    @property
+    def panel_any(self) -> list[dict[str, Any]]:
+        """The fidelity panel whatever scored it (empty: none)."""
+        return list(self.get(PANEL) or [])
+
+    def set_panel(self, panel: Sequence[Mapping[str, Any]], version: int) -> None:
+        self.set(PANEL, [dict(p) for p in panel])
+        self.set(PANEL_SCORES, version)
+
+    def selections(self) -> dict[int, dict[str, Any]]:
+        """NSGA-II's recorded parent selections, by generation (see :data:`SELECTION_KEY`)."""
+        from nas.study import _optuna
+
+        out = {}
+        for key, value in _optuna.study_system_attrs(self.study).items():
+            if key.startswith(SELECTION_KEY) and isinstance(value, dict):
+                out[int(key[len(SELECTION_KEY) :])] = value
+        return out
+
+    def set_selection(self, generation: int, selection: Mapping[str, Any]) -> None:
+        from nas.study import _optuna
+
+        _optuna.set_study_system_attr(self.study, f"{SELECTION_KEY}{generation}", dict(selection))
+
+    def note_hash(self, target: int | None) -> str | None:
+        """The hash of the note ``nas`` last wrote on trial id ``target`` (None: the study)."""
+        from nas.study import _optuna
+
+        key = f"{NOTE_HASH}{'study' if target is None else target}"
+        return _str(_optuna.study_system_attrs(self.study).get(key))
+
+    def set_note_hash(self, target: int | None, digest: str) -> None:
+        from nas.study import _optuna
+
+        key = f"{NOTE_HASH}{'study' if target is None else target}"
+        _optuna.set_study_system_attr(self.study, key, digest)

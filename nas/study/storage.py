@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
 from nas.study import _optuna
-from nas.study import record as rec
+from nas.study.record import TrialRecord, retry_results, write_results
 
 T = TypeVar("T")
 
@@ -362,23 +362,6 @@ for _name in _DATABASE_CALLS:
     setattr(ResilientRDBStorage, _name, _retrying(_name))
 
 
-def set_result_attrs(storage: RDBStorage, trial_id: int, values: dict[str, Any]) -> None:
-    """Write user attributes onto a *finished* trial (Optuna's API refuses to), as one
-    transaction."""
-    try:
-        _optuna.set_result_attrs(storage, trial_id, values)
-    except Exception as exc:
-        raise StorageError(f"cannot write results of trial {trial_id}: {exc}") from None
-
-
-def rdb_storage(study: optuna.Study) -> RDBStorage:
-    """The RDB storage under a study (Optuna wraps it in a cache)."""
-    backend = _optuna.rdb_of(study)
-    if backend is None:
-        raise StorageError("winners can only be recorded in an RDB study storage")
-    return backend
-
-
 class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
     """Retry a trial whose worker died, once, and say so on the failed trial.
 
@@ -398,21 +381,17 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
             (
                 t.number
                 for t in study.get_trials(deepcopy=False)
-                if t.number not in before and t.system_attrs.get("failed_trial") is not None
+                if t.number not in before and TrialRecord(t).retry_of is not None
             ),
             None,
         )
-        worker = trial.user_attrs.get(rec.WORKER, "its worker")
+        worker = TrialRecord(trial).worker or "its worker"
         tail = f"retried as trial {retry}" if retry is not None else "not retried again"
-        set_result_attrs(
-            rdb_storage(study),
-            _optuna.trial_id(trial),
-            {
-                rec.FAIL_REASON: f"worker {worker} sent no heartbeat for {self.grace_period}s "
-                f"(killed or pre-empted); {tail}",
-                rec.RETRIED_AS: retry,
-            },
+        reason = (
+            f"worker {worker} sent no heartbeat for {self.grace_period}s (killed or "
+            f"pre-empted); {tail}"
         )
+        write_results(study, trial, retry_results(reason, retry))
 
 
 def load_study(storage: RDBStorage, name: str) -> optuna.Study:

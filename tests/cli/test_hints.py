@@ -87,7 +87,7 @@ def test_the_study_file_lines_nas_fidelity_recommends_read_back(rung: Rung, tmp_
     )
     path = tmp_path / "study.toml"
     path.write_text(lines)
-    s = SearchSettings(**read_table(path, "search", SearchSettings))
+    s = SearchSettings.of(**read_table(path, "search", SearchSettings))
     assert (s.proxy_epochs, s.proxy_subset, s.proxy_recipe) == (
         rung.epochs,
         rung.subset,

@@ -21,7 +21,7 @@ import pytest
 
 from nas.report import build_figures, graph_id, write_report
 from nas.report.figures import plain_title
-from nas.search.stats import study_stats
+from nas.study.stats import study_stats
 from tests.report.chromium import Chromium, Page, find_chromium
 from tests.report.test_report import MORE_TRAINED, TRIALS, make_study
 from tests.test_dashboard import serve_dashboard

@@ -59,7 +59,7 @@ def test_the_top_share_goes_on_and_no_decision_off_the_rungs() -> None:
 
 def test_one_objective_is_optunas_successive_halving() -> None:
     """No cost: keep the top floor(n/eta), and the best so far while n < eta."""
-    sha = SuccessiveHalving(eta=3, cost_name=None)
+    sha = SuccessiveHalving(eta=3, cost_names=())
     first = members([(0.5, 0.0)])
     assert not sha.decide(first, 0.0, 1, 4, 0.6).stop  # type: ignore[union-attr]  # best so far
     assert sha.decide(first, 0.0, 1, 4, 0.4).stop  # type: ignore[union-attr]  # n=2 < eta

@@ -15,8 +15,9 @@ import optuna
 import pytest
 
 from benchmarks.rejection_learning import measure
-from nas.search.samplers import RejectionAwareNSGAII, make_sampler, nsga2_population
-from nas.search.stats import is_rejected
+from nas.study.nsga2 import RejectionAwareNSGAII
+from nas.study.samplers import make_sampler, nsga2_population
+from nas.study.stats import is_rejected
 from tests.conftest import DEFAULT_SPACE
 
 
@@ -61,7 +62,7 @@ def test_nsga2_counts_rejections_in_its_generations(tmp_path: Path) -> None:
         return x, x
 
     study.optimize(objective, n_trials=12)
-    key = sampler._get_generation_key()
+    key = sampler.generation_key()
     generations = [t.system_attrs[key] for t in study.trials]
     assert generations == sorted(generations)
     assert generations.count(0) == 4  # rejected ones fill generation 0 too
@@ -77,7 +78,7 @@ def test_nsga2_counts_rejections_in_its_generations(tmp_path: Path) -> None:
 
 
 def _pool(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    key = RejectionAwareNSGAII._get_generation_key()
+    key = RejectionAwareNSGAII.generation_key()
     return [t for t in study.trials if t.system_attrs.get(key) == 0]
 
 

@@ -174,7 +174,7 @@ def test_enqueue_presets_respects_the_flops_limit(tmp_path: Path) -> None:
 
     space = load_space("search_spaces/attention_resnet.toml")
     names = ["resnet20", "resnet20-cbam", "resnet20-selfattn", "resnet20-mhsa"]
-    flops = {n: Budget().check(preset(n), flops=True).flops or 0 for n in names}
+    flops = {n: Budget().check(preset(n), wanted=("flops",)).flops or 0 for n in names}
     limit = flops["resnet20"] + 1_000
     assert any(f > limit for f in flops.values())
 
@@ -182,8 +182,9 @@ def test_enqueue_presets_respects_the_flops_limit(tmp_path: Path) -> None:
         in_channels, input_size, num_classes = 3, 32, 10
 
     study = optuna.create_study(directions=["maximize", "minimize"])
-    queued = enqueue_presets(study, space, Budget(300_000, limit), _Data())  # type: ignore[arg-type]
+    budget = Budget({"params": 300_000, "flops": limit})
+    queued = enqueue_presets(study, space, budget, _Data())  # type: ignore[arg-type]
     assert queued == [n for n in names if flops[n] <= limit]
     assert "resnet20" in queued and len(queued) < len(names)
-    without = enqueue_presets(study, space, Budget(300_000), _Data())  # type: ignore[arg-type]
+    without = enqueue_presets(study, space, Budget({"params": 300_000}), _Data())  # type: ignore[arg-type]
     assert without == names  # the parameter limit alone admits all four

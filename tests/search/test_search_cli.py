@@ -284,7 +284,7 @@ def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_p
     )
     args = build_parser().parse_args(["search", str(study_file), "--trials", "9"])
     s = source_from_args(args).resolve(None, "new").settings
-    assert (s.trials, s.param_limit, s.proxy_epochs, s.objectives) == (
+    assert (s.trials, s.limit("params"), s.proxy_epochs, s.objectives) == (
         9,
         2_000_000,
         2,
@@ -306,7 +306,7 @@ def test_limit_below_the_smallest_candidate_is_refused_before_searching(
         )
     )
     assert out.returncode != 0
-    assert "is below the smallest candidate of space 'tiny'" in out.stderr
+    assert "is below the cheapest candidate of space 'tiny'" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
 
@@ -401,12 +401,12 @@ def test_worker_study_file_keeps_all_images(tmp_path: Path) -> None:
         data_dir="/data",
         timeout=30.0,
         objectives=("accuracy", "flops"),
-        flops_limit=500_000_000,
+        limits={"params": 5_000_000, "flops": 500_000_000},
         workers=3,
     )
     path = tmp_path / "w.toml"
     path.write_text(write_table(settings, "search", skip=("workers",)))
-    again = SearchSettings(**read_table(path, "search", SearchSettings))
+    again = SearchSettings.of(**read_table(path, "search", SearchSettings))
     assert again == settings.replace(workers=1)
 
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.stats import is_stopped
+from nas.study.stats import is_stopped
 from tests.conftest import make_image_folder, run_nas, tiny_search
 from tests.pgserver import PostgresServer
 

@@ -311,23 +311,31 @@ def test_a_worker_whose_trial_was_failed_as_stale_meanwhile_goes_on(
     period, so another worker failed its trial as stale. When the worker then writes to the
     trial or returns its result, Optuna refuses ("Cannot tell a FAIL trial", or an assertion
     of its own). The worker says so and goes on; the study still gets its trained trials."""
-    from nas.search.objective import Objective
-    from nas.study.storage import rdb_storage
+    from nas.search.evaluate import ProxyEvaluator, TrialRun
+    from nas.search.loop import Hooks, proxy_evaluator
+    from nas.study import _optuna
     from tests.conftest import tiny_search
 
     failed: list[int] = []
 
-    class FailedElsewhere(Objective):
-        def __call__(self, trial: optuna.trial.Trial) -> Any:
-            result = super().__call__(trial)
+    class FailedElsewhere(ProxyEvaluator):
+        def evaluate(self, candidate: Any, label: str, run: TrialRun) -> float:
+            result = super().evaluate(candidate, label, run)
+            trial = run.trial
             if not failed:  # the first trained trial: another worker fails it meanwhile
-                storage = rdb_storage(trial.study)
+                storage = _optuna.rdb_of(trial.study)
+                assert storage is not None
                 storage.set_trial_user_attr(trial._trial_id, "fail_reason", "stale")
                 storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
                 failed.append(trial.number)
                 if then == "writes":  # e.g. a progress attribute after the failure: refused
                     trial.set_user_attr("late", 1)
             return result
+
+    def make(ctx: Any, settings: Any) -> ProxyEvaluator:
+        plain = proxy_evaluator(ctx, settings)
+        assert isinstance(plain, ProxyEvaluator)
+        return FailedElsewhere(plain.ctx, plain.seed, plain.stopper)
 
     lines: list[str] = []
     study = tiny_search(
@@ -338,7 +346,7 @@ def test_a_worker_whose_trial_was_failed_as_stale_meanwhile_goes_on(
         trials=2,
         proxy_epochs=1,
         log=lines.append,
-        objective_cls=FailedElsewhere,
+        hooks=Hooks(make_evaluator=make),
     )
     assert any(
         f"trial {failed[0]} finished here, but another worker had already failed it" in line

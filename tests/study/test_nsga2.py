@@ -12,11 +12,13 @@ import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.samplers import SELECTION_KEY, RejectionAwareNSGAII, nsga2_population
-from nas.search.stats import is_rejected, is_trained
 from nas.study import _optuna
+from nas.study.nsga2 import RejectionAwareNSGAII
+from nas.study.record import SELECTION_KEY
+from nas.study.samplers import nsga2_population
+from nas.study.stats import is_rejected, is_trained
 
-KEY = RejectionAwareNSGAII._get_generation_key()
+KEY = RejectionAwareNSGAII.generation_key()
 SPACE: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
 
 

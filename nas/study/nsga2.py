@@ -1,5 +1,4 @@
-"""Samplers by name. TPE and NSGA-II learn the parameter limit from rejected trials'
-constraint values (Optuna 5: ``trial.set_constraint``).
+"""NSGA-II that learns the limits from rejected candidates, for one worker or many.
 
 Optuna's NSGA-II builds its generations from COMPLETE trials only, and a rejected candidate
 ends PRUNED, so plain NSGA-II never sees a rejection. :class:`RejectionAwareNSGAII` counts
@@ -21,28 +20,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import NSGAIISampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.settings import SAMPLERS, TPE_STARTUP
-from nas.search.stats import accuracy_of, is_rejected, is_stopped, second_objective
 from nas.study import _optuna
-from nas.study import record as rec
+from nas.study.record import StudyRecord, TrialRecord, set_trial_system
 from nas.study.storage import exclusive, with_retry
-
-SamplerFactory = Callable[[int, int], optuna.samplers.BaseSampler]
-
-#: Study system attribute ``SELECTION_KEY + str(generation)``: the last parent selection of
-#: that generation, ``{"pool": [trial numbers], "parents": [trial numbers], "computed_at":
-#: ISO time (local, as Optuna's trial times), "trial": the trial whose sampling computed it}``.
-SELECTION_KEY = "nas:nsga2:selection:"
 
 #: Trials still running or queued: members of the generation they were assigned to.
 _UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
@@ -51,18 +40,10 @@ _UNFINISHED = (TrialState.RUNNING, TrialState.WAITING)
 _THREAD_LOCK = threading.Lock()
 
 
-def nsga2_population(trials: int) -> int:
-    """NSGA-II's population for a budget of ``trials`` trained trials: a quarter of it,
-    between 4 and 50, so that even the default budget (20) runs several generations (rejected
-    candidates fill generations too, see :class:`RejectionAwareNSGAII`)."""
-    return max(4, min(50, round(trials / 4)))
-
-
-def _record(records: dict[str, Any], generation: int) -> dict[str, Any]:
-    """The recorded selection of ``generation`` among a study's system attributes (an empty
-    one if there is none: generation 0, or a study sampled before selections were recorded)."""
-    record = records.get(f"{SELECTION_KEY}{generation}")
-    return record if isinstance(record, dict) else {"pool": [], "parents": []}
+def _record(records: dict[int, dict[str, Any]], generation: int) -> dict[str, Any]:
+    """The recorded selection of ``generation`` (an empty one if there is none: generation
+    0, or a study sampled before selections were recorded)."""
+    return records.get(generation) or {"pool": [], "parents": []}
 
 
 class _DatabaseLock:
@@ -107,13 +88,14 @@ class RejectionAwareNSGAII(NSGAIISampler):
     """NSGA-II whose generations include rejected (infeasible) and early-stopped candidates,
     for one worker or many sharing a study.
 
-    * A trial joins a generation when it is sampled (the system attribute
-      :meth:`_get_generation_key`), and a generation is full when ``population_size`` trials
-      have joined it, whatever their state: running and queued ones count, and only trials
-      that can never be members (FAIL, ``not_trained``, a rejection without a constraint
-      value) are left out. A generation therefore holds ``population_size`` members, fewer
-      only when one of them fails after the next generation has begun (a retry of a dead
-      worker's trial inherits its generation and fills the place again).
+    * A trial joins a generation when it is sampled (the system attribute named by
+      :meth:`generation_key`, Optuna's key for this class), and a generation is full when
+      ``population_size`` trials have joined it, whatever their state: running and queued
+      ones count, and only trials that can never be members (FAIL, ``not_trained``, a
+      rejection without a constraint value) are left out. A generation therefore holds
+      ``population_size`` members, fewer only when one of them fails after the next
+      generation has begun (a retry of a dead worker's trial inherits its generation and
+      fills the place again).
     * The parents of generation ``g`` are NSGA-II's elitist selection (Deb's constrained
       non-dominated sorting, then crowding distance) over the parents of ``g - 1`` and every
       finished member of an earlier generation that no earlier selection has considered.
@@ -121,38 +103,50 @@ class RejectionAwareNSGAII(NSGAIISampler):
       ``g - 1``: the selection is NSGA-II's own. With several workers, a member that
       finishes after its successors were sampled joins the next selection instead of none.
       The selection is chosen again whenever its pool has changed since the last choice,
-      and each is recorded under ``SELECTION_KEY + str(g)`` (see :data:`SELECTION_KEY`), so
-      that the members a selection considered can be audited.
+      and each is recorded (:meth:`nas.study.record.StudyRecord.selections`), so that the
+      members a selection considered can be audited.
     """
 
-    def _as_member(self, study: Study, t: FrozenTrial) -> FrozenTrial | None:
-        """``t`` as a generation member (COMPLETE, with values), or None if it is none."""
+    @classmethod
+    def generation_key(cls) -> str:
+        """The system attribute that holds a trial's generation: Optuna names it after the
+        sampler's own class (``RejectionAwareNSGAII:generation``)."""
+        return _optuna.generation_key(cls)
+
+    @classmethod
+    def generation_of(cls, record: TrialRecord) -> int | None:
+        """The generation a trial of this sampler was assigned to, if any."""
+        value = record.system(cls.generation_key())
+        return None if value is None else int(value)
+
+    def _as_member(self, t: FrozenTrial, costs: Sequence[str]) -> FrozenTrial | None:
+        """``t`` as a generation member (COMPLETE, with its values: accuracy, then ``costs``,
+        the study's other objectives), or None if it is none."""
         if t.state == TrialState.COMPLETE:
             return t
+        r = TrialRecord(t)
         if t.state != TrialState.PRUNED or not t.constraints:
             return None
-        if is_rejected(t):
+        if r.is_rejected:
             accuracy = 0.0  # never feasible: constrained domination ranks it by violation
-        elif is_stopped(t):
-            accuracy = accuracy_of(t) or 0.0
+        elif r.is_stopped:
+            accuracy = r.accuracy or 0.0
         else:
             return None
         member = copy.copy(t)
         member.state = TrialState.COMPLETE
-        cost = float(t.user_attrs.get(second_objective(study)) or t.user_attrs.get(rec.PARAMS) or 0)
-        member.values = [accuracy, cost][: len(study.directions)]
+        member.values = [accuracy, *(r.value(c) or 0.0 for c in costs)]
         return member
 
-    def _holds_place(self, study: Study, t: FrozenTrial) -> bool:
+    def _holds_place(self, t: FrozenTrial, costs: Sequence[str]) -> bool:
         """Whether ``t`` takes a place in its generation: unfinished, or a finished member."""
-        if rec.NOT_TRAINED in t.user_attrs:
+        if TrialRecord(t).not_trained:
             return False
-        return t.state in _UNFINISHED or self._as_member(study, t) is not None
+        return t.state in _UNFINISHED or self._as_member(t, costs) is not None
 
     def _generation(self, t: FrozenTrial) -> int | None:
         """The generation ``t`` was assigned to, if any."""
-        value = t.system_attrs.get(self._get_generation_key())
-        return None if value is None else int(value)
+        return self.generation_of(TrialRecord(t))
 
     def _generation_or_before(self, t: FrozenTrial) -> int:
         """``t``'s generation, -1 for a trial sampled otherwise (e.g. before a change of
@@ -167,7 +161,8 @@ class RejectionAwareNSGAII(NSGAIISampler):
 
     def _members(self, trials: Sequence[FrozenTrial], study: Study) -> list[FrozenTrial]:
         """The generation members among ``trials`` (see :meth:`_as_member`)."""
-        return [m for t in trials if (m := self._as_member(study, t)) is not None]
+        costs = StudyRecord(study).costs
+        return [m for t in trials if (m := self._as_member(t, costs)) is not None]
 
     def _assign(self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
         """The generation of ``trial``, assigned (and recorded) now if it has none: the latest
@@ -178,12 +173,13 @@ class RejectionAwareNSGAII(NSGAIISampler):
         others = [t for t in trials if t.number != trial.number]
         assigned = [g for t in others if (g := self._generation(t)) is not None]
         latest = max(assigned, default=0)
+        costs = StudyRecord(study).costs
         held = sum(
-            1 for t in others if self._generation(t) == latest and self._holds_place(study, t)
+            1 for t in others if self._generation(t) == latest and self._holds_place(t, costs)
         )
         assert self.population_size is not None
         generation = latest if held < self.population_size else latest + 1
-        _optuna.set_trial_system_attr(study, trial, self._get_generation_key(), generation)
+        set_trial_system(study, trial, self.generation_key(), generation)
         return generation
 
     def _select(
@@ -201,7 +197,8 @@ class RejectionAwareNSGAII(NSGAIISampler):
         one."""
         if generation == 0:
             return []
-        records = _optuna.study_system_attrs(study)
+        study_record = StudyRecord(study)
+        records = study_record.selections()
         members = {m.number: m for m in self._members(trials, study)}
         seen: set[int] = set()  # every member a selection of an earlier generation considered
         for earlier in range(1, generation):
@@ -213,14 +210,12 @@ class RejectionAwareNSGAII(NSGAIISampler):
         ]
         survivors = sorted(n for n in _record(records, generation - 1)["parents"] if n in members)
         numbers = fresh + survivors  # NSGA-II's order: the new population, then the parents
-        key = f"{SELECTION_KEY}{generation}"
-        record = records.get(key)
-        if isinstance(record, dict) and record.get("pool") == sorted(numbers):
+        record = records.get(generation)
+        if record is not None and record.get("pool") == sorted(numbers):
             return [members[n] for n in sorted(record["parents"])]
-        parents = self._elite_population_selection_strategy(study, [members[n] for n in numbers])
-        _optuna.set_study_system_attr(
-            study,
-            key,
+        parents = _optuna.nsga2_select(self, study, [members[n] for n in numbers])
+        study_record.set_selection(
+            generation,
             {
                 "pool": sorted(numbers),
                 "parents": sorted(p.number for p in parents),
@@ -268,22 +263,4 @@ class RejectionAwareNSGAII(NSGAIISampler):
         ]
         if len(parents) < 2:
             return {}
-        return dict(self._child_generation_strategy(study, search_space, parents))
-
-
-SAMPLERS.add(
-    "tpe",
-    lambda seed, trials: optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=TPE_STARTUP
-    ),
-)
-SAMPLERS.add(
-    "nsga2",
-    lambda seed, trials: RejectionAwareNSGAII(seed=seed, population_size=nsga2_population(trials)),
-)
-SAMPLERS.add("random", lambda seed, trials: optuna.samplers.RandomSampler(seed=seed))
-
-
-def make_sampler(name: str, seed: int, trials: int = 20) -> optuna.samplers.BaseSampler:
-    """The sampler ``name`` seeded with ``seed``, sized for ``trials`` trained trials."""
-    return SAMPLERS[name](seed, trials)
+        return _optuna.nsga2_child(self, study, search_space, parents)

@@ -14,8 +14,9 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nas.report.figures import history_figure, startup_runs
-from nas.search.settings import TPE_STARTUP
-from nas.search.stats import (
+from nas.study.nsga2 import RejectionAwareNSGAII
+from nas.study.samplers import TPE_STARTUP
+from nas.study.stats import (
     MIN_COMPARED_TRIALS,
     best_trial,
     choose_best,
@@ -166,12 +167,15 @@ def test_sampled_by_other_samplers_and_recorded_values() -> None:
     how = sampled_by(trials, "tpe")
     assert how[3] == "enqueued" and how[12] == "retry" and how[11] == "guided"
     queued = _trial(16, "complete", 0.9, 100, system_attrs={"fixed_params": {"x": 0.5}})
+    key = RejectionAwareNSGAII.generation_key()  # the key the project's sampler writes
     nsga = [
-        _trial(0, "complete", 0.5, 100, system_attrs={"NSGAIISampler:generation": 0}),
-        _trial(1, "complete", 0.5, 100, system_attrs={"NSGAIISampler:generation": 1}),
+        _trial(0, "complete", 0.5, 100, system_attrs={key: 0}),
+        _trial(1, "complete", 0.5, 100, system_attrs={key: 1}),
         queued,
     ]
     assert sampled_by(nsga, "nsga2") == {0: "startup", 1: "guided", 16: "enqueued"}
+    # Optuna's own NSGA-II writes another key: the project's sampler never reads it
+    assert key == "RejectionAwareNSGAII:generation" != "NSGAIISampler:generation"
 
 
 def test_startup_comparison_numbers_by_hand() -> None:

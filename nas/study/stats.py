@@ -1,6 +1,9 @@
-"""What a study holds: trial categories, rejection rates over time, the Pareto front.
+"""What a study holds: trial categories, rejection rates over time, the Pareto front, the best
+trial, how the guided trials compare with the random start-up ones.
 
-Used by the end-of-search summary, ``nas report``, ``nas train-winners`` and ``nas export``.
+Read through the record layer (:class:`nas.study.record.TrialRecord`), with the study's own
+objectives (:class:`nas.study.record.StudyRecord`); used by the end-of-search summary,
+``nas report``, ``nas train-winners``, ``nas export`` and the dashboard's notes.
 """
 
 from __future__ import annotations
@@ -9,134 +12,59 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.settings import TPE_STARTUP
-from nas.study import record as rec
+from nas.study.record import StudyRecord, TrialRecord
+from nas.study.samplers import SAMPLERS, classify
 from nas.units import plural
+
+#: What a front is over: accuracy up, then one cost name or several, each down.
+Costs = str | Sequence[str]
+
+
+def _costs(costs: Costs) -> tuple[str, ...]:
+    return (costs,) if isinstance(costs, str) else tuple(costs)
 
 
 def is_rejected(t: FrozenTrial) -> bool:
-    """Rejected before training (over the limit, or not buildable)."""
-    return rec.REJECTED in t.user_attrs
+    """Rejected before training (over a limit, or not buildable)."""
+    return TrialRecord(t).is_rejected
 
 
 def is_stopped(t: FrozenTrial) -> bool:
     """Trained for some epochs, then stopped early as hopeless."""
-    return t.state == TrialState.PRUNED and rec.STOPPED_EARLY in t.user_attrs
+    return TrialRecord(t).is_stopped
 
 
 def is_trained(t: FrozenTrial) -> bool:
     """Counts towards ``--trials``: trained to the end, or stopped early."""
-    return t.state == TrialState.COMPLETE or is_stopped(t)
+    return TrialRecord(t).is_trained
 
 
 def accuracy_of(t: FrozenTrial) -> float | None:
     """Proxy validation accuracy (a fraction) of a trained trial."""
-    value = t.user_attrs.get(rec.ACCURACY)
-    return float(value) if value is not None else None
+    return TrialRecord(t).accuracy
 
 
 def full_val_accuracy(t: FrozenTrial) -> float | None:
     """Validation accuracy after full training (what selection among winners uses)."""
-    value = t.user_attrs.get(rec.FULL_VAL_ACCURACY)
-    return float(value) if value is not None else None
+    return TrialRecord(t).full_val_accuracy
 
 
-class ProxyFidelity(TypedDict):
-    """How well proxy accuracy ranks the fully trained winners.
-
-    Attributes:
-        tau: Kendall's tau between proxy ``accuracy`` and ``full_val_accuracy``; None with
-            fewer than two winners or when it is undefined (all values equal).
-        n: number of trials with both accuracies.
-        trials: their trial numbers, in order.
-        tau_low, tau_high: a bootstrap 90% interval of tau (None with fewer than 3).
-    """
-
-    tau: float | None
-    n: int
-    trials: list[int]
-    tau_low: float | None
-    tau_high: float | None
+def _cost(t: FrozenTrial, costs: Costs) -> tuple[float, ...]:
+    """The trial's values of ``costs`` (params, FLOPs, ...); infinite where it has none."""
+    r = TrialRecord(t)
+    return tuple(math.inf if (v := r.value(c)) is None else v for c in _costs(costs))
 
 
-#: Below this many fully trained winners, a proxy-fidelity tau is flagged as meaning little.
-FIDELITY_MIN_N = 5
-
-
-def fidelity_text(fidelity: ProxyFidelity) -> str:
-    """``Kendall's tau 0.67 [90%: 0.20, 1.00], n=6`` or why there is none, with a warning
-    when it rests on fewer than :data:`FIDELITY_MIN_N` winners."""
-    n = fidelity["n"]
-    if n < 2:
-        return f"not enough fully trained winners, n={n}"
-    if fidelity["tau"] is None:
-        return f"Kendall's tau undefined (constant accuracies), n={n}"
-    text = f"Kendall's tau {fidelity['tau']:.2f}"
-    low, high = fidelity.get("tau_low"), fidelity.get("tau_high")
-    if low is not None and high is not None:
-        text += f" [90%: {low:.2f}, {high:.2f}]"
-    text += f", n={n}"
-    if n < FIDELITY_MIN_N:
-        text += f" (fewer than {FIDELITY_MIN_N} winners: it means little)"
-    return text
-
-
-def proxy_fidelity(trials: Sequence[FrozenTrial]) -> ProxyFidelity:
-    """Kendall's tau between proxy ``accuracy`` and ``full_val_accuracy`` of the trained
-    winners (both on the validation split; the test split never enters a ranking).
-
-    Only trials with both user attributes count. ``tau`` is None with fewer than two of them
-    or when it is undefined (constant accuracies), so the result is plain JSON (it is stored
-    as the study user attribute ``proxy_fidelity`` by ``nas train-winners``).
-    """
-    from scipy.stats import kendalltau
-
-    from nas.proxy.ranking import agreement
-
-    pairs = [
-        (t.number, accuracy_of(t), full_val_accuracy(t))
-        for t in sorted(trials, key=lambda t: t.number)
-        if full_val_accuracy(t) is not None and accuracy_of(t) is not None
-    ]
-    tau: float | None = None
-    low: float | None = None
-    high: float | None = None
-    if len(pairs) >= 2:
-        proxy = [float(p[1] or 0.0) for p in pairs]
-        full = [float(p[2] or 0.0) for p in pairs]
-        value = float(kendalltau(proxy, full).statistic)
-        tau = value if math.isfinite(value) else None
-        if len(pairs) >= 3:
-            interval = agreement(proxy, full)
-            low, high = interval["tau_low"], interval["tau_high"]
-    return {
-        "tau": tau,
-        "n": len(pairs),
-        "trials": [p[0] for p in pairs],
-        "tau_low": low,
-        "tau_high": high,
-    }
-
-
-def _cost(t: FrozenTrial, second: str) -> float:
-    """The trial's ``second`` count (params or FLOPs); infinite when it has none."""
-    value = t.user_attrs.get(second)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return math.inf
-
-
-def choose_best(trials: list[FrozenTrial], second: str = "params") -> tuple[FrozenTrial, str]:
+def choose_best(trials: list[FrozenTrial], second: Costs = "params") -> tuple[FrozenTrial, str]:
     """Highest validation accuracy after full training if any trial was fully trained, else
     highest proxy (validation) accuracy; returns the trial and which rule chose it. The test
     accuracy never chooses: it is reported, not selected on. A tie goes to the cheaper trial
-    (fewer ``second``: ``params`` or ``flops``), then to the earlier one, so that the proxy
-    rule's choice is on the Pareto front."""
+    (fewer ``second``: ``params`` or ``flops``, or several costs in order), then to the
+    earlier one, so that the proxy rule's choice is on the Pareto front."""
     full = [t for t in trials if full_val_accuracy(t) is not None]
     if full:
         best = min(full, key=lambda t: (-(full_val_accuracy(t) or 0.0), _cost(t, second), t.number))
@@ -148,16 +76,16 @@ def choose_best(trials: list[FrozenTrial], second: str = "params") -> tuple[Froz
     return best, "highest proxy (validation) accuracy; no winner has been fully trained"
 
 
-def best_trial(trials: Sequence[FrozenTrial], second: str = "params") -> FrozenTrial | None:
+def best_trial(trials: Sequence[FrozenTrial], second: Costs = "params") -> FrozenTrial | None:
     """The most accurate COMPLETE trial on the Pareto front of (accuracy, ``second``): the
     highest proxy accuracy, a tie going to the cheaper trial, then to the earlier one.
 
     Such a trial is never dominated, so it is on :func:`pareto_front`; it costs O(n), not the
-    front's O(n^2). Trials without a ``second`` count (which the front leaves out) are chosen
+    front's O(n^2). Trials without a ``second`` value (which the front leaves out) are chosen
     only when no trial has one. None without a COMPLETE trial with an accuracy.
     """
     done = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
-    counted = [t for t in done if math.isfinite(_cost(t, second))]
+    counted = [t for t in done if all(map(math.isfinite, _cost(t, second)))]
     return min(
         counted or done,
         key=lambda t: (-(accuracy_of(t) or 0.0), _cost(t, second), t.number),
@@ -196,7 +124,7 @@ def sampled_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         t
         for t in sorted(trials, key=lambda t: t.number)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        and rec.NOT_TRAINED not in t.user_attrs
+        and not TrialRecord(t).not_trained
     ]
 
 
@@ -210,38 +138,44 @@ def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float
     return (sum(map(is_rejected, first)) / n, sum(map(is_rejected, last)) / n)
 
 
-def pareto_front(trials: Sequence[FrozenTrial], second: str = "params") -> list[FrozenTrial]:
-    """COMPLETE trials not dominated in (accuracy up, ``second`` down), by accuracy."""
-    done = [
+def _front_points(trials: Sequence[FrozenTrial], costs: tuple[str, ...]) -> list[FrozenTrial]:
+    """COMPLETE trials with an accuracy and every cost: what a front is drawn from."""
+    return [
         t
         for t in trials
-        if t.state == TrialState.COMPLETE and accuracy_of(t) is not None and second in t.user_attrs
+        if t.state == TrialState.COMPLETE
+        and accuracy_of(t) is not None
+        and all(map(math.isfinite, _cost(t, costs)))
     ]
-    front = []
-    for t in done:
-        a, c = accuracy_of(t), t.user_attrs[second]
-        assert a is not None
-        dominated = any(
-            (accuracy_of(o) or 0) >= a
-            and o.user_attrs[second] <= c
-            and ((accuracy_of(o) or 0) > a or o.user_attrs[second] < c)
-            for o in done
-        )
-        if not dominated:
-            front.append(t)
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether point ``a`` dominates ``b``: each is (accuracy, cost, cost, ...), accuracy
+    maximised and costs minimised; no worse in every one and better in one."""
+    no_worse = a[0] >= b[0] and all(x <= y for x, y in zip(a[1:], b[1:], strict=True))
+    return no_worse and tuple(a) != tuple(b)
+
+
+def pareto_front(trials: Sequence[FrozenTrial], second: Costs = "params") -> list[FrozenTrial]:
+    """COMPLETE trials not dominated in (accuracy up, each of ``second`` down), by accuracy."""
+    costs = _costs(second)
+    done = _front_points(trials, costs)
+    points = {t.number: (accuracy_of(t) or 0.0, *_cost(t, costs)) for t in done}
+    front = [
+        t for t in done if not any(dominates(points[o.number], points[t.number]) for o in done)
+    ]
     return sorted(front, key=lambda t: -(accuracy_of(t) or 0))
 
 
-def pareto_fronts(trials: Sequence[FrozenTrial], second: str = "params") -> list[list[FrozenTrial]]:
+def pareto_fronts(
+    trials: Sequence[FrozenTrial], second: Costs = "params"
+) -> list[list[FrozenTrial]]:
     """Non-dominated sorting: the Pareto front, then the front of what is left, and so on."""
-    left = [
-        t
-        for t in trials
-        if t.state == TrialState.COMPLETE and accuracy_of(t) is not None and second in t.user_attrs
-    ]
+    costs = _costs(second)
+    left = _front_points(trials, costs)
     fronts = []
     while left:
-        front = pareto_front(left, second)
+        front = pareto_front(left, costs)
         fronts.append(front)
         taken = {t.number for t in front}
         left = [t for t in left if t.number not in taken]
@@ -249,23 +183,34 @@ def pareto_fronts(trials: Sequence[FrozenTrial], second: str = "params") -> list
 
 
 def second_objective(study: optuna.Study) -> str:
-    """``params`` or ``flops``: what accuracy is traded against (``params`` if single)."""
-    names = study.metric_names or []
-    return "flops" if len(names) > 1 and "flops" in names[1] else "params"
+    """What accuracy is traded against first (``params`` or ``flops``; ``params`` if single)."""
+    return StudyRecord(study).second
+
+
+def study_costs(study: optuna.Study) -> tuple[str, ...]:
+    """Every objective accuracy is traded against (``params`` for accuracy alone)."""
+    return StudyRecord(study).costs or ("params",)
 
 
 def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
     """Counts, rejection rates by thirds, best trial (:func:`best_trial`, on the front) and
-    (with ``front``) the Pareto front of ``study``. The front costs O(n^2) in the trained
-    trials; the search loop, which asks for the counts before every trial, leaves it out."""
+    (with ``front``) the Pareto front of ``study`` over all its objectives. The front costs
+    O(n^2) in the trained trials; the search loop, which asks for the counts before every
+    trial, leaves it out."""
     trials = study.get_trials(deepcopy=False)
+    return stats_of(trials, study_costs(study), front=front)
+
+
+def stats_of(trials: Sequence[FrozenTrial], costs: Costs, *, front: bool = True) -> StudyStats:
+    """:func:`study_stats` of ``trials`` traded against ``costs``."""
     s = StudyStats(trials=list(trials))
     for t in trials:
+        r = TrialRecord(t)
         if t.state == TrialState.COMPLETE:
             s.complete += 1
-        elif is_rejected(t):
+        elif r.is_rejected:
             s.rejected += 1
-        elif is_stopped(t):
+        elif r.is_stopped:
             s.stopped += 1
         elif t.state == TrialState.FAIL:
             s.failed += 1
@@ -274,11 +219,34 @@ def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
         elif t.state == TrialState.WAITING:
             s.waiting += 1
     s.rejection_first_third, s.rejection_last_third = rejection_thirds(trials)
-    second = second_objective(study)
-    s.best = best_trial(trials, second)
+    s.best = best_trial(trials, costs)
     if front:
-        s.pareto = pareto_front(trials, second)
+        s.pareto = pareto_front(trials, costs)
     return s
+
+
+def rung_epochs(epochs: int, eta: float, min_epochs: int) -> list[int]:
+    """Successive halving's rungs for a proxy of ``epochs`` epochs: ``min_epochs``,
+    ``min_epochs * eta``, ... (rounded, distinct) below ``epochs`` (stopping at the last
+    epoch saves nothing)."""
+    out: list[int] = []
+    budget = float(min_epochs)
+    while round(budget) < epochs:
+        if not out or round(budget) > out[-1]:
+            out.append(round(budget))
+        budget *= eta
+    return out
+
+
+def study_rungs(study: optuna.Study) -> list[int]:
+    """The epochs at which the study's successive halving decided (none if it was off)."""
+    recorded = StudyRecord(study).settings
+    if recorded.get("early_stopping") != "sha" or "eta" not in recorded:
+        return []  # off, or a study from before successive halving
+    eta, min_epochs = float(recorded["eta"]), int(recorded.get("min_epochs", 1))
+    if not eta > 1 or min_epochs < 1:
+        return []
+    return rung_epochs(int(recorded.get("proxy_epochs", 0)), eta, min_epochs)
 
 
 # --------------------------------------------------------------------------- guided vs start-up
@@ -310,18 +278,12 @@ def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int,
     """How each started trial's candidate was chosen, by number (one of
     :data:`nas.study.record.SAMPLED_BY_VALUES`).
 
-    The ``sampled_by`` user attribute when a trial recorded one; otherwise (studies from
-    before it) derived: a retry of a failed trial is ``retry``, a trial queued with fixed
-    parameters ``enqueued``, and the rest by ``sampler`` (the study's ``--sampler``):
-
-    * ``tpe``: ``startup`` when fewer than :data:`TPE_STARTUP` COMPLETE or PRUNED
-      trials had finished (``datetime_complete``) before it started (``datetime_start``),
-      which is the count TPE looks at when it samples;
-    * ``nsga2``: ``startup`` in the first generation (sampled at random), else ``guided``;
-    * ``random``: every trial is ``startup``.
-
-    Trials that never started (WAITING) are left out; so are all derived ones for a sampler
-    not named here.
+    The ``sampled_by`` a trial recorded; otherwise (studies from before it) derived the way
+    the search derives it (:func:`nas.study.samplers.classify`): a retry of a failed trial is
+    ``retry``, a trial queued with fixed parameters ``enqueued``, and the rest as the
+    study's ``--sampler`` classifies them, given how many COMPLETE or PRUNED trials had
+    finished (``datetime_complete``) before it started (``datetime_start``), which is the
+    count TPE looks at when it samples. Trials that never started (WAITING) are left out.
     """
     ordered = sorted(trials, key=lambda t: t.number)
     finished = sorted(
@@ -331,25 +293,12 @@ def sampled_by(trials: Sequence[FrozenTrial], sampler: str = "tpe") -> dict[int,
     )
     out: dict[int, str] = {}
     for t in ordered:
-        recorded = t.user_attrs.get(rec.SAMPLED_BY)
-        if recorded in rec.SAMPLED_BY_VALUES:
-            out[t.number] = str(recorded)
-            continue
-        if t.datetime_start is None:
-            continue
-        if t.system_attrs.get("failed_trial") is not None:
-            out[t.number] = "retry"
-        elif "fixed_params" in t.system_attrs:
-            out[t.number] = "enqueued"
-        elif sampler == "random":
-            out[t.number] = "startup"
-        elif sampler == "tpe":
+        r = TrialRecord(t)
+        if r.sampled_by is not None:
+            out[t.number] = r.sampled_by
+        elif t.datetime_start is not None and sampler in SAMPLERS:
             before = bisect.bisect_left(finished, t.datetime_start)
-            out[t.number] = "startup" if before < TPE_STARTUP else "guided"
-        elif sampler == "nsga2":
-            generation = t.system_attrs.get("NSGAIISampler:generation")
-            if isinstance(generation, int):
-                out[t.number] = "startup" if generation <= 0 else "guided"
+            out[t.number] = classify(r, sampler, before)
     return out
 
 
@@ -414,7 +363,7 @@ def _points(gain: float) -> str:
 def _group(trials: Sequence[FrozenTrial], second: str, limit: float) -> SamplingGroup:
     best = best_trial(trials, second)
     front = pareto_front(trials, second)
-    points = [(accuracy_of(t) or 0.0, _cost(t, second)) for t in front]
+    points = [(accuracy_of(t) or 0.0, _cost(t, second)[0]) for t in front]
     return SamplingGroup(
         trained=sum(map(is_trained, trials)),
         best_trial=best.number if best is not None else None,
@@ -508,18 +457,13 @@ def _verdict(
 
 
 def study_limit(study: optuna.Study, second: str) -> float | None:
-    """The study's recorded limit on ``second`` (``param_limit`` or ``flops_limit`` of its
-    ``nas_settings``), or None when it has none."""
-    recorded = study.user_attrs.get(rec.SEARCH_SETTINGS, {})
-    value = recorded.get("flops_limit" if second == "flops" else "param_limit")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None
+    """The study's recorded limit on ``second`` (a metric name), or None when it has none."""
+    return StudyRecord(study).limit(second)
 
 
 def study_sampler(study: optuna.Study) -> str:
     """The study's ``--sampler`` (``tpe``, the default, when it recorded none)."""
-    return str(study.user_attrs.get(rec.SEARCH_SETTINGS, {}).get("sampler") or "tpe")
+    return StudyRecord(study).sampler
 
 
 def study_startup_comparison(
@@ -531,6 +475,6 @@ def study_startup_comparison(
     second = second_objective(study)
     limit = study_limit(study, second)
     if limit is None:
-        costs = [_cost(t, second) for t in trials if is_trained(t)]
+        costs = [_cost(t, second)[0] for t in trials if is_trained(t)]
         limit = max((c for c in costs if math.isfinite(c)), default=1.0) or 1.0
     return startup_comparison(trials, second, limit, sampler=study_sampler(study))

@@ -1,0 +1,91 @@
+"""What several commands share: the study a command names, output paths, SIGTERM, the data
+flags and ``--show-settings``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nas.cli.output import console, table
+from nas.errors import Interrupted, NasError, StorageError
+from nas.settings import add_flags, describe
+from nas.study.settings import GROUPS, StudySettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
+
+    from nas.settings import Resolved
+    from nas.study.address import StudyAddress
+    from nas.study.protocol import SettingsSource
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    target = path.expanduser().absolute()
+    if target.is_dir():
+        raise NasError(f"cannot write {path}: it is a folder")
+    existing = target if target.exists() else target.parent
+    while not existing.exists():  # missing folders are created: the first existing one counts
+        existing = existing.parent
+    if not existing.is_dir() and existing != target:
+        raise NasError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise NasError(f"cannot write {path}: permission denied")
+
+
+def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, StudyAddress]:
+    """The study named by --study in --storage (or its default SQLite file), and where it
+    lives; a URL that cannot name a database is refused in one line (see
+    :class:`~nas.study.address.StudyAddress`)."""
+    from nas.study.address import StudyAddress
+    from nas.study.storage import load_study
+
+    address = StudyAddress.of(args.storage, args.study)
+    if not args.storage and not address.exists():
+        raise StorageError(f"no study database {address.sqlite_path} here; pass --storage URL")
+    return load_study(address.open(must_exist=True), args.study), address
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (a pre-empted machine, a stopped container) ends like Ctrl-C, and says so."""
+    raise Interrupted("SIGTERM")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--dataset, --data-dir, --device, declared once for every study (shared by search,
+    train-winners and fidelity); a flag not given leaves no attribute."""
+    add_flags(p, StudySettings, only=("dataset", "data_dir", "device"), groups=GROUPS)
+
+
+SHOW_SETTINGS_HELP = (
+    "print the effective value of every setting and where it came from (flag, study file, "
+    "recorded by the study, default), then exit without running"
+)
+
+
+def print_settings(resolved: Resolved, title: str) -> None:
+    """The ``--show-settings`` table: every setting, its value, origin and kind."""
+    rows = [list(r) for r in describe(resolved)]
+    console.print(table(title, ["setting", "value", "from", "kind"], rows, right=()))
+
+
+def show_settings(
+    source: SettingsSource,
+    address: StudyAddress,
+    command: str,
+    fit: Callable[[Resolved], tuple[Resolved, list[str]]] | None = None,
+) -> None:
+    """``--show-settings``: the effective settings against the study's record, if any
+    (``fit``: the run's adjustments to the data, with a line for each)."""
+    resolved = source.peek(address)
+    notes: list[str] = []
+    if fit is not None:
+        resolved, notes = fit(resolved)
+    exists = "resumes" if resolved.record_found else "would create"
+    print_settings(resolved, f"{command} {exists} study {address.name!r} in {address.safe}")
+    for note in notes:
+        console.print(note, highlight=False, markup=False)

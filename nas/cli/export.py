@@ -1,0 +1,150 @@
+"""``nas export``: an architecture as a config that rebuilds the identical model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nas.cli.common import open_named_study
+from nas.cli.main import COMMANDS, Command
+from nas.cli.output import console
+from nas.errors import NasError
+from nas.study.settings import add_study_flags
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    add_study_flags(p)
+    pick = p.add_mutually_exclusive_group(required=True)
+    pick.add_argument(
+        "--best",
+        action="store_true",
+        help="highest validation accuracy after full training if any winner was fully "
+        "trained, else highest proxy accuracy (the test accuracy never chooses)",
+    )
+    pick.add_argument("--trial", type=int, metavar="N", help="trial number N")
+    pick.add_argument(
+        "--pareto",
+        action="store_true",
+        help="every Pareto-optimal trial, one file each in the --out folder",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="file to write (a folder with --pareto)",
+    )
+    p.add_argument(
+        "--format",
+        choices=["json", "yaml"],
+        default=None,
+        help="file format (default: from the file name, else json)",
+    )
+    p.add_argument(
+        "--weights",
+        action="store_true",
+        help="also write the trained weights (.pt) and an ONNX file (.onnx)",
+    )
+
+
+def _export_picks(
+    args: argparse.Namespace, study: optuna.Study, fmt: str
+) -> list[tuple[optuna.trial.FrozenTrial, str, Path]]:
+    """What to export: (trial, the rule that chose it, the file to write)."""
+    from nas.export import choose_best
+    from nas.study.record import TrialRecord
+    from nas.study.stats import study_costs
+    from nas.winners import select_winners, trained_trials
+
+    if args.pareto:
+        front = select_winners(study, None)
+        return [(t, "Pareto-optimal", args.out / f"trial-{t.number}.{fmt}") for t in front]
+    if args.trial is not None:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if args.trial not in trials:
+            span = f"0..{max(trials)}" if trials else "none"
+            raise NasError(
+                f"study {study.study_name!r} has no trial {args.trial} (its trials: {span})"
+            )
+        chosen = trials[args.trial]
+        if TrialRecord(chosen).arch is None:
+            raise NasError(
+                f"trial {args.trial} has no architecture recorded (state {chosen.state.name})"
+            )
+        return [(chosen, f"trial {args.trial}, asked for", args.out)]
+    best, rule = choose_best(trained_trials(study), study_costs(study))
+    console.print(f"best: trial {best.number}, chosen by {rule}")
+    return [(best, rule, args.out)]
+
+
+def _export_run(args: argparse.Namespace) -> int:
+    from nas.config import ArchConfig
+    from nas.export import export_document, export_weights, load_snippet, write_document
+
+    study, address = open_named_study(args)
+    fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
+    picks = _export_picks(args, study, fmt)
+    for trial, rule, path in picks:
+        doc = export_document(study, trial, rule, address.url)
+        weights = None
+        if args.weights:
+            arch = ArchConfig.from_dict(doc["arch"])
+            weights_path, onnx_path = export_weights(trial, arch, path)
+            doc["meta"]["weights"] = weights_path.name
+            doc["meta"]["onnx"] = onnx_path.name
+            weights = weights_path.name
+        doc["load"] = load_snippet(path.name, weights)  # run from the file's folder
+        write_document(doc, path, fmt)
+        meta = doc["meta"]
+        measured = ", ".join(
+            f"{m['value']:,.0f} {m['label']}" if not m["unit"] else f"{m['value']:g} {m['unit']}"
+            for name, m in meta["metrics"].items()
+            if name != "accuracy"
+        )
+        console.print(
+            f"wrote {path}: trial {trial.number}, {measured}, proxy val acc "
+            f"{meta['proxy_accuracy']:.4f}"
+            + (
+                f", full val acc {meta['full_val_accuracy']:.4f}, "
+                f"full test acc {meta['full_accuracy']:.4f}"
+                if meta["full_val_accuracy"] is not None and meta["full_accuracy"] is not None
+                else ""
+            ),
+            markup=False,
+        )
+        if weights:
+            console.print(
+                f"wrote {path.with_suffix('.pt')} and {path.with_suffix('.onnx')}", markup=False
+            )
+    first = picks[0][2]
+    weights_file = str(first.with_suffix(".pt")) if args.weights else None
+    console.print("load it with:" if len(picks) == 1 else "load each with, e.g. the first:")
+    console.print(load_snippet(str(first), weights_file), markup=False, soft_wrap=True, end="")
+    return 0
+
+
+COMMANDS.add(
+    "export",
+    Command(
+        name="export",
+        help="export an architecture as a config that rebuilds the identical model",
+        description=(
+            "Write a trial's architecture as JSON (or YAML) that nas.build_model and\n"
+            "'nas count --config' read back into the identical model (same params, same FLOPs),\n"
+            "with metadata: params, FLOPs, proxy and full accuracy, study, trial, package\n"
+            "versions, the per-stage breakdown. --weights adds the trained weights and ONNX."
+        ),
+        examples=(
+            "  nas export --storage sqlite:///s.db --study demo --best --out best.json\n"
+            "  nas export --study demo --trial 7 --out t7.yaml\n"
+            "  nas export --study demo --best --weights --out exports/best.json\n"
+            "  nas export --study demo --pareto --out exports/\n"
+        ),
+        add_arguments=_export_args,
+        run=_export_run,
+    ),
+)

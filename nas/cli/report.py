@@ -1,0 +1,201 @@
+"""``nas report`` (one HTML page of figures) and ``nas dashboard`` (optuna-dashboard with
+the same figures and winner notes)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import signal
+import socketserver
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from nas.cli.common import check_writable, open_named_study, raise_interrupt
+from nas.cli.main import COMMANDS, Command
+from nas.cli.output import console, err_console
+from nas.errors import NasError, StorageError
+from nas.study.settings import add_study_flags
+from nas.units import plural
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    add_study_flags(p)
+    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="HTML file to write")
+
+
+def _report_run(args: argparse.Namespace) -> int:
+    from nas.report import write_report
+    from nas.winners import trained_trials
+
+    check_writable(Path(args.out))  # before minutes of figures, not after
+    study, _ = open_named_study(args)
+    trained_trials(study)  # a study with nothing trained is a user error
+    try:
+        path = write_report(study, args.out)
+    except OSError as exc:
+        raise NasError(f"cannot write {args.out}: {exc.strerror}") from None
+    console.print(f"wrote {path} ({path.stat().st_size // 1024} KiB, one self-contained page)")
+    return 0
+
+
+COMMANDS.add(
+    "report",
+    Command(
+        name="report",
+        help="write one self-contained HTML page of plotly figures about a study",
+        description=(
+            "Pareto fronts (accuracy vs params and vs FLOPs, rejected and stopped candidates\n"
+            "shown apart), optimization history, accuracy by attention type and by placement,\n"
+            "hyperparameter importances, proxy vs full accuracy with Kendall's tau, rejection\n"
+            "rate over time, learning curves, and a table of the winners with their configs."
+        ),
+        examples="  nas report --storage sqlite:///s.db --study demo --out report.html\n",
+        add_arguments=_report_args,
+        run=_report_run,
+    ),
+)
+
+
+# ------------------------------------------------------------------ dashboard
+def port_number(text: str) -> int:
+    """A TCP port for argparse: an integer from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
+    return port
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def _dashboard_args(p: argparse.ArgumentParser) -> None:
+    add_study_flags(p, only_storage=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=port_number, default=8080, help="port, 0 for any free one (8080)")
+    p.add_argument(
+        "--no-annotate",
+        action="store_true",
+        help="do not attach figures and winner notes to the studies",
+    )
+
+
+def _listen(host: str, port: int) -> _ThreadingServer:
+    """Take the port before any work is done: one in use is refused in one line at once. The
+    server answers nothing until its application is set."""
+
+    def not_ready(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"starting"]
+
+    try:
+        server = make_server(
+            host, port, not_ready, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise NasError(f"port {port} on {host} is in use; pass another --port") from None
+        raise NasError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    assert isinstance(server, _ThreadingServer)
+    return server
+
+
+def _dashboard_url(args: argparse.Namespace) -> str:
+    """--storage, else the one database in studies/."""
+    from nas.study.storage import STUDIES_DIR, sqlite_url
+
+    if args.storage:
+        return str(args.storage)
+    dbs = sorted(STUDIES_DIR.glob("*.db"))
+    if len(dbs) != 1:
+        raise StorageError(
+            f"pass --storage URL (studies/ holds {len(dbs)} databases)"
+            if dbs
+            else "no study database in studies/; pass --storage URL"
+        )
+    return sqlite_url(dbs[0])
+
+
+def _annotate_all(storage: Any) -> int:
+    """Store the report's figures and the winner notes with every study; returns how many
+    studies there are."""
+    import optuna
+
+    from nas.dashboard import annotate
+
+    summaries = optuna.get_all_study_summaries(storage)
+    for s in summaries:
+        study = optuna.load_study(study_name=s.study_name, storage=storage)
+        figures, notes, kept = annotate(study)
+        edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
+        err_console.print(
+            f"study {s.study_name}: attached {len(figures)} figures and "
+            f"{len(notes)} winner notes{edited}",
+            markup=False,
+        )
+    return len(summaries)
+
+
+def _dashboard_run(args: argparse.Namespace) -> int:
+    import optuna
+    from optuna_dashboard import wsgi
+
+    from nas.dashboard import install_dashboard_view
+    from nas.study.address import StudyAddress
+
+    address = StudyAddress(_dashboard_url(args), name="")  # the database: every study in it
+    server = _listen(args.host, args.port)
+    try:
+        storage = address.open(must_exist=True)
+        if args.no_annotate:
+            studies = len(optuna.get_all_study_summaries(storage))
+        else:
+            studies = _annotate_all(storage)
+        install_dashboard_view()  # long attributes shortened, the Pareto fronts first
+        server.set_app(wsgi(storage))
+        host, port = str(server.server_address[0]), int(server.server_address[1])
+        shown = f"[{host}]" if ":" in host else host
+        where = " (all interfaces)" if host in ("0.0.0.0", "::") else ""
+        console.print(
+            f"optuna-dashboard for {address.safe} ({plural(studies, 'study', 'studies')}): "
+            f"http://{shown}:{port}/dashboard/{where}  (Ctrl-C stops it)",
+            markup=False,
+            soft_wrap=True,
+        )
+        signal.signal(signal.SIGTERM, raise_interrupt)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            console.print("dashboard stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS.add(
+    "dashboard",
+    Command(
+        name="dashboard",
+        help="serve optuna-dashboard on a study database, with figures and winner notes",
+        description=(
+            "Start optuna-dashboard on the study storage. The report's figures are stored with\n"
+            "each study (optuna-dashboard shows them), and each winner gets a note with its\n"
+            "config and scores. Ctrl-C stops it."
+        ),
+        examples=(
+            "  nas dashboard --storage sqlite:///s.db\n"
+            "  nas dashboard --storage postgresql+psycopg://nas@db/nas --host 0.0.0.0 --port 8081\n"
+        ),
+        add_arguments=_dashboard_args,
+        run=_dashboard_run,
+    ),
+)

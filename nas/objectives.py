@@ -1,0 +1,232 @@
+"""What a search measures about a candidate, as data: one registry of metrics.
+
+A :class:`Metric` says everything the rest of ``nas`` needs to know about one measurement:
+its name (what ``--objectives`` lists), the trial-record field that holds it, its direction,
+how tables and figures label it, the hard limit that bounds it (the ``--param-limit`` flag,
+the study-file key and the recorded setting all come from its :class:`Limit`), the function
+that measures a candidate, and whether it is known before training (then a candidate over
+its limit is rejected in milliseconds, and the sampler learns from it) or observed by
+training.
+
+Settings validation, the budget check, the search's objective, the statistics, the report,
+the dashboard, export, winners and ``--help`` all iterate :data:`METRICS`; adding an objective
+is one :meth:`Registry.add <nas.registry.Registry.add>` of a :class:`Metric` and the function
+it names. Light: no torch or Optuna (``--help`` is built from it); a metric's measuring
+function is imported the first time a candidate is measured.
+
+The first objective of every search is :data:`ACCURACY` (observed on the validation split and
+maximised); the others are minimised, each a cost that accuracy is traded against.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nas.errors import NasError
+from nas.registry import Registry
+from nas.units import human, parse_count
+
+Direction = Literal["maximize", "minimize"]
+
+#: The objective every search has first: proxy validation accuracy.
+ACCURACY = "accuracy"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A hard limit on a metric: a candidate over it is rejected before training.
+
+    Attributes:
+        setting: the setting's name: study-file key, recorded key and, with dashes, the flag
+            (``param_limit`` -> ``--param-limit``).
+        help: the flag's help.
+        default: the limit when none is given (None: no limit).
+        legacy: the value a study recorded before the limit existed implies (None: none).
+        parse: a flag's text or a study file's value -> the limit (``"5M"`` -> 5000000).
+    """
+
+    setting: str
+    help: str
+    default: float | None = None
+    legacy: float | None = None
+    parse: Callable[[Any], float] = parse_count
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.setting.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measurement of a candidate (see the module doc).
+
+    Attributes:
+        name: what ``--objectives`` and :data:`METRICS` call it.
+        field: the trial-record field (user attribute) that holds a trial's value.
+        direction: ``maximize`` or ``minimize``.
+        label: how tables, reasons and figure axes name it (``FLOPs``).
+        dashboard: the metric name optuna-dashboard shows for the objective.
+        unit: a unit shown after values (``ms``; empty for counts).
+        limit: the hard limit that bounds it (None: it cannot be limited).
+        measure: ``module:function`` measuring a candidate before training, ``f(candidate)
+            -> float`` (None: observed by training, like accuracy).
+        always: measured and recorded for every candidate that fits, whatever the objectives
+            (params and FLOPs: the report and the export show them).
+        fmt: a value as users read it.
+    """
+
+    name: str
+    field: str
+    direction: Direction
+    label: str
+    dashboard: str
+    unit: str = ""
+    limit: Limit | None = None
+    measure: str | None = None
+    always: bool = False
+    fmt: Callable[[float], str] = human
+
+    @property
+    def before_training(self) -> bool:
+        """Known before any weights exist (cheap: a candidate over its limit is rejected)."""
+        return self.measure is not None
+
+    def show(self, value: float | None) -> str:
+        """``1.20M params``, ``3.1 ms``: a value with its label or unit."""
+        if value is None:
+            return "?"
+        text = self.fmt(value)
+        return f"{text} {self.unit}" if self.unit else f"{text} {self.label}"
+
+    def measurer(self) -> Callable[[Any], float]:
+        """The function that measures a candidate (imported on first use).
+
+        Raises:
+            ValueError: for a metric observed by training.
+        """
+        if self.measure is None:
+            raise ValueError(f"metric {self.name!r} is observed by training, not measured")
+        module, _, name = self.measure.partition(":")
+        found: Callable[[Any], float] = getattr(importlib.import_module(module), name)
+        return found
+
+
+#: Every metric a search can optimise or limit, in the order they are measured (cheapest
+#: first: a candidate over the parameter limit never has its FLOPs traced).
+METRICS: Registry[Metric] = Registry("objective")
+
+
+def register(metric: Metric) -> Metric:
+    """Add ``metric`` to :data:`METRICS` (a name or limit setting taken twice is refused)."""
+    taken = {m.limit.setting for _, m in METRICS.items() if m.limit is not None}
+    if metric.limit is not None and metric.limit.setting in taken:
+        raise KeyError(f"limit setting {metric.limit.setting!r} is already registered")
+    METRICS.add(metric.name, metric)
+    return metric
+
+
+register(
+    Metric(
+        ACCURACY,
+        field="accuracy",
+        direction="maximize",
+        label="val accuracy",
+        dashboard="val_accuracy",
+        fmt=lambda v: f"{v:.4f}",
+    )
+)
+register(
+    Metric(
+        "params",
+        field="params",
+        direction="minimize",
+        label="params",
+        dashboard="params",
+        limit=Limit(
+            "param_limit",
+            "hard parameter limit: 5M, 4.5e6, 500k ...",
+            default=5_000_000,
+            parse=lambda v: parse_count(v, "parameter limit"),
+        ),
+        measure="nas.counting:count_params",
+        always=True,
+    )
+)
+register(
+    Metric(
+        "flops",
+        field="flops",
+        direction="minimize",
+        label="FLOPs",
+        dashboard="flops",
+        limit=Limit(
+            "flops_limit",
+            "hard FLOPs limit per image (1 multiply-add = 1 flop): 500M, 2G ...; over it a "
+            "candidate is rejected before training, like the parameter limit, and the sampler "
+            "learns it",
+            parse=lambda v: parse_count(v, "FLOPs limit"),
+        ),
+        measure="nas.counting:count_flops",
+        always=True,
+    )
+)
+
+
+def costs() -> list[Metric]:
+    """The metrics accuracy can be traded against (minimised), in registry order."""
+    return [m for _, m in METRICS.items() if m.direction == "minimize"]
+
+
+def limited() -> list[Metric]:
+    """The metrics that can be limited, in registry order."""
+    return [m for _, m in METRICS.items() if m.limit is not None]
+
+
+def by_limit(setting: str) -> Metric:
+    """The metric whose limit is the setting ``setting`` (``param_limit`` -> params)."""
+    for m in limited():
+        assert m.limit is not None
+        if m.limit.setting == setting:
+            return m
+    raise KeyError(setting)
+
+
+def objectives_help() -> str:
+    """``--objectives``' help, from the registry."""
+    names = ", ".join(m.name for m in costs())
+    return (
+        f"what to optimise: {ACCURACY}, alone or traded against any of {names} "
+        f"(comma-separated, accuracy first: {ACCURACY},{costs()[0].name})"
+    )
+
+
+def parse_objectives(value: Any) -> tuple[str, ...]:
+    """``accuracy,params`` (or a list of names) -> ("accuracy", "params").
+
+    Raises:
+        NasError: naming what is wrong and the valid names.
+    """
+    text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    valid = ", ".join(m.name for m in costs())
+    if not names or names[0] != ACCURACY:
+        raise NasError(f"objectives {text!r} must start with {ACCURACY}; then any of {valid}")
+    for name in names[1:]:
+        if name not in METRICS or METRICS[name].direction != "minimize":
+            raise NasError(f"unknown objective {name!r} in {text!r}; valid after accuracy: {valid}")
+    if len(set(names)) != len(names):
+        raise NasError(f"objectives {text!r} name one twice")
+    return names
+
+
+def metrics_of(names: Iterable[str]) -> list[Metric]:
+    """The metrics named, in the order given."""
+    return [METRICS[n] for n in names]
+
+
+def directions(names: Sequence[str]) -> list[Direction]:
+    """Optuna's study directions for the objectives ``names``."""
+    return [METRICS[n].direction for n in names]

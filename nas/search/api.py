@@ -1,0 +1,158 @@
+"""Searching from Python: what ``nas search`` runs, as an object, and its one entry point.
+
+``nas search`` is a thin shell over :func:`run_search`; users who write Python get the same
+through :class:`Search` (``nas.Search``)::
+
+    import nas
+
+    study = nas.Search(
+        space="search_spaces/small_cifar.toml", param_limit="150k", dataset="fake",
+        trials=4, proxy_epochs=1, proxy_subset=256, proxy_val=128, device="cpu",
+        storage="sqlite:///demo.db", study="demo",
+    ).run()                                  # an optuna.Study, continued when run again
+
+Settings are given by their names (``nas search --help`` lists them, ``param_limit`` for
+``--param-limit``), each value parsed like its flag (``"150k"``), or as a study file, or as
+a :class:`~nas.search.settings.SearchSettings`. They are resolved against the study's record
+exactly as on the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas.errors import NasError
+from nas.search.events import SearchMonitor, SilentMonitor
+from nas.search.loop import Hooks, SearchOutcome, run_opened
+from nas.search.settings import SearchSettings
+from nas.search.study import RECORD_KEY, open_search, search_source
+from nas.settings import declared, read_table
+from nas.study.protocol import SettingsSource
+
+Say = Callable[[str], None]
+
+
+def source_of(
+    study_file: str | Path | None = None,
+    settings: SearchSettings | None = None,
+    given: Mapping[str, Any] | None = None,
+) -> SettingsSource:
+    """What a search from Python was given: a study file's ``[search]`` table, settings built
+    as a dataclass, and settings by name (parsed like their flags), the last winning.
+
+    Raises:
+        NasError: for an unknown setting (listing the valid ones) or a malformed value.
+    """
+    file = read_table(Path(study_file), "search", SearchSettings) if study_file else {}
+    flags = dict(search_source(settings).flags) if settings is not None else {}
+    flags.update(parse_given(given or {}))
+    return SettingsSource(SearchSettings, RECORD_KEY, flags=flags, file=file)
+
+
+def parse_given(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings by name, each text parsed as its flag parses it (``param_limit="150k"``)."""
+    settings = {d.name: d.setting for d in declared(SearchSettings)}
+    unknown = sorted(set(given) - set(settings))
+    if unknown:
+        raise NasError(
+            f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(settings))}"
+        )
+    out = {}
+    for name, value in given.items():
+        parse = settings[name].parse
+        try:
+            out[name] = parse(value) if parse is not None and isinstance(value, str) else value
+        except NasError as exc:
+            raise NasError(f"setting {name}: {exc}") from None
+    return out
+
+
+def run_search(
+    source: SettingsSource | SearchSettings,
+    monitor: SearchMonitor,
+    *,
+    log: Say | None = None,
+    hooks: Hooks = Hooks(),  # noqa: B008 (frozen: never changed)
+) -> SearchOutcome:
+    """Run (or continue) a study until it has enough trained trials, the timeout passes, or
+    the user interrupts: one worker here, or ``--workers K`` local processes. Returns how it
+    ended (its ``exit_code``: 0, 130 after Ctrl-C or SIGTERM, else the first failing
+    worker's).
+
+    The settings are resolved once (:func:`nas.search.study.open_search`), and the device
+    is checked before the study database is touched.
+
+    Args:
+        hooks: what tests and benchmarks change (the evaluator, the candidates, an extra
+            stop), all else as ``nas search`` runs (:class:`nas.search.loop.Hooks`).
+
+    Raises:
+        NasError: for bad settings, missing data, a missing device or an unreachable database.
+    """
+    say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    if isinstance(source, SearchSettings):
+        source = search_source(source)
+    placed: dict[str, Any] = {}
+    opened = open_search(source, say=say, check=lambda s: placed.update(place(s)))
+    if opened.queued:
+        say(f"queued presets that fit the limits: {', '.join(opened.queued)}")
+    if opened.settings.workers > 1:
+        from nas.search.workers import run_workers
+
+        return run_workers(opened, placed["placements"], say)
+    return run_opened(opened, monitor, placed["device"], say, hooks)
+
+
+def place(settings: SearchSettings) -> dict[str, Any]:
+    """Where the run trains: one device, or a placement per worker (``--workers K``).
+
+    Raises:
+        NasError: for a device this machine does not have (before anything is created).
+    """
+    if settings.workers > 1:
+        from nas.training.placement import assign_devices
+
+        return {"placements": assign_devices(settings.device, settings.workers)}
+    from nas.training import resolve_device
+
+    return {"device": resolve_device(settings.device)}
+
+
+class Search:
+    """A search as ``nas search`` runs it (see the module doc).
+
+    Args:
+        study_file: a study TOML with a ``[search]`` table.
+        settings: settings built as a dataclass.
+        given: settings by name, each parsed like its flag (``param_limit="150k"``).
+    """
+
+    def __init__(
+        self,
+        study_file: str | Path | None = None,
+        /,
+        *,
+        settings: SearchSettings | None = None,
+        **given: Any,
+    ) -> None:
+        self.source = source_of(study_file, settings, given)
+
+    def run(self, monitor: SearchMonitor | None = None, log: Say | None = None) -> optuna.Study:
+        """Run (or continue) the study; returns it. Quiet unless ``monitor`` and ``log`` say
+        otherwise (:class:`nas.search.events.LogMonitor` prints a line per event)."""
+        return self.outcome(monitor, log).study
+
+    def outcome(
+        self, monitor: SearchMonitor | None = None, log: Say | None = None
+    ) -> SearchOutcome:
+        """Run (or continue) the study; returns how it ended (counts, front, stop reason)."""
+        return run_search(self.source, monitor or SilentMonitor(), log=log or _quiet)
+
+
+def _quiet(text: str) -> None:
+    return None

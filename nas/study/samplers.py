@@ -1,0 +1,157 @@
+"""Samplers by name, each entry saying everything a sampler means to ``nas``.
+
+A :class:`SamplerSpec` says how the sampler is built for a study (from the seed and the
+budget of trained trials), what its start-up phase is (the candidates it draws at random
+before it models anything) and how one of its trials is classified, ``startup`` or
+``guided``: the search records the class on each trial (``sampled_by``), the summary and the
+report compare the two groups, and studies from before the record are classified the same
+way afterwards. Nothing else in ``nas`` knows a sampler's start-up rule.
+
+Light: the specs build their samplers and read their bookkeeping through imports made when
+they are called, so ``--help`` lists the names at no cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nas.registry import Registry
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.study.record import TrialRecord
+
+#: Finished trials (COMPLETE or PRUNED, rejections included) TPE samples at random before it
+#: models anything (its ``n_startup_trials``): the study's random start-up.
+TPE_STARTUP = 10
+
+#: Classify a trial: (its record, how many trials had finished when it was sampled) ->
+#: ``startup`` or ``guided``.
+Classify = Callable[["TrialRecord", int], str]
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One sampler, as data.
+
+    Attributes:
+        name: ``--sampler``'s value.
+        help: what it does, for ``--help``.
+        build: the sampler for a study, from (seed, trained trials wanted).
+        startup: its start-up phase in words.
+        classify: ``startup`` or ``guided`` for one of its trials (see :data:`Classify`).
+    """
+
+    name: str
+    help: str
+    build: Callable[[int, int], optuna.samplers.BaseSampler]
+    startup: str
+    classify: Classify
+
+
+#: Optuna samplers by name (``--sampler``).
+SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
+
+
+def _tpe(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=TPE_STARTUP
+    )
+
+
+def _by_count(startup: int) -> Classify:
+    """Start-up while fewer than ``startup`` trials had finished when it was sampled."""
+
+    def classify(record: TrialRecord, finished_before: int) -> str:
+        return "startup" if finished_before < startup else "guided"
+
+    return classify
+
+
+def nsga2_population(trials: int) -> int:
+    """NSGA-II's population for a budget of ``trials`` trained trials: a quarter of it,
+    between 4 and 50, so that even the default budget (20) runs several generations (rejected
+    candidates fill generations too, see :class:`nas.study.nsga2.RejectionAwareNSGAII`)."""
+    return max(4, min(50, round(trials / 4)))
+
+
+def _nsga2(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    from nas.study.nsga2 import RejectionAwareNSGAII
+
+    return RejectionAwareNSGAII(seed=seed, population_size=nsga2_population(trials))
+
+
+def _nsga2_classify(record: TrialRecord, finished_before: int) -> str:
+    """Start-up in the first generation (drawn at random), read under the generation key the
+    sampler itself writes (:meth:`RejectionAwareNSGAII.generation_of`)."""
+    from nas.study.nsga2 import RejectionAwareNSGAII
+
+    generation = RejectionAwareNSGAII.generation_of(record)
+    if generation is None:
+        return "startup"  # sampled otherwise (before a change of sampler): not modelled
+    return "startup" if generation <= 0 else "guided"
+
+
+def _random(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+SAMPLERS.add(
+    "tpe",
+    SamplerSpec(
+        "tpe",
+        "multivariate TPE; learns the limits from rejections",
+        _tpe,
+        f"its first {TPE_STARTUP} finished trials (rejections included) are drawn at random",
+        _by_count(TPE_STARTUP),
+    ),
+)
+SAMPLERS.add(
+    "nsga2",
+    SamplerSpec(
+        "nsga2",
+        "NSGA-II, population a quarter of --trials, 4..50; rejected candidates count as "
+        "infeasible members of their generation",
+        _nsga2,
+        "its first generation is drawn at random",
+        _nsga2_classify,
+    ),
+)
+SAMPLERS.add(
+    "random",
+    SamplerSpec(
+        "random",
+        "every candidate drawn at random",
+        _random,
+        "every trial is drawn at random",
+        lambda record, finished_before: "startup",
+    ),
+)
+
+
+def classify(record: TrialRecord, sampler: str, finished_before: int) -> str:
+    """How a trial's candidate was chosen: ``retry`` (a dead worker's trial, repeated),
+    ``enqueued`` (a preset), else what ``sampler``'s entry says (``startup`` or ``guided``),
+    given ``finished_before`` trials (COMPLETE or PRUNED) had finished when it was sampled."""
+    if record.retry_of is not None:
+        return "retry"
+    if record.enqueued:
+        return "enqueued"
+    return SAMPLERS[sampler].classify(record, finished_before)
+
+
+def make_sampler(name: str, seed: int, trials: int = 20) -> optuna.samplers.BaseSampler:
+    """The sampler ``name`` seeded with ``seed``, sized for ``trials`` trained trials."""
+    return SAMPLERS[name].build(seed, trials)
+
+
+def sampler_help() -> str:
+    """``--sampler``'s help, from the registry."""
+    return "Optuna sampler: " + "; ".join(f"{n} ({s.help})" for n, s in SAMPLERS.items())

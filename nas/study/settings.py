@@ -1,0 +1,191 @@
+"""The settings every study shares, declared once (see :mod:`nas.settings`).
+
+A search (:class:`nas.search.settings.SearchSettings`) and a fidelity study
+(:class:`nas.fidelity.settings.FidelitySettings`) both derive from :class:`StudySettings`:
+where the study lives (``--storage``, ``--study``), the space and its limits (one flag per
+limit of :data:`nas.objectives.METRICS`), the data, the device, the seed, the learning rate
+and the local worker count. The commands that only read a study (``train-winners``,
+``export``, ``report``, ``dashboard``) take ``--storage`` and ``--study`` from the same
+declarations (:func:`add_study_flags`). A subclass that needs other words for a shared
+setting re-declares only those (:func:`redeclare`).
+
+Light: no torch, Optuna or SQLAlchemy (``--help`` is built from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nas.data.catalog import DATASETS
+from nas.objectives import METRICS, limited
+from nas.settings import (
+    PINNED,
+    Entry,
+    Setting,
+    add_flags,
+    build,
+    mapping_field,
+    parse_float,
+    parse_int,
+    resolved_path,
+    setting,
+)
+from nas.units import human
+
+
+def limit_entries() -> list[Entry]:
+    """One pinned setting per limit of :data:`nas.objectives.METRICS` (``param_limit``,
+    ``flops_limit``, ...), in the registry's order."""
+    entries = []
+    for m in limited():
+        assert m.limit is not None
+        entries.append(
+            Entry(
+                m.name,
+                m.limit.setting,
+                Setting(
+                    help=m.limit.help,
+                    kind=PINNED,
+                    metavar="LIMIT",
+                    parse=m.limit.parse,
+                    parse_file=True,
+                    fmt=human,
+                    group="search",
+                    legacy=m.limit.legacy,
+                    show_default=m.limit.default is not None,
+                ),
+                m.limit.default,
+            )
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What every study records or needs, whatever drives it (see the module doc)."""
+
+    space: str = setting(
+        "search_spaces/attention_resnet.toml",
+        "search-space TOML",
+        kind=PINNED,
+        metavar="FILE",
+        group="search",
+        fingerprint=("space_sha1", "nas.space.space:space_sha1"),
+    )
+    limits: dict[str, float] = mapping_field(  # noqa: RUF009 (a field specifier)
+        limit_entries,
+        "hard limits by metric (nas.objectives.METRICS): over one, a candidate "
+        "is rejected before training",
+    )
+    seed: int = setting(
+        0,
+        "seed of the data order, the initial weights and the sampler",
+        kind=PINNED,
+        metavar="S",
+        parse=parse_int,
+        group="search",
+    )
+    proxy_lr: float = setting(
+        0.8,
+        "peak learning rate for a batch of 256 images, scaled linearly with the batch size "
+        "(Goyal et al. 2017): at batch B the rate is LR * B / 256, e.g. 0.2 at batch 64",
+        kind=PINNED,
+        metavar="LR",
+        parse=parse_float,
+        group="proxy",
+    )
+    dataset: str = setting(
+        "cifar10",
+        "data set; 'fake' is random images for smoke tests only",
+        kind=PINNED,
+        choices=DATASETS.names,
+        group="data",
+    )
+    data_dir: str | None = setting(
+        None,
+        "where torchvision data sets download to, or the image folder (DIR/train/<class>/*, "
+        "DIR/test/<class>/*); default: a user cache folder",
+        kind=PINNED,
+        metavar="DIR",
+        group="data",
+        to_record=resolved_path,
+        show_default=False,
+    )
+    device: str = setting(
+        "auto",
+        "where to train: auto (CUDA if available), cpu, cuda, cuda:N",
+        metavar="{auto,cpu,cuda}",
+        group="data",
+    )
+    storage: str | None = setting(
+        None,
+        "SQLAlchemy URL of the study database (default: sqlite:///studies/STUDY.db; "
+        "postgresql+psycopg://... for many workers)",
+        metavar="URL",
+        group="study",
+        show_default=False,
+    )
+    study: str | None = setting(
+        None,
+        "study name",
+        metavar="NAME",
+        group="study",
+        show_default=False,
+    )
+    workers: int = setting(
+        1,
+        "local worker processes sharing the study",
+        metavar="K",
+        parse=parse_int,
+        group="workers",
+    )
+
+    @classmethod
+    def of(cls, **values: Any) -> Any:
+        """Settings from values by setting name, limits among them (``param_limit=150_000``,
+        as a study file's table gives them): the limits given replace the defaults' only
+        where given."""
+        return build(cls, values)
+
+    def limit(self, metric: str) -> float | None:
+        """The limit on ``metric`` (None: none)."""
+        return self.limits.get(metric)
+
+    def check_limits(self) -> list[str]:
+        """A message per limit that is not a positive number of a limited metric."""
+        problems = []
+        for name, value in self.limits.items():
+            if name not in METRICS or METRICS[name].limit is None:
+                problems.append(f"unknown limit on {name!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                problems.append(f"the limit on {name} must be a positive number, got {value!r}")
+        return problems
+
+
+def redeclare(
+    cls: type[Any], name: str, *, default: Any = dataclasses.MISSING, **changes: Any
+) -> Any:
+    """The setting ``name`` of ``cls`` as a subclass declares it with other words:
+    ``changes`` replace fields of its :class:`~nas.settings.Setting` (``help``, ``group``)
+    and ``default`` its default; everything else stays as ``cls`` declared it."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    s = dataclasses.replace(field.metadata["setting"], **changes)
+    value = field.default if default is dataclasses.MISSING else default
+    return dataclasses.field(default=value, metadata={"setting": s})
+
+
+#: ``--help`` section titles of the shared settings' groups.
+GROUPS: Mapping[str, str] = {"study": "study", "data": "data"}
+
+
+def add_study_flags(p: argparse.ArgumentParser, *, only_storage: bool = False) -> None:
+    """``--storage`` and a required ``--study``, declared by :class:`StudySettings`, for a
+    command that reads one study (``only_storage``: a command that reads every study of a
+    database)."""
+    names = ("storage",) if only_storage else ("storage", "study")
+    add_flags(p, StudySettings, only=names, groups=GROUPS, required=names[1:])
+    p.set_defaults(storage=None)  # the default SQLite file of the study
