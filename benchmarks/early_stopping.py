@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
 from nas.files import read_results, write_json_atomic
-from nas.search.api import run_search
+from nas.search.api import Search
 from nas.search.events import SilentMonitor
 from nas.search.settings import SearchSettings
 from nas.study.record import TrialRecord
@@ -59,7 +59,7 @@ def front(trials: list[FrozenTrial], cost: str) -> list[FrozenTrial]:
 
 def run(settings: SearchSettings, cost: str, limit: float) -> dict[str, Any]:
     start = time.perf_counter()
-    outcome = run_search(settings, SilentMonitor(), log=lambda text: None)
+    outcome = Search(settings=settings).outcome(SilentMonitor(), lambda text: None)
     wall = time.perf_counter() - start
     if outcome.interrupted:  # never keep (or resume from) a run that did not finish
         raise SystemExit("interrupted: finished runs are kept in --out, the same command resumes")

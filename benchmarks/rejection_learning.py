@@ -29,7 +29,7 @@ from typing import Any
 
 import optuna
 
-from nas.search.api import run_search
+from nas.search.api import Search
 from nas.search.evaluate import Evaluator, TrialRun
 from nas.search.events import SilentMonitor
 from nas.search.loop import Hooks
@@ -50,6 +50,11 @@ class SyntheticScore:
         from nas.budget import measure_metric
 
         return measure_metric(candidate, metric)
+
+    def knows(self, metric: str) -> bool:
+        from nas.objectives import METRICS
+
+        return METRICS[metric].before_training
 
     def evaluate(self, candidate: Any, label: str, run: TrialRun) -> float:
         accuracy = min(0.95, 0.3 + 0.04 * math.log(run.values["params"]))
@@ -126,12 +131,8 @@ def measure(
         max_failures=100_000,  # the hidden ablation ends every rejection FAIL
     )
     start = time.perf_counter()
-    outcome = run_search(
-        settings,
-        SilentMonitor(),
-        log=lambda text: None,
-        hooks=Hooks(make_evaluator=_synthetic, candidates=ABLATIONS[ablation]),
-    )
+    hooks = Hooks(make_evaluator=_synthetic, candidates=ABLATIONS[ablation])
+    outcome = Search(settings=settings).outcome(SilentMonitor(), lambda text: None, hooks)
     s = outcome.stats
     return {
         "sampler": sampler,

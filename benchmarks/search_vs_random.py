@@ -45,7 +45,7 @@ from nas.errors import NasError
 from nas.files import read_results, write_json_atomic
 from nas.presets import PRESETS, preset
 from nas.proxy.context import ProxySpec, init_seed, make_trainer, proxy_context
-from nas.search.api import run_search
+from nas.search.api import Search
 from nas.search.events import SilentMonitor
 from nas.search.loop import Hooks
 from nas.search.settings import SearchSettings
@@ -77,9 +77,8 @@ def run_arm(settings: SearchSettings, budget: int) -> tuple[list[dict[str, Any]]
     """One search (the real loop, stopped on the epoch budget); returns a row per finished
     trial, in the order they finished, and the sampler's population (NSGA-II; None for the
     others)."""
-    outcome = run_search(
-        settings, SilentMonitor(), log=lambda text: None, hooks=Hooks(until=epoch_budget(budget))
-    )
+    hooks = Hooks(until=epoch_budget(budget))
+    outcome = Search(settings=settings).outcome(SilentMonitor(), lambda text: None, hooks)
     study = outcome.study
     trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
     rows = [_row(t) for t in sorted(trials, key=lambda t: t.datetime_complete or 0)]

@@ -169,7 +169,7 @@ def save_generated_note(study: optuna.Study, trial: FrozenTrial | None, body: st
 
     trial_id = _optuna.trial_id(trial) if trial is not None else None
     record = StudyRecord(study)
-    current = _dashboard.note_body(_optuna.study_system_attrs(study), trial_id)
+    current = record.note(trial_id)
     if current and _sha1(current) != record.note_hash(trial_id):
         return False  # edited by a person: theirs now
     if current != body:

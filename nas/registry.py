@@ -65,6 +65,10 @@ class Registry(Generic[T]):
             raise KeyError(f"{self.kind} {name!r} is already registered")
         self._items[name] = obj
 
+    def remove(self, name: str) -> T:
+        """Unregister ``name`` and return its entry (a plugin unloaded, a test's own entry)."""
+        return self._load().pop(name)
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._load()[name]

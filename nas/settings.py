@@ -35,7 +35,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nas.errors import NasError
 
@@ -63,7 +63,9 @@ class Setting:
     """How one field of a settings dataclass appears to users.
 
     Attributes:
-        help: the flag's help (its default is appended unless ``show_default`` is False).
+        help: the flag's help (its default is appended unless ``show_default`` is False), or
+            a function returning it (called when the parser is built, so a registry that
+            grows is described).
         kind: :data:`PINNED`, :data:`KEPT` or :data:`PER_RUN`.
         flag: the flag (``""``: ``--`` and the field name with dashes; None: study file only).
         metavar: the flag's metavar.
@@ -91,7 +93,7 @@ class Setting:
             that grows is seen); the field itself then has no flag of its own.
     """
 
-    help: str
+    help: str | Callable[[], str]
     kind: str = PER_RUN
     flag: str | None = ""
     metavar: str | None = None
@@ -154,7 +156,7 @@ def images_text(value: Any) -> str:
     return "all" if value is None else str(value)
 
 
-def setting(default: Any, help: str, **kwargs: Any) -> Any:
+def setting(default: Any, help: str | Callable[[], str], **kwargs: Any) -> Any:
     """A dataclass field declared as a user-facing setting (see :class:`Setting`)."""
     return field(default=default, metadata={"setting": Setting(help=help, **kwargs)})
 
@@ -337,7 +339,7 @@ def add_flags(
 def _flag_kwargs(d: Declared) -> dict[str, Any]:
     """``add_argument``'s keywords for a declared setting."""
     s = d.setting
-    help_text = s.help
+    help_text = s.help() if callable(s.help) else s.help
     if s.show_default and "default" not in help_text:
         help_text += f" (default {show(s, d.default)})"
     if s.kind == PINNED:
@@ -676,3 +678,49 @@ def describe(resolved: Resolved) -> list[tuple[str, str, str, str]]:
             origin += f" (recorded {show(s, resolved.replaced[d.name][0])})"
         rows.append((d.label, value, origin, s.kind))
     return rows
+
+
+# ---------------------------------------------------------------------------- a run's sources
+class RecordHolder(Protocol):
+    """Where a study's record is read from (a :class:`nas.study.address.StudyAddress`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def peek_attr(self, key: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SettingsSource:
+    """What a run was given: the flags typed and the study file's values, with the settings
+    class and the study attribute that holds its record. A study records its pinned and kept
+    settings when created and gives them back when resumed (:meth:`resolve`: flag > study
+    file > record > default).
+
+    Attributes:
+        cls: the settings dataclass.
+        key: the study user attribute that holds the record.
+        flags: declared settings given on the command line.
+        file: declared settings given by the study file.
+    """
+
+    cls: type[Any]
+    key: str
+    flags: Mapping[str, Any] = field(default_factory=dict)
+    file: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self, record: Mapping[str, Any] | None, study: str) -> Resolved:
+        """The effective settings against ``record`` (None: a new study)."""
+        return resolve(
+            self.cls, flags=self.flags, file=self.file, record=record, study=f"study {study!r}"
+        )
+
+    def peek(self, address: RecordHolder) -> Resolved:
+        """The effective settings against the study's record as it is now, creating nothing
+        (``--show-settings``, and the settings a run prepares its data with)."""
+        record = address.peek_attr(self.key)
+        return self.resolve(record if isinstance(record, dict) else None, address.name)
+
+    def given(self, name: str, default: Any = None) -> Any:
+        """A setting as the command line or the study file gave it (``default`` if neither)."""
+        return self.flags.get(name, self.file.get(name, default))

@@ -152,7 +152,7 @@ def tiny_search(
     stopping, batches of 16, CPU; ``changes`` set or override the rest (trials, proxy epochs,
     early stopping, ...); ``log`` receives the lines a worker prints, ``hooks`` replace the
     proxy evaluator or the candidates (see :class:`nas.search.loop.Hooks`)."""
-    from nas.search.api import run_search
+    from nas.search.api import Search
     from nas.search.events import SilentMonitor
     from nas.search.loop import Hooks
     from nas.search.settings import SearchSettings
@@ -172,12 +172,7 @@ def tiny_search(
         "quiet": True,
     }
     settings = SearchSettings.of(**{**values, **changes})
-    run_search(
-        settings,
-        SilentMonitor(),
-        log=log or (lambda text: None),
-        hooks=hooks or Hooks(),
-    )
+    Search(settings=settings).outcome(SilentMonitor(), log or (lambda text: None), hooks or Hooks())
     address = StudyAddress.of(settings.storage, settings.study_name)
     return optuna.load_study(study_name=study, storage=address.url)
 

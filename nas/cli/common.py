@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 
     import optuna
 
-    from nas.settings import Resolved
+    from nas.settings import Resolved, SettingsSource
     from nas.study.address import StudyAddress
-    from nas.study.protocol import SettingsSource
 
 
 def check_writable(path: Path) -> None:

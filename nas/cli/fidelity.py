@@ -20,7 +20,7 @@ from nas.settings import add_flags, flags_given
 from nas.units import plural
 
 if TYPE_CHECKING:
-    from nas.study.protocol import SettingsSource
+    from nas.settings import SettingsSource
     from nas.training.placement import Placement
 
 
@@ -59,34 +59,33 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _print(result: dict[str, Any]) -> None:
-    """The tables of ``nas fidelity``: each rung (its early epochs indented under it) and
-    each zero-cost score against the reference, then the recommendation or why there is none.
-    """
-    ref = result["reference"]
-    columns = [
-        "Kendall tau [90%]",
-        "same-size tau [90%] (pairs)",
-        "Spearman",
-        "mean val acc",
-        "work share",
-        "time",
-        "n (trained/failed)",
+#: The columns of the fidelity tables after the first (the rung or the score).
+COLUMNS = [
+    "Kendall tau [90%]",
+    "same-size tau [90%] (pairs)",
+    "Spearman",
+    "mean val acc",
+    "work share",
+    "time",
+    "n (trained/failed)",
+]
+RIGHT = tuple(range(1, len(COLUMNS) + 1))
+
+
+def _rung_rows(r: dict[str, Any]) -> list[list[Any]]:
+    """A rung's row, then one per earlier epoch, indented."""
+    rows = [
+        [
+            r["rung"] if r["complete"] else f"{r['rung']} (incomplete)",
+            *_agreement_cells(r),
+            _fmt(r["mean_accuracy"], ".3f"),
+            _share(r["cost_share"]),
+            f"{r['seconds']:.0f}s",
+            f"{r['n']} ({r['trained']}/{r['failed']})",
+        ]
     ]
-    right = tuple(range(1, len(columns) + 1))
-    rows = []
-    for r in result["rungs"]:
+    for p in r["partial"]:
         rows.append(
-            [
-                r["rung"] if r["complete"] else f"{r['rung']} (incomplete)",
-                *_agreement_cells(r),
-                _fmt(r["mean_accuracy"], ".3f"),
-                _share(r["cost_share"]),
-                f"{r['seconds']:.0f}s",
-                f"{r['n']} ({r['trained']}/{r['failed']})",
-            ]
-        )
-        rows += [
             [
                 f"  after epoch {p['at_epoch']}",
                 *_agreement_cells(p),
@@ -95,44 +94,40 @@ def _print(result: dict[str, Any]) -> None:
                 "",
                 str(p["n"]),
             ]
-            for p in r["partial"]
-        ]
-    rows.append(
-        [
-            f"reference {ref['rung']}" + ("" if ref["complete"] else " (incomplete)"),
-            "",
-            "",
-            "",
-            _fmt(ref["mean_accuracy"], ".3f"),
-            "100%",
-            f"{ref['seconds']:.0f}s",
-            f"{ref['trained'] + ref['failed']} ({ref['trained']}/{ref['failed']})",
-        ]
-    )
-    console.print(
-        table(
-            f"Proxy fidelity of {result['panel']} candidates against {ref['rung']} (same size: "
-            f"within {result['same_size_factor']:g}x in parameters; work: training images seen)",
-            ["rung", *columns],
-            rows,
-            right=right,
         )
-    )
-    zc_rows = [
-        [name, *_agreement_cells(a), "-", "-", "-", str(a["n"])]
-        for name, a in sorted(
-            result["zero_cost"].items(), key=lambda kv: -(kv[1]["kendall_tau"] or -2)
-        )
+    return rows
+
+
+def _reference_row(ref: dict[str, Any]) -> list[Any]:
+    trained, failed = ref["trained"], ref["failed"]
+    return [
+        f"reference {ref['rung']}" + ("" if ref["complete"] else " (incomplete)"),
+        "",
+        "",
+        "",
+        _fmt(ref["mean_accuracy"], ".3f"),
+        "100%",
+        f"{ref['seconds']:.0f}s",
+        f"{trained + failed} ({trained}/{failed})",
     ]
+
+
+def _print(result: dict[str, Any]) -> None:
+    """The tables of ``nas fidelity``: each rung (its early epochs indented under it) and
+    each zero-cost score against the reference, then the recommendation or why there is none.
+    """
+    ref = result["reference"]
+    rows = [row for r in result["rungs"] for row in _rung_rows(r)] + [_reference_row(ref)]
+    title = (
+        f"Proxy fidelity of {result['panel']} candidates against {ref['rung']} (same size: "
+        f"within {result['same_size_factor']:g}x in parameters; work: training images seen)"
+    )
+    console.print(table(title, ["rung", *COLUMNS], rows, right=RIGHT))
+    scores = sorted(result["zero_cost"].items(), key=lambda kv: -(kv[1]["kendall_tau"] or -2))
+    zc_rows = [[name, *_agreement_cells(a), "-", "-", "-", str(a["n"])] for name, a in scores]
     if zc_rows:
-        console.print(
-            table(
-                "Zero-cost scores of the untrained candidates against the reference",
-                ["score", *columns],
-                zc_rows,
-                right=right,
-            )
-        )
+        title = "Zero-cost scores of the untrained candidates against the reference"
+        console.print(table(title, ["score", *COLUMNS], zc_rows, right=RIGHT))
     if result["recommended"]:
         console.print(
             f"recommended: {result['recommended']}, the cheapest complete rung whose Kendall "
@@ -183,7 +178,7 @@ def _show(source: SettingsSource) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from nas.fidelity.panel import FidelityRun
-    from nas.study.protocol import SettingsSource
+    from nas.settings import SettingsSource
 
     source = SettingsSource(FidelitySettings, RECORD_KEY, flags_given(args, FidelitySettings))
     if args.show_settings:

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 
     from nas.search.events import SearchMonitor
     from nas.search.loop import SearchOutcome
-    from nas.settings import Resolved
-    from nas.study.protocol import SettingsSource
+    from nas.settings import Resolved, SettingsSource
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -38,7 +37,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 def source_from_args(args: argparse.Namespace) -> SettingsSource:
     """What the command line gave: the flags typed and the study file's ``[search]`` table."""
     from nas.search.study import RECORD_KEY
-    from nas.study.protocol import SettingsSource
+    from nas.settings import SettingsSource
 
     file = (
         read_table(Path(args.study_file), "search", SearchSettings, others=("train_winners",))

@@ -123,7 +123,7 @@ def _train_run(args: argparse.Namespace) -> int:
             f"the Pareto front holds {plural(len(front), 'trial')}; the next fronts fill "
             f"--top-k {args.top_k}"
         )
-    run = _WinnersRun(args, study, recipe)
+    run = _WinnersRun(args, study, recipe, len(winners))
     results = [run.train(trial) for trial in winners]
     fidelity = record_fidelity(study.study_name, address.open(must_exist=True))
     _print_results(results, recipe, fidelity)
@@ -134,7 +134,9 @@ def _train_run(args: argparse.Namespace) -> int:
 class _WinnersRun:
     """What every winner of one ``train-winners`` run shares: data, device, split, output."""
 
-    def __init__(self, args: argparse.Namespace, study: optuna.Study, recipe: Recipe) -> None:
+    def __init__(
+        self, args: argparse.Namespace, study: optuna.Study, recipe: Recipe, winners: int
+    ) -> None:
         from nas.data import load_dataset, validation_split
         from nas.study.record import StudyRecord
         from nas.training import resolve_device
@@ -152,7 +154,7 @@ class _WinnersRun:
         split = validation_split(len(self.data.train_y), self.val_fraction)
         data = self.data
         console.print(
-            f"training winners of study {study.study_name!r} for "
+            f"training {plural(winners, 'winner')} of study {study.study_name!r} for "
             f"{plural(recipe.epochs, 'epoch')} on {plural(len(split.train), 'image')}; "
             f"validation on {plural(len(split.val), 'held-out training image')} after every "
             f"epoch; the {plural(len(data.test_y), 'test image')} are scored once per winner, "

@@ -40,11 +40,10 @@ from nas.proxy.context import (
     proxy_context,
 )
 from nas.proxy.zero_cost import ZERO_COST_VERSION
-from nas.settings import given_in_python
+from nas.settings import SettingsSource, given_in_python
 from nas.space import SearchSpace
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
-from nas.study.protocol import SettingsSource, write_record
 from nas.study.record import StudyRecord, TrialRecord, TrialWriter
 from nas.study.storage import worker_id
 from nas.units import human
@@ -138,7 +137,7 @@ class FidelityRun:
             self.resolved = source.resolve(
                 record if isinstance(record, dict) else None, self.address.name
             )
-            write_record(self.study, RECORD_KEY, self.resolved)
+            StudyRecord(self.study).record_settings(RECORD_KEY, self.resolved)
         self.settings: FidelitySettings = self.resolved.settings
         if self.settings != settings:  # recorded by a worker that started meanwhile
             self.space = load_space(self.settings.space)

@@ -178,7 +178,11 @@ def same_size_agreement(
     scipy's tau-b. The interval: ``resamples`` draws of the candidates with replacement
     (``seed`` fixed), pairs of distinct candidates among the draws, each draw's C and D
     counted as C + 1/2 and D + 1/2 (Jeffreys smoothing: (C - D) / sqrt((P - Tx + 1)(P - Ty +
-    1))), so a perfect sample does not collapse to [1, 1]; 5th and 95th percentiles.
+    1))), so a perfect sample does not collapse to [1, 1]; the 5th and 95th percentiles,
+    shifted by the estimate minus the resamples' median (the smoothing pulls every resample
+    towards 0, and a percentile interval that is not re-centred can miss its own estimate),
+    and kept within [-1, 1]. The median lies between the two percentiles, so the interval
+    always contains the estimate it is reported with.
     """
     same = _same_size(sizes)
     n = len(rx)
@@ -199,11 +203,17 @@ def same_size_agreement(
         informative = (bx + by) > 0
         values.append(bs[informative] / np.sqrt((bx[informative] + 1.0) * (by[informative] + 1)))
     taus = np.concatenate(values) if values else np.array([])
+    tau = s / math.sqrt(ax * ay)
+    low = high = None
+    if len(taus):
+        shift = tau - float(np.median(taus))
+        low = max(-1.0, float(np.percentile(taus, 5)) + shift)
+        high = min(1.0, float(np.percentile(taus, 95)) + shift)
     return {
-        "same_size_tau": s / math.sqrt(ax * ay),
+        "same_size_tau": tau,
         "same_size_pairs": pairs,
-        "same_size_low": float(np.percentile(taus, 5)) if len(taus) else None,
-        "same_size_high": float(np.percentile(taus, 95)) if len(taus) else None,
+        "same_size_low": low,
+        "same_size_high": high,
     }
 
 

@@ -73,9 +73,11 @@ class FigureRegistry(Registry[FigureBuilder]):
     def _load(self) -> dict[str, FigureBuilder]:
         items = super()._load()
         fronts = [PARETO.format(m.name) for m in costs()]
-        if any(name not in items for name in fronts):  # the fronts first, in registry order
+        stale = [n for n in items if n.startswith(PARETO.format("")) and n not in fronts]
+        if stale or any(name not in items for name in fronts):  # fronts first, registry order
             made = {n: items.get(n) or _pareto_builder(n.split("-", 1)[1]) for n in fronts}
-            self._items = {**made, **{n: b for n, b in items.items() if n not in made}}
+            rest = {n: b for n, b in items.items() if n not in made and n not in stale}
+            self._items = {**made, **rest}
         return self._items
 
     def names(self) -> list[str]:

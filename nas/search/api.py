@@ -31,8 +31,7 @@ from nas.search.events import SearchMonitor, SilentMonitor
 from nas.search.loop import Hooks, SearchOutcome, run_opened
 from nas.search.settings import SearchSettings
 from nas.search.study import RECORD_KEY, open_search, search_source
-from nas.settings import declared, read_table
-from nas.study.protocol import SettingsSource
+from nas.settings import SettingsSource, declared, read_table
 
 Say = Callable[[str], None]
 
@@ -73,7 +72,7 @@ def parse_given(given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_search(
-    source: SettingsSource | SearchSettings,
+    source: SettingsSource,
     monitor: SearchMonitor,
     *,
     log: Say | None = None,
@@ -95,8 +94,6 @@ def run_search(
         NasError: for bad settings, missing data, a missing device or an unreachable database.
     """
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    if isinstance(source, SearchSettings):
-        source = search_source(source)
     placed: dict[str, Any] = {}
     opened = open_search(source, say=say, check=lambda s: placed.update(place(s)))
     if opened.queued:
@@ -148,10 +145,14 @@ class Search:
         return self.outcome(monitor, log).study
 
     def outcome(
-        self, monitor: SearchMonitor | None = None, log: Say | None = None
+        self,
+        monitor: SearchMonitor | None = None,
+        log: Say | None = None,
+        hooks: Hooks = Hooks(),  # noqa: B008 (frozen: never changed)
     ) -> SearchOutcome:
-        """Run (or continue) the study; returns how it ended (counts, front, stop reason)."""
-        return run_search(self.source, monitor or SilentMonitor(), log=log or _quiet)
+        """Run (or continue) the study; returns how it ended (counts, front, stop reason).
+        ``hooks``: what tests and benchmarks change (:class:`nas.search.loop.Hooks`)."""
+        return run_search(self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks)
 
 
 def _quiet(text: str) -> None:

@@ -36,6 +36,12 @@ from nas.study.record import TrialWriter
 FAULT_ENV = "NAS_INJECT_FAULT"
 
 
+def failure_reason(exc: BaseException) -> str:
+    """``TypeName: the first line of the message`` (at most 200 characters)."""
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def injected_fault(trial_number: int) -> str | None:
     """The fault :data:`FAULT_ENV` asks for in ``trial_number``, if any."""
     for item in os.environ.get(FAULT_ENV, "").split(","):
@@ -84,6 +90,10 @@ class Evaluator(Protocol):
         """``metric`` of ``candidate``, before any training."""
         ...
 
+    def knows(self, metric: str) -> bool:
+        """Whether :meth:`measure` can measure ``metric`` for this evaluator's candidates."""
+        ...
+
     def evaluate(self, candidate: Any, label: str, run: TrialRun) -> float:
         """The candidate's validation accuracy (raises ``optuna.TrialPruned`` when stopped
         early, :class:`nas.training.TrainingFailed` when it failed, both recorded)."""
@@ -108,6 +118,11 @@ class ProxyEvaluator:
 
     def measure(self, candidate: Any, metric: str) -> float:
         return measure_metric(candidate, metric)
+
+    def knows(self, metric: str) -> bool:
+        from nas.objectives import METRICS
+
+        return METRICS[metric].before_training
 
     def evaluate(self, candidate: Any, label: str, run: TrialRun) -> float:
         """Build the proxy's trainer, score the untrained network, train, turning a stop into
@@ -165,8 +180,7 @@ class ProxyEvaluator:
         except StorageError:  # the database is gone: nothing can be recorded, stop here
             raise
         except Exception as exc:  # a bug or an unforeseen error: fail this trial, say why
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            self._failed(run, f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+            self._failed(run, failure_reason(exc))
             raise
         run.writer.finished(run.elapsed(), result.images_per_s)
         if not math.isfinite(result.accuracy):  # pragma: no cover - guarded by the trainer

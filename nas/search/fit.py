@@ -58,6 +58,8 @@ def fit_to_data(resolved: Resolved, n_train: int, study: str = "the study") -> F
         NasError: in one line, for a given count the data cannot meet.
     """
     settings: SearchSettings = resolved.settings
+    if n_train < 10:
+        raise NasError(f"{n_train} training images are too few to search on")
     changes: dict[str, int] = {}
     notes: list[str] = []
     for name, (available, holds) in available_images(settings, n_train).items():
@@ -81,5 +83,6 @@ def fit_to_data(resolved: Resolved, n_train: int, study: str = "the study") -> F
         )
     if not changes:
         return Fitted(resolved, [])
-    fitted = dataclasses.replace(resolved, settings=settings.replace(**changes))
+    reduced: SearchSettings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    fitted = dataclasses.replace(resolved, settings=reduced)
     return Fitted(fitted, notes)

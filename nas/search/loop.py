@@ -61,6 +61,38 @@ class SearchOutcome:
     #: worker's (``--workers K``).
     exit_code: int = 0
 
+    @classmethod
+    def of(
+        cls,
+        study: optuna.Study,
+        settings: SearchSettings,
+        address: StudyAddress | None,
+        since: tuple[float, int],
+        stop_reason: str,
+        interrupted: bool = False,
+        exit_code: int = 0,
+    ) -> SearchOutcome:
+        """How a run that started at ``since`` = (``time.perf_counter()``, trained trials
+        then) ended, with the study's statistics now."""
+        stats = study_stats(study)
+        started, trained_before = since
+        return cls(
+            study,
+            settings,
+            address,
+            stats,
+            time.perf_counter() - started,
+            stop_reason,
+            interrupted,
+            stats.trained - trained_before,
+            130 if interrupted else exit_code,
+        )
+
+
+def starting(study: optuna.Study) -> tuple[float, int]:
+    """Now and the study's trained trials now: where a run's outcome is counted from."""
+    return time.perf_counter(), study_stats(study, front=False).trained
+
 
 class Gate(Protocol):
     """One worker's training gate (:class:`SlotGate` over the study's slots, or
@@ -169,8 +201,8 @@ class SearchLoop:
     def run(self, monitor: SearchMonitor) -> SearchOutcome:
         """Run until the study has enough trained trials, the timeout, too many failures or
         rejections in a row, or an interrupt."""
-        started = time.perf_counter()
-        trained_before = study_stats(self.study, front=False).trained
+        since = starting(self.study)
+        started = since[0]
         state = self.state
         with monitor:
             try:
@@ -182,17 +214,8 @@ class SearchLoop:
                 fail_running(self.study, self.objective.started, reason)
             finally:
                 self.gate.release()
-        stats = study_stats(self.study)
-        return SearchOutcome(
-            self.study,
-            self.settings,
-            self.address,
-            stats,
-            time.perf_counter() - started,
-            state.stop_reason,
-            state.interrupted,
-            stats.trained - trained_before,
-            130 if state.interrupted else 0,
+        return SearchOutcome.of(
+            self.study, self.settings, self.address, since, state.stop_reason, state.interrupted
         )
 
     def _stats(self) -> StudyStats:
@@ -361,8 +384,7 @@ def search_loop(
     :class:`nas.search.objective.CandidateSpace`) under ``settings``' limits, observed by
     ``evaluator``; without a gate, a single worker counts its own trained trials."""
     gate = gate or FreeGate()
-    drawn = candidates(
-        space, Budget(settings.limits), wanted_metrics(settings.objectives), evaluator.measure
-    )
+    wanted = wanted_metrics(settings.objectives, evaluator.knows)
+    drawn = candidates(space, Budget(settings.limits), wanted, evaluator.measure)
     objective = Objective(drawn, evaluator, settings.objectives, settings.sampler, monitor, gate)
     return SearchLoop(study, settings, objective, gate, say)

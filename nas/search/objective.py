@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from nas.budget import Budget, Measure, Verdict, measure_metric
 from nas.errors import ConfigError, NasError
 from nas.objectives import ACCURACY, METRICS, limited
-from nas.search.evaluate import Evaluator, TrialRun
+from nas.search.evaluate import Evaluator, TrialRun, failure_reason
 from nas.search.events import SearchMonitor
 from nas.study.record import TrialWriter
 from nas.study.samplers import classify
@@ -133,13 +133,16 @@ class Candidates:
         raise Rejected(reason)
 
 
-def wanted_metrics(objectives: Sequence[str]) -> tuple[str, ...]:
+def wanted_metrics(
+    objectives: Sequence[str], knows: Callable[[str], bool] = lambda name: True
+) -> tuple[str, ...]:
     """What to measure of a candidate that fits: its objectives measured before training and
-    the metrics recorded for every candidate, in registry order."""
+    the metrics recorded for every candidate that the evaluator ``knows`` how to measure
+    (a table knows its sizes but not FLOPs), in registry order."""
     return tuple(
         name
         for name, m in METRICS.items()
-        if m.before_training and (name in objectives or m.always)
+        if m.before_training and (name in objectives or (m.always and knows(name)))
     )
 
 
@@ -281,10 +284,18 @@ class Objective:
         if not self.gate.admit(trial.number):
             writer.not_trained("the study already has enough trained trials")
             raise optuna.TrialPruned("budget of trained trials reached")
-        verdict = self.candidates.complete(candidate, verdict, writer)
-        run = TrialRun(trial, writer, self.monitor, started, self.objectives[1:], verdict.values)
-        label = self.candidates.space.label(candidate)
-        accuracy = self.evaluator.evaluate(candidate, label, run)
+        try:
+            verdict = self.candidates.complete(candidate, verdict, writer)
+            run = TrialRun(
+                trial, writer, self.monitor, started, self.objectives[1:], verdict.values
+            )
+            accuracy = self.evaluator.evaluate(
+                candidate, self.candidates.space.label(candidate), run
+            )
+        except Exception as exc:  # the trial fails; its reason is recorded (once)
+            if not isinstance(exc, optuna.TrialPruned) and writer.record().fail_reason is None:
+                writer.failed(failure_reason(exc))
+            raise
         values = [
             accuracy if name == ACCURACY else verdict.values[name] for name in self.objectives
         ]

@@ -112,7 +112,7 @@ class SearchSettings(StudySettings):
     )
     objectives: tuple[str, ...] = setting(
         ("accuracy", "params"),
-        objectives_help(),
+        objectives_help,
         kind=PINNED,
         metavar="OBJ",
         parse=parse_objectives,
@@ -121,7 +121,7 @@ class SearchSettings(StudySettings):
     )
     sampler: str = setting(
         "tpe",
-        sampler_help(),
+        sampler_help,
         kind=KEPT,
         choices=SAMPLERS.names,
         group="search",

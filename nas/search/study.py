@@ -24,6 +24,7 @@ same loop on other evaluators.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,12 +40,11 @@ from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.settings import Resolved, given_in_python
+from nas.settings import Resolved, SettingsSource, given_in_python
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress
 from nas.study.cleanup import fail_stale
-from nas.study.protocol import SettingsSource, write_record
 from nas.study.samplers import make_sampler
 from nas.study.storage import with_retry, worker_id
 
@@ -107,10 +107,14 @@ def new_study(
 ) -> optuna.Study:
     """A new Optuna study for ``settings``' objectives: accuracy maximised, the others
     minimised, named for optuna-dashboard by :attr:`nas.objectives.Metric.dashboard`."""
-    study = optuna.create_study(
-        study_name=name, storage=storage, directions=directions(settings.objectives)
-    )
-    study.set_metric_names([METRICS[o].dashboard for o in settings.objectives])
+    return _create(storage, name, settings.objectives)
+
+
+def _create(storage: Any, name: str | None, objectives: tuple[str, ...]) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions(objectives))
+    with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRICS[o].dashboard for o in objectives])
     return study
 
 
@@ -141,6 +145,29 @@ class SearchStudy:
         settings: SearchSettings = self.resolved.settings
         return settings
 
+    def greet(self, say: Say, notes: list[str], *, created: bool) -> None:
+        """Say what this start changed: kept settings given anew, image counts reduced to
+        the data (once the study holds them: a refusal says less), a missing test split."""
+        for name, (before, given) in self.resolved.replaced.items():
+            say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
+        for note in notes:
+            say(note)
+        if created and not self.data.has_test:
+            say(NO_TEST_WARNING.format(source=self.data.source))
+
+    def start(self, enqueue: bool) -> None:
+        """Fail the trials of dead workers (their retries are queued), give this worker its
+        sampler, and queue the presets that fit the limits if asked (``enqueue``)."""
+        s, study = self.settings, self.study
+        fail_stale(study)
+        existing = len(study.get_trials(deepcopy=False))
+        seed = sampler_seed(s, self.address, s.worker_index)
+        if existing:  # a resumed run must not replay the first run's random start-up
+            seed += 104_729 * existing
+        study.sampler = make_sampler(s.sampler, seed, s.trials)
+        if enqueue and s.enqueue_presets:
+            self.queued = enqueue_presets(study, self.space, Budget(s.limits), self.data)
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -158,7 +185,7 @@ class _Prepared:
         return settings
 
 
-def _prepare(
+def prepare(
     source: SettingsSource, address: StudyAddress, record: Any, before: _Prepared | None = None
 ) -> _Prepared:
     """Resolve ``source`` against ``record`` (None: a new study) and fit it to the data; the
@@ -168,8 +195,10 @@ def _prepare(
     s: SearchSettings = resolved.settings
     if before is not None and _data_of(before.settings) == _data_of(s):
         space, data = before.space, before.data
-    else:
-        space, data = prepare(s)
+    else:  # loaded and checked before the study database is touched
+        space = load_space(s.space)
+        data = load_dataset(s.dataset, s.data_dir)
+        Budget(s.limits).check_reachable(space, data)
     fitted = fit_to_data(resolved, len(data.train_y), f"study {address.name!r}")
     return _Prepared(record, fitted.resolved, space, data, fitted.notes)
 
@@ -177,16 +206,6 @@ def _prepare(
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:
     """What ``prepare`` loads: a change in any of these needs it again."""
     return (s.space, s.dataset, s.data_dir, tuple(sorted(s.limits.items())))
-
-
-def prepare(settings: SearchSettings) -> tuple[SearchSpace, ImageData]:
-    """Load and check the space and the data before touching the study database."""
-    space = load_space(settings.space)
-    data = load_dataset(settings.dataset, settings.data_dir)
-    if len(data.train_y) < 10:
-        raise NasError(f"{len(data.train_y)} training images are too few to search on")
-    Budget(settings.limits).check_reachable(space, data)
-    return space, data
 
 
 def sampler_seed(settings: SearchSettings, address: StudyAddress, worker: int) -> int:
@@ -203,14 +222,12 @@ def open_search(
     source: SettingsSource,
     *,
     say: Say,
-    worker: int = 0,
     enqueue: bool = True,
     check: Callable[[SearchSettings], None] | None = None,
 ) -> SearchStudy:
     """Open (creating if needed) the study ``source`` describes; see the module doc.
 
     Args:
-        worker: this worker's index (its sampler seed).
         enqueue: queue the presets if the settings ask for it (a ``--workers`` child does
             not: its parent did).
         check: called with the effective settings before the database is touched (e.g. the
@@ -220,73 +237,68 @@ def open_search(
         NasError: for bad or conflicting settings, missing data, an unreachable database.
     """
     address = source_address(source)
-    prepared = _prepare(source, address, address.peek_attr(RECORD_KEY))
+    prepared = prepare(source, address, address.peek_attr(RECORD_KEY))
     if check is not None:
         check(prepared.settings)
     s = prepared.settings
     with address.locked_storage(
         grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
     ) as storage:
-        study, prepared, created = _create_or_load(source, address, storage, prepared)
+        study, created, record = load_or_create(storage, address.name, s.objectives)
+        if not created and record != prepared.record:  # a worker recorded it meanwhile
+            prepared = prepare(source, address, record, prepared)
+        check_study(study, prepared.settings, record)
+        rec.StudyRecord(study).record_settings(
+            RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL}
+        )
         slots = TrainingSlots(
             storage.engine, address.name, prepared.settings.trials, s.grace_period
         )
-    settings = prepared.settings
-    for name, (before, given) in prepared.resolved.replaced.items():
-        say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
-    for note in prepared.notes:  # once the study holds the reduced values (a refusal says less)
-        say(note)
-    if created and not prepared.data.has_test:
-        say(NO_TEST_WARNING.format(source=prepared.data.source))
-    fail_stale(study)
-    existing = len(study.get_trials(deepcopy=False))
-    seed = sampler_seed(settings, address, worker)
-    if existing:  # a resumed run must not replay the first run's random start-up
-        seed += 104_729 * existing
-    study.sampler = make_sampler(settings.sampler, seed, settings.trials)
     opened = SearchStudy(
         study, address, prepared.resolved, prepared.space, prepared.data, with_retry(slots, storage)
     )
-    if enqueue and settings.enqueue_presets:
-        opened.queued = enqueue_presets(study, prepared.space, Budget(settings.limits), opened.data)
+    opened.greet(say, prepared.notes, created=created)
+    opened.start(enqueue)
     return opened
 
 
-def _create_or_load(
-    source: SettingsSource, address: StudyAddress, storage: Any, prepared: _Prepared
-) -> tuple[optuna.Study, _Prepared, bool]:
-    """Under the set-up lock: load the study (resolving again only when its record is not
-    the one ``prepared`` was resolved against: a worker that started meanwhile wrote it), or
-    create it; the flag says whether it was created."""
+def load_or_create(
+    storage: Any, name: str, objectives: tuple[str, ...]
+) -> tuple[optuna.Study, bool, dict[str, Any] | None]:
+    """The study ``name`` (created now for ``objectives`` if it does not exist), whether it
+    was created, and its recorded settings (None: none)."""
     try:
-        study = optuna.load_study(study_name=address.name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        study = new_study(prepared.settings, storage=storage, name=address.name)
-        write_record(study, RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL})
-        return study, prepared, True
+        study = optuna.create_study(
+            study_name=name, storage=storage, directions=directions(objectives)
+        )
+        study.set_metric_names([METRICS[o].dashboard for o in objectives])
+        return study, True, None
     record = rec.StudyRecord(study).get(RECORD_KEY)
+    return study, False, record if isinstance(record, dict) else None
+
+
+def check_study(study: optuna.Study, s: SearchSettings, record: dict[str, Any] | None) -> None:
+    """Refuse to continue a study scored by another proxy protocol or optimising other
+    objectives than ``s``.
+
+    Raises:
+        NasError: in one line, saying which.
+    """
     # a record without a protocol is from before it was versioned: protocol 1
-    if isinstance(record, dict) and record.get("proxy_protocol", 1) != PROXY_PROTOCOL:
+    if record is not None and record.get("proxy_protocol", 1) != PROXY_PROTOCOL:
         raise NasError(
-            f"study {address.name!r} was scored by an earlier version of nas (another "
+            f"study {study.study_name!r} was scored by an earlier version of nas (another "
             "normalisation and data order), so new trials would not be comparable with its "
             "old ones; start a new --study"
         )
-    if record != prepared.record:
-        prepared = _prepare(source, address, record, prepared)
-    _check_objectives(study, prepared.settings, address)
-    write_record(study, RECORD_KEY, prepared.resolved)
-    return study, prepared, False
-
-
-def _check_objectives(study: optuna.Study, s: SearchSettings, address: StudyAddress) -> None:
-    """Refuse a study whose directions or metric names are not those of ``s``' objectives."""
     want = [METRICS[o].dashboard for o in s.objectives]
     have = study.metric_names or []
     want_directions = directions(s.objectives)
     if [d.name.lower() for d in study.directions] != want_directions or (have and have != want):
         raise StorageError(
-            f"study {address.name!r} exists with objectives {','.join(have) or '?'}, not "
+            f"study {study.study_name!r} exists with objectives {','.join(have) or '?'}, not "
             f"{','.join(want)}; choose another --study"
         )
 

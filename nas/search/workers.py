@@ -19,16 +19,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from nas.search.loop import SearchOutcome
+from nas.search.loop import SearchOutcome, starting
 from nas.search.study import SearchStudy
 from nas.settings import write_table
 from nas.study.cleanup import INTERRUPTED
-from nas.study.stats import study_stats
 from nas.training.placement import Placement, started_message, worker_env
 
 SQLITE_WARNING = (
@@ -56,11 +54,10 @@ def run_workers(
     resolved against its record, data decoded and cached, presets queued); the workers get
     the effective settings in a study file, so every one runs with the recorded values."""
     k = len(placements)
-    started = time.perf_counter()
+    since = starting(opened.study)
     if not opened.address.shared:
         say(SQLITE_WARNING.format(k=k))
     study, settings = opened.study, opened.settings
-    trained_before = study_stats(study, front=False).trained
     threads = max(1, (os.cpu_count() or 1) // k)
     interrupted: str | None = None  # the signal that stopped the workers
     with tempfile.TemporaryDirectory(prefix="nas-workers-") as tmp:
@@ -77,22 +74,13 @@ def run_workers(
                 if p.poll() is None:
                     p.send_signal(getattr(signal, interrupted))
             codes = [p.wait() for p in procs]
-    stats = study_stats(study)
     reason = (
         INTERRUPTED[interrupted] if interrupted else f"{k} workers finished with exit codes {codes}"
     )
-    outcome = SearchOutcome(
-        study,
-        settings,
-        opened.address,
-        stats,
-        time.perf_counter() - started,
-        reason,
-        interrupted is not None,
-        stats.trained - trained_before,
-        130 if interrupted else next((c for c in codes if c != 0), 0),
+    code = next((c for c in codes if c != 0), 0)
+    return SearchOutcome.of(
+        study, settings, opened.address, since, reason, interrupted is not None, code
     )
-    return outcome
 
 
 def _is_sigterm(exc: BaseException) -> bool:

@@ -20,8 +20,6 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.study.record import FAIL_REASON
-
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.samplers import NSGAIISampler
@@ -86,11 +84,12 @@ def set_trial_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, val
     storage_of(study).set_trial_system_attr(trial_id(trial), key, value)
 
 
-def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
-    """Write ``fail_reason`` onto a RUNNING trial and set it FAIL (a trial this process
-    started but can no longer finish through Optuna's API)."""
+def fail_trial(study: optuna.Study, trial: FrozenTrial, attrs: dict[str, Any]) -> None:
+    """Write ``attrs`` onto a RUNNING trial and set it FAIL (a trial this process started but
+    can no longer finish through Optuna's API)."""
     storage = storage_of(study)
-    storage.set_trial_user_attr(trial_id(trial), FAIL_REASON, reason)
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id(trial), key, value)
     storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
 
 

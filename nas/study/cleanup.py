@@ -17,7 +17,7 @@ from collections.abc import Collection
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.study import _optuna
+from nas.study import _optuna, record
 
 #: Why a trial ended, by the signal that ended its worker.
 INTERRUPTED = {
@@ -39,7 +39,7 @@ def fail_running(study: optuna.Study, started: Collection[int], reason: str) -> 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.number in started:
             with contextlib.suppress(Exception):  # finished meanwhile
-                _optuna.fail_trial(study, t, reason)
+                record.fail_running(study, t, reason)
 
 
 def failed_meanwhile(study: optuna.Study, started: Collection[int]) -> FrozenTrial | None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the keys are read by light modules (--help imports no Optun
     import optuna
     from optuna.trial import FrozenTrial, TrialState
 
+    from nas.settings import Resolved
+
 # ------------------------------------------------------------------ keys of a search trial
 ARCH = "arch"  #: the config dict nas.build_model takes (or a table benchmark's cell)
 REJECTED = "rejected"  #: why it was rejected before training (over a limit, not buildable)
@@ -484,6 +486,14 @@ def full_results(
     }
 
 
+def fail_running(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Record ``reason`` on a RUNNING trial this process can no longer finish through
+    Optuna's API, and fail it."""
+    from nas.study import _optuna
+
+    _optuna.fail_trial(study, trial, {FAIL_REASON: reason})
+
+
 def retry_results(reason: str, retry: int | None) -> dict[str, Any]:
     """What a dead worker's trial records when it is failed and retried."""
     return {FAIL_REASON: reason, RETRIED_AS: retry}
@@ -500,6 +510,25 @@ class StudyRecord:
 
     def set(self, key: str, value: Any) -> None:
         self.study.set_user_attr(key, value)
+
+    def record_settings(
+        self, key: str, resolved: Resolved, *, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record ``resolved``'s settings under ``key``: everything on a new study; on an
+        existing one, the settings its record lacks (older versions recorded fewer) and the
+        kept settings this run gave anew; ``extra`` (e.g. a protocol version) is recorded
+        with a new study. Call under the set-up lock, so that workers started together
+        record once and every later worker reads the same values."""
+        from nas.settings import recorded
+
+        before = self.get(key)
+        now = recorded(resolved.settings)
+        if not isinstance(before, dict):
+            self.set(key, {**now, **(extra or {})})
+            return
+        update = {k: v for k, v in now.items() if k not in before or k in resolved.replaced}
+        if update:
+            self.set(key, {**before, **update})
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -585,6 +614,12 @@ class StudyRecord:
         from nas.study import _optuna
 
         _optuna.set_study_system_attr(self.study, f"{SELECTION_KEY}{generation}", dict(selection))
+
+    def note(self, target: int | None) -> str:
+        """The note optuna-dashboard shows on trial id ``target`` (None: the study's)."""
+        from nas.study import _dashboard, _optuna
+
+        return _dashboard.note_body(_optuna.study_system_attrs(self.study), target)
 
     def note_hash(self, target: int | None) -> str | None:
         """The hash of the note ``nas`` last wrote on trial id ``target`` (None: the study)."""

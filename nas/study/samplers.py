@@ -43,6 +43,9 @@ class SamplerSpec:
         build: the sampler for a study, from (seed, trained trials wanted).
         startup: its start-up phase in words.
         classify: ``startup`` or ``guided`` for one of its trials (see :data:`Classify`).
+        sized: whether it is built for the budget of trained trials (NSGA-II's population,
+            the local search's start-up): then a study of 100 trials is not the first 100
+            trials of a study of 200.
     """
 
     name: str
@@ -50,6 +53,7 @@ class SamplerSpec:
     build: Callable[[int, int], optuna.samplers.BaseSampler]
     startup: str
     classify: Classify
+    sized: bool = False
 
 
 #: Optuna samplers by name (``--sampler``).
@@ -97,6 +101,19 @@ def _nsga2_classify(record: TrialRecord, finished_before: int) -> str:
     return "startup" if generation <= 0 else "guided"
 
 
+def _local(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    from nas.study.local import LocalSearchSampler, local_init
+
+    return LocalSearchSampler(seed=seed, n_init=local_init(trials), model=_tpe(seed, trials))
+
+
+def _local_classify(record: TrialRecord, finished_before: int) -> str:
+    """The phase the sampler recorded when it planned the trial."""
+    from nas.study.local import LocalSearchSampler
+
+    return LocalSearchSampler.phase_of(record) or "startup"
+
+
 def _random(seed: int, trials: int) -> optuna.samplers.BaseSampler:
     import optuna
 
@@ -122,6 +139,20 @@ SAMPLERS.add(
         _nsga2,
         "its first generation is drawn at random",
         _nsga2_classify,
+        sized=True,
+    ),
+)
+SAMPLERS.add(
+    "local",
+    SamplerSpec(
+        "local",
+        "best-first neighbourhood search: climbs from the most accurate candidates by "
+        "one-step changes and swaps of like parameters, re-checking an incumbent once; with "
+        "several objectives, from the Pareto front, half its proposals from TPE",
+        _local,
+        "its first candidates, a fifth of --trials (at least 4), are drawn at random",
+        _local_classify,
+        sized=True,
     ),
 )
 SAMPLERS.add(

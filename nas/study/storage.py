@@ -121,6 +121,43 @@ def open_storage(
         StorageError: when the URL is malformed or the database cannot be reached, with the
             real cause.
     """
+    backend, engine_kwargs = _engine_options(url, must_exist)
+    for attempt in range(SCHEMA_TRIES):
+        try:
+            with contextlib.nullcontext() if locked else exclusive(url, engine_kwargs):
+                storage = ResilientRDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=max(1, min(10, grace_period // 3)),
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
+                )
+            storage.retry_seconds = retry_seconds
+            storage.on_retry = on_retry
+            return storage
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+            if attempt + 1 < SCHEMA_TRIES and _lost_race(exc, backend):
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                continue
+            verb = "reach" if isinstance(exc, sqlalchemy.exc.OperationalError) else "open"
+            raise StorageError(
+                f"cannot {verb} the study database {safe_url(url)}: {_cause(exc)}"
+            ) from None
+        except RuntimeError as exc:  # Optuna's schema of another version
+            raise StorageError(
+                f"the study database {safe_url(url)} was written by another version of Optuna "
+                f"({_cause(exc)})"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _engine_options(url: str, must_exist: bool) -> tuple[str, dict[str, Any]]:
+    """The database kind of ``url`` and its engine options; a SQLite file's folder is made
+    (and checked writable), or its absence refused with ``must_exist``.
+
+    Raises:
+        StorageError: for a URL that cannot be parsed or a missing database.
+    """
     try:
         parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError:
@@ -137,38 +174,15 @@ def open_storage(
     engine_kwargs: dict[str, Any] = {} if backend == "sqlite" else {"pool_pre_ping": True}
     if backend == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    for attempt in range(SCHEMA_TRIES):
-        try:
-            with contextlib.nullcontext() if locked else exclusive(url, engine_kwargs):
-                storage = ResilientRDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=max(1, min(10, grace_period // 3)),
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
-                )
-            storage.retry_seconds = retry_seconds
-            storage.on_retry = on_retry
-            return storage
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-            unreachable = isinstance(exc, sqlalchemy.exc.OperationalError)
-            # a lost race: a duplicate on any database, or SQLite's lock while another creates
-            may_race = isinstance(
-                exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError
-            ) or (unreachable and backend == "sqlite")
-            if may_race and attempt + 1 < SCHEMA_TRIES and _lost_creation_race(exc):
-                time.sleep(0.05 * 2**attempt * (1 + random.random()))
-                continue
-            verb = "reach" if unreachable else "open"
-            raise StorageError(
-                f"cannot {verb} the study database {safe_url(url)}: {_cause(exc)}"
-            ) from None
-        except RuntimeError as exc:  # Optuna's schema of another version
-            raise StorageError(
-                f"the study database {safe_url(url)} was written by another version of Optuna "
-                f"({_cause(exc)})"
-            ) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    return backend, engine_kwargs
+
+
+def _lost_race(exc: BaseException, backend: str) -> bool:
+    """Whether ``exc`` is another process creating the same schema at the same time: a
+    duplicate on any database, or SQLite's lock while another creates."""
+    unreachable = isinstance(exc, sqlalchemy.exc.OperationalError)
+    may_race = isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
+    return (may_race or (unreachable and backend == "sqlite")) and _lost_creation_race(exc)
 
 
 def _cause(exc: BaseException) -> str:
@@ -315,7 +329,7 @@ class _Retrying:
     """Calls the methods of ``target`` through the retry of ``storage``."""
 
     def __init__(self, target: Any, storage: ResilientRDBStorage) -> None:
-        self._target, self._storage = target, storage
+        self._target, self._retried_by = target, storage
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
@@ -323,7 +337,7 @@ class _Retrying:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return _call_with_retry(self._storage, lambda _: attr(*args, **kwargs))
+            return _call_with_retry(self._retried_by, lambda _: attr(*args, **kwargs))
 
         return call
 

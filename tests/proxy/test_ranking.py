@@ -123,13 +123,34 @@ def test_same_size_figures_are_null_without_sizes_or_pairs() -> None:
 
 def test_same_size_bootstrap_does_not_collapse_at_one_and_is_reproducible() -> None:
     """A perfect panel of 10 with sizes 1.1x apart: every resample is perfect, but counting
-    C + 1/2 and D + 1/2 keeps each below 1, so the interval has width."""
+    C + 1/2 and D + 1/2 keeps each below 1, so the interval has width, and it reaches the
+    estimate, 1."""
     sizes = [100 * 1.1**i for i in range(10)]
     a = agreement(list(range(10)), list(range(10)), sizes=sizes)
     assert a["same_size_tau"] == pytest.approx(1.0)
     assert a["same_size_low"] is not None and a["same_size_high"] is not None
-    assert 0.5 < a["same_size_low"] < a["same_size_high"] < 1
+    assert 0.5 < a["same_size_low"] < a["same_size_high"] == 1.0
     assert agreement(list(range(10)), list(range(10)), sizes=sizes) == a
+
+
+def test_the_same_size_interval_contains_its_estimate_on_simulated_panels() -> None:
+    """250 random panels (8 to 40 candidates, sizes over two orders of magnitude, scores
+    from exact to unrelated): every interval contains the tau it is reported with."""
+    rng = np.random.default_rng(7)
+    missed, checked = [], 0
+    for panel in range(250):
+        n = int(rng.integers(8, 41))
+        truth = rng.normal(size=n)
+        scores = truth + rng.normal(0, rng.choice([0.0, 0.3, 1.0, 3.0, 30.0]), n)
+        sizes = 10 ** rng.uniform(4, 6, n)
+        a = agreement(list(scores), list(truth), sizes=list(sizes), resamples=400, seed=panel)
+        tau, low, high = a["same_size_tau"], a["same_size_low"], a["same_size_high"]
+        if tau is None or low is None or high is None:
+            continue
+        checked += 1
+        if not low <= tau <= high:
+            missed.append((panel, low, tau, high))
+    assert checked >= 200 and not missed, missed[:5]
 
 
 def test_same_size_bootstrap_resamples_candidates() -> None:

@@ -429,8 +429,7 @@ def test_a_study_from_before_proxy_recipes_resumes_only_with_the_standard_one() 
     """Studies recorded before ``proxy_recipe`` existed were trained with 'standard'."""
     from nas.search.settings import SearchSettings
     from nas.search.study import RECORD_KEY
-    from nas.settings import recorded
-    from nas.study.protocol import SettingsSource
+    from nas.settings import SettingsSource, recorded
 
     settings = SearchSettings(space=str(ROOT / "search_spaces" / "small_cifar.toml"))
     old = recorded(settings)

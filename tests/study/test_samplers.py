@@ -119,5 +119,5 @@ def test_a_retry_and_a_preset_are_classified_before_the_sampler() -> None:
     assert classify(TrialRecord(retry), "tpe", 50) == "retry"
     assert classify(TrialRecord(preset), "tpe", 50) == "enqueued"
     plain = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5)
-    with pytest.raises(NasError, match="unknown sampler 'bogus'; valid: tpe, nsga2, random"):
+    with pytest.raises(NasError, match="unknown sampler 'bogus'; valid: tpe, nsga2, local, random"):
         classify(TrialRecord(plain), "bogus", 0)
