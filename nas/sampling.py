@@ -6,9 +6,10 @@ import os
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -59,8 +60,19 @@ class SampleReport:
     candidates: list[Candidate]
     params_seconds: float
     flops_seconds: float
-    by_attention: dict[str, tuple[int, int]] = field(default_factory=dict)
-    by_placement: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def by_attention(self) -> dict[str, tuple[int, int]]:
+        """(sampled, feasible) candidates by attention type."""
+        return _tally(self.candidates, lambda arch: arch.attention.type)
+
+    @property
+    def by_placement(self) -> dict[str, tuple[int, int]]:
+        """(sampled, feasible) candidates by attention placement (``-``: no attention)."""
+        return _tally(
+            self.candidates,
+            lambda arch: "-" if arch.attention.type == "none" else arch.attention.placement,
+        )
 
     @property
     def rejection_rate(self) -> float:
@@ -98,6 +110,31 @@ class SampleReport:
         }
 
 
+def _tally(
+    candidates: Sequence[Candidate], group: Callable[[ArchConfig], str]
+) -> dict[str, tuple[int, int]]:
+    """(sampled, feasible) counts of the buildable candidates by ``group`` of their config,
+    in sorted order of the groups."""
+    sampled: Counter[str] = Counter()
+    feasible: Counter[str] = Counter()
+    for c in candidates:
+        if c.arch is None:
+            continue
+        key = group(c.arch)
+        sampled[key] += 1
+        if c.feasible:
+            feasible[key] += 1
+    return {k: (sampled[k], feasible[k]) for k in sorted(sampled)}
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
+    """Record in ``seconds[phase]`` how long the ``with`` body took."""
+    start = time.perf_counter()
+    yield
+    seconds[phase] = time.perf_counter() - start
+
+
 def distribution(values: Sequence[int]) -> dict[str, float]:
     """min, quartiles, max and mean of ``values`` (empty dict when there are none)."""
     if not values:
@@ -127,7 +164,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally) in order)
+def sample(
     space: SearchSpace,
     n: int,
     *,
@@ -165,79 +202,73 @@ def sample(  # noqa: C901 (the phases of a dry run (sample, count, FLOPs, tally)
     on_params = Budget({"params": limit} if limit is not None else {})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     candidates: list[Candidate] = []
-    start = time.perf_counter()
-    for i in range(n):
-        trial = study.ask()
-        try:
-            arch = space.suggest(
-                trial, in_channels=in_channels, input_size=input_size, num_classes=num_classes
-            )
-        except ConfigError as exc:
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "params"):
+        for i in range(n):
+            trial = study.ask()
+            try:
+                arch = space.suggest(
+                    trial, in_channels=in_channels, input_size=input_size, num_classes=num_classes
+                )
+            except ConfigError as exc:
+                candidates.append(
+                    Candidate(None, None, None, False, f"cannot build: {exc}", "cannot build")
+                )
+                continue
+            verdict = on_params.judge({"params": count(arch, flops=False).params})
             candidates.append(
-                Candidate(None, None, None, False, f"cannot build: {exc}", "cannot build")
+                Candidate(
+                    arch,
+                    verdict.params,
+                    None,
+                    verdict.fits,
+                    verdict.reason,
+                    _label(verdict.rejected_by),
+                )
             )
-            continue
-        verdict = on_params.judge({"params": count(arch, flops=False).params})
-        candidates.append(
-            Candidate(
-                arch,
-                verdict.params,
-                None,
-                verdict.fits,
-                verdict.reason,
-                _label(verdict.rejected_by),
-            )
-        )
-        if progress:
-            progress("params", i + 1, n)
-    params_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    if flops:
-        todo = [c for c in candidates if c.arch is not None and (c.feasible or all_flops)]
-        archs = [c.arch for c in todo if c.arch is not None]
-        workers = workers or os.cpu_count() or 1
-        if workers > 1 and len(archs) >= 32:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as pool:
-                results = pool.map(_flops_of, archs, chunksize=max(1, len(archs) // (8 * workers)))
-                for done, (cand, value) in enumerate(zip(todo, results, strict=True), start=1):
-                    cand.flops = value
-                    if progress:
-                        progress("flops", done, len(todo))
-        else:
-            for done, cand in enumerate(todo, start=1):
-                assert cand.arch is not None
-                cand.flops = _flops_of(cand.arch)
-                if progress:
-                    progress("flops", done, len(todo))
-    flops_seconds = time.perf_counter() - start
+            if progress:
+                progress("params", i + 1, n)
+    with _timed(seconds, "flops"):
+        if flops:
+            _count_flops(candidates, all_flops, workers, progress)
     if flops_limit is not None:
         for c in candidates:
             if c.feasible and c.params is not None:
                 verdict = budget.judge({"params": c.params, "flops": float(c.flops or 0)})
                 c.feasible, c.reason = verdict.fits, verdict.reason
                 c.rejected_by = _label(verdict.rejected_by)
-    by_attention: Counter[str] = Counter()
-    by_attention_ok: Counter[str] = Counter()
-    by_placement: Counter[str] = Counter()
-    by_placement_ok: Counter[str] = Counter()
-    for c in candidates:
-        if c.arch is None:
-            continue
-        kind = c.arch.attention.type
-        place = "-" if kind == "none" else c.arch.attention.placement
-        by_attention[kind] += 1
-        by_placement[place] += 1
-        if c.feasible:
-            by_attention_ok[kind] += 1
-            by_placement_ok[place] += 1
     return SampleReport(
         space=space.name,
         limit=limit,
         flops_limit=flops_limit,
         seed=seed,
         candidates=candidates,
-        params_seconds=params_seconds,
-        flops_seconds=flops_seconds,
-        by_attention={k: (by_attention[k], by_attention_ok[k]) for k in sorted(by_attention)},
-        by_placement={k: (by_placement[k], by_placement_ok[k]) for k in sorted(by_placement)},
+        params_seconds=seconds["params"],
+        flops_seconds=seconds["flops"],
     )
+
+
+def _count_flops(
+    candidates: list[Candidate],
+    all_flops: bool,
+    workers: int | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    """Count the FLOPs of the feasible candidates (all buildable ones with ``all_flops``),
+    over ``workers`` processes when there are many."""
+    todo = [c for c in candidates if c.arch is not None and (c.feasible or all_flops)]
+    archs = [c.arch for c in todo if c.arch is not None]
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(archs) >= 32:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as pool:
+            results = pool.map(_flops_of, archs, chunksize=max(1, len(archs) // (8 * workers)))
+            for done, (cand, value) in enumerate(zip(todo, results, strict=True), start=1):
+                cand.flops = value
+                if progress:
+                    progress("flops", done, len(todo))
+    else:
+        for done, cand in enumerate(todo, start=1):
+            assert cand.arch is not None
+            cand.flops = _flops_of(cand.arch)
+            if progress:
+                progress("flops", done, len(todo))

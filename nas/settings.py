@@ -126,24 +126,27 @@ def fingerprint_of(s: Setting, value: Any) -> Any:
     return getattr(importlib.import_module(module), name)(value)
 
 
+def parse_number(value: Any, convert: Callable[[Any], Any], expected: str) -> Any:
+    """``convert(value)`` for a flag's or study file's number (never a bool), or one
+    :class:`~nas.errors.NasError` that says what was ``expected``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return convert(value)
+    except (TypeError, ValueError):
+        raise NasError(f"expected {expected}, got {value!r}") from None
+
+
 def parse_int(value: Any) -> int:
     """A flag's or study file's integer (not a bool)."""
-    if isinstance(value, bool):
-        raise NasError(f"expected an integer, got {value!r}")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise NasError(f"expected an integer, got {value!r}") from None
+    number: int = parse_number(value, int, "an integer")
+    return number
 
 
 def parse_float(value: Any) -> float:
     """A flag's or study file's number (not a bool)."""
-    if isinstance(value, bool):
-        raise NasError(f"expected a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise NasError(f"expected a number, got {value!r}") from None
+    number: float = parse_number(value, float, "a number")
+    return number
 
 
 def resolved_path(value: Any) -> Any:
@@ -207,6 +210,18 @@ class Declared:
     def label(self) -> str:
         """How messages name it: the flag, or the study-file key."""
         return self.flag or f"{self.name} (study file)"
+
+
+def pinned(
+    default: Any,
+    help: str | Callable[[], str],
+    metavar: str | None = None,
+    parse: Callable[[Any], Any] | None = None,
+    group: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A pinned setting (a study keeps it for life; see :func:`setting`)."""
+    return setting(default, help, kind=PINNED, metavar=metavar, parse=parse, group=group, **kwargs)
 
 
 def declared(cls: type[Any]) -> list[Declared]:

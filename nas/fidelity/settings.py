@@ -15,12 +15,17 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
-from nas.settings import KEPT, PINNED, check_types, parse_float, parse_int, setting
+from nas.settings import KEPT, check_types, parse_float, parse_int, pinned, setting
 from nas.study.record import FIDELITY_SETTINGS
 from nas.study.settings import StudySettings, redeclare
 
 #: The study user attribute that records a fidelity study's settings.
 RECORD_KEY = FIDELITY_SETTINGS
+
+WORKERS_HELP = (
+    "processes on this machine sharing the jobs, spread over the GPUs as nas search --workers "
+    "does; more machines join by running the same command with the same --storage and --study"
+)
 
 GROUPS = {
     "panel": "panel and ladder",
@@ -66,21 +71,14 @@ class FidelitySettings(StudySettings):
     study: str | None = redeclare(
         StudySettings, "study", help="study name (default: fidelity-SPACE-DATASET)"
     )
-    workers: int = redeclare(
-        StudySettings,
-        "workers",
-        help="processes on this machine sharing the jobs, spread over the GPUs as nas search "
-        "--workers does; more machines join by running the same command with the same "
-        "--storage and --study",
-    )
-    panel: int = setting(
+    workers: int = redeclare(StudySettings, "workers", help=WORKERS_HELP)
+    panel: int = pinned(
         12,
         "candidates (rank correlations over n candidates spread about 1/sqrt(n) by chance: "
         "30 or more decide)",
-        kind=PINNED,
-        metavar="N",
-        parse=_int,
-        group="panel",
+        "N",
+        _int,
+        "panel",
     )
     ladder: tuple[Rung, ...] = setting(
         (Rung(1, 2000), Rung(3, 5000), Rung(5, 10000)),
@@ -107,14 +105,7 @@ class FidelitySettings(StudySettings):
         to_record=lambda rung: rung.label,
         from_record=_rung,
     )
-    val: int = setting(
-        2000,
-        "validation images, every rung",
-        kind=PINNED,
-        metavar="N",
-        parse=_int,
-        group="panel",
-    )
+    val: int = pinned(2000, "validation images, every rung", "N", _int, "panel")
     target_tau: float = setting(
         0.5,
         "a rung is recommended when it covers the whole panel and the lower bound of its "

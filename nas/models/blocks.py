@@ -57,18 +57,26 @@ def make_shortcut(kind: str, in_ch: int, out_ch: int, stride: int) -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """out = relu(attn(body(x)) + shortcut(x)); subclasses define ``body``."""
+    """out = relu(attn(body(x)) + shortcut(x)); subclasses build ``body`` in :meth:`make_body`."""
 
     body: nn.Module
 
     def __init__(
-        self, in_ch: int, out_ch: int, stride: int, shortcut: str, attn: nn.Module | None
+        self, in_ch: int, out_ch: int, stride: int, shortcut: str, attn: nn.Module | None = None
     ) -> None:
         super().__init__()
         self.out_channels = out_ch
         self.stride = stride
         self.shortcut = make_shortcut(shortcut, in_ch, out_ch, stride)
         self.attn = attn
+        body = self.make_body(in_ch, out_ch, stride)
+        if body is not None:
+            self.body = body
+
+    def make_body(self, in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
+        """The residual branch from ``in_ch`` to ``out_ch`` channels (None: the subclass sets
+        ``body`` itself)."""
+        return None
 
     def output_side(self, side: int) -> int:
         """Spatial side of the output for an input of side ``side``."""
@@ -85,11 +93,8 @@ class ResidualBlock(nn.Module):
 class BasicBlock(ResidualBlock):
     """Two 3x3 convs (He et al.)."""
 
-    def __init__(
-        self, in_ch: int, out_ch: int, stride: int, shortcut: str, attn: nn.Module | None = None
-    ) -> None:
-        super().__init__(in_ch, out_ch, stride, shortcut, attn)
-        self.body = nn.Sequential(
+    def make_body(self, in_ch: int, out_ch: int, stride: int) -> nn.Module:
+        return nn.Sequential(
             conv_bn(in_ch, out_ch, 3, stride), nn.ReLU(inplace=True), conv_bn(out_ch, out_ch, 3)
         )
 
@@ -98,12 +103,9 @@ class BasicBlock(ResidualBlock):
 class Bottleneck(ResidualBlock):
     """1x1 reduce, 3x3, 1x1 expand; the inner width is ``out_ch // 4``."""
 
-    def __init__(
-        self, in_ch: int, out_ch: int, stride: int, shortcut: str, attn: nn.Module | None = None
-    ) -> None:
-        super().__init__(in_ch, out_ch, stride, shortcut, attn)
+    def make_body(self, in_ch: int, out_ch: int, stride: int) -> nn.Module:
         inner = out_ch // BOTTLENECK_EXPANSION
-        self.body = nn.Sequential(
+        return nn.Sequential(
             conv_bn(in_ch, inner, 1),
             nn.ReLU(inplace=True),
             conv_bn(inner, inner, 3, stride),

@@ -22,6 +22,13 @@ from nas.models.joins import make_joined_attention
 Shape = tuple[int, int, int]  # (channels, height, width)
 
 
+class _SameShape:
+    """A unit whose output has the shape of its input."""
+
+    def out_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
 @dataclass(frozen=True)
 class StemSpec:
     """3x3 conv, BN, ReLU from the input channels to the stem width."""
@@ -37,7 +44,7 @@ class StemSpec:
 
 
 @dataclass(frozen=True)
-class AttentionSpec:
+class AttentionSpec(_SameShape):
     """An attention module in its join, for ``channels`` channels (placement-independent)."""
 
     attention: AttentionConfig
@@ -47,9 +54,6 @@ class AttentionSpec:
         module = make_joined_attention(self.attention, self.channels)
         assert module is not None, "no unit is planned for attention 'none'"
         return module
-
-    def out_shape(self, shape: Shape) -> Shape:
-        return shape
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class BlockSpec:
 
 
 @dataclass(frozen=True)
-class ExtraConvSpec:
+class ExtraConvSpec(_SameShape):
     """Conv k x k, BN, ReLU at the last width, before pooling (seed 001's extra conv)."""
 
     channels: int
@@ -89,9 +93,6 @@ class ExtraConvSpec:
         return nn.Sequential(
             conv_bn(self.channels, self.channels, self.kernel), nn.ReLU(inplace=True)
         )
-
-    def out_shape(self, shape: Shape) -> Shape:
-        return shape
 
 
 @dataclass(frozen=True)

@@ -542,6 +542,25 @@ def pareto_figure(
     return fig
 
 
+def _top_label(
+    fig: go.Figure, x: float, text: str, *, xanchor: str, xshift: int, **style: Any
+) -> None:
+    """A label at the top of the (first) plot area, beside ``x`` in x-axis units: ``xanchor``
+    says which of its sides is at ``x``, ``xshift`` moves it by pixels."""
+    fig.add_annotation(
+        x=x,
+        y=1,
+        xref="x",
+        yref="y domain",
+        text=text,
+        showarrow=False,
+        xanchor=xanchor,
+        yanchor="top",
+        xshift=xshift,
+        **style,
+    )
+
+
 def _limit_line(fig: go.Figure, limit: float, label: str, rows: int) -> None:
     """A dashed vertical line at ``limit`` over every row of a log-x figure, labelled once at
     the top (an annotation's x on a log axis is the log of the value, a shape's is the value).
@@ -558,15 +577,11 @@ def _limit_line(fig: go.Figure, limit: float, label: str, rows: int) -> None:
             yref=f"y{suffix} domain",
             line={"color": _LIMIT_COLOR, "dash": "dash", "width": 1.5},
         )
-    fig.add_annotation(
-        x=math.log10(limit),
-        y=1,
-        xref="x",
-        yref="y domain",
-        text=f"limit {size_label(limit)} {label}",
-        showarrow=False,
+    _top_label(
+        fig,
+        math.log10(limit),
+        f"limit {size_label(limit)} {label}",
         xanchor="right",
-        yanchor="top",
         xshift=-4,
         font={"size": 12, "color": _LIMIT_COLOR},
         bgcolor="rgba(255,255,255,0.8)",
@@ -668,15 +683,11 @@ def history_figure(study: optuna.Study) -> go.Figure:
         )
         if i == 0:
             span = f"trial {first}" if first == last else f"trials {first}-{runs[-1][1]}"
-            fig.add_annotation(
-                x=first - 0.5,
-                y=1,
-                xref="x",
-                yref="y domain",
-                text=f"random start-up ({span})",
-                showarrow=False,
+            _top_label(
+                fig,
+                first - 0.5,
+                f"random start-up ({span})",
                 xanchor="left",
-                yanchor="top",
                 xshift=3,
                 font={"size": 11, "color": "#555"},
             )

@@ -13,6 +13,7 @@ summary prints.
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +33,7 @@ from nas.search.study import SearchStudy
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale, failed_meanwhile
 from nas.study.record import TrialRecord
-from nas.study.stats import StudyStats, study_stats
+from nas.study.stats import StudyStats, stats_since, study_stats
 from nas.training import TrainingFailed
 from nas.units import plural
 
@@ -67,31 +68,27 @@ class SearchOutcome:
         study: optuna.Study,
         settings: SearchSettings,
         address: StudyAddress | None,
-        since: tuple[float, int],
+        since: datetime.datetime,
         stop_reason: str,
         interrupted: bool = False,
         exit_code: int = 0,
     ) -> SearchOutcome:
-        """How a run that started at ``since`` = (``time.perf_counter()``, trained trials
-        then) ended, with the study's statistics now."""
+        """How a run that started at ``since`` ended, with the study's statistics now; its
+        trained trials are those that started since (a worker's clock, as Optuna's trial
+        times)."""
         stats = study_stats(study)
-        started, trained_before = since
+        now = datetime.datetime.now()
         return cls(
             study,
             settings,
             address,
             stats,
-            time.perf_counter() - started,
+            (now - since).total_seconds(),
             stop_reason,
             interrupted,
-            stats.trained - trained_before,
+            stats_since(stats, since),
             130 if interrupted else exit_code,
         )
-
-
-def starting(study: optuna.Study) -> tuple[float, int]:
-    """Now and the study's trained trials now: where a run's outcome is counted from."""
-    return time.perf_counter(), study_stats(study, front=False).trained
 
 
 class Gate(Protocol):
@@ -176,33 +173,30 @@ class _State:
     stats_at: float = -math.inf
 
 
+@dataclass
 class SearchLoop:
     """One worker's loop over an opened study: each turn cleans up, decides whether to stop,
-    waits for a training slot or runs one trial."""
+    waits for a training slot or runs one trial.
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        settings: SearchSettings,
-        objective: Objective,
-        gate: Gate,
-        say: Say,
-        address: StudyAddress | None = None,
-    ) -> None:
-        self.study = study
-        self.settings = settings
-        self.address = address
-        self.until: Callable[[StudyStats], str] | None = None
-        self.objective = objective
-        self.gate = gate
-        self.say = say
-        self.state = _State()
+    Attributes:
+        address: where the study lives (None: in memory).
+        until: an extra reason to stop (see :class:`Hooks`).
+    """
+
+    study: optuna.Study
+    settings: SearchSettings
+    objective: Objective
+    gate: Gate
+    say: Say
+    address: StudyAddress | None = None
+    until: Callable[[StudyStats], str] | None = None
+    state: _State = field(default_factory=lambda: _State())
 
     def run(self, monitor: SearchMonitor) -> SearchOutcome:
         """Run until the study has enough trained trials, the timeout, too many failures or
         rejections in a row, or an interrupt."""
-        since = starting(self.study)
-        started = since[0]
+        since = datetime.datetime.now()
+        started = time.perf_counter()
         state = self.state
         with monitor:
             try:
@@ -386,5 +380,7 @@ def search_loop(
     gate = gate or FreeGate()
     wanted = wanted_metrics(settings.objectives, evaluator.knows)
     drawn = candidates(space, Budget(settings.limits), wanted, evaluator.measure)
-    objective = Objective(drawn, evaluator, settings.objectives, settings.sampler, monitor, gate)
+    objective = Objective(
+        drawn, evaluator, tuple(settings.objectives), settings.sampler, monitor, gate
+    )
     return SearchLoop(study, settings, objective, gate, say)

@@ -235,35 +235,29 @@ class OpenGate:
 Say = Callable[[str], None]
 
 
+@dataclass
 class Objective:
     """Callable objective for ``study.optimize`` (see the module doc).
 
-    Args:
+    Attributes:
         candidates: how candidates are drawn and judged before training.
         evaluator: what observes a candidate that fits.
         objectives: the study's objectives, accuracy first.
         sampler: the study's ``--sampler`` (how its trials are classified).
         monitor: receives progress events for the display.
         gate: whether a candidate may be trained (default: always).
+        started: the trials this objective started (this process's).
+        worker: this process, as its trials record it.
     """
 
-    def __init__(
-        self,
-        candidates: Candidates,
-        evaluator: Evaluator,
-        objectives: Sequence[str],
-        sampler: str,
-        monitor: SearchMonitor,
-        gate: TrainingGate | None = None,
-    ) -> None:
-        self.candidates = candidates
-        self.evaluator = evaluator
-        self.objectives = tuple(objectives)
-        self.sampler = sampler
-        self.monitor = monitor
-        self.gate: TrainingGate = gate or OpenGate()
-        self.started: set[int] = set()
-        self.worker = worker_id()
+    candidates: Candidates
+    evaluator: Evaluator
+    objectives: tuple[str, ...]
+    sampler: str
+    monitor: SearchMonitor
+    gate: TrainingGate = field(default_factory=lambda: OpenGate())
+    started: set[int] = field(default_factory=set, init=False)
+    worker: str = field(default_factory=worker_id, init=False)
 
     def __call__(self, trial: optuna.trial.Trial) -> float | tuple[float, ...]:
         started = time.perf_counter()

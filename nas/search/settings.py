@@ -23,6 +23,8 @@ from nas.settings import (
     images_text,
     parse_float,
     parse_int,
+    parse_number,
+    pinned,
     setting,
 )
 from nas.study.samplers import SAMPLERS, sampler_help
@@ -52,6 +54,13 @@ MINIMUMS = (
     ("grace_period", 2, " seconds"),
 )
 
+WORKERS_HELP = (
+    "local worker processes sharing the study, spread over the GPUs round-robin: each gets "
+    "CUDA_VISIBLE_DEVICES set to its one GPU (taken from yours if set), so K above the GPU "
+    "count puts several on one GPU; for many machines, run nas search on each with one "
+    "--storage postgresql+psycopg:// URL"
+)
+
 #: ``--help`` sections of the settings' groups.
 GROUPS = {
     "search": "search",
@@ -67,10 +76,8 @@ def parse_images(value: Any) -> int | None:
     """A number of images, or ``all`` (None: every image)."""
     if isinstance(value, str) and value.strip().lower() == "all":
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise NasError(f"expected a number of images or 'all', got {value!r}") from None
+    images: int = parse_number(value, int, "a number of images or 'all'")
+    return images
 
 
 def parse_early_stopping(value: Any) -> str:
@@ -85,6 +92,11 @@ def parse_early_stopping(value: Any) -> str:
 _int, _float = parse_int, parse_float
 
 
+def images(default: int, help: str) -> Any:
+    """A pinned count of proxy images (``all``: every image)."""
+    return pinned(default, help, "N", parse_images, "proxy", parse_file=True, fmt=images_text)
+
+
 @dataclass(frozen=True)
 class SearchSettings(StudySettings):
     """Everything ``nas search`` needs (``nas search --help`` shows each setting's help): the
@@ -94,14 +106,7 @@ class SearchSettings(StudySettings):
     study: str | None = redeclare(
         StudySettings, "study", help="study name (default: derived from space, data set and limit)"
     )
-    workers: int = redeclare(
-        StudySettings,
-        "workers",
-        help="local worker processes sharing the study, spread over the GPUs round-robin: each "
-        "gets CUDA_VISIBLE_DEVICES set to its one GPU (taken from yours if set), so K above "
-        "the GPU count puts several on one GPU; for many machines, run nas search on each "
-        "with one --storage postgresql+psycopg:// URL",
-    )
+    workers: int = redeclare(StudySettings, "workers", help=WORKERS_HELP)
     trials: int = setting(
         20,
         "trained trials the study should have in all; rejected candidates do not count",
@@ -120,7 +125,7 @@ class SearchSettings(StudySettings):
         group="search",
     )
     sampler: str = setting(
-        "tpe",
+        "local",
         sampler_help,
         kind=KEPT,
         choices=SAMPLERS.names,
@@ -158,55 +163,30 @@ class SearchSettings(StudySettings):
         group="stopping",
         legacy=2.0,
     )
-    min_epochs: int = setting(
+    min_epochs: int = pinned(
         1,
         "epochs before the first decision (the first rung); 2 stops less often on a noisy "
         "first epoch, at about half the time saved (README: early stopping)",
-        kind=PINNED,
-        metavar="M",
-        parse=_int,
-        group="stopping",
+        "M",
+        _int,
+        "stopping",
         legacy=1,
     )
-    min_members: int = setting(
+    min_members: int = pinned(
         3,
         "trials that must have reached a rung before any trial is stopped there",
-        kind=PINNED,
-        metavar="N",
-        parse=_int,
-        group="stopping",
+        "N",
+        _int,
+        "stopping",
         legacy=1,
     )
     proxy_epochs: int = setting(
         3, "epochs per candidate", kind=PINNED, metavar="E", parse=_int, group="proxy"
     )
-    proxy_subset: int | None = setting(
-        5000,
-        "training images per candidate, or 'all'",
-        kind=PINNED,
-        metavar="N",
-        parse=parse_images,
-        parse_file=True,
-        fmt=images_text,
-        group="proxy",
-    )
-    proxy_val: int | None = setting(
-        2000,
-        "validation images scored per epoch, or 'all'",
-        kind=PINNED,
-        metavar="N",
-        parse=parse_images,
-        parse_file=True,
-        fmt=images_text,
-        group="proxy",
-    )
-    proxy_batch_size: int | None = setting(
-        None,
-        "images per step (default: about 60 steps per epoch, 32..256)",
-        kind=PINNED,
-        metavar="B",
-        parse=_int,
-        group="proxy",
+    proxy_subset: int | None = images(5000, "training images per candidate, or 'all'")
+    proxy_val: int | None = images(2000, "validation images scored per epoch, or 'all'")
+    proxy_batch_size: int | None = pinned(
+        None, "images per step (default: about 60 steps per epoch, 32..256)", "B", _int, "proxy"
     )
     proxy_recipe: str = setting(
         DEFAULT_PROXY_RECIPE,
@@ -297,15 +277,8 @@ class SearchSettings(StudySettings):
         """How this search's proxies train."""
         from nas.proxy.context import ProxySpec
 
-        return ProxySpec(
-            epochs=self.proxy_epochs,
-            subset=self.proxy_subset,
-            val=self.proxy_val,
-            batch_size=self.proxy_batch_size,
-            lr=self.proxy_lr,
-            recipe=self.proxy_recipe,
-            val_fraction=self.val_fraction,
-        )
+        spec = (self.proxy_epochs, self.proxy_subset, self.proxy_val, self.proxy_batch_size)
+        return ProxySpec(*spec, self.proxy_lr, self.proxy_recipe, self.val_fraction)
 
     def replace(self, **changes: Any) -> SearchSettings:
         return dataclasses.replace(self, **changes)

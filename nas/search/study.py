@@ -145,16 +145,6 @@ class SearchStudy:
         settings: SearchSettings = self.resolved.settings
         return settings
 
-    def greet(self, say: Say, notes: list[str], *, created: bool) -> None:
-        """Say what this start changed: kept settings given anew, image counts reduced to
-        the data (once the study holds them: a refusal says less), a missing test split."""
-        for name, (before, given) in self.resolved.replaced.items():
-            say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
-        for note in notes:
-            say(note)
-        if created and not self.data.has_test:
-            say(NO_TEST_WARNING.format(source=self.data.source))
-
     def start(self, enqueue: bool) -> None:
         """Fail the trials of dead workers (their retries are queued), give this worker its
         sampler, and queue the presets that fit the limits if asked (``enqueue``)."""
@@ -257,7 +247,13 @@ def open_search(
     opened = SearchStudy(
         study, address, prepared.resolved, prepared.space, prepared.data, with_retry(slots, storage)
     )
-    opened.greet(say, prepared.notes, created=created)
+    # what this start changed, once the study holds it (a refusal says less)
+    for name, (before, given) in prepared.resolved.replaced.items():
+        say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
+    for note in prepared.notes:
+        say(note)
+    if created and not prepared.data.has_test:
+        say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)
     return opened
 

@@ -13,6 +13,7 @@ command against the same ``--storage`` URL.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from nas.search.loop import SearchOutcome, starting
+from nas.search.loop import SearchOutcome
 from nas.search.study import SearchStudy
 from nas.settings import write_table
 from nas.study.cleanup import INTERRUPTED
@@ -54,7 +55,7 @@ def run_workers(
     resolved against its record, data decoded and cached, presets queued); the workers get
     the effective settings in a study file, so every one runs with the recorded values."""
     k = len(placements)
-    since = starting(opened.study)
+    since = datetime.datetime.now()
     if not opened.address.shared:
         say(SQLITE_WARNING.format(k=k))
     study, settings = opened.study, opened.settings

@@ -99,14 +99,11 @@ class Choice:
         return ", ".join(map(str, self.choices))
 
 
-@dataclass(frozen=True)
-class IntRange:
-    """An integer in [low, high] (inclusive), optionally on a log scale or a step grid."""
+class _Range:
+    """What the integer and float ranges share: a range whose ends meet is not searched."""
 
-    low: int
-    high: int
-    step: int = 1
-    log: bool = False
+    low: float
+    high: float
 
     @property
     def searched(self) -> bool:
@@ -115,6 +112,26 @@ class IntRange:
     def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Any:
         if self.low == self.high:
             return self.low
+        return self._suggest(trial, name)
+
+    def _suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Any:
+        """Sample a value of a searched range (``low < high``)."""
+        raise NotImplementedError
+
+    def values(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class IntRange(_Range):
+    """An integer in [low, high] (inclusive), optionally on a log scale or a step grid."""
+
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    def _suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Any:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
     def contains(self, value: Any) -> bool:
@@ -125,16 +142,13 @@ class IntRange:
             and (value - self.low) % self.step == 0
         )
 
-    def values(self) -> list[Any]:
-        return [self.low, self.high]
-
     def describe(self) -> str:
         extra = " (log)" if self.log else (f" step {self.step}" if self.step != 1 else "")
         return f"{self.low}..{self.high}{extra}"
 
 
 @dataclass(frozen=True)
-class FloatRange:
+class FloatRange(_Range):
     """A float in [low, high], optionally on a log scale or a step grid."""
 
     low: float
@@ -142,13 +156,7 @@ class FloatRange:
     step: float | None = None
     log: bool = False
 
-    @property
-    def searched(self) -> bool:
-        return self.low != self.high
-
-    def suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Any:
-        if self.low == self.high:
-            return self.low
+    def _suggest(self, trial: optuna.trial.BaseTrial, name: str) -> Any:
         return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
 
     def contains(self, value: Any) -> bool:
@@ -160,9 +168,6 @@ class FloatRange:
             return True
         k = (value - self.low) / self.step
         return math.isclose(k, round(k), abs_tol=1e-9)
-
-    def values(self) -> list[Any]:
-        return [self.low, self.high]
 
     def describe(self) -> str:
         extra = " (log)" if self.log else (f" step {self.step}" if self.step else "")

@@ -116,6 +116,7 @@ class LocalSearchSampler(BaseSampler):
         confirm: int = 2,
         model: BaseSampler | None = None,
         model_share: float = 0.5,
+        front_order: str = "random",
     ) -> None:
         self._rng = np.random.default_rng(seed)
         self._random = optuna.samplers.RandomSampler(seed=seed)
@@ -123,6 +124,7 @@ class LocalSearchSampler(BaseSampler):
         self.confirm = confirm
         self.model = model
         self.model_share = model_share if model is not None else 0.0
+        self.front_order = front_order
 
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
@@ -230,13 +232,41 @@ class LocalSearchSampler(BaseSampler):
 
     def _incumbents(self, means: dict[Point, tuple[float, ...]], objectives: int) -> list[Point]:
         """Incumbents in the order they are tried: by mean accuracy (one objective), or the
-        observed Pareto front in random order, then the rest by accuracy (several)."""
+        observed Pareto front, then the rest by accuracy (several). The front's order is
+        random, or drawn in proportion to what each member adds to the front's
+        hypervolume (``front_order="contribution"``, two objectives)."""
         by_accuracy = sorted(means, key=lambda p: -means[p][0])
         if objectives == 1:
             return by_accuracy
         first = front(means)
-        order = [first[i] for i in self._rng.permutation(len(first))]
+        weights = (
+            contributions([means[p] for p in first]) if self.front_order == "contribution" else None
+        )
+        if weights is not None and np.isfinite(weights).all() and weights.max() > 0:
+            # a weighted random order (Efraimidis and Spirakis): keys u^(1/w), largest first
+            w = np.maximum(weights / weights.max(), 1e-6)  # every member can come up
+            keys = self._rng.random(len(first)) ** (1.0 / w)
+            order = [first[i] for i in np.argsort(-keys)]
+        else:
+            order = [first[i] for i in self._rng.permutation(len(first))]
         return order + [p for p in by_accuracy if p not in set(first)]
+
+
+def contributions(points: list[tuple[float, ...]]) -> np.ndarray | None:
+    """What each point of a two-objective front (accuracy up, cost down) alone adds to its
+    hypervolume (reference: accuracy 0, the largest cost plus a tenth of the range); None
+    for another number of objectives."""
+    if not points or len(points[0]) != 2:
+        return None
+    order = sorted(range(len(points)), key=lambda i: points[i][1])
+    costs = [points[i][1] for i in order]
+    reference = costs[-1] + 0.1 * (costs[-1] - costs[0] or abs(costs[-1]) or 1.0)
+    out = np.zeros(len(points))
+    for k, i in enumerate(order):
+        below = points[order[k - 1]][0] if k > 0 else 0.0
+        right = costs[k + 1] if k + 1 < len(order) else reference
+        out[i] = max(0.0, points[i][0] - below) * (right - costs[k])
+    return out
 
 
 def _value(t: FrozenTrial) -> tuple[float, ...] | None:

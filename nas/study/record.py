@@ -19,8 +19,8 @@ keys serve ``--help`` at no cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from nas.objectives import ACCURACY, METRICS, Metric
 
@@ -97,6 +97,41 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _floats(value: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in value or ())
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in value or ())
+
+
+def _dict(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
+T = TypeVar("T")
+
+
+class Field(Generic[T]):
+    """A typed field of a trial's record: the user attribute ``key``, read through
+    ``convert`` (which turns what is stored, or None when absent, into the field's type)."""
+
+    def __init__(self, key: str, convert: Callable[[Any], T], doc: str = "") -> None:
+        self.key, self.convert = key, convert
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, record: None, owner: type[Any]) -> Field[T]: ...
+
+    @overload
+    def __get__(self, record: TrialRecord, owner: type[Any]) -> T: ...
+
+    def __get__(self, record: TrialRecord | None, owner: type[Any]) -> Field[T] | T:
+        if record is None:
+            return self
+        return self.convert(record.trial.user_attrs.get(self.key))
+
+
 class TrialRecord:
     """The typed view of a trial's attributes (None where a key is absent).
 
@@ -133,112 +168,51 @@ class TrialRecord:
         """Every user attribute, as stored (for display and JSON dumps)."""
         return dict(self.trial.user_attrs)
 
-    def _get(self, key: str) -> Any:
-        return self.trial.user_attrs.get(key)
-
     # -------------------------------------------------------------- the candidate
-    @property
-    def arch(self) -> dict[str, Any] | None:
-        arch = self._get(ARCH)
-        return arch if isinstance(arch, dict) else None
+    arch: Field[dict[str, Any] | None] = Field(ARCH, _dict, "the architecture's config")
+    params: Field[int | None] = Field(METRICS["params"].field, _int)
+    flops: Field[int | None] = Field(METRICS["flops"].field, _int)
+    accuracy: Field[float | None] = Field(
+        METRICS[ACCURACY].field,
+        _float,
+        "proxy validation accuracy (the last epoch's, or the mean of several observations)",
+    )
+    observations: Field[tuple[float, ...]] = Field(OBSERVATIONS, _floats)
+    curve: Field[tuple[float, ...]] = Field(CURVE, _floats)
+    zero_cost: Field[dict[str, float | None] | None] = Field(ZERO_COST, _dict)
 
     def value(self, metric: str | Metric) -> float | None:
         """The trial's value of ``metric`` (``params``, ``accuracy``, ...)."""
         m = METRICS[metric] if isinstance(metric, str) else metric
-        return _float(self._get(m.field))
+        return _float(self.trial.user_attrs.get(m.field))
 
     def values(self, metrics: Sequence[str]) -> list[float | None]:
         """The trial's values of ``metrics``, in order."""
         return [self.value(m) for m in metrics]
 
-    @property
-    def params(self) -> int | None:
-        return _int(self._get(METRICS["params"].field))
-
-    @property
-    def flops(self) -> int | None:
-        return _int(self._get(METRICS["flops"].field))
-
-    @property
-    def accuracy(self) -> float | None:
-        """Proxy validation accuracy (a fraction; the last epoch's, or the mean of several
-        observations)."""
-        return _float(self._get(METRICS[ACCURACY].field))
-
-    @property
-    def observations(self) -> tuple[float, ...]:
-        """Every accuracy observed of it (one per evaluation; empty: not recorded)."""
-        return tuple(float(v) for v in self._get(OBSERVATIONS) or ())
-
-    @property
-    def curve(self) -> tuple[float, ...]:
-        return tuple(float(v) for v in self._get(CURVE) or ())
-
-    @property
-    def zero_cost(self) -> dict[str, float | None] | None:
-        scores = self._get(ZERO_COST)
-        return scores if isinstance(scores, dict) else None
-
     # -------------------------------------------------------------- what happened to it
-    @property
-    def seconds(self) -> float | None:
-        return _float(self._get(SECONDS))
-
-    @property
-    def images_per_s(self) -> float | None:
-        return _float(self._get(IMAGES_PER_S))
-
-    @property
-    def device(self) -> str | None:
-        return _str(self._get(DEVICE))
-
-    @property
-    def worker(self) -> str | None:
-        return _str(self._get(WORKER))
-
-    @property
-    def rejected(self) -> str | None:
-        return _str(self._get(REJECTED))
-
-    @property
-    def not_trained(self) -> bool:
-        return NOT_TRAINED in self.trial.user_attrs
-
-    @property
-    def stopped_early(self) -> str | None:
-        return _str(self._get(STOPPED_EARLY))
-
-    @property
-    def stopped_at_epoch(self) -> int | None:
-        return _int(self._get(STOPPED_AT_EPOCH))
-
-    @property
-    def rungs(self) -> tuple[int, ...]:
-        return tuple(int(r) for r in self._get(RUNGS) or ())
-
-    @property
-    def promoted(self) -> str | None:
-        return _str(self._get(PROMOTED))
-
-    @property
-    def fail_reason(self) -> str | None:
-        return _str(self._get(FAIL_REASON))
-
-    @property
-    def sampled_by(self) -> str | None:
-        """How it was sampled, as recorded (None: not recorded, see
-        :func:`nas.study.stats.sampled_by`)."""
-        how = self._get(SAMPLED_BY)
-        return str(how) if how in SAMPLED_BY_VALUES else None
-
-    @property
-    def preset(self) -> str | None:
-        return _str(self._get(PRESET))
+    seconds: Field[float | None] = Field(SECONDS, _float)
+    images_per_s: Field[float | None] = Field(IMAGES_PER_S, _float)
+    device: Field[str | None] = Field(DEVICE, _str)
+    worker: Field[str | None] = Field(WORKER, _str)
+    rejected: Field[str | None] = Field(REJECTED, _str, "why it was rejected before training")
+    not_trained: Field[bool] = Field(NOT_TRAINED, lambda v: v is not None)
+    stopped_early: Field[str | None] = Field(STOPPED_EARLY, _str)
+    stopped_at_epoch: Field[int | None] = Field(STOPPED_AT_EPOCH, _int)
+    rungs: Field[tuple[int, ...]] = Field(RUNGS, _ints)
+    promoted: Field[str | None] = Field(PROMOTED, _str)
+    fail_reason: Field[str | None] = Field(FAIL_REASON, _str)
+    sampled_by: Field[str | None] = Field(
+        SAMPLED_BY,
+        lambda v: str(v) if v in SAMPLED_BY_VALUES else None,
+        "how it was sampled, as recorded (see nas.study.stats.sampled_by)",
+    )
+    preset: Field[str | None] = Field(PRESET, _str)
 
     @property
     def retry_of(self) -> int | None:
         """The failed trial this one repeats (recorded, else Optuna's own mark)."""
-        recorded = _int(self._get(RETRY_OF))
+        recorded = _int(self.trial.user_attrs.get(RETRY_OF))
         return recorded if recorded is not None else _int(self.system(RETRY_SOURCE))
 
     @property
@@ -252,46 +226,26 @@ class TrialRecord:
         return self.trial.system_attrs.get(key)
 
     # -------------------------------------------------------------- full training
-    @property
-    def full_val_accuracy(self) -> float | None:
-        """Validation accuracy after full training (what selection among winners uses)."""
-        return _float(self._get(FULL_VAL_ACCURACY))
-
-    @property
-    def full_accuracy(self) -> float | None:
-        """Test accuracy after full training (reported, never used to choose)."""
-        return _float(self._get(FULL_ACCURACY))
-
-    @property
-    def full_epochs(self) -> int | None:
-        return _int(self._get(FULL_EPOCHS))
-
-    @property
-    def full_curve(self) -> tuple[float, ...]:
-        return tuple(float(v) for v in self._get(FULL_CURVE) or ())
-
-    @property
-    def checkpoint(self) -> str | None:
-        """The last checkpoint of full training."""
-        return _str(self._get(CHECKPOINT))
+    full_val_accuracy: Field[float | None] = Field(
+        FULL_VAL_ACCURACY, _float, "validation accuracy after full training (it chooses)"
+    )
+    full_accuracy: Field[float | None] = Field(
+        FULL_ACCURACY, _float, "test accuracy after full training (reported, never chooses)"
+    )
+    full_epochs: Field[int | None] = Field(FULL_EPOCHS, _int)
+    full_curve: Field[tuple[float, ...]] = Field(FULL_CURVE, _floats)
+    checkpoint: Field[str | None] = Field(CHECKPOINT, _str)
 
     @property
     def weights(self) -> str | None:
         """Trained weights (EMA), else the last checkpoint, of full training."""
-        return _str(self._get(WEIGHTS) or self._get(CHECKPOINT))
+        attrs = self.trial.user_attrs
+        return _str(attrs.get(WEIGHTS) or attrs.get(CHECKPOINT))
 
     # -------------------------------------------------------------- a fidelity job
-    @property
-    def candidate(self) -> int | None:
-        return _int(self._get(CANDIDATE))
-
-    @property
-    def rung(self) -> str | None:
-        return _str(self._get(RUNG))
-
-    @property
-    def training_failed(self) -> bool:
-        return bool(self._get(TRAINING_FAILED))
+    candidate: Field[int | None] = Field(CANDIDATE, _int)
+    rung: Field[str | None] = Field(RUNG, _str)
+    training_failed: Field[bool] = Field(TRAINING_FAILED, bool)
 
     @property
     def job(self) -> tuple[int, str] | None:
@@ -321,7 +275,7 @@ class TrialRecord:
 
     def cost(self, key: str) -> int | None:
         """A metric's value as an integer count (``params`` or ``flops``)."""
-        return _int(self._get(METRICS[key].field))
+        return _int(self.trial.user_attrs.get(METRICS[key].field))
 
 
 class TrialWriter:

@@ -31,6 +31,7 @@ from nas.settings import (
     mapping_field,
     parse_float,
     parse_int,
+    pinned,
     resolved_path,
     setting,
 )
@@ -81,29 +82,22 @@ class StudySettings:
         "hard limits by metric (nas.objectives.METRICS): over one, a candidate "
         "is rejected before training",
     )
-    seed: int = setting(
-        0,
-        "seed of the data order, the initial weights and the sampler",
-        kind=PINNED,
-        metavar="S",
-        parse=parse_int,
-        group="search",
+    seed: int = pinned(
+        0, "seed of the data order, the initial weights and the sampler", "S", parse_int, "search"
     )
-    proxy_lr: float = setting(
+    proxy_lr: float = pinned(
         0.8,
         "peak learning rate for a batch of 256 images, scaled linearly with the batch size "
         "(Goyal et al. 2017): at batch B the rate is LR * B / 256, e.g. 0.2 at batch 64",
-        kind=PINNED,
-        metavar="LR",
-        parse=parse_float,
-        group="proxy",
+        "LR",
+        parse_float,
+        "proxy",
     )
-    dataset: str = setting(
+    dataset: str = pinned(
         "cifar10",
         "data set; 'fake' is random images for smoke tests only",
-        kind=PINNED,
-        choices=DATASETS.names,
         group="data",
+        choices=DATASETS.names,
     )
     data_dir: str | None = setting(
         None,

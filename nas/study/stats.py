@@ -9,6 +9,7 @@ objectives (:class:`nas.study.record.StudyRecord`); used by the end-of-search su
 from __future__ import annotations
 
 import bisect
+import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -199,6 +200,16 @@ def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
     trial, leaves it out."""
     trials = study.get_trials(deepcopy=False)
     return stats_of(trials, study_costs(study), front=front)
+
+
+def stats_since(stats: StudyStats, since: datetime.datetime) -> int:
+    """The trained trials (:func:`is_trained`) of ``stats`` that started at ``since`` or
+    later: what one run trained."""
+    return sum(
+        1
+        for t in stats.trials
+        if t.datetime_start is not None and t.datetime_start >= since and is_trained(t)
+    )
 
 
 def stats_of(trials: Sequence[FrozenTrial], costs: Costs, *, front: bool = True) -> StudyStats:

@@ -151,3 +151,26 @@ def test_a_search_through_the_real_loop_on_the_table() -> None:
     for r in done:
         cell = int((r.arch or {})["cell"])
         assert r.accuracy in set(ACC[cell][~np.isnan(ACC[cell])])
+
+
+def test_an_extra_stop_rule_ends_the_loop() -> None:
+    """``Hooks.until`` (the search-vs-random benchmark's budget of proxy epochs): the loop asks
+    it before every trial and stops on the reason it gives."""
+    from nas.search.events import SilentMonitor
+    from nas.search.loop import search_loop
+    from nas.search.settings import SearchSettings
+    from nas.search.study import new_study
+    from nas.study.samplers import make_sampler
+
+    t = table()
+    settings = SearchSettings(
+        objectives=("accuracy",), limits={"params": LIMIT}, sampler="random", trials=6, seed=1
+    )
+    study = new_study(settings)
+    study.sampler = make_sampler("random", 1, 6)
+    loop = search_loop(
+        study, settings, CellSpace(t), TableEvaluator(t, 1), SilentMonitor(), lambda _: None
+    )
+    loop.until = lambda stats: "two are enough" if stats.trained >= 2 else ""
+    outcome = loop.run(SilentMonitor())
+    assert outcome.stop_reason == "two are enough" and outcome.stats.trained == 2

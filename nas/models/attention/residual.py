@@ -9,6 +9,15 @@ from torch import Tensor, nn
 from nas.models.attention._registry import ATTENTION
 
 
+def _bn_relu_conv(in_ch: int, out_ch: int, kernel: int) -> list[nn.Module]:
+    """Pre-activation conv: batch norm, ReLU, then a conv (no bias, 'same' padding)."""
+    return [
+        nn.BatchNorm2d(in_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
+    ]
+
+
 class PreActUnit(nn.Module):
     """The pre-activation bottleneck residual unit the module is made of (C -> C/4 -> C)."""
 
@@ -16,15 +25,9 @@ class PreActUnit(nn.Module):
         super().__init__()
         inner = max(channels // 4, 1)
         self.body = nn.Sequential(
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, inner, 1, bias=False),
-            nn.BatchNorm2d(inner),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(inner, inner, 3, padding=1, bias=False),
-            nn.BatchNorm2d(inner),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(inner, channels, 1, bias=False),
+            *_bn_relu_conv(channels, inner, 1),
+            *_bn_relu_conv(inner, inner, 3),
+            *_bn_relu_conv(inner, channels, 1),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -59,12 +62,7 @@ class ResidualAttention(nn.Module):
         self.bottom = PreActUnit(channels)
         self.up = nn.ModuleList(PreActUnit(channels) for _ in range(mask_depth - 1))
         self.mask_head = nn.Sequential(
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 1, bias=False),
+            *_bn_relu_conv(channels, channels, 1), *_bn_relu_conv(channels, channels, 1)
         )
         self.post = PreActUnit(channels)
 
