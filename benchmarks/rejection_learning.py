@@ -36,7 +36,7 @@ from nas.search.loop import Hooks
 from nas.search.objective import Candidates
 from nas.search.settings import SearchSettings
 from nas.study.record import TrialWriter
-from nas.study.samplers import SAMPLERS, SamplerSpec
+from nas.study.samplers import register_baseline
 from nas.units import parse_count
 
 
@@ -168,15 +168,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if args.sampler == "optuna-nsga2" and "optuna-nsga2" not in SAMPLERS:
-        SAMPLERS.add(
+    if args.sampler == "optuna-nsga2":
+        register_baseline(
             "optuna-nsga2",
-            SamplerSpec(
-                "optuna-nsga2",
-                "Optuna's NSGA-II, population 20",
-                lambda seed, trials: optuna.samplers.NSGAIISampler(seed=seed, population_size=20),
-                "its first generation",
-                lambda record, finished: "guided",
+            "Optuna's NSGA-II, population 20",
+            lambda seed, trials, objectives: optuna.samplers.NSGAIISampler(
+                seed=seed, population_size=20
             ),
         )
     runs = []

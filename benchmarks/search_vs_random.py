@@ -55,7 +55,9 @@ from nas.training import resolve_device
 from nas.units import parse_count
 
 ARMS = {
+    "auto": {"sampler": "auto", "early_stopping": "sha"},
     "tpe": {"sampler": "tpe", "early_stopping": "sha"},
+    "local": {"sampler": "local", "early_stopping": "sha"},
     "random": {"sampler": "random", "early_stopping": "sha"},
     "nsga2": {"sampler": "nsga2", "early_stopping": "sha"},
     "tpe-nostop": {"sampler": "tpe", "early_stopping": "off"},
@@ -163,7 +165,7 @@ def main() -> None:
     p.add_argument("--space", default="search_spaces/small_cifar.toml")
     p.add_argument("--param-limit", default="300k")
     p.add_argument("--flops-limit", default="50M")
-    p.add_argument("--arms", default="tpe,random,nsga2", help=f"of {', '.join(ARMS)}")
+    p.add_argument("--arms", default="auto,random,nsga2", help=f"of {', '.join(ARMS)}")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--budget", type=int, default=60, help="trained proxy epochs per arm")
     p.add_argument("--proxy-epochs", type=int, default=3)

@@ -280,11 +280,18 @@ def observed_tau(table: Table, cells: np.ndarray, sigma: float, draws: int = 5) 
     return float(np.mean(taus))
 
 
-def calibrate(table: Table, limit: float, target: float, steps: int = 40) -> float:
-    """The sigma whose observation ranks the :func:`tau_cells` at Kendall's tau ``target``
-    (:func:`observed_tau`), by bisection on [0, 1]; 0 when the table's own seed noise already
-    ranks them at or below the target."""
-    cells = tau_cells(table, limit)
+def calibrate(
+    table: Table,
+    limit: float,
+    target: float,
+    steps: int = 40,
+    cells: np.ndarray | None = None,
+) -> float:
+    """The sigma whose observation ranks ``cells`` (default: the :func:`tau_cells`) at
+    Kendall's tau ``target`` (:func:`observed_tau`), by bisection on [0, 1]; 0 when the
+    table's own seed noise already ranks them at or below the target."""
+    if cells is None:
+        cells = tau_cells(table, limit)
     if observed_tau(table, cells, 0.0) <= target:
         return 0.0
     low, high = 0.0, 1.0

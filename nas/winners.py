@@ -46,12 +46,13 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def select_winners(study: optuna.Study, top_k: int | None) -> list[FrozenTrial]:
     """The Pareto-optimal trained trials (accuracy vs the study's other objectives), best
-    proxy accuracy first. With ``top_k``, the K best of them; when the front holds fewer
-    than K trials, the next fronts (non-dominated sorting) fill up the K."""
+    proxy accuracy first; a candidate evaluated several times comes once, by its mean. With
+    ``top_k``, the K best of them; when the front holds fewer than K trials, the next fronts
+    (non-dominated sorting) fill up the K."""
     fronts = pareto_fronts(trained_trials(study), study_costs(study))
     if not top_k:
         fronts = fronts[:1]
-    ranked = [t for front in fronts for t in sorted(front, key=lambda t: -(accuracy_of(t) or 0))]
+    ranked = [t for front in fronts for t in front]  # each front most accurate (mean) first
     return ranked[:top_k] if top_k else ranked
 
 

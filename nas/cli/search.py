@@ -127,7 +127,7 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
             f"rejection rate: first third of trials {100 * s.rejection_first_third:.0f}%"
             f", last third {100 * s.rejection_last_third:.0f}%"
         )
-    print_front(s.pareto, settings.objectives)
+    print_front(s.pareto, settings.objectives, s.trials)
     fidelity = proxy_fidelity(s.trials)
     if fidelity["n"]:
         console.print(
@@ -147,10 +147,16 @@ def front_columns(objectives: tuple[str, ...]) -> list[str]:
     return [n for n, m in METRICS.items() if n != "accuracy" and (n in objectives or m.always)]
 
 
-def print_front(front: list[FrozenTrial], objectives: tuple[str, ...]) -> None:
-    """The Pareto front as a table (one column per metric of :func:`front_columns`)."""
+def print_front(
+    front: list[FrozenTrial], objectives: tuple[str, ...], trials: list[FrozenTrial]
+) -> None:
+    """The Pareto front as a table (one column per metric of :func:`front_columns`); a
+    candidate evaluated several times shows its mean accuracy and how many runs it has."""
     from nas.config import ArchConfig
     from nas.study.record import TrialRecord
+    from nas.study.stats import repeats
+
+    runs = repeats(trials)
 
     if not front:
         console.print("no trial has finished yet")
@@ -161,7 +167,11 @@ def print_front(front: list[FrozenTrial], objectives: tuple[str, ...]) -> None:
         r = TrialRecord(t)
         summary = ArchConfig.from_dict(r.arch).summary() if r.arch else "?"
         shown = [METRICS[m].fmt(v) if (v := r.value(m)) is not None else "-" for m in metrics]
-        rows.append([t.number, f"{r.accuracy:.4f}", *shown, f"{r.seconds or 0:.0f}s", summary])
+        group = runs.get(t.number, [t])
+        accuracy = f"{sum(TrialRecord(g).accuracy or 0.0 for g in group) / len(group):.4f}"
+        if len(group) > 1:
+            accuracy += f" (mean of {len(group)})"
+        rows.append([t.number, accuracy, *shown, f"{r.seconds or 0:.0f}s", summary])
     against = ", ".join(METRICS[c].label for c in objectives[1:]) or "params"
     labels = [METRICS[m].label for m in metrics]
     console.print(
@@ -201,11 +211,12 @@ COMMANDS.add(
         description=(
             "Sample architectures from a search space with Optuna. Each candidate is counted\n"
             "with fvcore before any weights exist: over the limit it is rejected in milliseconds\n"
-            "(the trial ends PRUNED with user attribute 'rejected', and the sampler learns the\n"
-            "boundary); otherwise it is trained as a short proxy and scored on a validation split\n"
-            "carved from the training images. Hopeless proxies are stopped early. Re-running the\n"
-            "same command continues the study; --trials is the study-wide number of trained\n"
-            "trials. Ctrl-C fails the running trial cleanly and prints the summary."
+            "(the trial ends PRUNED with user attribute 'rejected'; tpe and nsga2 learn the\n"
+            "boundary from it, local never proposes it again); otherwise it is trained as a\n"
+            "short proxy and scored on a validation split carved from the training images.\n"
+            "Hopeless proxies are stopped early. Re-running the same command continues the\n"
+            "study; --trials is the study-wide number of trained trials. Ctrl-C fails the\n"
+            "running trial cleanly and prints the summary."
         ),
         examples=(
             "  nas search studies/smoke.toml   # smoke test: random images, a CPU, ~10 s\n"

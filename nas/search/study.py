@@ -154,7 +154,7 @@ class SearchStudy:
         seed = sampler_seed(s, self.address, s.worker_index)
         if existing:  # a resumed run must not replay the first run's random start-up
             seed += 104_729 * existing
-        study.sampler = make_sampler(s.sampler, seed, s.trials)
+        study.sampler = make_sampler(s.sampler, seed, s.trials, len(s.objectives))
         if enqueue and s.enqueue_presets:
             self.queued = enqueue_presets(study, self.space, Budget(s.limits), self.data)
 

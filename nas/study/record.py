@@ -523,7 +523,7 @@ class StudyRecord:
 
     @property
     def sampler(self) -> str:
-        """The study's ``--sampler`` (``tpe``, the default, when it recorded none)."""
+        """The study's ``--sampler`` (``tpe``, the default before ``auto``, if none recorded)."""
         return str(self.settings.get("sampler") or "tpe")
 
     @property

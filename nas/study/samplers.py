@@ -40,7 +40,8 @@ class SamplerSpec:
     Attributes:
         name: ``--sampler``'s value.
         help: what it does, for ``--help``.
-        build: the sampler for a study, from (seed, trained trials wanted).
+        build: the sampler for a study, from (seed, trained trials wanted, number of
+            objectives).
         startup: its start-up phase in words.
         classify: ``startup`` or ``guided`` for one of its trials (see :data:`Classify`).
         sized: whether it is built for the budget of trained trials (NSGA-II's population,
@@ -50,7 +51,7 @@ class SamplerSpec:
 
     name: str
     help: str
-    build: Callable[[int, int], optuna.samplers.BaseSampler]
+    build: Callable[[int, int, int], optuna.samplers.BaseSampler]
     startup: str
     classify: Classify
     sized: bool = False
@@ -60,7 +61,7 @@ class SamplerSpec:
 SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
 
 
-def _tpe(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+def _tpe(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.TPESampler(
@@ -84,7 +85,7 @@ def nsga2_population(trials: int) -> int:
     return max(4, min(50, round(trials / 4)))
 
 
-def _nsga2(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+def _nsga2(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
     from nas.study.nsga2 import RejectionAwareNSGAII
 
     return RejectionAwareNSGAII(seed=seed, population_size=nsga2_population(trials))
@@ -101,10 +102,24 @@ def _nsga2_classify(record: TrialRecord, finished_before: int) -> str:
     return "startup" if generation <= 0 else "guided"
 
 
-def _local(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+def _local(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
     from nas.study.local import LocalSearchSampler, local_init
 
     return LocalSearchSampler(seed=seed, n_init=local_init(trials), model=_tpe(seed, trials))
+
+
+def _auto(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
+    """``local`` for one objective, ``tpe`` for several (chosen on NAS-Bench-201, see
+    README's "When does the search beat random?")."""
+    return (_local if objectives == 1 else _tpe)(seed, trials, objectives)
+
+
+def _auto_classify(record: TrialRecord, finished_before: int) -> str:
+    """``local``'s recorded phase where there is one, else TPE's start-up count."""
+    from nas.study.local import LocalSearchSampler
+
+    phase = LocalSearchSampler.phase_of(record)
+    return phase if phase is not None else _by_count(TPE_STARTUP)(record, finished_before)
 
 
 def _local_classify(record: TrialRecord, finished_before: int) -> str:
@@ -114,12 +129,25 @@ def _local_classify(record: TrialRecord, finished_before: int) -> str:
     return LocalSearchSampler.phase_of(record) or "startup"
 
 
-def _random(seed: int, trials: int) -> optuna.samplers.BaseSampler:
+def _random(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+SAMPLERS.add(
+    "auto",
+    SamplerSpec(
+        "auto",
+        "local with one objective, tpe with several (so tpe for the default "
+        "accuracy,params), chosen on NAS-Bench-201, see README 'When does the search beat "
+        "random?'",
+        _auto,
+        "local's or TPE's",
+        _auto_classify,
+        sized=True,
+    ),
+)
 SAMPLERS.add(
     "tpe",
     SamplerSpec(
@@ -178,11 +206,29 @@ def classify(record: TrialRecord, sampler: str, finished_before: int) -> str:
     return SAMPLERS[sampler].classify(record, finished_before)
 
 
-def make_sampler(name: str, seed: int, trials: int = 20) -> optuna.samplers.BaseSampler:
-    """The sampler ``name`` seeded with ``seed``, sized for ``trials`` trained trials."""
-    return SAMPLERS[name].build(seed, trials)
+def register_baseline(
+    name: str, help: str, build: Callable[[int, int, int], optuna.samplers.BaseSampler]
+) -> None:
+    """Register a sampler from outside ``nas`` (a benchmark's baseline) once: built by
+    ``build`` (seed, trials, objectives), every trial counted as guided (its start-up phase
+    is its own business)."""
+    if name not in SAMPLERS:
+        SAMPLERS.add(
+            name,
+            SamplerSpec(name, help, build, "its own", lambda record, finished: "guided"),
+        )
+
+
+def make_sampler(
+    name: str, seed: int, trials: int = 20, objectives: int = 1
+) -> optuna.samplers.BaseSampler:
+    """The sampler ``name`` seeded with ``seed``, sized for ``trials`` trained trials, for a
+    study of ``objectives`` objectives."""
+    return SAMPLERS[name].build(seed, trials, objectives)
 
 
 def sampler_help() -> str:
     """``--sampler``'s help, from the registry."""
-    return "Optuna sampler: " + "; ".join(f"{n} ({s.help})" for n, s in SAMPLERS.items())
+    return "Optuna sampler: " + "; ".join(
+        f"{n} ({s.help}; start-up: {s.startup})" for n, s in SAMPLERS.items()
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,25 +74,51 @@ def choose_best(trials: list[FrozenTrial], second: Costs = "params") -> tuple[Fr
             "highest validation accuracy after full training (full_val_accuracy); "
             "the test accuracy is reported, never used to choose"
         )
-    best = min(trials, key=lambda t: (-(accuracy_of(t) or 0.0), _cost(t, second), t.number))
+    means = mean_accuracies(trials)
+    best = min(
+        trials,
+        key=lambda t: (-means.get(t.number, accuracy_of(t) or 0.0), _cost(t, second), t.number),
+    )
     return best, "highest proxy (validation) accuracy; no winner has been fully trained"
 
 
 def best_trial(trials: Sequence[FrozenTrial], second: Costs = "params") -> FrozenTrial | None:
-    """The most accurate COMPLETE trial on the Pareto front of (accuracy, ``second``): the
-    highest proxy accuracy, a tie going to the cheaper trial, then to the earlier one.
+    """The most accurate COMPLETE candidate on the Pareto front of (accuracy, ``second``):
+    the highest proxy accuracy (a candidate evaluated several times by its mean, see
+    :func:`repeats`), a tie going to the cheaper trial, then to the earlier one.
 
     Such a trial is never dominated, so it is on :func:`pareto_front`; it costs O(n), not the
     front's O(n^2). Trials without a ``second`` value (which the front leaves out) are chosen
     only when no trial has one. None without a COMPLETE trial with an accuracy.
     """
     done = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
-    counted = [t for t in done if all(map(math.isfinite, _cost(t, second)))]
+    means = mean_accuracies(done)
+    firsts = [t for t in done if t.number in means]
+    counted = [t for t in firsts if all(map(math.isfinite, _cost(t, second)))]
     return min(
-        counted or done,
-        key=lambda t: (-(accuracy_of(t) or 0.0), _cost(t, second), t.number),
+        counted or firsts,
+        key=lambda t: (-means[t.number], _cost(t, second), t.number),
         default=None,
     )
+
+
+def repeats(trials: Sequence[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
+    """COMPLETE trials with an accuracy grouped by candidate (the same sampled parameters
+    and architecture: the local sampler evaluates a promising candidate again, with other
+    initial weights), keyed by the number of each candidate's first trial."""
+    groups: dict[str, list[FrozenTrial]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE and accuracy_of(t) is not None:
+            key = json.dumps([TrialRecord(t).arch, t.params], sort_keys=True, default=repr)
+            groups.setdefault(key, []).append(t)
+    return {g[0].number: g for g in groups.values()}
+
+
+def mean_accuracies(trials: Sequence[FrozenTrial]) -> dict[int, float]:
+    """Each candidate's mean proxy accuracy over its evaluations, keyed by its first trial's
+    number: a front or a best trial judges a candidate evaluated twice by the mean, never by
+    its luckier run, and lists it once."""
+    return {n: sum(accuracy_of(t) or 0.0 for t in g) / len(g) for n, g in repeats(trials).items()}
 
 
 @dataclass
@@ -139,15 +166,14 @@ def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float
     return (sum(map(is_rejected, first)) / n, sum(map(is_rejected, last)) / n)
 
 
-def _front_points(trials: Sequence[FrozenTrial], costs: tuple[str, ...]) -> list[FrozenTrial]:
-    """COMPLETE trials with an accuracy and every cost: what a front is drawn from."""
-    return [
-        t
-        for t in trials
-        if t.state == TrialState.COMPLETE
-        and accuracy_of(t) is not None
-        and all(map(math.isfinite, _cost(t, costs)))
-    ]
+def _front_points(
+    trials: Sequence[FrozenTrial], costs: tuple[str, ...]
+) -> tuple[list[FrozenTrial], dict[int, float]]:
+    """What a front is drawn from: each candidate's first COMPLETE trial with an accuracy and
+    every cost, and the candidates' mean accuracies by that trial's number."""
+    means = mean_accuracies(trials)
+    firsts = [t for t in trials if t.number in means and all(map(math.isfinite, _cost(t, costs)))]
+    return firsts, means
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -158,25 +184,34 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def pareto_front(trials: Sequence[FrozenTrial], second: Costs = "params") -> list[FrozenTrial]:
-    """COMPLETE trials not dominated in (accuracy up, each of ``second`` down), by accuracy."""
+    """Candidates not dominated in (accuracy up, each of ``second`` down), most accurate
+    first; a candidate evaluated several times counts once, by its mean accuracy (as its
+    first trial)."""
     costs = _costs(second)
-    done = _front_points(trials, costs)
-    points = {t.number: (accuracy_of(t) or 0.0, *_cost(t, costs)) for t in done}
+    done, means = _front_points(trials, costs)
+    return _front(done, means, costs)
+
+
+def _front(
+    done: list[FrozenTrial], means: dict[int, float], costs: tuple[str, ...]
+) -> list[FrozenTrial]:
+    points = {t.number: (means[t.number], *_cost(t, costs)) for t in done}
     front = [
         t for t in done if not any(dominates(points[o.number], points[t.number]) for o in done)
     ]
-    return sorted(front, key=lambda t: -(accuracy_of(t) or 0))
+    return sorted(front, key=lambda t: -means[t.number])
 
 
 def pareto_fronts(
     trials: Sequence[FrozenTrial], second: Costs = "params"
 ) -> list[list[FrozenTrial]]:
-    """Non-dominated sorting: the Pareto front, then the front of what is left, and so on."""
+    """Non-dominated sorting: the Pareto front, then the front of what is left, and so on
+    (candidates by their mean accuracy, as in :func:`pareto_front`)."""
     costs = _costs(second)
-    left = _front_points(trials, costs)
+    left, means = _front_points(trials, costs)
     fronts = []
     while left:
-        front = pareto_front(left, costs)
+        front = _front(left, means, costs)
         fronts.append(front)
         taken = {t.number for t in front}
         left = [t for t in left if t.number not in taken]
@@ -473,7 +508,7 @@ def study_limit(study: optuna.Study, second: str) -> float | None:
 
 
 def study_sampler(study: optuna.Study) -> str:
-    """The study's ``--sampler`` (``tpe``, the default, when it recorded none)."""
+    """The study's ``--sampler`` (``tpe``, the default before ``auto``, if none recorded)."""
     return StudyRecord(study).sampler
 
 

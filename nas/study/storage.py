@@ -253,13 +253,22 @@ _IN_CALL = threading.local()
 
 def _transient(exc: BaseException) -> bool:
     """Whether ``exc`` is the database being away (a restart, a network blip, a lock),
-    not a mistake: Optuna wraps such errors in ``StorageInternalError``."""
+    not a mistake: Optuna wraps such errors in ``StorageInternalError``.
+
+    The whole chain of causes counts: a connection lost while SQLAlchemy loads a
+    relationship surfaces as ``PendingRollbackError`` raised while handling the
+    ``OperationalError`` that invalidated the connection.
+    """
+    seen: set[int] = set()
     cause: BaseException | None = exc
-    if isinstance(exc, optuna.exceptions.StorageInternalError):
-        cause = exc.__cause__
-    if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
-        return True
-    return isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 class LostDatabase(StorageError):

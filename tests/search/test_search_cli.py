@@ -290,7 +290,7 @@ def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_p
         2,
         ("accuracy", "flops"),
     )
-    assert s.sampler == "local"  # default
+    assert s.sampler == "auto"  # default
     bad = tmp_path / "bad.toml"
     bad.write_text("[search]\ntrails = 3\n")
     out = run_nas("search", str(bad))

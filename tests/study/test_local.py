@@ -96,3 +96,105 @@ def test_local_init_and_both_kinds_of_study(objectives: int) -> None:
 
     study.optimize(objective, n_trials=30)
     assert len(study.trials) == 30 and all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_swaps_only_between_like_names_and_steps_stay_on_the_grid() -> None:
+    two = CategoricalDistribution([1, 2])
+    space = {"stage2_stride": two, "stage2_growth": two, "stage3_growth": two}
+    point = {"stage2_stride": 1, "stage2_growth": 2, "stage3_growth": 1}
+    swaps = [n for n in neighbours(point, space) if sorted(n.values()) == sorted(point.values())]
+    swapped = [{k for k in point if n[k] != point[k]} for n in swaps if n != point]
+    # stride and growth share a distribution but are not alike; the two growths are
+    assert {"stage2_growth", "stage3_growth"} in swapped
+    assert {"stage2_stride", "stage2_growth"} not in swapped
+    grid = FloatDistribution(0.0, 0.5, step=0.1)
+    assert {n["drop"] for n in neighbours({"drop": 0.3}, {"drop": grid})} == {0.2, 0.4}
+    log = FloatDistribution(1e-4, 1e-1, log=True)
+    steps = [n["lr"] for n in neighbours({"lr": 1e-2}, {"lr": log})]
+    assert len(steps) == 2 and min(steps) < 1e-2 < max(steps)
+    assert max(steps) / 1e-2 == pytest.approx(1e-2 / min(steps))  # even on the log scale
+
+
+def _conditional(trial: optuna.Trial) -> float:
+    """Three or four stages; the fourth stage's depth exists only with four."""
+    stages = trial.suggest_int("stages", 3, 4)
+    score = float(trial.suggest_int("stage1_blocks", 1, 3))
+    if stages == 4:
+        score += trial.suggest_int("stage4_blocks", 1, 2) - 0.5
+    return score
+
+
+def test_a_plan_the_space_drops_parameters_from_still_counts_as_tried() -> None:
+    """Going from four stages to three leaves ``stage4_blocks`` in the plan; the trial never
+    records it, but the plan is recorded, so the same network is not planned again and
+    again (it was before: a 'ghost' neighbour stayed untried forever)."""
+    sampler = LocalSearchSampler(seed=0, n_init=3, confirm=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_conditional, n_trials=12)
+    planned = [TrialRecord(t).system("nas:local:plan") for t in study.trials]
+    plans = [tuple(map(tuple, p)) for p in planned if p]
+    assert plans and len(set(plans)) == len(plans)  # no plan twice
+    three = [t for t in study.trials if t.params["stages"] == 3]
+    networks = [t.params["stage1_blocks"] for t in three]
+    assert len(set(networks)) == len(networks)  # each three-stage network once (3 exist)
+
+
+def test_a_stopped_second_attempt_counts_and_the_climb_moves_on() -> None:
+    """The incumbent's second attempt is stopped early (PRUNED, as successive halving does):
+    it counts as the confirming attempt, so the sampler does not retry it until the budget
+    runs out."""
+    sampler = LocalSearchSampler(seed=4, n_init=3, confirm=2)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    attempts: dict[tuple, int] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        value = _objective(trial)
+        p = point_of(trial.params)
+        attempts[p] = attempts.get(p, 0) + 1
+        if trial.number >= 3 and attempts[p] == 2:
+            raise optuna.TrialPruned("stopped early")
+        return value
+
+    study.optimize(objective, n_trials=15)
+    assert max(attempts.values()) <= 2
+
+
+def test_workers_see_each_others_running_plans() -> None:
+    """Two workers sample at once: the second must not plan what the first is running."""
+    sampler = LocalSearchSampler(seed=5, n_init=2, confirm=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_objective, n_trials=3)
+    first = study.ask()
+    _objective(first)  # planned and suggested, still RUNNING
+    second = study.ask()
+    _objective(second)
+    assert first.params != second.params
+    study.tell(first, 1.0)
+    study.tell(second, 1.0)
+
+
+def test_refused_trials_stand_for_nothing_and_presets_keep_their_parameters() -> None:
+    from nas.study.local import _tried
+
+    sampler = LocalSearchSampler(seed=6, n_init=2, confirm=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_objective, n_trials=2)
+    refused = study.ask()
+    _objective(refused)
+    study.tell(refused, state=TrialState.PRUNED)
+    trial = study.trials[-1]
+    record_attrs = {**trial.user_attrs, "not_trained": "the study had enough trials"}
+    refused_point = point_of(trial.params)
+    copy = optuna.trial.create_trial(
+        state=TrialState.PRUNED,
+        params=trial.params,
+        distributions=trial.distributions,
+        user_attrs=record_attrs,
+    )
+    assert not _tried([*study.trials[:-1], copy]).covers(dict(refused_point))
+    preset = {"e0": "c", "e1": "c", "depth": 3}
+    study.enqueue_trial(preset)
+    waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert _tried(waiting).covers(preset)
+    study.optimize(_objective, n_trials=1)
+    assert study.trials[-1].params == preset  # the preset ran with its own parameters

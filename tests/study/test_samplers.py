@@ -47,7 +47,7 @@ def _search_with_workers(space: Path, sampler: str, workers: int, trials: int) -
         space=str(space), sampler=sampler, trials=trials, limits={"params": 6_000}
     )
     study = new_study(settings)
-    study.sampler = make_sampler(sampler, 0, trials)
+    study.sampler = make_sampler(sampler, 0, trials, len(settings.objectives))
     arch_space = ArchSpace(load_space(space), 3, 16, 3)
 
     def worker() -> None:
@@ -103,7 +103,7 @@ def test_every_sampler_entry_builds_its_sampler_and_classifies() -> None:
     study.tell(trial, 0.5)
     record = TrialRecord(study.trials[0])
     for name, spec in SAMPLERS.items():
-        assert isinstance(spec.build(0, 20), optuna.samplers.BaseSampler)
+        assert isinstance(spec.build(0, 20, 1), optuna.samplers.BaseSampler)
         assert classify(record, name, 0) == "startup"
     assert classify(record, "tpe", TPE_STARTUP) == "guided"
     assert classify(record, "random", 10**6) == "startup"
@@ -119,5 +119,19 @@ def test_a_retry_and_a_preset_are_classified_before_the_sampler() -> None:
     assert classify(TrialRecord(retry), "tpe", 50) == "retry"
     assert classify(TrialRecord(preset), "tpe", 50) == "enqueued"
     plain = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.5)
-    with pytest.raises(NasError, match="unknown sampler 'bogus'; valid: tpe, nsga2, local, random"):
+    valid = "auto, tpe, nsga2, local, random"
+    with pytest.raises(NasError, match=f"unknown sampler 'bogus'; valid: {valid}"):
         classify(TrialRecord(plain), "bogus", 0)
+
+
+def test_auto_is_local_search_for_one_objective_and_tpe_for_several(tiny_space: Path) -> None:
+    """The default chooses by the number of objectives (what beat random on NAS-Bench-201),
+    and its trials are classified by what actually sampled them."""
+    from nas.study.local import LocalSearchSampler
+
+    assert isinstance(make_sampler("auto", 0, 20, 1), LocalSearchSampler)
+    assert isinstance(make_sampler("auto", 0, 20, 2), optuna.samplers.TPESampler)
+    study = _search_with_workers(tiny_space, "auto", workers=1, trials=16)  # two objectives
+    recorded = [TrialRecord(t).sampled_by for t in sorted(study.trials, key=lambda t: t.number)]
+    assert recorded[:TPE_STARTUP] == ["startup"] * TPE_STARTUP
+    assert set(recorded[TPE_STARTUP:]) == {"guided"}

@@ -304,3 +304,26 @@ def test_end_of_search_summary_says_how_guided_trials_did(
         f"next: nas train-winners --storage sqlite:///s.db --study {study.study_name} --top-k 3 "
         "--epochs 1 --device cpu # a quick check" in out
     )
+
+
+def test_a_candidate_evaluated_twice_is_judged_by_its_mean_and_listed_once() -> None:
+    """The local sampler evaluates a promising candidate again: a lucky first run must not
+    make it the best, and the front (and so the winners) must not list it twice."""
+    from nas.study.stats import mean_accuracies
+
+    def run(number: int, w: int, accuracy: float) -> FrozenTrial:
+        t = _trial(number, "complete", accuracy, 200_000)
+        t.params = {"x": w / 100}  # the same candidate sampled twice: the same parameters
+        return t
+
+    trials = [
+        run(0, 16, 0.70),  # a lucky first run of candidate 16 ...
+        run(1, 32, 0.66),
+        run(2, 16, 0.60),  # ... and its second: mean 0.65
+    ]
+    assert mean_accuracies(trials) == {0: pytest.approx(0.65), 1: 0.66}
+    best = best_trial(trials)
+    assert best is not None and best.number == 1
+    assert [t.number for t in pareto_front(trials)] == [1]
+    best_choice, _ = choose_best(trials)
+    assert best_choice.number == 1
