@@ -50,8 +50,8 @@ def test_suggest_takes_a_space_object_and_every_limit() -> None:
     space = load_space(str(DEFAULT_SPACE))
     study = optuna.create_study()
     trial = study.ask()
-    with pytest.raises(optuna.TrialPruned, match="FLOPs > limit 1"):
-        nas.suggest(trial, space, param_limit="5M", flops_limit=1)
+    with pytest.raises(optuna.TrialPruned, match="FLOPs > limit 1"):  # any draw fits 1G params
+        nas.suggest(trial, space, param_limit="1G", flops_limit=1)
     record = TrialRecord(study.trials[0])
     assert (record.rejected or "").endswith("FLOPs > limit 1") and record.flops
     assert record.trial.constraints["flops"] > 0 and record.trial.constraints["params"] <= 0
