@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, NasError
 from nas.objectives import METRICS
-from nas.units import human, over_limit
 
 if TYPE_CHECKING:
     from nas.data import ImageData
@@ -99,7 +98,7 @@ class Budget:
                 value - limit if name == order[0] else (value - limit) / limit * scale
             )
             if value > limit:
-                reason = over_limit(value, limit, METRICS[name].label)
+                reason = METRICS[name].over(value, limit)
                 return Verdict(dict(values), violations, name, reason)
         return Verdict(dict(values), violations)
 
@@ -131,7 +130,9 @@ class Budget:
         return Verdict(values, verdict.violations, verdict.rejected_by, verdict.reason)
 
     def check_reachable(self, space: SearchSpace, data: ImageData) -> None:
-        """Refuse limits below the space's cheapest candidate, in one line.
+        """Refuse limits below the space's cheapest candidate, in one line (counts only: a
+        hardware limit would need a measurement of every combination on the search's device,
+        so a latency or memory limit below every candidate shows as every candidate rejected).
 
         Raises:
             NasError: naming the limit, the cheapest candidate and its value.
@@ -139,12 +140,14 @@ class Budget:
         for name in self._order():
             limit = self.limits[name]
             metric = METRICS[name]
+            if metric.hardware:
+                continue
             cheapest, summary = cheapest_candidate(space, data, name)
             if cheapest > limit:
                 assert metric.limit is not None
                 raise NasError(
-                    f"the {metric.label} limit {human(limit)} is below the cheapest candidate "
-                    f"of space {space.name!r} ({human(cheapest)} {metric.label}: {summary}); "
+                    f"the {metric.label} limit {metric.fmt(limit)} is below the cheapest candidate "
+                    f"of space {space.name!r} ({metric.show(cheapest)}: {summary}); "
                     f"raise {metric.limit.flag} or use a smaller space"
                 )
 

@@ -28,7 +28,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.config import ATTENTION_KNOBS, ArchConfig
-from nas.objectives import METRICS
+from nas.objectives import METRICS, hardware
 from nas.proxy.fidelity import ProxyFidelity, fidelity_text
 from nas.study import _dashboard, _optuna
 from nas.study.record import StudyRecord, TrialRecord
@@ -100,6 +100,8 @@ def winner_note(trial: FrozenTrial) -> str:
         for name, m in METRICS.items()
         if name != "accuracy" and (v := r.value(name)) is not None
     )
+    if any(r.value(m) is not None for m in hardware()):
+        measured += " (where and how: the study's note)"
     lines = [
         f"## Trial {trial.number}: {arch.summary()}",
         "",
@@ -125,7 +127,7 @@ def study_note(study: optuna.Study) -> str:
     compare with its random start-up ones
     (:func:`nas.study.stats.study_startup_comparison`) and, once winners were fully
     trained, the proxy fidelity."""
-    from nas.report.html import FAKE_DATA_NOTICE, is_fake_data
+    from nas.report.html import FAKE_DATA_NOTICE, hardware_text, is_fake_data
     from nas.study.stats import study_startup_comparison
 
     parts = []
@@ -148,6 +150,9 @@ def study_note(study: optuna.Study) -> str:
         + "\n".join(rows)
         + "\n\nThe optimization-history figure shades the start-up trials.\n"
     )
+    hardware = hardware_text(study)
+    if hardware:
+        parts.append(f"## Latency and memory\n\nMeasured on {hardware}.\n")
     fidelity = StudyRecord(study).proxy_fidelity
     if fidelity:  # stored by nas train-winners as a ProxyFidelity
         parts.append(

@@ -59,6 +59,21 @@ def load_snippet(arch_file: str, weights_file: str | None) -> str:
     )
 
 
+def hardware_meta(study: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
+    """``{"hardware": context}`` when the trial has a latency or memory value: where and how
+    it was measured (device, its name, threads, batch, precision, memory format, torch),
+    whether the memory is an estimate, and the context in words; else nothing."""
+    from nas.hardware.context import HardwareContext
+    from nas.objectives import hardware
+
+    context = study.hardware
+    if context is None or all(trial.value(m) is None for m in hardware()):
+        return {}
+    ctx = HardwareContext.from_dict(context)
+    memory = "estimated from tensor sizes (CPU)" if ctx.estimated_memory else "measured (CUDA)"
+    return {"hardware": {**context, "memory": memory, "described": ctx.describe()}}
+
+
 def export_document(
     study: optuna.Study, trial: FrozenTrial, selected_by: str, storage_url: str
 ) -> dict[str, Any]:
@@ -87,6 +102,7 @@ def export_document(
                 for name, _ in METRICS.items()
                 if (limit := study_record.limit(name)) is not None
             },
+            **hardware_meta(study_record, r),
             "proxy_accuracy": r.accuracy,
             "full_val_accuracy": r.full_val_accuracy,
             "full_accuracy": r.full_accuracy,

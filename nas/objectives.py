@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from nas.errors import NasError
 from nas.registry import Registry
-from nas.units import human, parse_count
+from nas.units import human, human_ms, over_limit, parse_bytes, parse_count, parse_duration_ms
 
 Direction = Literal["maximize", "minimize"]
 
@@ -76,6 +76,8 @@ class Metric:
         always: measured and recorded for every candidate that fits, whatever the objectives
             (params and FLOPs: the report and the export show them).
         fmt: a value as users read it.
+        hardware: measured on the device the search targets, in a context the study records
+            (latency, memory: :mod:`nas.hardware`); counts are the same everywhere.
     """
 
     name: str
@@ -88,6 +90,7 @@ class Metric:
     measure: str | None = None
     always: bool = False
     fmt: Callable[[float], str] = human
+    hardware: bool = False
 
     @property
     def before_training(self) -> bool:
@@ -100,6 +103,18 @@ class Metric:
             return "?"
         text = self.fmt(value)
         return f"{text} {self.unit}" if self.unit else f"{text} {self.label}"
+
+    @property
+    def heading(self) -> str:
+        """A table column's heading: ``params``, ``latency ms``."""
+        return f"{self.label} {self.unit}" if self.unit else self.label
+
+    def over(self, value: float, limit: float) -> str:
+        """Why a candidate is rejected: ``6.10M params > limit 5.00M``, ``3.10 ms latency >
+        limit 2.00 ms``."""
+        if not self.unit:
+            return over_limit(value, limit, self.label)
+        return f"{self.fmt(value)} {self.unit} {self.label} > limit {self.fmt(limit)} {self.unit}"
 
     def measurer(self) -> Callable[[Any], float]:
         """The function that measures a candidate (imported on first use).
@@ -174,10 +189,55 @@ register(
     )
 )
 
+register(
+    Metric(
+        "latency",
+        field="latency",
+        direction="minimize",
+        label="latency",
+        dashboard="latency_ms",
+        unit="ms",
+        limit=Limit(
+            "latency_limit",
+            "hard limit on the time of one forward pass of a --latency-batch batch, measured "
+            "before training on the device the search runs on: 2ms, 500us, 0.01s; over it a "
+            "candidate is rejected and the sampler learns it",
+            parse=lambda v: parse_duration_ms(v, "latency limit"),
+        ),
+        measure="nas.hardware.measure:measure_latency",
+        fmt=human_ms,
+        hardware=True,
+    )
+)
+register(
+    Metric(
+        "memory",
+        field="memory",
+        direction="minimize",
+        label="peak memory",
+        dashboard="memory_mb",
+        unit="MB",
+        limit=Limit(
+            "memory_limit",
+            "hard limit on the peak memory of one forward pass of a --latency-batch batch: "
+            "300MB, 1.5GB, 512MiB (measured on CUDA, estimated from the tensor sizes on CPU)",
+            parse=lambda v: parse_bytes(v, "memory limit") / 1e6,
+        ),
+        measure="nas.hardware.measure:measure_memory",
+        fmt=lambda v: f"{v:.3g}",
+        hardware=True,
+    )
+)
+
 
 def costs() -> list[Metric]:
     """The metrics accuracy can be traded against (minimised), in registry order."""
     return [m for _, m in METRICS.items() if m.direction == "minimize"]
+
+
+def hardware() -> list[Metric]:
+    """The metrics measured on a device, with a recorded context (latency, memory)."""
+    return [m for _, m in METRICS.items() if m.hardware]
 
 
 def limited() -> list[Metric]:

@@ -18,7 +18,7 @@ from nas.budget import Budget
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.errors import ConfigError
-from nas.objectives import METRICS
+from nas.objectives import METRICS, hardware
 from nas.space import SearchSpace
 
 
@@ -36,14 +36,18 @@ class Candidate:
     flops: int | None
     feasible: bool
     reason: str | None = None
-    #: What rejected it: ``params``, ``FLOPs`` or ``cannot build`` (None: it fits).
+    #: What rejected it: ``params``, ``FLOPs``, ``latency``, ``peak memory`` or ``cannot
+    #: build`` (None: it fits).
     rejected_by: str | None = None
+    #: Measured latency (ms) and peak memory (MB) by metric name (``nas sample --latency``).
+    measured: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "arch": self.arch.to_dict() if self.arch else None,
             "params": self.params,
             "flops": self.flops,
+            **(self.measured or {}),
             "feasible": self.feasible,
             "reason": self.reason,
         }
@@ -60,6 +64,10 @@ class SampleReport:
     candidates: list[Candidate]
     params_seconds: float
     flops_seconds: float
+    #: Where latency and memory were measured (None: not measured), and what it cost.
+    hardware: Any = None
+    hardware_seconds: float = 0.0
+    hardware_limits: dict[str, float] | None = None
 
     @property
     def by_attention(self) -> dict[str, tuple[int, int]]:
@@ -83,7 +91,8 @@ class SampleReport:
     def rejected_by(self) -> dict[str, int]:
         """How many candidates each limit rejected (``cannot build``: invalid points)."""
         reasons = Counter(c.rejected_by for c in self.candidates if c.rejected_by)
-        return {k: reasons[k] for k in ("params", "FLOPs", "cannot build")}
+        kinds = ("params", "FLOPs", *(m.label for m in hardware()), "cannot build")
+        return {k: reasons[k] for k in kinds}
 
     def to_dict(self) -> dict[str, Any]:
         feasible = [c for c in self.candidates if c.feasible]
@@ -99,13 +108,30 @@ class SampleReport:
             "params": distribution([c.params for c in self.candidates if c.params is not None]),
             "flops": distribution([c.flops for c in self.candidates if c.flops is not None]),
             "feasible_params": distribution([c.params for c in feasible if c.params is not None]),
+            **{
+                m.name: distribution(
+                    [
+                        c.measured[m.name]
+                        for c in self.candidates
+                        if c.measured and m.name in c.measured
+                    ]
+                )
+                for m in hardware()
+                if self.hardware is not None
+            },
+            "hardware": None if self.hardware is None else self.hardware.to_dict(),
+            "hardware_limits": self.hardware_limits,
             "by_attention": {
                 k: {"sampled": a, "feasible": b} for k, (a, b) in self.by_attention.items()
             },
             "by_placement": {
                 k: {"sampled": a, "feasible": b} for k, (a, b) in self.by_placement.items()
             },
-            "seconds": {"params": self.params_seconds, "flops": self.flops_seconds},
+            "seconds": {
+                "params": self.params_seconds,
+                "flops": self.flops_seconds,
+                "hardware": self.hardware_seconds,
+            },
             "candidates": [c.to_dict() for c in self.candidates],
         }
 
@@ -135,7 +161,7 @@ def _timed(seconds: dict[str, float], phase: str) -> Iterator[None]:
     seconds[phase] = time.perf_counter() - start
 
 
-def distribution(values: Sequence[int]) -> dict[str, float]:
+def distribution(values: Sequence[float]) -> dict[str, float]:
     """min, quartiles, max and mean of ``values`` (empty dict when there are none)."""
     if not values:
         return {}
@@ -178,6 +204,8 @@ def sample(
     all_flops: bool = False,
     workers: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    hardware: Any = None,
+    hardware_limits: dict[str, float] | None = None,
 ) -> SampleReport:
     """Sample ``n`` points of ``space`` at random and count each one.
 
@@ -193,6 +221,11 @@ def sample(
         all_flops: count FLOPs of the rejected candidates as well.
         workers: processes for FLOP counting (default: all cores; 1 = in this process).
         progress: called as ``progress(phase, done, total)``.
+        hardware: a :class:`nas.hardware.context.HardwareContext`: measure the latency and
+            peak memory of every candidate that fits the counts there, one after the other
+            in this process (None: do not measure).
+        hardware_limits: limits on ``latency`` (ms) and ``memory`` (MB); over one, a
+            candidate is rejected, as in a search.
     """
     if flops_limit is not None and not flops:
         raise ConfigError("a FLOPs limit needs FLOP counts: drop --no-flops")
@@ -237,6 +270,9 @@ def sample(
                 verdict = budget.judge({"params": c.params, "flops": float(c.flops or 0)})
                 c.feasible, c.reason = verdict.fits, verdict.reason
                 c.rejected_by = _label(verdict.rejected_by)
+    with _timed(seconds, "hardware"):
+        if hardware is not None:
+            _measure(candidates, hardware, hardware_limits or {}, progress)
     return SampleReport(
         space=space.name,
         limit=limit,
@@ -245,7 +281,36 @@ def sample(
         candidates=candidates,
         params_seconds=seconds["params"],
         flops_seconds=seconds["flops"],
+        hardware=hardware,
+        hardware_seconds=seconds["hardware"],
+        hardware_limits=hardware_limits,
     )
+
+
+def _measure(
+    candidates: list[Candidate],
+    context: Any,
+    limits: dict[str, float],
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    """Measure latency and peak memory of the candidates that fit so far (each
+    architecture once), rejecting those over ``limits``."""
+    from nas.hardware.cache import HardwareMeter
+
+    meter = HardwareMeter(context, ("latency", "memory"), limits=limits)
+    budget = Budget(limits)
+    todo = [c for c in candidates if c.feasible and c.arch is not None]
+    for done, c in enumerate(todo, start=1):
+        values = {m.name: meter(c.arch, m.name) for m in hardware()}
+        c.measured = values
+        verdict = budget.judge(values)
+        c.feasible, c.reason, c.rejected_by = (
+            verdict.fits,
+            verdict.reason,
+            _label(verdict.rejected_by),
+        )
+        if progress:
+            progress("latency", done, len(todo))
 
 
 def _count_flops(

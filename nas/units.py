@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from nas.errors import NasError
 
@@ -54,3 +55,62 @@ def over_limit(value: float, limit: float, what: str) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 trial``, ``2 trials`` (``many`` for an irregular plural)."""
     return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+_DURATION = {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "ns": 1e-6, "s": 1e3}
+_BYTES: dict[str, float] = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+_AMOUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.IGNORECASE)
+
+
+def _amount(text: Any, units: dict[str, float], what: str, example: str) -> float:
+    """A positive number with one of ``units``' suffixes, in the unit whose factor is 1."""
+    if isinstance(text, bool):
+        raise NasError(f"{what} must be a number such as {example}, not {text}")
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        match = _AMOUNT_RE.match(str(text))
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in units:
+            raise NasError(f"cannot read {what} {text!r}: use a number such as {example}")
+        value = float(match.group(1)) * units[unit]
+    if not math.isfinite(value) or value <= 0:
+        raise NasError(f"{what} must be positive, got {text!r}")
+    return value
+
+
+def parse_duration_ms(text: Any, what: str = "latency limit") -> float:
+    """``2ms``, ``500us``, ``0.01s`` or a bare number of milliseconds -> milliseconds."""
+    return _amount(text, _DURATION, what, "2ms, 500us or 0.01s")
+
+
+def parse_bytes(text: Any, what: str = "memory limit") -> float:
+    """``300MB``, ``1.5GB``, ``512MiB`` or a bare number of bytes -> bytes."""
+    return _amount(text, _BYTES, what, "300MB, 1.5GB or 512MiB")
+
+
+def human_ms(ms: float) -> str:
+    """Milliseconds as read: ``0.0421`` -> ``'0.0421'``, ``2.5`` -> ``'2.50'``, ``132`` ->
+    ``'132'``."""
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3g}"
+
+
+def human_bytes(n: float) -> str:
+    """Bytes in decimal units: ``12_345_678`` -> ``'12.3 MB'``."""
+    for suffix, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {suffix}"
+    return f"{n:.0f} B"

@@ -10,6 +10,7 @@ from nas.cli.common import open_named_study
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console
 from nas.errors import NasError
+from nas.objectives import METRICS
 from nas.study.settings import add_study_flags
 
 if TYPE_CHECKING:
@@ -101,10 +102,12 @@ def _export_run(args: argparse.Namespace) -> int:
         write_document(doc, path, fmt)
         meta = doc["meta"]
         measured = ", ".join(
-            f"{m['value']:,.0f} {m['label']}" if not m["unit"] else f"{m['value']:g} {m['unit']}"
+            f"{m['value']:,.0f} {m['label']}" if not m["unit"] else METRICS[name].show(m["value"])
             for name, m in meta["metrics"].items()
             if name != "accuracy"
         )
+        if "hardware" in meta:
+            measured += f" (measured on {meta['hardware']['described']})"
         console.print(
             f"wrote {path}: trial {trial.number}, {measured}, proxy val acc "
             f"{meta['proxy_accuracy']:.4f}"

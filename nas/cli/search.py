@@ -16,6 +16,7 @@ from nas.settings import add_flags, flags_given, read_table
 from nas.units import plural
 
 if TYPE_CHECKING:
+    import optuna
     from optuna.trial import FrozenTrial
 
     from nas.search.events import SearchMonitor
@@ -127,7 +128,10 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
             f"rejection rate: first third of trials {100 * s.rejection_first_third:.0f}%"
             f", last third {100 * s.rejection_last_third:.0f}%"
         )
-    print_front(s.pareto, settings.objectives, s.trials)
+    print_front(s.pareto, settings.objectives, s.trials, tuple(settings.limits))
+    hardware = hardware_line(outcome.study)
+    if hardware:
+        console.print(hardware, markup=False)
     fidelity = proxy_fidelity(s.trials)
     if fidelity["n"]:
         console.print(
@@ -141,14 +145,35 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         print_hint(*winners_hint(outcome, settings))
 
 
-def front_columns(objectives: tuple[str, ...]) -> list[str]:
-    """The metrics a front table shows: the study's costs and every metric always
-    recorded, in registry order."""
-    return [n for n, m in METRICS.items() if n != "accuracy" and (n in objectives or m.always)]
+def hardware_line(study: optuna.Study) -> str:
+    """``latency and peak memory measured on ...`` for a study that measured them ("" if
+    none)."""
+    from nas.hardware.context import HardwareContext
+    from nas.study.record import StudyRecord
+
+    recorded = StudyRecord(study).hardware
+    if recorded is None:
+        return ""
+    ctx = HardwareContext.from_dict(recorded)
+    estimate = "; peak memory is an estimate from tensor sizes" if ctx.estimated_memory else ""
+    return f"latency and peak memory measured on {ctx.describe()}{estimate}"
+
+
+def front_columns(objectives: tuple[str, ...], limited: tuple[str, ...] = ()) -> list[str]:
+    """The metrics a front table shows: the study's costs, its limited metrics and every
+    metric always recorded, in registry order."""
+    return [
+        n
+        for n, m in METRICS.items()
+        if n != "accuracy" and (n in objectives or n in limited or m.always)
+    ]
 
 
 def print_front(
-    front: list[FrozenTrial], objectives: tuple[str, ...], trials: list[FrozenTrial]
+    front: list[FrozenTrial],
+    objectives: tuple[str, ...],
+    trials: list[FrozenTrial],
+    limited: tuple[str, ...] = (),
 ) -> None:
     """The Pareto front as a table (one column per metric of :func:`front_columns`); a
     candidate evaluated several times shows its mean accuracy and how many runs it has."""
@@ -161,7 +186,7 @@ def print_front(
     if not front:
         console.print("no trial has finished yet")
         return
-    metrics = front_columns(objectives)
+    metrics = front_columns(objectives, limited)
     rows = []
     for t in front:
         r = TrialRecord(t)
@@ -173,7 +198,7 @@ def print_front(
             accuracy += f" (mean of {len(group)})"
         rows.append([t.number, accuracy, *shown, f"{r.seconds or 0:.0f}s", summary])
     against = ", ".join(METRICS[c].label for c in objectives[1:]) or "params"
-    labels = [METRICS[m].label for m in metrics]
+    labels = [METRICS[m].heading for m in metrics]
     console.print(
         table(
             f"Pareto front (val accuracy vs {against})",

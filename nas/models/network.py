@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -81,19 +83,50 @@ _INIT_METHODS: tuple[tuple[type, str], ...] = (
     (nn.modules.batchnorm._NormBase, "reset_parameters"),
 )
 
+#: Whether this thread is inside :func:`skip_layer_init`.
+_SKIPPING = threading.local()
+_INSTALL_LOCK = threading.Lock()
+_installed = False
+
+
+def _skippable(method: Any) -> Any:
+    """``method`` (a layer's ``reset_parameters``), doing nothing while this thread is inside
+    :func:`skip_layer_init`."""
+
+    @functools.wraps(method)
+    def reset_parameters(self: nn.Module) -> None:
+        if getattr(_SKIPPING, "depth", 0) == 0:
+            method(self)
+
+    return reset_parameters
+
+
+def _install_skippable_init() -> None:
+    """Wrap the layers' ``reset_parameters`` once per process (see :func:`skip_layer_init`)."""
+    global _installed
+    with _INSTALL_LOCK:
+        if not _installed:
+            for cls, name in _INIT_METHODS:
+                setattr(cls, name, _skippable(cls.__dict__[name]))
+            _installed = True
+
 
 @contextlib.contextmanager
 def skip_layer_init() -> Iterator[None]:
     """Skip the layers' own weight initialisation while building on the meta device, where
-    it is pointless and most of the cost of building."""
-    saved = [(cls, name, cls.__dict__[name]) for cls, name in _INIT_METHODS]
+    it is pointless and most of the cost of building.
+
+    Only in the calling thread: the layers' ``reset_parameters`` are wrapped once per process
+    to check a thread-local depth, so a model built at the same time in another thread is
+    initialised as usual (swapping the class methods in and out instead would let one
+    thread's build skip another's initialisation, and two overlapping swaps could leave
+    every later model of the process uninitialised)."""
+    _install_skippable_init()
+    _SKIPPING.depth = getattr(_SKIPPING, "depth", 0) + 1
     try:
-        for cls, name, _ in saved:
-            setattr(cls, name, lambda self: None)
         yield
     finally:
-        for cls, name, method in saved:
-            setattr(cls, name, method)
+        _SKIPPING.depth -= 1
 
 
 @contextlib.contextmanager

@@ -524,12 +524,16 @@ def pareto_figure(
     sizes = [_count(t, second) or 0 for t in (*trained, *stopped, *placed)]
     fig.update_xaxes(**size_axis([*sizes, *([limit] if limit else [])]))
     fig.update_yaxes(title_text="proxy validation accuracy", row=1, col=1, **accuracy_axis())
+    metric = METRICS[second]
     if limit:
-        _limit_line(fig, limit, label, rows=2 if placed else 1)
+        text = (
+            f"{metric.fmt(limit)} {metric.unit}" if metric.unit else f"{size_label(limit)} {label}"
+        )
+        _limit_line(fig, limit, f"limit {text}", rows=2 if placed else 1)
     unplaced = len(rejected) - len(placed)
-    x_title = label
+    x_title = metric.heading if metric.unit else label
     if unplaced:
-        x_title += f" ({plural(unplaced, 'rejected candidate')} without a {label} count not shown)"
+        x_title += f" ({plural(unplaced, 'rejected candidate')} without a {label} value not shown)"
     fig.update_xaxes(title_text=x_title, row=2 if placed else 1, col=1)
     fig.update_layout(
         title={"text": f"Pareto front: accuracy vs {label}"},
@@ -561,10 +565,10 @@ def _top_label(
     )
 
 
-def _limit_line(fig: go.Figure, limit: float, label: str, rows: int) -> None:
-    """A dashed vertical line at ``limit`` over every row of a log-x figure, labelled once at
-    the top (an annotation's x on a log axis is the log of the value, a shape's is the value).
-    """
+def _limit_line(fig: go.Figure, limit: float, text: str, rows: int) -> None:
+    """A dashed vertical line at ``limit`` over every row of a log-x figure, labelled ``text``
+    once at the top (an annotation's x on a log axis is the log of the value, a shape's is
+    the value)."""
     for row in range(1, rows + 1):
         suffix = "" if row == 1 else str(row)
         fig.add_shape(
@@ -580,7 +584,7 @@ def _limit_line(fig: go.Figure, limit: float, label: str, rows: int) -> None:
     _top_label(
         fig,
         math.log10(limit),
-        f"limit {size_label(limit)} {label}",
+        text,
         xanchor="right",
         xshift=-4,
         font={"size": 12, "color": _LIMIT_COLOR},

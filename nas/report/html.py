@@ -196,6 +196,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
     if fidelity["trials"]:
         fidelity_line += " (trials " + ", ".join(map(str, fidelity["trials"])) + ")"
     zero_cost = zero_cost_text(stats.trials)
+    hardware = hardware_text(study)
     rows = [
         ("Study", study.study_name),
         ("Objectives", _objectives(study)),
@@ -205,6 +206,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
         ("Guided vs random start-up", startup_text(study, stats.trials)),
         ("Proxy fidelity", fidelity_line),
         ("Zero-cost scores vs proxy accuracy", zero_cost),
+        *([("Latency and memory measured on", hardware)] if hardware else []),
     ]
     out = []
     if is_fake_data(study):
@@ -218,6 +220,22 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             "empty and there are no winners.</p>"
         )
     return "\n".join(out)
+
+
+def hardware_text(study: optuna.Study) -> str:
+    """Where a study's latency and peak memory were measured ("" if it measured none)."""
+    from nas.hardware.context import HardwareContext
+
+    recorded = StudyRecord(study).hardware
+    if recorded is None:
+        return ""
+    ctx = HardwareContext.from_dict(recorded)
+    memory = (
+        "peak memory estimated from the tensor sizes of a forward pass (CPU)"
+        if ctx.estimated_memory
+        else "peak memory measured by torch.cuda.max_memory_allocated"
+    )
+    return f"{ctx.describe()}; latency is the median of 30 timed runs after warm-up; {memory}"
 
 
 #: What the report (and the dashboard's study note) says about a study on ``--dataset fake``.

@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from nas.objectives import METRICS
+from nas.objectives import METRICS, hardware
 from nas.training.progress import StepProgress, Throttle, format_seconds, log_every
 from nas.training.trainer import EpochResult
 from nas.units import human, plural
@@ -78,6 +78,7 @@ class _Row:
     started: float = field(default_factory=time.perf_counter)
     epoch_seconds: float = 0.0
     progress: StepProgress | None = None
+    measured: dict[str, float] = field(default_factory=dict)  # hardware metrics, by name
 
     def epoch_text(self) -> str:
         """``1/3`` after an epoch; ``2/3 45%`` inside one."""
@@ -127,10 +128,12 @@ class LiveMonitor:
 
     def _render(self) -> Group:
         table = Table(header_style="bold", title_justify="left")
+        shown = [m for m in hardware() if any(m.name in r.measured for r in self.rows)]
         for col, right in (
             ("trial", True),
             ("attention", False),
             ("params", True),
+            *((m.heading, True) for m in shown),
             ("epoch", True),
             ("img/s", True),
             ("val acc", True),
@@ -144,6 +147,7 @@ class LiveMonitor:
                 str(r.number),
                 r.label,
                 human(r.params),
+                *(m.fmt(v) if (v := r.measured.get(m.name)) is not None else "" for m in shown),
                 r.epoch_text(),
                 r.rate(),
                 acc,
@@ -161,7 +165,10 @@ class LiveMonitor:
     def trial_started(
         self, number: int, label: str, values: Mapping[str, float], epochs: int
     ) -> None:
-        self.rows.append(_Row(number, label, int(values.get("params", 0)), epochs))
+        measured = {m.name: values[m.name] for m in hardware() if m.name in values}
+        self.rows.append(
+            _Row(number, label, int(values.get("params", 0)), epochs, measured=measured)
+        )
         self._refresh()
 
     def epoch_done(self, number: int, result: EpochResult) -> None:

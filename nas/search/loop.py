@@ -23,7 +23,8 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.budget import Budget
+from nas.budget import Budget, Measure
+from nas.hardware.cache import study_meter
 from nas.search.evaluate import Evaluator, ProxyEvaluator, stopper_of
 from nas.search.events import SearchMonitor, Totals
 from nas.search.objective import ArchSpace, Candidates, Objective, OpenGate, wanted_metrics
@@ -359,9 +360,15 @@ def run_opened(
     )
     gate = SlotGate(opened.slots)
     evaluator = hooks.make_evaluator(ctx, s)
-    loop = search_loop(opened.study, s, space, evaluator, monitor, say, gate, hooks.candidates)
+    meter = study_meter(opened.study, s, device, evaluator.measure, say)
+    loop = search_loop(
+        opened.study, s, space, evaluator, monitor, say, gate, hooks.candidates, meter
+    )
     loop.address, loop.until = opened.address, hooks.until
-    return loop.run(monitor)
+    outcome = loop.run(monitor)
+    if meter is not None and meter.seconds:
+        say(meter.summary())
+    return outcome
 
 
 def search_loop(
@@ -373,13 +380,15 @@ def search_loop(
     say: Say,
     gate: Gate | None = None,
     candidates: type[Candidates] = Candidates,
+    measure: Measure | None = None,
 ) -> SearchLoop:
     """The loop of one worker over ``study``: candidates from ``space`` (a
     :class:`nas.search.objective.CandidateSpace`) under ``settings``' limits, observed by
-    ``evaluator``; without a gate, a single worker counts its own trained trials."""
+    ``evaluator``; without a gate, a single worker counts its own trained trials;
+    ``measure`` replaces the evaluator's measurements before training (the hardware meter)."""
     gate = gate or FreeGate()
     wanted = wanted_metrics(settings.objectives, evaluator.knows)
-    drawn = candidates(space, Budget(settings.limits), wanted, evaluator.measure)
+    drawn = candidates(space, Budget(settings.limits), wanted, measure or evaluator.measure)
     objective = Objective(
         drawn, evaluator, tuple(settings.objectives), settings.sampler, monitor, gate
     )

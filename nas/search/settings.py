@@ -50,6 +50,7 @@ MINIMUMS = (
     ("proxy_subset", 2, ""),
     ("proxy_val", 2, ""),
     ("proxy_batch_size", 2, ""),
+    ("latency_batch", 1, ""),
     ("db_retry", 0, " seconds"),
     ("grace_period", 2, " seconds"),
 )
@@ -69,6 +70,8 @@ GROUPS = {
     "data": "data",
     "study": "study",
     "workers": "workers",
+    "hardware": "hardware: latency and peak memory, measured before training on the device "
+    "the search runs on (--objectives accuracy,latency, --latency-limit, --memory-limit)",
 }
 
 
@@ -205,6 +208,24 @@ class SearchSettings(StudySettings):
         kind=PINNED,
         flag=None,
         parse=_float,
+    )
+    latency_batch: int | None = setting(
+        None,
+        "images per forward pass when latency and peak memory are measured (default: 1 on "
+        "CPU, 32 on CUDA); recorded with the study, with the device, its thread count and "
+        "the precision: another value needs --remeasure",
+        kind=KEPT,
+        metavar="B",
+        parse=_int,
+        group="hardware",
+        show_default=False,
+    )
+    remeasure: bool = setting(
+        False,
+        "continue a study whose latency and memory were measured on another device, thread "
+        "count or batch: measure every candidate again here and record this context",
+        switch=True,
+        group="hardware",
     )
     quiet: bool = setting(
         False, "plain log lines instead of the live table", switch=True, group="workers"

@@ -35,6 +35,7 @@ import optuna
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
 from nas.errors import NasError, StorageError
+from nas.hardware.cache import record_context, study_context
 from nas.objectives import METRICS, directions
 from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
@@ -238,9 +239,12 @@ def open_search(
         if not created and record != prepared.record:  # a worker recorded it meanwhile
             prepared = prepare(source, address, record, prepared)
         check_study(study, prepared.settings, record)
+        hardware = study_context(study, prepared.settings, measuring_device(prepared.settings))
         rec.StudyRecord(study).record_settings(
             RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL}
         )
+        if hardware is not None:
+            record_context(study, hardware)
         slots = TrainingSlots(
             storage.engine, address.name, prepared.settings.trials, s.grace_period
         )
@@ -256,6 +260,14 @@ def open_search(
         say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)
     return opened
+
+
+def measuring_device(settings: SearchSettings) -> Any:
+    """The device a search's workers measure latency on: ``--device``, ``auto`` being CUDA
+    when this machine has it."""
+    from nas.training import resolve_device
+
+    return resolve_device(settings.device)
 
 
 def load_or_create(

@@ -80,6 +80,12 @@ NOTE_HASH = "nas:generated_note:"  #: + "study" or a trial id: the note nas last
 #: numbers], "parents": [trial numbers], "computed_at": ISO time (local, as Optuna's trial
 #: times), "trial": the trial whose sampling computed it}`` (a study system attribute).
 SELECTION_KEY = "nas:nsga2:selection:"
+#: Hardware measurements: + context key + ":" + architecture key -> {metric: value} (a study
+#: system attribute; see :class:`nas.hardware.cache.StudyMeasurements`).
+MEASURED_KEY = "nas:measured:"
+#: The context of a study's hardware measurements (a study user attribute: device, its name,
+#: threads, batch, precision, memory format, torch version).
+HARDWARE = "hardware"
 
 #: How a trial's candidate was chosen.
 SAMPLED_BY_VALUES = ("startup", "guided", "enqueued", "retry")
@@ -568,6 +574,33 @@ class StudyRecord:
         from nas.study import _optuna
 
         _optuna.set_study_system_attr(self.study, f"{SELECTION_KEY}{generation}", dict(selection))
+
+    def measurements(self, context: str) -> dict[str, dict[str, float]]:
+        """Hardware measurements made in ``context`` (its key), by architecture key (see
+        :class:`nas.hardware.cache.StudyMeasurements`)."""
+        from nas.study import _optuna
+
+        prefix = f"{MEASURED_KEY}{context}:"
+        return {
+            key[len(prefix) :]: dict(value)
+            for key, value in _optuna.study_system_attrs(self.study).items()
+            if key.startswith(prefix) and isinstance(value, dict)
+        }
+
+    def record_measurement(self, context: str, arch: str, values: Mapping[str, float]) -> None:
+        """Keep ``values`` measured of architecture ``arch`` in ``context``."""
+        from nas.study import _optuna
+
+        _optuna.set_study_system_attr(self.study, f"{MEASURED_KEY}{context}:{arch}", dict(values))
+
+    @property
+    def hardware(self) -> dict[str, Any] | None:
+        """The context the study's latency and memory were measured in (None: none yet)."""
+        value = self.get(HARDWARE)
+        return value if isinstance(value, dict) else None
+
+    def set_hardware(self, context: Mapping[str, Any]) -> None:
+        self.set(HARDWARE, dict(context))
 
     def note(self, target: int | None) -> str:
         """The note optuna-dashboard shows on trial id ``target`` (None: the study's)."""

@@ -1,0 +1,221 @@
+"""Hardware measurements kept in the study, so that each architecture is measured once.
+
+A search measures latency and memory before training (the budget check asks for them like
+for parameters); :class:`HardwareMeter` is the measure it asks. A measurement is kept by
+architecture and context in the study (:meth:`nas.study.record.StudyRecord.measurements`),
+so a repeated architecture, proposed again by this worker or by any other worker of the
+study, is not measured again; a worker also remembers what it has read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from nas.hardware.context import HardwareContext
+
+#: The metrics :class:`HardwareMeter` measures (the rest go to its fallback).
+HARDWARE_METRICS = ("latency", "memory")
+
+#: A far-over-the-limit candidate is rejected after the warm-up when its fastest warm-up run
+#: is this many times the latency limit (it records that lower bound, not a median).
+GIVE_UP_FACTOR = 1.5
+
+
+def arch_key(candidate: Any) -> str:
+    """A short fingerprint of an architecture (its config dict)."""
+    data = candidate.to_dict() if hasattr(candidate, "to_dict") else candidate
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class MeasurementStore:
+    """Where measurements are kept: by default only in this process (see
+    :class:`StudyMeasurements` for the study's)."""
+
+    def __init__(self) -> None:
+        self.memo: dict[str, dict[str, float]] = {}
+
+    def get(self, arch: str) -> dict[str, float] | None:
+        return self.memo.get(arch)
+
+    def put(self, arch: str, values: Mapping[str, float]) -> None:
+        self.memo[arch] = dict(values)
+
+
+class StudyMeasurements(MeasurementStore):
+    """Measurements kept in a study (shared by its workers), for one context."""
+
+    def __init__(self, study: Any, context: HardwareContext) -> None:
+        from nas.study.record import StudyRecord
+
+        super().__init__()
+        self.record = StudyRecord(study)
+        self.context = context.key
+
+    def get(self, arch: str) -> dict[str, float] | None:
+        if arch not in self.memo:
+            self.memo.update(self.record.measurements(self.context))
+        return self.memo.get(arch)
+
+    def put(self, arch: str, values: Mapping[str, float]) -> None:
+        super().put(arch, values)
+        self.record.record_measurement(self.context, arch, values)
+
+
+class HardwareMeter:
+    """Measures latency and memory of candidates in one context, each architecture once.
+
+    Args:
+        context: where and how to measure.
+        metrics: the hardware metrics to measure together when a candidate is first measured
+            (those the study limits or optimises).
+        store: where measurements are kept (default: this process only).
+        limits: the study's limits by metric (a latency limit lets a far-over candidate be
+            rejected after its warm-up).
+        fallback: the measure of every other metric.
+    """
+
+    def __init__(
+        self,
+        context: HardwareContext,
+        metrics: Iterable[str] = HARDWARE_METRICS,
+        *,
+        store: MeasurementStore | None = None,
+        limits: Mapping[str, float] | None = None,
+        fallback: Callable[[Any, str], float] | None = None,
+    ) -> None:
+        self.context = context
+        self.metrics = tuple(m for m in HARDWARE_METRICS if m in set(metrics)) or ("latency",)
+        self.store = store or MeasurementStore()
+        self.limits = dict(limits or {})
+        self.fallback = fallback
+        self.measured = 0  #: candidates measured (not served from the store)
+        self.served = 0  #: answers served from the store
+        self.seconds: list[float] = []  #: what each measurement cost
+
+    def __call__(self, candidate: Any, metric: str) -> float:
+        """``metric`` of ``candidate``: a hardware metric from the store or measured now,
+        any other from the fallback."""
+        if metric not in HARDWARE_METRICS:
+            if self.fallback is None:
+                raise KeyError(f"{metric!r} is not a hardware metric")
+            return self.fallback(candidate, metric)
+        key = arch_key(candidate)
+        values = self.store.get(key)
+        if values is None or metric not in values:
+            values = {**(values or {}), **self._measure(candidate, metric)}
+            self.store.put(key, values)
+        else:
+            self.served += 1
+        return float(values[metric])
+
+    def summary(self) -> str:
+        """``hardware: 12 candidates measured, 0.31 s each (median; 0.20-1.40 s), 3 answers
+        from the study's measurements``."""
+        times = sorted(self.seconds)
+        if not times:
+            return (
+                f"hardware: nothing measured, {self.served} answers from the study's measurements"
+            )
+        median = times[len(times) // 2]
+        return (
+            f"hardware: {self.measured} candidate{'s' if self.measured != 1 else ''} measured, "
+            f"{median:.2f} s each (median; {times[0]:.2f}-{times[-1]:.2f} s), "
+            f"{self.served} answers from the study's measurements"
+        )
+
+    def _measure(self, candidate: Any, metric: str) -> dict[str, float]:
+        from nas.hardware.measure import measure
+
+        wanted = tuple(dict.fromkeys((metric, *self.metrics)))
+        limit = self.limits.get("latency")
+        m = measure(
+            candidate,
+            self.context,
+            memory="memory" in wanted,
+            give_up_above=None if limit is None else limit * GIVE_UP_FACTOR,
+        )
+        self.measured += 1
+        self.seconds.append(m.seconds)
+        values = {"latency": m.latency_ms}
+        if m.memory_bytes is not None:
+            values["memory"] = m.memory_bytes / 1e6  # the metric is in megabytes
+        if m.runs == 0:
+            values["latency_lower_bound"] = 1.0
+        return values
+
+
+def study_context(study: Any, settings: Any, device: Any) -> HardwareContext | None:
+    """Where a search worker on ``device`` measures (None: the study neither optimises nor
+    limits a hardware metric), checked against the study's record.
+
+    The thread count is pinned by the study: the one recorded, or this process's for a study
+    that has none (or is measured again), so that every worker measures alike.
+
+    Args:
+        settings: the search's settings (objectives, limits, latency_batch, remeasure).
+
+    Raises:
+        NasError: in one line, for a context other than the recorded one (another device,
+            batch or precision) unless ``settings.remeasure``.
+    """
+    from nas.hardware.context import check_same_hardware
+    from nas.study.record import StudyRecord
+
+    if not measured_metrics(settings):
+        return None
+    recorded = StudyRecord(study).hardware
+    threads = None if recorded is None or settings.remeasure else int(recorded["threads"])
+    context = HardwareContext.current(device, settings.latency_batch, threads)
+    check_same_hardware(recorded, context, study.study_name, settings.remeasure)
+    return context
+
+
+def record_context(study: Any, context: HardwareContext) -> None:
+    """Record ``context`` as the study's (once; again after ``--remeasure``)."""
+    from nas.study.record import StudyRecord
+
+    record = StudyRecord(study)
+    if record.hardware != context.to_dict():
+        record.set_hardware(context.to_dict())
+
+
+def measured_metrics(settings: Any) -> set[str]:
+    """The hardware metrics a search optimises or limits."""
+    from nas.objectives import hardware
+
+    return {m.name for m in hardware()} & (set(settings.objectives) | set(settings.limits))
+
+
+def study_meter(
+    study: Any,
+    settings: Any,
+    device: Any,
+    fallback: Callable[[Any, str], float],
+    say: Callable[[str], None],
+) -> HardwareMeter | None:
+    """The meter of a search worker on ``device`` (None: no hardware metric wanted), in the
+    study's context (:func:`study_context`), keeping its measurements in the study.
+
+    Args:
+        fallback: the measure of every other metric (the evaluator's).
+
+    Raises:
+        NasError: for a context other than the recorded one.
+    """
+    context = study_context(study, settings, device)
+    if context is None:
+        return None
+    record_context(study, context)
+    estimate = " (peak memory estimated)" if context.estimated_memory else ""
+    names = measured_metrics(settings)
+    say(f"{' and '.join(sorted(names))} measured on {context.describe()}{estimate}")
+    return HardwareMeter(
+        context,
+        names,
+        store=StudyMeasurements(study, context),
+        limits=settings.limits,
+        fallback=fallback,
+    )

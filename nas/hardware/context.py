@@ -1,0 +1,130 @@
+"""Where and how a hardware measurement is made, recorded with the study that holds it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nas.errors import NasError
+
+#: Batch measured when ``--latency-batch`` is not given, by device type.
+DEFAULT_BATCH = {"cpu": 1, "cuda": 32}
+
+#: What must agree for two measurements to be comparable (the torch version is recorded,
+#: not compared: an upgrade does not make a study's measurements meaningless).
+COMPARED = ("device", "device_name", "threads", "batch", "precision", "memory_format")
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else the platform's word)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@dataclass(frozen=True)
+class HardwareContext:
+    """The context of a latency or memory measurement.
+
+    Attributes:
+        device: ``cpu`` or ``cuda`` (the device type).
+        device_name: the processor's or GPU's model name.
+        threads: intra-op threads the measurement runs with (pinned while measuring).
+        batch: images per forward pass.
+        precision: ``fp32`` (CPU) or ``bf16`` autocast (CUDA), as the proxy trains.
+        memory_format: ``contiguous`` (CPU) or ``channels_last`` (CUDA), as the proxy trains.
+        torch: the torch version.
+    """
+
+    device: str
+    device_name: str
+    threads: int
+    batch: int
+    precision: str
+    memory_format: str
+    torch: str
+
+    @classmethod
+    def current(
+        cls, device: Any = "cpu", batch: int | None = None, threads: int | None = None
+    ) -> HardwareContext:
+        """The context of this process on ``device`` (a ``torch.device`` or its name), with
+        the proxy's precision and memory format there, ``batch`` (default: 1 on CPU, 32 on
+        CUDA) and ``threads`` (default: this process's intra-op threads)."""
+        import torch
+
+        dev = torch.device(device)
+        cuda = dev.type == "cuda"
+        name = torch.cuda.get_device_name(dev) if cuda else cpu_name()
+        return cls(
+            device=dev.type,
+            device_name=name,
+            threads=threads or torch.get_num_threads(),
+            batch=batch or DEFAULT_BATCH.get(dev.type, 1),
+            precision="bf16" if cuda else "fp32",
+            memory_format="channels_last" if cuda else "contiguous",
+            torch=torch.__version__.split("+")[0],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HardwareContext:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    @property
+    def key(self) -> str:
+        """A short fingerprint of what makes measurements comparable."""
+        text = json.dumps([getattr(self, k) for k in COMPARED])
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    @property
+    def estimated_memory(self) -> bool:
+        """Whether peak memory is an estimate here (on CPU) rather than measured (CUDA)."""
+        return self.device != "cuda"
+
+    def describe(self) -> str:
+        """``Intel Xeon ... (cpu), 2 threads, batch 1, fp32, torch 2.14.1``."""
+        return (
+            f"{self.device_name} ({self.device}), {self.threads} thread"
+            f"{'s' if self.threads != 1 else ''}, batch {self.batch}, {self.precision}, "
+            f"{self.memory_format}, torch {self.torch}"
+        )
+
+    def differences(self, other: HardwareContext) -> list[str]:
+        """``threads 2 -> 8``, ... for each compared field that differs."""
+        return [
+            f"{k} {getattr(self, k)} -> {getattr(other, k)}"
+            for k in COMPARED
+            if getattr(self, k) != getattr(other, k)
+        ]
+
+
+def check_same_hardware(
+    recorded: dict[str, Any] | None, current: HardwareContext, study: str, remeasure: bool
+) -> None:
+    """Refuse, in one line, to add measurements made in another context to a study's.
+
+    Raises:
+        NasError: when ``recorded`` (the study's context) differs from ``current`` and
+            ``remeasure`` is not set.
+    """
+    if recorded is None or remeasure:
+        return
+    before = HardwareContext.from_dict(recorded)
+    changed = before.differences(current)
+    if changed:
+        raise NasError(
+            f"study {study!r} measured latency and memory on {before.describe()}; this run "
+            f"would measure on another ({'; '.join(changed)}): run it there, or pass "
+            "--remeasure to measure every candidate again here"
+        )
