@@ -34,6 +34,8 @@ README_EXAMPLES: list[str] = [
     "nas search --space search_spaces/attention_resnet.toml --param-limit 5M --flops-limit 500M "
     "--dataset fake --trials 2 --proxy-epochs 1 --proxy-subset 256 --proxy-val 128 "
     "--device cpu --storage sqlite:///flops.db --study f",
+    "nas search studies/smoke.toml --objectives accuracy,latency --latency-limit 2ms "
+    "--study smoke-lat --storage sqlite:///studies/smoke-lat.db --trials 4",
     "nas export --storage sqlite:///s.db --study demo --best --out best.json",
     "nas report --storage sqlite:///s.db --study demo --out report.html",
 ]
@@ -79,7 +81,7 @@ def main() -> None:
     if not Path("/tmp/cifar10").exists():
         Path("/tmp/cifar10").symlink_to(data)
     examples = help_examples()
-    order = [examples[0], *README_EXAMPLES[:3], *examples[1:], *README_EXAMPLES[3:]]
+    order = [examples[0], *README_EXAMPLES[:4], *examples[1:], *README_EXAMPLES[4:]]
     args.logs.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -152,7 +152,7 @@ def study_note(study: optuna.Study) -> str:
     )
     hardware = hardware_text(study)
     if hardware:
-        parts.append(f"## Latency and memory\n\nMeasured on {hardware}.\n")
+        parts.append(f"## Latency and memory\n\n{hardware[0].upper()}{hardware[1:]}.\n")
     fidelity = StudyRecord(study).proxy_fidelity
     if fidelity:  # stored by nas train-winners as a ProxyFidelity
         parts.append(

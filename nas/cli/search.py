@@ -146,17 +146,10 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
 
 
 def hardware_line(study: optuna.Study) -> str:
-    """``latency and peak memory measured on ...`` for a study that measured them ("" if
-    none)."""
-    from nas.hardware.context import HardwareContext
-    from nas.study.record import StudyRecord
+    """Where the study's latency and peak memory were measured ("" if it measured none)."""
+    from nas.hardware.context import study_hardware_text
 
-    recorded = StudyRecord(study).hardware
-    if recorded is None:
-        return ""
-    ctx = HardwareContext.from_dict(recorded)
-    estimate = "; peak memory is an estimate from tensor sizes" if ctx.estimated_memory else ""
-    return f"latency and peak memory measured on {ctx.describe()}{estimate}"
+    return study_hardware_text(study)
 
 
 def front_columns(objectives: tuple[str, ...], limited: tuple[str, ...] = ()) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from nas.cli.common import add_data_args, open_named_study
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import EpochProgress, console, print_hint, table
 from nas.errors import NasError
+from nas.hardware.context import study_hardware_text
+from nas.objectives import costs, hardware
 from nas.study.settings import add_study_flags
 from nas.training.recipe import SCHEDULES, full_recipe
 from nas.units import human, plural
@@ -126,7 +129,10 @@ def _train_run(args: argparse.Namespace) -> int:
     run = _WinnersRun(args, study, recipe, len(winners))
     results = [run.train(trial) for trial in winners]
     fidelity = record_fidelity(study.study_name, address.open(must_exist=True))
-    _print_results(results, recipe, fidelity)
+    _print_results(results, recipe, fidelity, {t.number: t for t in winners})
+    measured_on = study_hardware_text(study)
+    if measured_on:
+        console.print(measured_on, markup=False)
     _print_next(address, study, run.out_dir)
     return 0
 
@@ -170,9 +176,13 @@ class _WinnersRun:
 
         r = TrialRecord(trial)
         arch = ArchConfig.from_dict(r.arch or {})
+        measured = (
+            ", ".join(m.show(v) for m in costs() if (v := r.value(m)) is not None)
+            or f"{human(r.params or 0)} params"
+        )
         console.print(
             f"[bold]trial {trial.number}[/]: {arch.summary()} "
-            f"({human(r.params or 0)} params, proxy val acc {r.accuracy or 0.0:.4f})"
+            f"({measured}, proxy val acc {r.accuracy or 0.0:.4f})"
         )
 
         def on_epoch(e: EpochResult) -> None:
@@ -200,28 +210,45 @@ class _WinnersRun:
         return result
 
 
-def _print_results(results: list[WinnerResult], recipe: Recipe, fidelity: Any) -> None:
-    """The winners' table and the proxy fidelity it gives."""
+def _print_results(
+    results: list[WinnerResult],
+    recipe: Recipe,
+    fidelity: Any,
+    trials: Mapping[int, optuna.trial.FrozenTrial],
+) -> None:
+    """The winners' table (with the latency and memory measured of them, if any) and the
+    proxy fidelity it gives."""
+    from nas.study.record import TrialRecord
+
+    records = {n: TrialRecord(t) for n, t in trials.items()}
+    shown = [m for m in hardware() if any(r.value(m) is not None for r in records.values())]
+
+    def measured(trial: int) -> list[str]:
+        values = [records[trial].value(m) if trial in records else None for m in shown]
+        return [m.fmt(v) if v is not None else "-" for m, v in zip(shown, values, strict=True)]
+
     rows = [
         [
             r.trial,
             f"{r.proxy_accuracy:.4f}",
             f"{r.val_accuracy:.4f}",
             f"{r.full_accuracy:.4f}",
+            *measured(r.trial),
             r.epochs,
             f"{r.seconds:.0f}s",
             str(r.checkpoint),
         ]
         for r in results
     ]
-    header = ["trial", "proxy val acc", "full val acc", "full test acc", "epochs", "time"]
+    header = ["trial", "proxy val acc", "full val acc", "full test acc"]
+    header += [m.heading for m in shown] + ["epochs", "time"]
     console.print(
         table(
             "Winners (validation chooses; test reported once"
             + (", EMA weights)" if recipe.ema_decay else ")"),
             [*header, "checkpoint"],
             rows,
-            right=(0, 1, 2, 3, 4, 5),
+            right=tuple(range(len(header))),
         )
     )
     tau = fidelity.get("tau")

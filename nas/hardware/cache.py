@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from nas.hardware.context import HardwareContext
+from nas.units import plural
 
 #: The metrics :class:`HardwareMeter` measures (the rest go to its fallback).
 HARDWARE_METRICS = ("latency", "memory")
@@ -121,9 +122,9 @@ class HardwareMeter:
             )
         median = times[len(times) // 2]
         return (
-            f"hardware: {self.measured} candidate{'s' if self.measured != 1 else ''} measured, "
+            f"hardware: {plural(self.measured, 'candidate')} measured, "
             f"{median:.2f} s each (median; {times[0]:.2f}-{times[-1]:.2f} s), "
-            f"{self.served} answers from the study's measurements"
+            f"{plural(self.served, 'answer')} from the study's measurements"
         )
 
     def _measure(self, candidate: Any, metric: str) -> dict[str, float]:

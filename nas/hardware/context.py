@@ -128,3 +128,30 @@ def check_same_hardware(
             f"would measure on another ({'; '.join(changed)}): run it there, or pass "
             "--remeasure to measure every candidate again here"
         )
+
+
+def study_hardware_text(study: Any) -> str:
+    """Where and how a study's latency and peak memory were measured, in one sentence (""
+    for a study that measured neither): ``latency (median of 30 timed runs after warm-up)
+    and peak memory (estimated from tensor sizes) measured on ...``."""
+    from nas.objectives import METRICS, hardware
+    from nas.study.record import StudyRecord
+
+    record = StudyRecord(study)
+    recorded = record.hardware
+    if recorded is None:
+        return ""
+    ctx = HardwareContext.from_dict(recorded)
+    names = [m.name for m in hardware() if m.name in record.objectives or record.limit(m.name)]
+    how = {
+        "latency": "latency (median of 30 timed runs after warm-up)",
+        "memory": "peak memory ("
+        + (
+            "estimated from the tensor sizes of a forward pass"
+            if ctx.estimated_memory
+            else "torch.cuda.max_memory_allocated"
+        )
+        + ")",
+    }
+    measured = " and ".join(how.get(n, METRICS[n].label) for n in names) or "latency"
+    return f"{measured} measured on {ctx.describe()}"

@@ -206,7 +206,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
         ("Guided vs random start-up", startup_text(study, stats.trials)),
         ("Proxy fidelity", fidelity_line),
         ("Zero-cost scores vs proxy accuracy", zero_cost),
-        *([("Latency and memory measured on", hardware)] if hardware else []),
+        *([("Hardware", hardware)] if hardware else []),
     ]
     out = []
     if is_fake_data(study):
@@ -224,18 +224,9 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
 
 def hardware_text(study: optuna.Study) -> str:
     """Where a study's latency and peak memory were measured ("" if it measured none)."""
-    from nas.hardware.context import HardwareContext
+    from nas.hardware.context import study_hardware_text
 
-    recorded = StudyRecord(study).hardware
-    if recorded is None:
-        return ""
-    ctx = HardwareContext.from_dict(recorded)
-    memory = (
-        "peak memory estimated from the tensor sizes of a forward pass (CPU)"
-        if ctx.estimated_memory
-        else "peak memory measured by torch.cuda.max_memory_allocated"
-    )
-    return f"{ctx.describe()}; latency is the median of 30 timed runs after warm-up; {memory}"
+    return study_hardware_text(study)
 
 
 #: What the report (and the dashboard's study note) says about a study on ``--dataset fake``.
