@@ -49,20 +49,23 @@ class StudyMeasurements(MeasurementStore):
     """Measurements kept in a study (shared by its workers), for one context."""
 
     def __init__(self, study: Any, context: HardwareContext) -> None:
+        super().__init__()
+        self.study = study
+        self.context = context.key
+
+    def _record(self) -> Any:
         from nas.study.record import StudyRecord
 
-        super().__init__()
-        self.record = StudyRecord(study)
-        self.context = context.key
+        return StudyRecord(self.study)
 
     def get(self, arch: str) -> dict[str, float] | None:
         if arch not in self.memo:
-            self.memo.update(self.record.measurements(self.context))
+            self.memo.update(self._record().measurements(self.context))
         return self.memo.get(arch)
 
     def put(self, arch: str, values: Mapping[str, float]) -> None:
         super().put(arch, values)
-        self.record.record_measurement(self.context, arch, values)
+        self._record().record_measurement(self.context, arch, values)
 
 
 class HardwareMeter:
@@ -112,6 +115,13 @@ class HardwareMeter:
             self.served += 1
         return float(values[metric])
 
+    def describe(self) -> str:
+        """``latency and peak memory (estimated) measured on AMD EPYC (cpu), 2 threads, ...``."""
+        estimate = " (estimated)" if self.context.estimated_memory else ""
+        names = {"latency": "latency", "memory": f"peak memory{estimate}"}
+        measured = " and ".join(names[m] for m in self.metrics)
+        return f"{measured} measured on {self.context.describe()}"
+
     def summary(self) -> str:
         """``hardware: 12 candidates measured, 0.31 s each (median; 0.20-1.40 s), 3 answers
         from the study's measurements``."""
@@ -148,74 +158,53 @@ class HardwareMeter:
         return values
 
 
-def study_context(study: Any, settings: Any, device: Any) -> HardwareContext | None:
-    """Where a search worker on ``device`` measures (None: the study neither optimises nor
-    limits a hardware metric), checked against the study's record.
-
-    The thread count is pinned by the study: the one recorded, or this process's for a study
-    that has none (or is measured again), so that every worker measures alike.
+def study_context(study: Any, settings: Any) -> HardwareContext | None:
+    """Check and record where a search's workers measure (None: the study neither optimises
+    nor limits a hardware metric): on ``--device`` (``auto``: CUDA when this machine has
+    it), with the study's thread count (the one recorded, or this process's for a study that
+    has none or is measured again, so that every worker measures alike), at
+    ``--latency-batch``. A study without a context, or measured again, records this one.
 
     Args:
-        settings: the search's settings (objectives, limits, latency_batch, remeasure).
+        settings: the search's settings (objectives, limits, device, latency_batch,
+            remeasure).
 
     Raises:
         NasError: in one line, for a context other than the recorded one (another device,
             batch or precision) unless ``settings.remeasure``.
     """
     from nas.hardware.context import check_same_hardware
-    from nas.study.record import StudyRecord
-
-    if not measured_metrics(settings):
-        return None
-    recorded = StudyRecord(study).hardware
-    threads = None if recorded is None or settings.remeasure else int(recorded["threads"])
-    context = HardwareContext.current(device, settings.latency_batch, threads)
-    check_same_hardware(recorded, context, study.study_name, settings.remeasure)
-    return context
-
-
-def record_context(study: Any, context: HardwareContext) -> None:
-    """Record ``context`` as the study's (once; again after ``--remeasure``)."""
-    from nas.study.record import StudyRecord
-
-    record = StudyRecord(study)
-    if record.hardware != context.to_dict():
-        record.set_hardware(context.to_dict())
-
-
-def measured_metrics(settings: Any) -> set[str]:
-    """The hardware metrics a search optimises or limits."""
     from nas.objectives import hardware
+    from nas.study.record import StudyRecord
+    from nas.training import resolve_device
 
-    return {m.name for m in hardware()} & (set(settings.objectives) | set(settings.limits))
+    wanted = {m.name for m in hardware()} & {*settings.objectives, *settings.limits}
+    if not wanted:
+        return None
+    record = StudyRecord(study)
+    recorded = record.hardware
+    threads = None if recorded is None or settings.remeasure else int(recorded["threads"])
+    context = HardwareContext.current(
+        resolve_device(settings.device), settings.latency_batch, threads
+    )
+    check_same_hardware(recorded, context, study.study_name, settings.remeasure)
+    if recorded != context.to_dict():
+        record.set_hardware(context.to_dict())
+    return context
 
 
 def study_meter(
     study: Any,
+    context: HardwareContext,
     settings: Any,
-    device: Any,
     fallback: Callable[[Any, str], float],
-    say: Callable[[str], None],
-) -> HardwareMeter | None:
-    """The meter of a search worker on ``device`` (None: no hardware metric wanted), in the
-    study's context (:func:`study_context`), keeping its measurements in the study.
-
-    Args:
-        fallback: the measure of every other metric (the evaluator's).
-
-    Raises:
-        NasError: for a context other than the recorded one.
-    """
-    context = study_context(study, settings, device)
-    if context is None:
-        return None
-    record_context(study, context)
-    estimate = " (peak memory estimated)" if context.estimated_memory else ""
-    names = measured_metrics(settings)
-    say(f"{' and '.join(sorted(names))} measured on {context.describe()}{estimate}")
+) -> HardwareMeter:
+    """The meter of a search worker: in the study's checked ``context``
+    (:func:`study_context`), measuring the hardware metrics ``settings`` optimise or limit,
+    keeping what it measures in the study; ``fallback`` measures every other metric."""
     return HardwareMeter(
         context,
-        names,
+        {*settings.objectives, *settings.limits},
         store=StudyMeasurements(study, context),
         limits=settings.limits,
         fallback=fallback,

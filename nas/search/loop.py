@@ -360,7 +360,10 @@ def run_opened(
     )
     gate = SlotGate(opened.slots)
     evaluator = hooks.make_evaluator(ctx, s)
-    meter = study_meter(opened.study, s, device, evaluator.measure, say)
+    meter = None
+    if opened.hardware is not None:
+        meter = study_meter(opened.study, opened.hardware, s, evaluator.measure)
+        say(meter.describe())
     loop = search_loop(
         opened.study, s, space, evaluator, monitor, say, gate, hooks.candidates, meter
     )

@@ -35,7 +35,8 @@ import optuna
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
 from nas.errors import NasError, StorageError
-from nas.hardware.cache import record_context, study_context
+from nas.hardware.cache import study_context
+from nas.hardware.context import HardwareContext
 from nas.objectives import METRICS, directions
 from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
@@ -130,6 +131,8 @@ class SearchStudy:
         space: the search space.
         data: the data set.
         slots: the training slots (``--trials`` exactly, over every worker).
+        hardware: where latency and memory are measured, checked against the study's record
+            (None: the study measures neither).
         queued: the presets queued by this start.
     """
 
@@ -139,6 +142,7 @@ class SearchStudy:
     space: SearchSpace
     data: ImageData
     slots: TrainingSlots
+    hardware: HardwareContext | None = None
     queued: list[str] = field(default_factory=list)
 
     @property
@@ -239,17 +243,21 @@ def open_search(
         if not created and record != prepared.record:  # a worker recorded it meanwhile
             prepared = prepare(source, address, record, prepared)
         check_study(study, prepared.settings, record)
-        hardware = study_context(study, prepared.settings, measuring_device(prepared.settings))
+        hardware = study_context(study, prepared.settings)
         rec.StudyRecord(study).record_settings(
             RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL}
         )
-        if hardware is not None:
-            record_context(study, hardware)
         slots = TrainingSlots(
             storage.engine, address.name, prepared.settings.trials, s.grace_period
         )
     opened = SearchStudy(
-        study, address, prepared.resolved, prepared.space, prepared.data, with_retry(slots, storage)
+        study,
+        address,
+        prepared.resolved,
+        prepared.space,
+        prepared.data,
+        with_retry(slots, storage),
+        hardware,
     )
     # what this start changed, once the study holds it (a refusal says less)
     for name, (before, given) in prepared.resolved.replaced.items():
@@ -260,14 +268,6 @@ def open_search(
         say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)
     return opened
-
-
-def measuring_device(settings: SearchSettings) -> Any:
-    """The device a search's workers measure latency on: ``--device``, ``auto`` being CUDA
-    when this machine has it."""
-    from nas.training import resolve_device
-
-    return resolve_device(settings.device)
 
 
 def load_or_create(
