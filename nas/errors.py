@@ -7,6 +7,8 @@ one line on stderr and exits with :attr:`NasError.exit_code`; nothing else is sh
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class NasError(Exception):
     """A mistake the user can fix; its message is one clear sentence."""
@@ -37,3 +39,12 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal: str = "SIGINT") -> None:
         super().__init__(signal)
         self.signal = signal
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``"; did you mean --param-limit?"`` for the option closest to ``word`` (difflib's
+    ratio at least 0.6), else ``""``: the tail of an error about an unknown name."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nas.errors import NasError
+from nas.errors import NasError, did_you_mean
 from nas.registry import Registry
 from nas.units import human, human_ms, over_limit, parse_bytes, parse_count, parse_duration_ms
 
@@ -276,7 +276,11 @@ def parse_objectives(value: Any) -> tuple[str, ...]:
         raise NasError(f"objectives {text!r} must start with {ACCURACY}; then any of {valid}")
     for name in names[1:]:
         if name not in METRICS or METRICS[name].direction != "minimize":
-            raise NasError(f"unknown objective {name!r} in {text!r}; valid after accuracy: {valid}")
+            hint = did_you_mean(name, [m.name for m in costs()])
+            raise NasError(
+                f"unknown objective {name!r} in {text!r}"
+                + (hint or f"; valid after accuracy: {valid}")
+            )
     if len(set(names)) != len(names):
         raise NasError(f"objectives {text!r} name one twice")
     return names

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from nas.errors import NasError
+from nas.errors import NasError, did_you_mean
 
 PINNED = "pinned"
 KEPT = "kept"
@@ -462,17 +462,30 @@ def read_table(
     from nas.files import read_toml
 
     raw = read_toml(path, "study file")
+    fields = {d.name: d.setting for d in declared(cls)}
+    settable = sorted(name for name, s in fields.items() if not s.hidden)
+    loose = [k for k, v in raw.items() if not isinstance(v, dict)]
+    if loose:  # keys before any table header
+        key = loose[0]
+        hint = f"put it under [{table}]" if key in settable else did_you_mean(key, settable)[2:]
+        raise NasError(
+            f"{path}: {key} = ... is outside any table; "
+            + (hint or f"settings go under [{table}]: {', '.join(settable)}")
+        )
     unknown_tables = sorted(set(raw) - {table, *others})
     if unknown_tables:
-        raise NasError(f"{path}: unknown table(s) {', '.join(unknown_tables)}; use [{table}]")
+        name = unknown_tables[0]
+        hint = did_you_mean(f"[{name}]", [f"[{t}]" for t in (table, *others)])
+        raise NasError(f"{path}: unknown table [{name}]" + (hint or f"; use [{table}]"))
     values = raw.get(table, {})
-    fields = {d.name: d.setting for d in declared(cls)}
     hints = _hints(cls)
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - set(settable))
     if unknown:
+        key = unknown[0]
+        hint = did_you_mean(key, settable)
         raise NasError(
-            f"{path}: unknown setting(s) {', '.join(unknown)} in [{table}]; valid: "
-            f"{', '.join(sorted(fields))}"
+            f"{path}: unknown setting {key!r} in [{table}]"
+            + (hint or f"; valid: {', '.join(settable)}")
         )
     out: dict[str, Any] = {}
     for name, value in values.items():
@@ -481,6 +494,12 @@ def read_table(
             out[name] = s.parse(value) if s.parse and s.parse_file else _from_toml(value)
         except NasError as exc:
             raise NasError(f"{path}: setting {name}: {exc}") from None
+        choices = s.choices() if callable(s.choices) else s.choices
+        if choices is not None and out[name] not in choices and not isinstance(out[name], tuple):
+            raise NasError(
+                f"{path}: setting {name}: unknown value {out[name]!r}"
+                + (did_you_mean(str(out[name]), choices) or f"; valid: {', '.join(choices)}")
+            )
         if not _accepts(out[name], hints[name]):
             raise NasError(
                 f"{path}: setting {name} must be {_expected(hints[name])}, got {value!r}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import ClassVar, NoReturn, TypeVar
 
-from nas.errors import NasError
+from nas.errors import NasError, did_you_mean
 from nas.registry import Registry
 
 
@@ -67,10 +68,46 @@ Run 'nas COMMAND --help' for a command's options and examples."""
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: the problem and where to look, no usage dump."""
+    """argparse with one-line errors: the problem, the closest valid word ("did you mean")
+    and where to look, no usage dump."""
+
+    #: The subcommands' parsers, by name (set on the top-level parser).
+    commands: dict[str, argparse.ArgumentParser]
+    #: The arguments being parsed (set by :func:`main` for every parser).
+    argv: ClassVar[list[str]] = []
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"nas: error: {message} (see '{self.prog} --help')\n")
+        prog = self.prog
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if unknown and hasattr(self, "commands"):
+            message, prog = self._unknown_flags(unknown.group(1).split())
+        elif message.startswith("the following arguments are required"):
+            flags = [o for action in self._actions for o in action.option_strings]
+            typo = next((a for a in self.argv if a.startswith("--") and a not in flags), None)
+            if typo is not None:
+                message = f"unknown flag {typo}{did_you_mean(typo, flags)}"
+        elif choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            message += did_you_mean(choice.group(1), options)
+        self.exit(2, f"nas: error: {message} (see '{prog} --help')\n")
+
+    def _unknown_flags(self, tokens: list[str]) -> tuple[str, str]:
+        """The message for arguments no parser took: each unknown flag with the closest
+        flag of the command, and the value after it when a positional swallowed it (so
+        ``--param-limt 5M`` is not reported as a study file named ``5M``)."""
+        argv = self.argv
+        name = next((a for a in argv if a in self.commands), None)
+        parser = self.commands.get(name or "", self)
+        flags = [o for action in parser._actions for o in action.option_strings]
+        flag = next((t for t in tokens if t.startswith("-")), None)
+        if flag is None:
+            return f"unexpected argument(s) {' '.join(tokens)}", parser.prog
+        at = argv.index(flag) if flag in argv else -1
+        after = argv[at + 1] if 0 <= at < len(argv) - 1 else None
+        value = f" {after}" if after and not after.startswith("-") else ""
+        key = flag.split("=", 1)[0]
+        return f"unknown flag {key}{value}{did_you_mean(key, flags)}", parser.prog
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"nas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: dict[str, argparse.ArgumentParser] = {}
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(
             name,
@@ -96,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_arguments(p)
         p.set_defaults(run=cmd.run)
+        commands[name] = p
+    parser.commands = commands
     return parser
 
 
@@ -117,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*experimental.*")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     parser = build_parser()
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that respawn
     if not getattr(args, "run", None):

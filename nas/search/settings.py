@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.errors import NasError
+from nas.errors import NasError, did_you_mean
 from nas.objectives import objectives_help, parse_objectives
 from nas.settings import (
     KEPT,
@@ -268,9 +268,12 @@ class SearchSettings(StudySettings):
 
     def _invalid(self) -> list[str]:
         """A message per setting whose value is not one it can take."""
+        samplers = ", ".join(SAMPLERS.names())
         checks = (
             (self.proxy_recipe in PROXY_RECIPES, f"unknown proxy recipe {self.proxy_recipe!r}; "
              f"valid: {', '.join(PROXY_RECIPES)}"),
+            (self.sampler in SAMPLERS.names(), f"unknown sampler {self.sampler!r}"
+             f"{did_you_mean(self.sampler, SAMPLERS.names()) or '; valid: ' + samplers}"),
             (self.early_stopping in EARLY_STOPPING, f"--early-stopping must be one of "
              f"{', '.join(EARLY_STOPPING)}, got {self.early_stopping!r}"),
             (self.eta > 1, f"--eta must be greater than 1, got {self.eta:g}"),

@@ -1,0 +1,72 @@
+"""A mistyped flag, subcommand, study-file key, sampler or objective gets one line naming
+the closest valid word; errors list only settings a user can set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nas.cli.main import main
+
+
+def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(list(argv))
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serch"], "did you mean search?"),
+        (["search", "--trails", "3"], "unknown flag --trails 3; did you mean --trials?"),
+        (["search", "--sampler", "tpee"], "did you mean tpe?"),
+        (["search", "--objectives", "accuracy,latncy"], "did you mean latency?"),
+        (["search", "--dataset", "cifar1O"], "did you mean cifar10?"),
+        (["count", "--preset", "resnet20", "--latncy"], "did you mean --latency?"),
+        (["export", "--studdy", "s"], "did you mean --study?"),
+    ],
+)
+def test_mistyped_words_name_the_closest_valid_one(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    assert expected in _error(capsys, *argv)
+
+
+def test_a_value_after_a_misspelled_flag_is_not_a_study_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = _error(capsys, "search", "--param-limt", "5M")
+    assert "unknown flag --param-limt 5M; did you mean --param-limit?" in err
+    assert "study file" not in err and "'nas search --help'" in err
+
+
+def _file_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> str:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    err = capsys.readouterr().err  # drain
+    code = main(["search", str(path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_study_file_keys_tables_and_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _file_error(tmp_path, capsys, '[search]\nparam_limt = "5M"\n')
+    assert "unknown setting 'param_limt' in [search]; did you mean param_limit?" in err
+    err = _file_error(tmp_path, capsys, 'param_limit = "5M"\n')
+    assert "outside any table; put it under [search]" in err
+    err = _file_error(tmp_path, capsys, "[serch]\ntrials = 2\n")
+    assert "unknown table [serch]; did you mean [search]?" in err
+    err = _file_error(tmp_path, capsys, '[search]\nsampler = "tpee"\n')
+    assert "setting sampler: unknown value 'tpee'; did you mean tpe?" in err
+    err = _file_error(tmp_path, capsys, "[search]\nzzz = 2\n")
+    assert "valid: " in err and "worker_index" not in err and "param_limit" in err
