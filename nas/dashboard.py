@@ -128,7 +128,7 @@ def study_note(study: optuna.Study) -> str:
     (:func:`nas.study.stats.study_startup_comparison`) and, once winners were fully
     trained, the proxy fidelity."""
     from nas.report.html import FAKE_DATA_NOTICE, hardware_text, is_fake_data
-    from nas.study.stats import study_startup_comparison
+    from nas.study.stats import BEST_RULE, study_startup_comparison, study_stats
 
     parts = []
     if is_fake_data(study):
@@ -150,6 +150,13 @@ def study_note(study: optuna.Study) -> str:
         + "\n".join(rows)
         + "\n\nThe optimization-history figure shades the start-up trials.\n"
     )
+    stats = study_stats(study, front=False)
+    if stats.best is not None:
+        parts.append(
+            f"## The best trial\n\nTrial {stats.best.number} (chosen by {stats.best_rule}). "
+            "optuna-dashboard's Best Trials card lists every Pareto-optimal trial; `nas export "
+            f"--best`, the search's summary and the report mean this one: {BEST_RULE}.\n"
+        )
     hardware = hardware_text(study)
     if hardware:
         parts.append(f"## Latency and memory\n\n{hardware[0].upper()}{hardware[1:]}.\n")

@@ -23,8 +23,10 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     pick.add_argument(
         "--best",
         action="store_true",
-        help="highest validation accuracy after full training if any winner was fully "
-        "trained, else highest proxy accuracy (the test accuracy never chooses)",
+        help="the best trial, as every command names it: highest validation accuracy after "
+        "full training if any winner was fully trained, else highest proxy accuracy (a "
+        "candidate trained several times by its mean); a tie goes to the cheaper, then the "
+        "earlier trial; the test accuracy never chooses",
     )
     pick.add_argument("--trial", type=int, metavar="N", help="trial number N")
     pick.add_argument(

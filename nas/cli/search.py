@@ -141,8 +141,23 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     comparison = study_startup_comparison(outcome.study, s.trials)
     console.print(f"guided vs random start-up: {comparison.verdict}", markup=False)
     if s.best is not None:
-        console.print(f"best: trial {s.best.number}, val acc {s.best_accuracy:.4f}")
+        console.print(f"best: {best_text(s)}", markup=False)
         print_hint(*winners_hint(outcome, settings))
+
+
+def best_text(s: Any) -> str:
+    """``trial 7, val acc 0.1680 (mean of 2); chosen by ...``: the best trial as every
+    command names it (:data:`nas.study.stats.BEST_RULE`)."""
+    from nas.study.stats import full_val_accuracy
+
+    assert s.best is not None and s.best_accuracy is not None
+    accuracy = f"val acc {s.best_accuracy:.4f}"
+    if s.best_runs > 1:
+        accuracy += f" (mean of {s.best_runs})"
+    full = full_val_accuracy(s.best)
+    if full is not None:
+        accuracy = f"full val acc {full:.4f}, proxy {accuracy}"
+    return f"trial {s.best.number}, {accuracy}; chosen by {s.best_rule}"
 
 
 def hardware_line(study: optuna.Study) -> str:

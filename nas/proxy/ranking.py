@@ -254,7 +254,8 @@ def agreement(
     if sizes is not None:
         same = same_size_agreement(rx, ry, sizes, resamples=resamples, seed=seed)
     tau = rho = low = high = None
-    if n >= MIN_N:
+    constant = len(set(np.asarray(rx).tolist())) < 2 or len(set(np.asarray(ry).tolist())) < 2
+    if n >= MIN_N and not constant:  # a constant side has no rank correlation (no warning)
         tau = _finite(kendalltau(rx, ry).statistic)
         rho = _finite(spearmanr(rx, ry).statistic)
         interval = tau_interval(tau, n) if tau is not None else None

@@ -61,9 +61,20 @@ def _cost(t: FrozenTrial, costs: Costs) -> tuple[float, ...]:
     return tuple(math.inf if (v := r.value(c)) is None else v for c in _costs(costs))
 
 
+#: What "the best trial" means everywhere nas names one (the search's summary and live
+#: totals, the report's header, ``nas export --best``, the dashboard's study note).
+BEST_RULE = (
+    "the best trial is the one with the highest validation accuracy after full training "
+    "(nas train-winners) if any was fully trained, else the highest proxy validation accuracy "
+    "(a candidate trained several times by its mean); a tie goes to the cheaper trial (the "
+    "study's costs in order), then to the earlier one; the test accuracy never chooses"
+)
+
+
 def choose_best(trials: list[FrozenTrial], second: Costs = "params") -> tuple[FrozenTrial, str]:
-    """Highest validation accuracy after full training if any trial was fully trained, else
-    highest proxy (validation) accuracy; returns the trial and which rule chose it. The test
+    """The best trial (:data:`BEST_RULE`) of the COMPLETE trials ``trials``: highest
+    validation accuracy after full training if any trial was fully trained, else highest
+    proxy (validation) accuracy; returns the trial and which rule chose it. The test
     accuracy never chooses: it is reported, not selected on. A tie goes to the cheaper trial
     (fewer ``second``: ``params`` or ``flops``, or several costs in order), then to the
     earlier one, so that the proxy rule's choice is on the Pareto front."""
@@ -134,7 +145,12 @@ class StudyStats:
     waiting: int = 0
     rejection_first_third: float | None = None
     rejection_last_third: float | None = None
+    #: The best trial (:data:`BEST_RULE`, the one ``nas export --best`` exports).
     best: FrozenTrial | None = None
+    #: Which part of the rule chose it.
+    best_rule: str = ""
+    #: How many times its candidate was trained (its accuracy is their mean).
+    best_runs: int = 1
     pareto: list[FrozenTrial] = field(default_factory=list)
 
     @property
@@ -143,7 +159,10 @@ class StudyStats:
 
     @property
     def best_accuracy(self) -> float | None:
-        return accuracy_of(self.best) if self.best else None
+        """The best trial's proxy accuracy (the mean over its candidate's runs)."""
+        if self.best is None:
+            return None
+        return mean_accuracies(self.trials).get(self.best.number, accuracy_of(self.best))
 
 
 def sampled_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -265,7 +284,10 @@ def stats_of(trials: Sequence[FrozenTrial], costs: Costs, *, front: bool = True)
         elif t.state == TrialState.WAITING:
             s.waiting += 1
     s.rejection_first_third, s.rejection_last_third = rejection_thirds(trials)
-    s.best = best_trial(trials, costs)
+    trained = [t for t in trials if t.state == TrialState.COMPLETE and accuracy_of(t) is not None]
+    if trained:
+        s.best, s.best_rule = choose_best(trained, costs)
+        s.best_runs = len(repeats(trained).get(s.best.number, [s.best]))
     if front:
         s.pareto = pareto_front(trials, costs)
     return s

@@ -294,7 +294,10 @@ def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_p
     bad = tmp_path / "bad.toml"
     bad.write_text("[search]\ntrails = 3\n")
     out = run_nas("search", str(bad))
-    assert out.returncode != 0 and "unknown setting(s) trails" in out.stderr
+    assert (
+        out.returncode != 0
+        and "unknown setting 'trails' in [search]; did you mean trials?" in out.stderr
+    )
 
 
 def test_limit_below_the_smallest_candidate_is_refused_before_searching(
