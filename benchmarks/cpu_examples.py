@@ -25,8 +25,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: README examples meant for a CPU that no ``--help`` shows, in the order README gives them.
+#: README's and the documentation's examples meant for a CPU that no ``--help`` shows, in
+#: the order a reader meets them (README's "what to look at next" first).
 README_EXAMPLES: list[str] = [
+    "nas report --storage sqlite:///studies/smoke.db --study smoke --out smoke-report.html",
+    "nas export --storage sqlite:///studies/smoke.db --study smoke --best --out best.json",
     "nas train-winners --storage sqlite:///studies/smoke.db --study smoke --top-k 3 --epochs 1 "
     "--device cpu",
     "nas export --storage sqlite:///studies/smoke.db --study smoke --best --weights "
@@ -59,8 +62,10 @@ def help_examples() -> list[str]:
 
 
 def readme_text() -> str:
-    """README.md with shell continuation lines joined and spaces collapsed."""
-    text = re.sub(r"\\\n\s*", "", (ROOT / "README.md").read_text())
+    """README.md and the documentation pages (docs/**/*.md) with shell continuation lines
+    joined and spaces collapsed."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    text = re.sub(r"\\\n\s*", "", "\n".join(p.read_text() for p in pages))
     return re.sub(r"[ \t]+", " ", text)
 
 
@@ -74,14 +79,14 @@ def main() -> None:
     readme = readme_text()
     missing = [c for c in README_EXAMPLES if c not in readme]
     if missing:
-        sys.exit(f"not in README.md as written here: {missing[0]}")
+        sys.exit(f"not in README.md or docs/ as written here: {missing[0]}")
     data = Path(args.data_dir).resolve()
     if not data.is_dir():
         sys.exit(f"no image folder at {args.data_dir}: extract ../shared/data/cifar10-jpeg.tar.gz")
     if not Path("/tmp/cifar10").exists():
         Path("/tmp/cifar10").symlink_to(data)
     examples = help_examples()
-    order = [examples[0], *README_EXAMPLES[:4], *examples[1:], *README_EXAMPLES[4:]]
+    order = [examples[0], *README_EXAMPLES[:6], *examples[1:], *README_EXAMPLES[6:]]
     args.logs.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

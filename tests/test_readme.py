@@ -1,5 +1,6 @@
-"""README's Python examples run as printed (its shell commands are checked by
-``benchmarks/cpu_examples.py`` and ``tests/cli/test_hints.py``)."""
+"""README's set-up is what CI runs, and the documentation's Python examples run as printed
+(its shell commands are checked by ``benchmarks/cpu_examples.py`` and
+``tests/cli/test_hints.py``)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,44 @@ import pytest
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
+PYTHON_PAGE = ROOT / "docs" / "how-to" / "python.md"
 
 
-def python_blocks(section: str) -> list[str]:
-    """The ```python blocks of README's ``## section``."""
+def python_blocks(page: Path) -> list[str]:
+    """The ```python blocks of a documentation page."""
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+
+
+def setup_commands() -> list[str]:
+    """The commands of README's Set-up block."""
     text = README.read_text()
-    start = text.index(f"## {section}\n")
-    end = text.find("\n## ", start + 1)
-    part = text[start : end if end > 0 else len(text)]
-    return re.findall(r"```python\n(.*?)```", part, flags=re.S)
+    part = text[text.index("## Set-up\n") :]
+    block = re.search(r"```bash\n(.*?)```", part, flags=re.S)
+    assert block is not None
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_ci_runs_readmes_setup_verbatim() -> None:
+    commands = setup_commands()
+    assert len(commands) == 2  # the install and main job, then the tests
+    assert "python3 -m venv" in commands[0] and "nas search studies/smoke.toml" in commands[0]
+    assert commands[1].startswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.index(commands[0]) < ci.index(commands[1])
+    assert "mkdocs build --strict" in ci
+
+
+def test_readme_is_the_first_screen() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 250
+    for link in re.findall(r"\]\((docs/[^)#]+)", README.read_text()):
+        assert (ROOT / link).is_file(), link
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("index", [0, 1])
 def test_the_python_examples_run_as_printed(tmp_path: Path, index: int) -> None:
-    blocks = python_blocks("From Python")
+    blocks = python_blocks(PYTHON_PAGE)
     assert len(blocks) == 2
     shutil.copytree(ROOT / "studies", tmp_path / "studies", ignore=shutil.ignore_patterns("*.db*"))
     shutil.copytree(ROOT / "search_spaces", tmp_path / "search_spaces")

@@ -48,7 +48,9 @@ from nas.study.stats import (
     full_val_accuracy,
     is_rejected,
     is_stopped,
+    mean_accuracies,
     pareto_front,
+    repeats,
     sampled_by,
     sampled_trials,
     study_costs,
@@ -464,12 +466,26 @@ def pareto_figure(
         vertical_spacing=0.04,
     )
 
+    # a candidate trained several times is one point at its mean (as the front judges it)
+    runs = repeats(trials)
+    means = mean_accuracies(trials)
+    again = {t.number for group in runs.values() for t in group[1:]}
+    trained = [t for t in trained if t.number not in again]
+
+    def accuracy(t: FrozenTrial) -> float | None:
+        return means.get(t.number, accuracy_of(t))
+
+    def shown(t: FrozenTrial) -> str:
+        n = len(runs.get(t.number, [t]))
+        text = f"accuracy {accuracy(t) or 0.0:.4f}"
+        return text + (f" (mean of {n} runs)" if n > 1 else "")
+
     def points(group: Sequence[FrozenTrial], **style: Any) -> go.Scatter:
         return go.Scatter(
             x=[_count(t, second) for t in group],
-            y=[accuracy_of(t) for t in group],
+            y=[accuracy(t) for t in group],
             customdata=[t.number for t in group],
-            hovertext=[_hover(t, f"accuracy {accuracy_of(t):.4f}", _size_line(t)) for t in group],
+            hovertext=[_hover(t, shown(t), _size_line(t)) for t in group],
             hoverinfo="text",
             **style,
         )

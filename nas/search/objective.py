@@ -162,7 +162,9 @@ def suggest(
     Args:
         trial: the trial of the user's objective.
         space: a search-space file (path) or a :class:`nas.space.SearchSpace`.
-        in_channels, input_size, num_classes: the shape of the user's data.
+        in_channels: channels of the user's images.
+        input_size: side of the user's (square) images.
+        num_classes: classes of the user's data.
         limits: hard limits by setting name, e.g. ``param_limit="5M"``,
             ``flops_limit=500e6`` (see ``nas search --help``); none given: the 5M default.
 

@@ -162,7 +162,7 @@ class SearchSettings(StudySettings):
     eta: float = setting(
         3.0,
         "keep the top 1/eta at each rung; rungs eta times apart (3: chosen by replaying the "
-        "stopper on recorded CIFAR-10 curves, README: early stopping)",
+        "stopper on recorded CIFAR-10 curves, docs/evidence/early-stopping.md)",
         kind=PINNED,
         parse=_float,
         group="stopping",

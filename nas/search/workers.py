@@ -34,7 +34,7 @@ SQLITE_WARNING = (
     "warning: {k} workers on SQLite: Optuna advises against SQLite for parallel work (one "
     "writer at a time, 'database is locked' errors under load). It works for a few local "
     "workers; for more, or for several machines, use PostgreSQL: --storage "
-    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (README: Running on many GPUs and machines)"
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (docs/how-to/many-workers.md)"
 )
 
 

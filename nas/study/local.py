@@ -26,7 +26,7 @@ training gate refused (``not_trained``) do not count as tried; queued presets do
 
 Measured on NAS-Bench-201 under a size limit with one training seed's accuracy per
 evaluation (``benchmarks/tabular_search.py``), it beats random sampling with one objective
-where TPE does not; see README ("When does the search beat random?").
+where TPE does not; see docs/evidence/search-vs-random.md.
 """
 
 from __future__ import annotations
@@ -349,5 +349,5 @@ def _contains(d: BaseDistribution, value: Any) -> bool:
 def local_init(trials: int) -> int:
     """The random start-up of a study of ``trials`` trained trials: a fifth of them, at least
     four (kept on NAS-Bench-201 at 100 trials: against a tenth, a third and a half it was
-    the steadiest over one and two objectives, see README)."""
+    the steadiest over one and two objectives, see docs/evidence/search-vs-random.md)."""
     return max(4, math.floor(trials / 5 + 0.5))

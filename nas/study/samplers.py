@@ -110,7 +110,7 @@ def _local(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseS
 
 def _auto(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
     """``local`` for one objective, ``tpe`` for several (chosen on NAS-Bench-201, see
-    README's "When does the search beat random?")."""
+    docs/evidence/search-vs-random.md)."""
     return (_local if objectives == 1 else _tpe)(seed, trials, objectives)
 
 
@@ -140,8 +140,7 @@ SAMPLERS.add(
     SamplerSpec(
         "auto",
         "local with one objective, tpe with several (so tpe for the default "
-        "accuracy,params), chosen on NAS-Bench-201, see README 'When does the search beat "
-        "random?'",
+        "accuracy,params), chosen on NAS-Bench-201: docs/evidence/search-vs-random.md",
         _auto,
         "local's or TPE's",
         _auto_classify,
