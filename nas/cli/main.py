@@ -25,6 +25,9 @@ class Command:
     examples: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: Checks the arguments without importing anything heavy (raises NasError); run before
+    #: Optuna and torch are imported, so a settings error costs a fraction of a second.
+    check: Callable[[argparse.Namespace], None] | None = None
 
 
 COMMANDS: Registry[Command] = Registry("command")
@@ -133,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cmd.add_arguments(p)
-        p.set_defaults(run=cmd.run)
+        p.set_defaults(run=cmd.run, check=cmd.check)
         commands[name] = p
     parser.commands = commands
     return parser
@@ -163,10 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    import optuna  # after parsing: --help and argument errors never import it (or torch)
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our monitors report trial events
     try:
+        if args.check is not None:
+            args.check(args)
+        import optuna  # after the checks: --help and argument errors never import it (or torch)
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # our monitors report trial events
         return int(args.run(args))
     except NasError as exc:
         print(f"nas: error: {exc}", file=sys.stderr)

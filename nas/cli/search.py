@@ -37,15 +37,15 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def source_from_args(args: argparse.Namespace) -> SettingsSource:
     """What the command line gave: the flags typed and the study file's ``[search]`` table."""
-    from nas.search.study import RECORD_KEY
     from nas.settings import SettingsSource
+    from nas.study.record import SEARCH_SETTINGS
 
     file = (
         read_table(Path(args.study_file), "search", SearchSettings, others=("train_winners",))
         if args.study_file
         else {}
     )
-    return SettingsSource(SearchSettings, RECORD_KEY, flags_given(args, SearchSettings), file)
+    return SettingsSource(SearchSettings, SEARCH_SETTINGS, flags_given(args, SearchSettings), file)
 
 
 def _show(source: SettingsSource) -> int:
@@ -96,6 +96,21 @@ def monitor_for(source: SettingsSource) -> SearchMonitor:
     return LogMonitor() if quiet or not err.is_terminal else LiveMonitor(err)
 
 
+def check_given(source: SettingsSource) -> None:
+    """Refuse a given value no study could take (``--trials 0``, ``--eta 1``, an unknown
+    sampler in a study file), in one line and before torch is imported: the settings
+    given, checked on their own (the record can only add values, never fix a given one).
+
+    Raises:
+        NasError: naming the setting.
+    """
+    SearchSettings.of(**{**source.file, **source.flags})
+
+
+def _check(args: argparse.Namespace) -> None:
+    check_given(source_from_args(args))
+
+
 def _run(args: argparse.Namespace) -> int:
     from nas.search.api import run_search
 
@@ -112,6 +127,7 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     """End-of-search summary: totals, rejection rates, the Pareto front, how the guided
     trials compare with the random start-up ones, the best trial (on the front)."""
     from nas.proxy.fidelity import fidelity_text, proxy_fidelity
+    from nas.study.record import TrialRecord
     from nas.study.stats import study_startup_comparison
 
     s = outcome.stats
@@ -128,6 +144,12 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
             f"rejection rate: first third of trials {100 * s.rejection_first_third:.0f}%"
             f", last third {100 * s.rejection_last_third:.0f}%"
         )
+    retries = [
+        (r.retry_of, r.trial.number) for r in map(TrialRecord, s.trials) if r.retry_of is not None
+    ]
+    if retries:
+        pairs = ", ".join(f"trial {a} as {b}" for a, b in retries)
+        console.print(f"retried (interrupted, or their worker died): {pairs}", markup=False)
     print_front(s.pareto, settings.objectives, s.trials, tuple(settings.limits))
     hardware = hardware_line(outcome.study)
     if hardware:
@@ -142,6 +164,13 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     console.print(f"guided vs random start-up: {comparison.verdict}", markup=False)
     if s.best is not None:
         console.print(f"best: {best_text(s)}", markup=False)
+    if outcome.address is None:
+        return
+    if outcome.interrupted:
+        print_hint(*resume_hint(outcome, settings))
+    elif s.best is not None and not outcome.has_test:
+        print_hint(*export_hint(outcome))
+    elif s.best is not None:
         print_hint(*winners_hint(outcome, settings))
 
 
@@ -222,6 +251,29 @@ def print_front(
 HINT_EPOCHS = 1
 
 
+def resume_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
+    """After Ctrl-C or SIGTERM: the command that continues the study where it stopped."""
+    assert outcome.address is not None
+    args = ["nas", "search", "--storage", outcome.address.url, "--study", outcome.study.study_name]
+    if settings.device != "auto":
+        args += ["--device", settings.device]
+    return args, (
+        "continues the study with its recorded settings; the interrupted trial is retried "
+        "first, with the same architecture"
+    )
+
+
+def export_hint(outcome: SearchOutcome) -> tuple[list[str], str]:
+    """For data without a test split (``nas train-winners`` refuses it): the export."""
+    assert outcome.address is not None
+    args = ["nas", "export", "--storage", outcome.address.url, "--study"]
+    args += [outcome.study.study_name, "--best", "--out", "best.json"]
+    return args, (
+        "the best trial's config; nas train-winners needs a test split (DIR/test/<class>/*) "
+        "to train the winners fully, so add one to the data to go on"
+    )
+
+
 def winners_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
     """The ``nas train-winners`` command that follows a search, and what it does."""
     assert outcome.address is not None
@@ -264,5 +316,6 @@ COMMANDS.add(
         ),
         add_arguments=_args,
         run=_run,
+        check=_check,
     ),
 )

@@ -205,8 +205,9 @@ def _recommend(
         need = candidates_needed(best["kendall_tau"], target)
         if need is not None:
             text += (
-                f"; were tau to hold, about {need} candidates (--panel {need}) would lift "
-                "the lower bound to the target"
+                f"; were tau to hold, about {need} candidates would lift the lower bound to "
+                f"the target: a new fidelity study, --panel {need} with another --study (this "
+                "study's panel is pinned)"
             )
         else:
             text += "; its tau itself is not above the target, so a larger panel would not help"

@@ -101,8 +101,11 @@ def run_search(
     if opened.settings.workers > 1:
         from nas.search.workers import run_workers
 
-        return run_workers(opened, placed["placements"], say)
-    return run_opened(opened, monitor, placed["device"], say, hooks)
+        outcome = run_workers(opened, placed["placements"], say)
+    else:
+        outcome = run_opened(opened, monitor, placed["device"], say, hooks)
+    outcome.has_test = opened.data.has_test
+    return outcome
 
 
 def place(settings: SearchSettings) -> dict[str, Any]:

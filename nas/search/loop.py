@@ -62,6 +62,8 @@ class SearchOutcome:
     #: The command's exit code: 0, 130 after Ctrl-C or SIGTERM, else the first failing
     #: worker's (``--workers K``).
     exit_code: int = 0
+    #: Whether the data has a test split (``nas train-winners`` needs one).
+    has_test: bool = True
 
     @classmethod
     def of(

@@ -46,7 +46,7 @@ from nas.settings import Resolved, SettingsSource, given_in_python
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress
-from nas.study.cleanup import fail_stale
+from nas.study.cleanup import fail_stale, retry_interrupted
 from nas.study.samplers import make_sampler
 from nas.study.storage import with_retry, worker_id
 
@@ -247,6 +247,7 @@ def open_search(
         rec.StudyRecord(study).record_settings(
             RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL}
         )
+        retried = retry_interrupted(study) if enqueue else []
         slots = TrainingSlots(
             storage.engine, address.name, prepared.settings.trials, s.grace_period
         )
@@ -264,6 +265,8 @@ def open_search(
         say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
     for note in prepared.notes:
         say(note)
+    for interrupted, retry in retried:
+        say(f"trial {interrupted} was interrupted; it is retried first as trial {retry}")
     if created and not prepared.data.has_test:
         say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)

@@ -33,6 +33,33 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def retry_interrupted(study: optuna.Study) -> list[tuple[int, int]]:
+    """Queue every trial that Ctrl-C or SIGTERM failed for one more try with the same
+    architecture (its parameters), once: a retry is not retried again, and a trial already
+    retried is left alone. Returns (interrupted trial, its retry) pairs. Call under the
+    study's set-up lock, so that two workers starting together queue one retry."""
+    trials = study.get_trials(deepcopy=False)
+    repeated = {record.TrialRecord(t).retry_of for t in trials}
+    out: list[tuple[int, int]] = []
+    for t in trials:
+        r = record.TrialRecord(t)
+        if (
+            t.state != TrialState.FAIL
+            or r.fail_reason not in INTERRUPTED.values()
+            or r.retried_as is not None
+            or r.retry_of is not None
+            or t.number in repeated
+            or not t.params
+        ):
+            continue
+        record.enqueue_retry(study, t.params, t.number)
+        retry = max(x.number for x in study.get_trials(deepcopy=False))
+        reason = f"{r.fail_reason}; retried as trial {retry}"
+        record.write_results(study, t, record.retry_results(reason, retry))
+        out.append((t.number, retry))
+    return out
+
+
 def fail_running(study: optuna.Study, started: Collection[int], reason: str) -> None:
     """None of the trials this process ``started`` may stay RUNNING: each still RUNNING is
     failed with ``reason``."""

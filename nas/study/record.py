@@ -208,6 +208,7 @@ class TrialRecord:
     rungs: Field[tuple[int, ...]] = Field(RUNGS, _ints)
     promoted: Field[str | None] = Field(PROMOTED, _str)
     fail_reason: Field[str | None] = Field(FAIL_REASON, _str)
+    retried_as: Field[int | None] = Field(RETRIED_AS, _int, "the trial that retried it")
     sampled_by: Field[str | None] = Field(
         SAMPLED_BY,
         lambda v: str(v) if v in SAMPLED_BY_VALUES else None,
@@ -398,6 +399,11 @@ def set_trial_system(study: optuna.Study, trial: FrozenTrial, key: str, value: A
 def enqueue(study: optuna.Study, params: Mapping[str, Any], preset: str) -> None:
     """Queue a trial with fixed parameters, recorded as ``preset`` (skipped if queued)."""
     study.enqueue_trial(dict(params), user_attrs={PRESET: preset}, skip_if_exists=True)
+
+
+def enqueue_retry(study: optuna.Study, params: Mapping[str, Any], of: int) -> None:
+    """Queue a trial with ``params`` that repeats trial ``of`` (it is classified ``retry``)."""
+    study.enqueue_trial(dict(params), user_attrs={RETRY_OF: of})
 
 
 def write_results(study: optuna.Study, trial: FrozenTrial, values: Mapping[str, Any]) -> None:

@@ -93,3 +93,29 @@ def test_the_study_file_lines_nas_fidelity_recommends_read_back(rung: Rung, tmp_
         rung.subset,
         rung.recipe,
     )
+
+
+@pytest.mark.slow
+def test_without_a_test_split_the_hint_is_the_export(tiny_space: Path, tmp_path: Path) -> None:
+    """nas train-winners refuses data without a test split, so the search does not suggest
+    it: it suggests the export, which runs as printed."""
+    from tests.conftest import make_image_folder
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nas").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nas "$@"\n')
+    (bin_dir / "nas").chmod(0o755)
+    data = make_image_folder(tmp_path / "no test", test_per_class=0)
+    search = (
+        f"nas search --space '{tiny_space}' --dataset imagefolder --data-dir '{data}' "
+        "--proxy-epochs 1 --proxy-subset 32 --proxy-val 8 --proxy-batch-size 16 --trials 1 "
+        "--storage sqlite:///n.db --study n --device cpu --quiet"
+    )
+    out = shell(search, tmp_path, bin_dir)
+    assert out.returncode == 0, out.stderr
+    export = hint(out.stdout)
+    assert export.startswith("nas export --storage sqlite:///n.db --study n --best")
+    assert "train-winners needs a test split" in export
+    out = shell(export, tmp_path, bin_dir)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "best.json").is_file()

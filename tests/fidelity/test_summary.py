@@ -176,6 +176,8 @@ def test_a_low_lower_bound_leaves_the_choice_undecided() -> None:
     assert "+0.50" in result["reason"]
     assert candidates_needed(13 / 15, 0.6) == 8
     assert "about 8 candidates" in result["reason"]
+    # the advice must be one that runs: --panel is pinned on this study, so a new one
+    assert "--panel 8 with another --study" in result["reason"]
 
 
 def test_a_three_epoch_rung_ranks_its_early_epochs() -> None:

@@ -233,6 +233,32 @@ def test_ctrl_c_fails_the_running_trial_and_prints_the_summary(
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == reason
+    if sent != signal.SIGINT:
+        return
+    # the summary says how to resume; that command retries the interrupted architecture
+    # first, once, and says so
+    resume = [line for line in stdout.splitlines() if line.startswith("next: ")]
+    assert len(resume) == 1 and resume[0].startswith(f"next: nas search --storage sqlite:///{db}")
+    command = (
+        resume[0].removeprefix("next: ").replace("nas search", f"{sys.executable} -m nas search", 1)
+    )
+    out = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    number = failed[0].number
+    retry = next(t for t in load(db).trials if t.user_attrs.get("retry_of") == number)
+    assert (
+        f"trial {number} was interrupted; it is retried first as trial {retry.number}" in out.stderr
+    )
+    assert retry.params == failed[0].params and retry.state == TrialState.COMPLETE
+    assert retry.user_attrs["sampled_by"] == "retry"
+    assert load(db).trials[number].user_attrs["retried_as"] == retry.number
+    assert f"trial {number} as {retry.number}" in out.stdout
+    again = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "was interrupted" not in again.stderr  # once
 
 
 def test_missing_data_folder_is_one_line(tiny_space: Path, tmp_path: Path) -> None:
