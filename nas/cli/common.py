@@ -88,3 +88,24 @@ def show_settings(
     print_settings(resolved, f"{command} {exists} study {address.name!r} in {address.safe}")
     for note in notes:
         console.print(note, highlight=False, markup=False)
+    if resolved.record_found:
+        devices = address.peek_devices()
+        if devices:
+            listed = ", ".join(f"{d} ({n} trials)" for d, n in devices.items())
+            console.print(
+                f"the study's trials trained on {listed}; --device is chosen per run",
+                highlight=False,
+                markup=False,
+            )
+        from nas.study.record import HARDWARE
+
+        hardware = address.peek_attr(HARDWARE)
+        if isinstance(hardware, dict):
+            from nas.hardware.context import HardwareContext
+
+            context = HardwareContext.from_dict(hardware).describe()
+            console.print(
+                f"latency and memory measured on {context} (recorded)",
+                highlight=False,
+                markup=False,
+            )

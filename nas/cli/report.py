@@ -117,8 +117,10 @@ def _dashboard_url(args: argparse.Namespace) -> str:
         return str(args.storage)
     dbs = sorted(STUDIES_DIR.glob("*.db"))
     if len(dbs) != 1:
+        listed = ", ".join(f"--storage {sqlite_url(db)}" for db in dbs[:6])
+        more = f" and {len(dbs) - 6} more" if len(dbs) > 6 else ""
         raise StorageError(
-            f"pass --storage URL (studies/ holds {len(dbs)} databases)"
+            f"studies/ holds {len(dbs)} databases; pass one: {listed}{more}"
             if dbs
             else "no study database in studies/; pass --storage URL"
         )

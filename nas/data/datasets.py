@@ -323,12 +323,15 @@ DATASETS.add(
 
 
 # --------------------------------------------------------------------- fake
+#: What a run on ``--dataset fake`` says once it has started (not before a refusal).
+FAKE_WARNING = (
+    "warning: --dataset fake is random data for smoke tests only; its accuracies mean nothing"
+)
+
+
 def _load_fake(root: Path) -> ImageData:
-    """Random 3x32x32 images whose class shows in a colour shift: for smoke tests only."""
-    print(
-        "warning: --dataset fake is random data for smoke tests only; its accuracies mean nothing",
-        file=sys.stderr,
-    )
+    """Random 3x32x32 images whose class shows in a colour shift: for smoke tests only (a
+    run says so once it starts: :data:`FAKE_WARNING`)."""
     g = torch.Generator().manual_seed(0)
 
     def make(n: int) -> tuple[Tensor, Tensor]:

@@ -267,6 +267,10 @@ def open_search(
         say(note)
     for interrupted, retry in retried:
         say(f"trial {interrupted} was interrupted; it is retried first as trial {retry}")
+    if prepared.settings.dataset == "fake":
+        from nas.data.datasets import FAKE_WARNING
+
+        say(FAKE_WARNING)
     if created and not prepared.data.has_test:
         say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)

@@ -119,6 +119,31 @@ class StudyAddress:
             locked=locked,
         )
 
+    def peek_devices(self) -> dict[str, int]:
+        """Where the study's trials trained, with how many each (empty: no study, or none
+        trained), read without creating or locking anything."""
+        import optuna
+
+        from nas.study.record import TrialRecord
+
+        if not self.exists():
+            return {}
+        try:
+            storage = RDBStorage(self.url, skip_table_creation=True, skip_compatibility_check=True)
+            study = optuna.load_study(study_name=self.name, storage=storage)
+        except Exception as exc:
+            self._raise_if_unreachable(exc)
+            return {}
+        try:
+            devices: dict[str, int] = {}
+            for t in study.get_trials(deepcopy=False):
+                device = TrialRecord(t).device
+                if device:
+                    devices[device] = devices.get(device, 0) + 1
+            return devices
+        finally:
+            storage.engine.dispose()
+
     def peek_attr(self, key: str) -> Any:
         """The study's user attribute ``key`` without creating or locking anything: None when
         the database, its schema, the study or the attribute does not exist."""
@@ -130,15 +155,32 @@ class StudyAddress:
             return None
         try:
             storage = RDBStorage(self.url, skip_table_creation=True, skip_compatibility_check=True)
-        except Exception:  # no schema yet, or no database: nothing recorded
+        except Exception as exc:  # no schema yet, or no database: nothing recorded
+            self._raise_if_unreachable(exc)
             return None
         try:
             study = optuna.load_study(study_name=self.name, storage=storage)
             return StudyRecord(study).get(key)
-        except (KeyError, sqlalchemy.exc.SQLAlchemyError):
-            return None
+        except Exception as exc:  # no study, no tables yet: nothing recorded
+            self._raise_if_unreachable(exc)
+            if isinstance(
+                exc, KeyError | sqlalchemy.exc.SQLAlchemyError | optuna.exceptions.OptunaError
+            ):
+                return None
+            raise
         finally:
             storage.engine.dispose()
+
+    def _raise_if_unreachable(self, exc: BaseException) -> None:
+        """Raise the one-line error when ``exc`` (or what caused it) is a server that does not
+        answer (PostgreSQL and other shared databases; a missing SQLite table is not one)."""
+        from nas.study.storage import unreachable
+
+        seen: BaseException | None = exc
+        while seen is not None:
+            if self.shared and isinstance(seen, sqlalchemy.exc.OperationalError):
+                raise unreachable(self.url, seen) from None
+            seen = seen.__cause__ or seen.__context__
 
     @contextlib.contextmanager
     def locked_storage(self, **kwargs: Any) -> Iterator[RDBStorage]:

@@ -38,6 +38,13 @@ from nas.settings import (
 from nas.units import human
 
 
+def _limit_fmt(m: Any) -> Any:
+    """How a limit on ``m`` is shown: ``500.00k`` for counts, ``2.00 ms`` with a unit."""
+    if not m.unit:
+        return human
+    return lambda v: f"{m.fmt(v)} {m.unit}"
+
+
 def limit_entries() -> list[Entry]:
     """One pinned setting per limit of :data:`nas.objectives.METRICS` (``param_limit``,
     ``flops_limit``, ...), in the registry's order."""
@@ -54,7 +61,7 @@ def limit_entries() -> list[Entry]:
                     metavar="LIMIT",
                     parse=m.limit.parse,
                     parse_file=True,
-                    fmt=human,
+                    fmt=_limit_fmt(m),
                     group="search",
                     legacy=m.limit.legacy,
                     show_default=m.limit.default is not None,

@@ -185,6 +185,11 @@ def _lost_race(exc: BaseException, backend: str) -> bool:
     return (may_race or (unreachable and backend == "sqlite")) and _lost_creation_race(exc)
 
 
+def unreachable(url: str, exc: BaseException) -> StorageError:
+    """The one-line error for a study database that does not answer."""
+    return StorageError(f"cannot reach the study database {safe_url(url)}: {_cause(exc)}")
+
+
 def _cause(exc: BaseException) -> str:
     """The first line of the driver's message (not SQLAlchemy's wrapping)."""
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -216,9 +221,7 @@ def exclusive(url: str, engine_kwargs: dict[str, Any] | None = None) -> Iterator
                 conn = engine.connect()
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
             except sqlalchemy.exc.SQLAlchemyError as exc:
-                raise StorageError(
-                    f"cannot reach the study database {safe_url(url)}: {_cause(exc)}"
-                ) from None
+                raise unreachable(url, exc) from None
             try:
                 yield
             finally:

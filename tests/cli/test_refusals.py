@@ -1,0 +1,60 @@
+"""A refused run changes nothing: for every refusal below, one line on stderr, exit status 2,
+and the folder it ran in holds exactly what it held before (no database, no lock file, no
+output folder)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_nas
+
+SMALL = "search_spaces/small_cifar.toml"
+
+#: name -> arguments of a refused run (run in a folder with copies of the spaces and studies).
+REFUSALS: dict[str, list[str]] = {
+    "missing data folder": ["search", "--dataset", "imagefolder", "--data-dir", "nope"],
+    "trials 0": ["search", "studies/smoke.toml", "--trials", "0"],
+    "unknown sampler": ["search", "studies/smoke.toml", "--sampler", "tpee"],
+    "mistyped flag": ["search", "studies/smoke.toml", "--trails", "3"],
+    "unknown study-file key": ["search", "bad.toml"],
+    "limit below the cheapest": ["search", "studies/smoke.toml", "--param-limit", "10"],
+    "unreachable database": [
+        "search", "studies/smoke.toml", "--storage", "postgresql+psycopg://u:p@127.0.0.1:1/n",
+    ],
+    "export of a missing study": [
+        "export", "--storage", "sqlite:///studies/none.db", "--study", "x", "--best",
+        "--out", "out/best.json",
+    ],
+    "report of a missing study": [
+        "report", "--storage", "sqlite:///studies/none.db", "--study", "x", "--out", "r.html",
+    ],
+    "train-winners of a missing study": [
+        "train-winners", "--storage", "sqlite:///studies/none.db", "--study", "x", "--top-k",
+        "1", "--epochs", "1", "--out-dir", "runs",
+    ],
+    "dashboard without a database": ["dashboard"],
+}  # fmt: skip
+
+if not torch.cuda.is_available():
+    REFUSALS["cuda without a GPU"] = ["search", "studies/smoke.toml", "--device", "cuda"]
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_a_refused_run_changes_nothing(name: str, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "search_spaces", tmp_path / "search_spaces")
+    shutil.copytree(ROOT / "studies", tmp_path / "studies", ignore=shutil.ignore_patterns("*.db*"))
+    (tmp_path / "bad.toml").write_text('[search]\nparam_limt = "5M"\n')
+    before = _tree(tmp_path)
+    out = run_nas(*REFUSALS[name], cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nas: error: "), out.stderr
+    assert _tree(tmp_path) == before
