@@ -10,6 +10,7 @@ winners; plotly.js is inlined once, in the page head, so the file opens offline.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -248,6 +249,10 @@ def startup_text(study: optuna.Study, trials: Sequence[FrozenTrial] | None = Non
     return f"sampler {comparison.sampler}: {comparison.verdict}"
 
 
+#: Below this many trials, a Kendall tau is printed with a caveat on its spread.
+FEW_FOR_TAU = 20
+
+
 def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
     """Kendall's tau of each zero-cost score against proxy accuracy over the trained trials
     that have both, best first, or why there is none."""
@@ -274,7 +279,13 @@ def zero_cost_text(trials: Sequence[FrozenTrial]) -> str:
         if a["kendall_tau"] is not None:
             parts.append((a["kendall_tau"], f"{name} {a['kendall_tau']:+.2f}"))
     parts.sort(key=lambda p: -p[0])
-    return f"Kendall's tau over {len(scored)} trials: " + ", ".join(p[1] for p in parts)
+    text = f"Kendall's tau over {len(scored)} trials: " + ", ".join(p[1] for p in parts)
+    if len(scored) < FEW_FOR_TAU:
+        text += (
+            f" (over {len(scored)} trials a tau moves by about "
+            f"±{1 / math.sqrt(len(scored)):.2f}: a hint, not a ranking)"
+        )
+    return text
 
 
 def _epochs(value: object) -> str:

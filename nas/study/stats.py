@@ -175,11 +175,17 @@ def sampled_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     ]
 
 
+#: Fewest sampled trials in each third for the rejection rates of the thirds to be given
+#: (with fewer, a share moves by a third or more with one trial).
+MIN_PER_THIRD = 5
+
+
 def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float | None]:
-    """Share of rejected candidates in the first and last third of the sampled trials."""
+    """Share of rejected candidates in the first and last third of the sampled trials (None,
+    None with fewer than :data:`MIN_PER_THIRD` trials in a third)."""
     sampled = sampled_trials(trials)
     n = len(sampled) // 3
-    if n == 0:
+    if n < MIN_PER_THIRD:
         return None, None
     first, last = sampled[:n], sampled[-n:]
     return (sum(map(is_rejected, first)) / n, sum(map(is_rejected, last)) / n)

@@ -289,6 +289,7 @@ def test_end_of_search_summary_says_how_guided_trials_did(
         seconds=10.0,
         trained_now=13,
         interrupted=False,
+        has_test=True,
         address=SimpleNamespace(url="sqlite:///s.db"),
     )
     from nas.search.settings import SearchSettings
