@@ -4,12 +4,9 @@ the same figures and winner notes)."""
 from __future__ import annotations
 
 import argparse
-import errno
 import signal
-import socketserver
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from nas.cli.common import check_writable, open_named_study, raise_interrupt
 from nas.cli.main import COMMANDS, Command
@@ -69,15 +66,6 @@ def port_number(text: str) -> int:
     return port
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     add_study_flags(p, only_storage=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -87,26 +75,6 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not attach figures and winner notes to the studies",
     )
-
-
-def _listen(host: str, port: int) -> _ThreadingServer:
-    """Take the port before any work is done: one in use is refused in one line at once. The
-    server answers nothing until its application is set."""
-
-    def not_ready(environ: Any, start_response: Any) -> list[bytes]:
-        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-        return [b"starting"]
-
-    try:
-        server = make_server(
-            host, port, not_ready, server_class=_ThreadingServer, handler_class=_QuietHandler
-        )
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise NasError(f"port {port} on {host} is in use; pass another --port") from None
-        raise NasError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    assert isinstance(server, _ThreadingServer)
-    return server
 
 
 def _dashboard_url(args: argparse.Namespace) -> str:
@@ -155,7 +123,9 @@ def _dashboard_run(args: argparse.Namespace) -> int:
     from nas.study.address import StudyAddress
 
     address = StudyAddress(_dashboard_url(args), name="")  # the database: every study in it
-    server = _listen(args.host, args.port)
+    from nas.cli.server import listen
+
+    server = listen(args.host, args.port)
     try:
         storage = address.open(must_exist=True)
         if args.no_annotate:
