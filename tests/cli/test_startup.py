@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,11 @@ def test_help_and_version_import_nothing_heavy(argv: list[str]) -> None:
         ["fidelity", "--ladder", "3y5000"],
         ["fidelity", "--reference", "0x100"],
         ["dashboard", "--port", "99999"],
+        # settings errors, found by a command's light check after parsing
+        ["search", "--trials", "0"],
+        ["search", "--eta", "1"],
+        ["search", "--param-limt", "5M"],
+        ["search", "--objectives", "accuracy,latncy"],
     ],
 )
 def test_argument_errors_come_back_before_torch(argv: list[str]) -> None:
@@ -81,3 +87,11 @@ def test_a_real_command_still_loads_its_implementation() -> None:
     result = probe("count", "--preset", "resnet20", "--json")
     assert result["code"] == 0
     assert "fvcore" in result["heavy"] and "torch" in result["heavy"]
+
+
+def test_a_bad_study_file_is_refused_before_torch(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[search]\nsampler = "tpee"\n')
+    result = probe("search", str(bad))
+    assert result["code"] == 2 and result["heavy"] == [], result["heavy"]
+    assert "did you mean tpe?" in str(result["output"])
