@@ -33,6 +33,15 @@ def shell(line: str, cwd: Path, bin_dir: Path) -> subprocess.CompletedProcess[st
     )
 
 
+def nas_bin(tmp_path: Path) -> Path:
+    """A folder holding a ``nas`` that runs this checkout's, to put on the PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nas").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nas "$@"\n')
+    (bin_dir / "nas").chmod(0o755)
+    return bin_dir
+
+
 def hint(stdout: str, label: str = "next") -> str:
     """The one ``LABEL: COMMAND`` line of ``stdout``, without its label."""
     lines = [line for line in stdout.splitlines() if line.startswith(f"{label}: ")]
@@ -44,10 +53,7 @@ def hint(stdout: str, label: str = "next") -> str:
 def test_every_printed_command_runs_as_printed(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "nas").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nas "$@"\n')
-    (bin_dir / "nas").chmod(0o755)
+    bin_dir = nas_bin(tmp_path)
     work = tmp_path / "first hour"
     work.mkdir()
     search = (
@@ -101,10 +107,7 @@ def test_without_a_test_split_the_hint_is_the_export(tiny_space: Path, tmp_path:
     it: it suggests the export, which runs as printed."""
     from tests.conftest import make_image_folder
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "nas").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nas "$@"\n')
-    (bin_dir / "nas").chmod(0o755)
+    bin_dir = nas_bin(tmp_path)
     data = make_image_folder(tmp_path / "no test", test_per_class=0)
     search = (
         f"nas search --space '{tiny_space}' --dataset imagefolder --data-dir '{data}' "
