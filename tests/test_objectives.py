@@ -121,8 +121,10 @@ def test_a_registered_objective_has_its_flag_and_study_file_key(
 def test_objectives_are_checked_against_the_registry() -> None:
     assert parse_objectives("accuracy,flops") == ("accuracy", "flops")
     assert parse_objectives(["accuracy", "params", "flops"]) == ("accuracy", "params", "flops")
-    with pytest.raises(NasError, match=r"unknown objective 'latncy'.*valid after accuracy"):
+    with pytest.raises(NasError, match=r"unknown objective 'latncy'.*did you mean latency\?"):
         parse_objectives("accuracy,latncy")
+    with pytest.raises(NasError, match=r"unknown objective 'speed'.*valid after accuracy: params"):
+        parse_objectives("accuracy,speed")
     with pytest.raises(NasError, match="must start with accuracy"):
         parse_objectives("params")
     with pytest.raises(NasError, match="name one twice"):
