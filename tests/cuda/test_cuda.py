@@ -304,3 +304,25 @@ def test_two_workers_share_one_gpu(tiny_space: Path, image_folder: Path, tmp_pat
     assert len({t.user_attrs["worker"] for t in complete}) == 2  # both trained, side by side
     for t in complete:
         assert t.user_attrs["device"] == "cuda" and math.isfinite(t.user_attrs["accuracy"])
+
+
+def test_latency_and_peak_memory_are_measured_on_cuda() -> None:
+    """On CUDA the measurement runs as the proxy trains there (bf16 autocast, channels_last,
+    batch 32) and the peak memory is measured, not estimated; a larger batch needs more."""
+    from nas.hardware.context import HardwareContext
+    from nas.hardware.measure import measure
+    from tests.conftest import small_config
+
+    ctx = HardwareContext.current("cuda")
+    assert (ctx.device, ctx.batch, ctx.precision, ctx.memory_format) == (
+        "cuda",
+        32,
+        "bf16",
+        "channels_last",
+    )
+    assert not ctx.estimated_memory and ctx.device_name == torch.cuda.get_device_name()
+    small = measure(small_config(), ctx)
+    big = measure(small_config(), HardwareContext.current("cuda", batch=256))
+    assert small.runs == 30 and 0 < small.latency_ms < 1_000
+    assert small.memory_bytes is not None and big.memory_bytes is not None
+    assert 0 < small.memory_bytes < big.memory_bytes
