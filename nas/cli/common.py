@@ -12,6 +12,7 @@ from nas.cli.output import console, table
 from nas.errors import Interrupted, NasError, StorageError
 from nas.settings import add_flags, describe
 from nas.study.settings import GROUPS, StudySettings
+from nas.units import plural
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,7 +92,7 @@ def show_settings(
     if resolved.record_found:
         devices = address.peek_devices()
         if devices:
-            listed = ", ".join(f"{d} ({n} trials)" for d, n in devices.items())
+            listed = ", ".join(f"{d} ({plural(n, 'trial')})" for d, n in devices.items())
             console.print(
                 f"the study's trials trained on {listed}; --device is chosen per run",
                 highlight=False,

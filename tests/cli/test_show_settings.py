@@ -16,7 +16,7 @@ def test_show_settings_says_where_the_study_trained(
     out = run_nas("search", "--storage", f"sqlite:///{db}", "--study", "s", "--show-settings")
     assert out.returncode == 0, out.stderr
     assert "resumes study 's'" in out.stdout
-    assert "the study's trials trained on cpu (1 trials)" in out.stdout
+    assert "the study's trials trained on cpu (1 trial)" in out.stdout
     assert "worker_index" not in out.stdout and "worker-index" not in out.stdout
 
 
