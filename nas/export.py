@@ -70,8 +70,12 @@ def hardware_meta(study: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
     if context is None or all(trial.value(m) is None for m in hardware()):
         return {}
     ctx = HardwareContext.from_dict(context)
-    memory = "estimated from tensor sizes (CPU)" if ctx.estimated_memory else "measured (CUDA)"
-    return {"hardware": {**context, "memory": memory, "described": ctx.describe()}}
+    out = {**context, "described": ctx.describe()}
+    if trial.value("memory") is not None:
+        out["memory"] = (
+            "estimated from tensor sizes (CPU)" if ctx.estimated_memory else "measured (CUDA)"
+        )
+    return {"hardware": out}
 
 
 def export_document(

@@ -200,8 +200,8 @@ register(
         limit=Limit(
             "latency_limit",
             "hard limit on the time of one forward pass of a --latency-batch batch, measured "
-            "before training on the device the search runs on: 2ms, 500us, 0.01s; over it a "
-            "candidate is rejected and the sampler learns it",
+            "before training on the device the search runs on: 2ms, 500us, 0.01s (a bare "
+            "number is milliseconds); over it a candidate is rejected and the sampler learns it",
             parse=lambda v: parse_duration_ms(v, "latency limit"),
         ),
         measure="nas.hardware.measure:measure_latency",
@@ -220,7 +220,8 @@ register(
         limit=Limit(
             "memory_limit",
             "hard limit on the peak memory of one forward pass of a --latency-batch batch: "
-            "300MB, 1.5GB, 512MiB (measured on CUDA, estimated from the tensor sizes on CPU)",
+            "300MB, 1.5GB, 512MiB; a bare number is megabytes (measured on CUDA, estimated "
+            "from the tensor sizes on CPU)",
             parse=lambda v: parse_bytes(v, "memory limit") / 1e6,
         ),
         measure="nas.hardware.measure:measure_memory",
@@ -273,7 +274,12 @@ def parse_objectives(value: Any) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     valid = ", ".join(m.name for m in costs())
     if not names or names[0] != ACCURACY:
-        raise NasError(f"objectives {text!r} must start with {ACCURACY}; then any of {valid}")
+        hint = did_you_mean(names[0], [ACCURACY]) if names else ""
+        raise NasError(
+            f"objectives {text!r} must start with {ACCURACY}{hint or f'; then any of {valid}'}"
+        )
+    if ACCURACY in names[1:]:
+        raise NasError(f"objectives {text!r} name {ACCURACY} twice")
     for name in names[1:]:
         if name not in METRICS or METRICS[name].direction != "minimize":
             hint = did_you_mean(name, [m.name for m in costs()])

@@ -16,7 +16,7 @@ import importlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
-from nas.errors import NasError
+from nas.errors import NasError, did_you_mean
 
 T = TypeVar("T")
 
@@ -73,7 +73,10 @@ class Registry(Generic[T]):
         try:
             return self._load()[name]
         except KeyError:
-            raise NasError(f"unknown {self.kind} {name!r}; valid: {', '.join(self)}") from None
+            hint = did_you_mean(name, list(self))
+            raise NasError(
+                f"unknown {self.kind} {name!r}" + (hint or f"; valid: {', '.join(self)}")
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()

@@ -94,8 +94,10 @@ def parse_duration_ms(text: Any, what: str = "latency limit") -> float:
 
 
 def parse_bytes(text: Any, what: str = "memory limit") -> float:
-    """``300MB``, ``1.5GB``, ``512MiB`` or a bare number of bytes -> bytes."""
-    return _amount(text, _BYTES, what, "300MB, 1.5GB or 512MiB")
+    """``300MB`` (or ``300M``), ``1.5GB``, ``512MiB`` or a bare number of megabytes (the
+    unit memory is shown in) -> bytes."""
+    units = {**_BYTES, "": 10**6, "k": 10**3, "m": 10**6, "g": 10**9}
+    return _amount(text, units, what, "300MB, 1.5GB or 512MiB")
 
 
 def human_ms(ms: float) -> str:

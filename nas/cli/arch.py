@@ -423,7 +423,12 @@ def print_sample(report: SampleReport) -> None:
         dist = d.get(m.name)
         if dist:
             quartiles = (m.fmt(dist[k]) for k in ("min", "p25", "median", "p75", "max"))
-            rows.append([f"{m.heading} (measured)", *quartiles])
+            how = (
+                "estimated"
+                if m.name == "memory" and report.hardware.estimated_memory
+                else "measured"
+            )
+            rows.append([f"{m.heading} ({how})", *quartiles])
     console.print(
         table(
             "Distribution", ["", "min", "p25", "median", "p75", "max"], rows, right=(1, 2, 3, 4, 5)

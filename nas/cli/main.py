@@ -85,7 +85,7 @@ class _Parser(argparse.ArgumentParser):
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if unknown and hasattr(self, "commands"):
             message, prog = self._unknown_flags(unknown.group(1).split())
-        elif message.startswith("the following arguments are required"):
+        elif message.startswith(("the following arguments are required", "one of the arguments")):
             flags = [o for action in self._actions for o in action.option_strings]
             typo = next((a for a in self.argv if a.startswith("--") and a not in flags), None)
             if typo is not None:

@@ -124,9 +124,9 @@ def check_same_hardware(
     changed = before.differences(current)
     if changed:
         raise NasError(
-            f"study {study!r} measured latency and memory on {before.describe()}; this run "
-            f"would measure on another ({'; '.join(changed)}): run it there, or pass "
-            "--remeasure to measure every candidate again here"
+            f"study {study!r} was measured on {before.describe()}; this run would measure "
+            f"on another ({'; '.join(changed)}): run it there, or pass --remeasure to measure "
+            "every candidate again here"
         )
 
 

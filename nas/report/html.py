@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from nas.study.stats import (
     accuracy_of,
     choose_best,
     full_val_accuracy,
+    mean_accuracies,
+    repeats,
     study_costs,
     study_startup_comparison,
     study_stats,
@@ -105,7 +107,7 @@ def render_report(study: optuna.Study) -> str:
         )
         parts.append(f'<section class="figure">{div}</section>')
     front = {t.number for t in stats.pareto}
-    parts += [_winners_table(winners(study, stats), front), "</body>", "</html>", ""]
+    parts += [_winners_table(winners(study, stats), front, stats.trials), "</body>", "</html>", ""]
     return "\n".join(parts)
 
 
@@ -149,10 +151,24 @@ def _acc(value: object) -> str:
     return f"{float(value):.4f}" if isinstance(value, int | float) else "-"
 
 
-def _size(value: object) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f'<span title="{int(value):,}">{escape(human(value))}</span>'
-    return "-"
+def _size(value: object, metric: str = "params") -> str:
+    """A metric's value in a table cell: counts as ``1.20M`` with the exact count on hover,
+    measured values (latency, memory) as the metric formats them."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    m = METRICS[metric]
+    if m.unit:
+        return escape(m.fmt(float(value)))
+    return f'<span title="{int(value):,}">{escape(human(value))}</span>'
+
+
+def _proxy_cell(
+    t: FrozenTrial, runs: Mapping[int, Sequence[FrozenTrial]], means: Mapping[int, float]
+) -> str:
+    """``0.1562<br><small>mean of 2</small>`` for a repeated candidate, else its accuracy."""
+    n = len(runs.get(t.number, [t]))
+    text = _acc(means.get(t.number, accuracy_of(t)))
+    return text + (f"<br><small>mean of {n}</small>" if n > 1 else "")
 
 
 def _objectives(study: optuna.Study) -> str:
@@ -316,7 +332,13 @@ def _shown_metrics(trials: Sequence[FrozenTrial]) -> list[str]:
     ]
 
 
-def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
+def _winners_table(
+    trials: Sequence[FrozenTrial], front: set[int], every: Sequence[FrozenTrial] = ()
+) -> str:
+    """The winners' table; a candidate trained several times (among ``every`` trial of the
+    study) shows its mean proxy accuracy, as the front and the best trial judge it."""
+    runs = repeats(every)
+    means = mean_accuracies(every)
     out = ['<section id="winners">', "<h2>Winners</h2>"]
     if not trials:
         out += ["<p>No winners yet: no trial is on the Pareto front or fully trained.</p>"]
@@ -362,10 +384,10 @@ def _winners_table(trials: Sequence[FrozenTrial], front: set[int]) -> str:
         )
         cells = [
             f'<td class="num">{t.number}{on_front if t.number in front else ""}</td>',
-            f'<td class="num">{_acc(accuracy_of(t))}</td>',
+            f'<td class="num">{_proxy_cell(t, runs, means)}</td>',
             f'<td class="num">{_acc(r.full_val_accuracy)}</td>',
             f'<td class="num">{_acc(r.full_accuracy)}</td>',
-            *(f'<td class="num">{_size(r.value(m))}</td>' for m in metrics),
+            *(f'<td class="num">{_size(r.value(m), m)}</td>' for m in metrics),
             f"<td>{escape(arch_summary(t))}{preset}</td>",
             f"<td>{details}</td>",
         ]

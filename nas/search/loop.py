@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.budget import Budget, Measure
 from nas.hardware.cache import study_meter
+from nas.objectives import METRICS
 from nas.search.evaluate import Evaluator, ProxyEvaluator, stopper_of
 from nas.search.events import SearchMonitor, Totals
 from nas.search.objective import ArchSpace, Candidates, Objective, OpenGate, wanted_metrics
@@ -241,10 +242,27 @@ class SearchLoop:
             return f"{plural(state.failures, 'trial')} failed in a row; the last one: {reason}"
         if state.rejections >= MAX_REJECTIONS_IN_A_ROW:
             return (
-                f"{state.rejections} candidates in a row exceeded the limit; "
-                "raise --param-limit or narrow the space"
+                f"{state.rejections} candidates in a row exceeded the limit"
+                f"{self._last_reason(state)}; raise {self._limit_flags(state)} or narrow the space"
             )
         return self.until(stats) if self.until is not None else ""
+
+    @staticmethod
+    def _last_reason(state: Any) -> str:
+        """`` (the last: 0.389 MB peak memory > limit 0.3 MB)``, or nothing."""
+        reason = TrialRecord(state.last[-1]).rejected if state.last else None
+        return f" (the last: {reason})" if reason else ""
+
+    def _limit_flags(self, state: Any) -> str:
+        """The flags of the limits the last rejected candidate was over (--param-limit if
+        that is not known)."""
+        constraints = dict(getattr(state.last[-1], "constraints", None) or {}) if state.last else {}
+        over = [
+            m.limit.flag
+            for name, m in METRICS.items()
+            if m.limit is not None and constraints.get(name, 0) > 0
+        ]
+        return " or ".join(over) or "--param-limit"
 
     def _turn(self, monitor: SearchMonitor, started: float) -> None:
         """One turn: clean up, decide whether to stop, wait for a slot, or run one trial."""

@@ -42,7 +42,7 @@ from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.settings import Resolved, SettingsSource, given_in_python
+from nas.settings import Resolved, SettingsSource, given_in_python, shown
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress
@@ -262,7 +262,8 @@ def open_search(
     )
     # what this start changed, once the study holds it (a refusal says less)
     for name, (before, given) in prepared.resolved.replaced.items():
-        say(f"--{name.replace('_', '-')}: {before} -> {given}, recorded for later runs")
+        flag = "--" + name.replace("_", "-")
+        say(f"{flag}: {shown(before)} -> {shown(given)}, recorded for later runs")
     for note in prepared.notes:
         say(note)
     for interrupted, retry in retried:

@@ -85,9 +85,12 @@ def choose_best(trials: list[FrozenTrial], second: Costs = "params") -> tuple[Fr
             "highest validation accuracy after full training (full_val_accuracy); "
             "the test accuracy is reported, never used to choose"
         )
+    # a candidate trained several times competes once, by its mean, as its first trial
+    runs = repeats(trials)
+    later = {t.number for group in runs.values() for t in group[1:]}
     means = mean_accuracies(trials)
     best = min(
-        trials,
+        (t for t in trials if t.number not in later),
         key=lambda t: (-means.get(t.number, accuracy_of(t) or 0.0), _cost(t, second), t.number),
     )
     return best, "highest proxy (validation) accuracy; no winner has been fully trained"

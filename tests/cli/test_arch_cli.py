@@ -107,7 +107,8 @@ def test_sample_counts_flops_of_feasible_candidates() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("count", "--preset", "resnet21"), "unknown preset 'resnet21'; valid: "),
+        (("count", "--preset", "resnet21"), "unknown preset 'resnet21'; did you mean resnet20?"),
+        (("count", "--preset", "vgg"), "unknown preset 'vgg'; valid: "),
         (("sample", "--param-limit", "five"), "cannot read parameter limit 'five'"),
         (("sample", "--param-limit=-3M"), "parameter limit must be positive"),
         (("sample", "--param-limit", "0"), "parameter limit must be positive"),

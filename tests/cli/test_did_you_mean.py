@@ -30,6 +30,10 @@ def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (["search", "--dataset", "cifar1O"], "did you mean cifar10?"),
         (["count", "--preset", "resnet20", "--latncy"], "did you mean --latency?"),
         (["export", "--studdy", "s"], "did you mean --study?"),
+        (["count", "--prest", "resnet20"], "unknown flag --prest; did you mean --preset?"),
+        (["count", "--preset", "resnet-20"], "did you mean resnet20?"),
+        (["search", "--objectives", "acuracy"], "must start with accuracy; did you mean accuracy?"),
+        (["search", "--objectives", "accuracy,accuracy"], "name accuracy twice"),
     ],
 )
 def test_mistyped_words_name_the_closest_valid_one(

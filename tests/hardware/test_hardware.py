@@ -28,6 +28,7 @@ def test_limits_parse_with_their_units() -> None:
     assert parse_duration_ms(3) == 3.0
     assert parse_bytes("300MB") == 300e6
     assert parse_bytes("1GiB") == 2**30
+    assert parse_bytes("300") == parse_bytes("300M") == 300e6  # bare: megabytes, as shown
     for bad in ("2 parsecs", "-1ms", "0ms", "fast"):
         with pytest.raises(NasError):
             parse_duration_ms(bad)
@@ -243,7 +244,8 @@ def test_search_with_latency_cli_shows_it_everywhere(
     assert meta["metrics"]["latency"]["unit"] == "ms" and meta["limits"][
         "latency"
     ] == pytest.approx(limit)
-    assert meta["hardware"]["device"] == "cpu" and "estimated" in meta["hardware"]["memory"]
+    assert meta["hardware"]["device"] == "cpu" and meta["hardware"]["batch"] == 1
+    assert "memory" not in meta["hardware"]  # the study measured latency only
     assert "measured on" in run.stdout
     report = tmp_path / "r.html"
     run = run_nas("report", "--storage", f"sqlite:///{db}", "--study", "cli", "--out", str(report))

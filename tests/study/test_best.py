@@ -78,3 +78,20 @@ def test_every_place_names_the_same_best_trial(
     study = optuna.load_study(study_name="best", storage=url)
     assert _named(study, url, tmp_path) == {4}
     capsys.readouterr()
+
+
+def test_a_lucky_second_run_does_not_make_its_candidate_best(tmp_path: Path) -> None:
+    """A candidate's later run (0.90) with a poor first run (0.50) is judged by the mean
+    (0.70), and is named by its first trial: 0.75 elsewhere wins."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "params"])
+    rows = [
+        ("resnet20-mhsa", 0.50, 300_000),
+        ("resnet20", 0.75, 270_000),
+        ("resnet20-mhsa", 0.90, 300_000),
+    ]
+    for name, accuracy, params in rows:
+        attrs = {"arch": preset(name).to_dict(), "accuracy": accuracy, "params": params}
+        study.add_trial(create_trial(values=[accuracy, params], user_attrs=attrs, params={}))
+    stats = study_stats(study)
+    assert stats.best is not None and stats.best.number == 1
