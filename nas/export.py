@@ -66,7 +66,7 @@ def hardware_meta(study: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
     from nas.hardware.context import HardwareContext
     from nas.objectives import hardware
 
-    context = study.hardware
+    context = study.hardware_of(trial)
     if context is None or all(trial.value(m) is None for m in hardware()):
         return {}
     ctx = HardwareContext.from_dict(context)

@@ -189,7 +189,7 @@ def study_context(study: Any, settings: Any) -> HardwareContext | None:
     )
     check_same_hardware(recorded, context, study.study_name, settings.remeasure)
     if recorded != context.to_dict():
-        record.set_hardware(context.to_dict())
+        record.set_hardware(context.to_dict(), context.key)
     return context
 
 

@@ -135,7 +135,7 @@ def study_hardware_text(study: Any) -> str:
     for a study that measured neither): ``latency (median of 30 timed runs after warm-up)
     and peak memory (estimated from tensor sizes) measured on ...``."""
     from nas.objectives import METRICS, hardware
-    from nas.study.record import StudyRecord
+    from nas.study.record import HARDWARE_CONTEXTS, StudyRecord
 
     record = StudyRecord(study)
     recorded = record.hardware
@@ -154,4 +154,11 @@ def study_hardware_text(study: Any) -> str:
         + ")",
     }
     measured = " and ".join(how.get(n, METRICS[n].label) for n in names) or "latency"
-    return f"{measured} measured on {ctx.describe()}"
+    text = f"{measured} measured on {ctx.describe()}"
+    contexts = record.get(HARDWARE_CONTEXTS)
+    if isinstance(contexts, dict) and len(contexts) > 1:
+        text += (
+            f" (the latest of {len(contexts)} contexts: the study was measured again with "
+            "--remeasure; each trial's export names the context of its own values)"
+        )
+    return text

@@ -113,7 +113,7 @@ class Candidates:
             self._reject(writer, f"cannot build: {exc}")
         writer.candidate(self.space.describe(candidate))
         verdict = self.budget.check(candidate, measure=self.measure)
-        writer.measured(verdict.values)
+        writer.measured(verdict.values, self._context())
         for key, violation in verdict.violations.items():
             trial.set_constraint(key, violation)
         if verdict.reason is not None:
@@ -124,8 +124,14 @@ class Candidates:
         """``verdict`` with every wanted metric measured (for a candidate admitted to
         training: FLOPs need an fvcore trace, so they wait until here when not limited)."""
         verdict = self.budget.complete(candidate, verdict, self.wanted, self.measure)
-        writer.measured(verdict.values)
+        writer.measured(verdict.values, self._context())
         return verdict
+
+    def _context(self) -> str | None:
+        """The key of the context the measure measures hardware metrics in (None: it
+        measures none: :class:`nas.hardware.cache.HardwareMeter` has one)."""
+        context = getattr(self.measure, "context", None)
+        return getattr(context, "key", None)
 
     @staticmethod
     def _reject(writer: TrialWriter, reason: str) -> Any:

@@ -86,6 +86,10 @@ MEASURED_KEY = "nas:measured:"
 #: The context of a study's hardware measurements (a study user attribute: device, its name,
 #: threads, batch, precision, memory format, torch version).
 HARDWARE = "hardware"
+#: Every context the study was measured in, by its key (``--remeasure`` adds one).
+HARDWARE_CONTEXTS = "hardware_contexts"
+#: The key of the context a trial's latency and memory were measured in (a trial attribute).
+MEASURED_IN = "measured_in"
 
 #: How a trial's candidate was chosen.
 SAMPLED_BY_VALUES = ("startup", "guided", "enqueued", "retry")
@@ -208,6 +212,7 @@ class TrialRecord:
     rungs: Field[tuple[int, ...]] = Field(RUNGS, _ints)
     promoted: Field[str | None] = Field(PROMOTED, _str)
     fail_reason: Field[str | None] = Field(FAIL_REASON, _str)
+    measured_in: Field[str | None] = Field(MEASURED_IN, _str, "key of its hardware context")
     retried_as: Field[int | None] = Field(RETRIED_AS, _int, "the trial that retried it")
     sampled_by: Field[str | None] = Field(
         SAMPLED_BY,
@@ -317,10 +322,13 @@ class TrialWriter:
     def candidate(self, arch: Mapping[str, Any]) -> None:
         self._set(ARCH, dict(arch))
 
-    def measured(self, values: Mapping[str, float]) -> None:
-        """Values of metrics measured before training, by metric name."""
+    def measured(self, values: Mapping[str, float], context: str | None = None) -> None:
+        """Values of metrics measured before training, by metric name; ``context``: the key
+        of the context hardware metrics among them were measured in."""
         for name, value in values.items():
             self._set(METRICS[name].field, value)
+        if context is not None and any(METRICS[name].hardware for name in values):
+            self._set(MEASURED_IN, context)
 
     def rejected(self, reason: str) -> None:
         self._set(REJECTED, reason)
@@ -605,8 +613,22 @@ class StudyRecord:
         value = self.get(HARDWARE)
         return value if isinstance(value, dict) else None
 
-    def set_hardware(self, context: Mapping[str, Any]) -> None:
+    def set_hardware(self, context: Mapping[str, Any], key: str) -> None:
+        """Record ``context`` (under ``key``) as the study's, keeping every earlier one."""
+        contexts = self.get(HARDWARE_CONTEXTS)
+        known = dict(contexts) if isinstance(contexts, dict) else {}
+        self.set(HARDWARE_CONTEXTS, {**known, key: dict(context)})
         self.set(HARDWARE, dict(context))
+
+    def hardware_of(self, trial: TrialRecord) -> dict[str, Any] | None:
+        """The context ``trial``'s latency and memory were measured in (the study's for a
+        trial that did not record one)."""
+        contexts = self.get(HARDWARE_CONTEXTS)
+        key = trial.measured_in
+        if isinstance(contexts, dict) and key in contexts:
+            found: dict[str, Any] = contexts[key]
+            return found
+        return self.hardware
 
     def note(self, target: int | None) -> str:
         """The note optuna-dashboard shows on trial id ``target`` (None: the study's)."""

@@ -123,7 +123,7 @@ def test_another_device_is_refused_in_one_line_unless_remeasured() -> None:
     check_same_hardware(newer, here, "s", remeasure=False)
 
 
-def _latency_limit(space: Path, data: Path) -> float:
+def _latency_limit(space: Path, data: Path, batch: int | None = None) -> float:
     """A latency limit about a third of ``space``'s candidates fit on this machine: the
     third fastest of 9 measured."""
     from nas.data import load_dataset
@@ -132,7 +132,7 @@ def _latency_limit(space: Path, data: Path) -> float:
     spec = load_space(str(space))
     images = load_dataset("imagefolder", data)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    ctx = HardwareContext.current("cpu")
+    ctx = HardwareContext.current("cpu", batch)
     values = []
     for _ in range(9):
         cfg = spec.suggest(
@@ -212,7 +212,7 @@ def test_search_with_latency_cli_shows_it_everywhere(
     """The acceptance run in small: rejections by latency with the reason shown, the rest
     trained; report, dashboard note and export carry latency with its context; resuming
     with another batch (another context) is refused in one line, and --remeasure goes on."""
-    limit = _latency_limit(tiny_space, image_folder)
+    limit = _latency_limit(tiny_space, image_folder, batch=4)
     db = tmp_path / "cli.db"
     base = [
         "search",
@@ -228,8 +228,10 @@ def test_search_with_latency_cli_shows_it_everywhere(
         "--quiet",
     ]  # fmt: skip
     out = run_nas(
-        *base, "--trials", "2", "--objectives", "accuracy,latency", "--latency-limit", f"{limit}ms"
-    )
+        *base,
+        "--trials", "2", "--objectives", "accuracy,latency", "--latency-limit", f"{limit}ms",
+        "--latency-batch", "4",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "ms latency > limit" in out.stderr + out.stdout
     assert "latency ms" in out.stdout and "measured on" in out.stdout
@@ -244,7 +246,7 @@ def test_search_with_latency_cli_shows_it_everywhere(
     assert meta["metrics"]["latency"]["unit"] == "ms" and meta["limits"][
         "latency"
     ] == pytest.approx(limit)
-    assert meta["hardware"]["device"] == "cpu" and meta["hardware"]["batch"] == 1
+    assert meta["hardware"]["device"] == "cpu" and meta["hardware"]["batch"] == 4
     assert "memory" not in meta["hardware"]  # the study measured latency only
     assert "measured on" in run.stdout
     report = tmp_path / "r.html"
@@ -259,12 +261,29 @@ def test_search_with_latency_cli_shows_it_everywhere(
 
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{db}")
     assert "## Latency and memory" in study_note(study)
-    refused = run_nas(*base, "--trials", "3", "--latency-batch", "4")
+    refused = run_nas(*base, "--trials", "3", "--latency-batch", "1")
     assert refused.returncode == 2
     assert "--remeasure" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert len(study.trials) == len(
         optuna.load_study(study_name="cli", storage=f"sqlite:///{db}").trials
     )
+    # measured again at batch 1 (faster: the batch-4 limit still fits): new trials carry the
+    # new context, old ones keep theirs
+    again = run_nas(*base, "--trials", "3", "--latency-batch", "1", "--remeasure")
+    assert again.returncode == 0, again.stderr
+    assert "the latest of 2 contexts" in " ".join(again.stdout.split())  # rich wraps lines
+    study = optuna.load_study(study_name="cli", storage=f"sqlite:///{db}")
+    trained = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    batches = []
+    for t in (trained[0], trained[-1]):
+        out = tmp_path / f"t{t.number}.json"
+        run = run_nas(
+            "export", "--storage", f"sqlite:///{db}", "--study", "cli", "--trial",
+            str(t.number), "--out", str(out),
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        batches.append(json.loads(out.read_text())["meta"]["hardware"]["batch"])
+    assert batches == [4, 1]
 
 
 def test_suggest_takes_a_latency_limit(tiny_space: Path) -> None:
