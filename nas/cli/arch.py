@@ -60,7 +60,7 @@ def add_hardware_args(p: argparse.ArgumentParser, *, limits: bool) -> None:
         "--latency-batch",
         type=argtype(_positive_int, "batch"),
         metavar="B",
-        help="images per forward pass (default: 1 on CPU, 32 on CUDA)",
+        help="images per forward pass (default: 1 on CPU, 32 on CUDA); implies --latency",
     )
     if limits:
         for m in hardware():
@@ -76,7 +76,7 @@ def add_hardware_args(p: argparse.ArgumentParser, *, limits: bool) -> None:
 def hardware_context(args: argparse.Namespace) -> Any:
     """The measurement context the arguments ask for (None: no measurement asked)."""
     limited = any(getattr(args, m.limit.setting, None) for m in hardware() if m.limit)
-    if not (args.latency or limited):
+    if not (args.latency or limited or args.latency_batch):  # a batch implies --latency
         return None
     from nas.hardware.context import HardwareContext
     from nas.training import resolve_device
