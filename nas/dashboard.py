@@ -127,7 +127,8 @@ def study_note(study: optuna.Study) -> str:
     compare with its random start-up ones
     (:func:`nas.study.stats.study_startup_comparison`) and, once winners were fully
     trained, the proxy fidelity."""
-    from nas.report.html import FAKE_DATA_NOTICE, hardware_text, is_fake_data
+    from nas.hardware.context import study_hardware_text
+    from nas.report.html import FAKE_DATA_NOTICE, is_fake_data
     from nas.study.stats import BEST_RULE, study_startup_comparison, study_stats
 
     parts = []
@@ -157,7 +158,7 @@ def study_note(study: optuna.Study) -> str:
             "optuna-dashboard's Best Trials card lists every Pareto-optimal trial; `nas export "
             f"--best`, the search's summary and the report mean this one: {BEST_RULE}.\n"
         )
-    hardware = hardware_text(study)
+    hardware = study_hardware_text(study)
     if hardware:
         parts.append(f"## Latency and memory\n\n{hardware[0].upper()}{hardware[1:]}.\n")
     fidelity = StudyRecord(study).proxy_fidelity

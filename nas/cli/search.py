@@ -16,7 +16,6 @@ from nas.settings import add_flags, flags_given, read_table
 from nas.units import plural
 
 if TYPE_CHECKING:
-    import optuna
     from optuna.trial import FrozenTrial
 
     from nas.search.events import SearchMonitor
@@ -126,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
 def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     """End-of-search summary: totals, rejection rates, the Pareto front, how the guided
     trials compare with the random start-up ones, the best trial (on the front)."""
+    from nas.hardware.context import study_hardware_text
     from nas.proxy.fidelity import fidelity_text, proxy_fidelity
     from nas.study.record import TrialRecord
     from nas.study.stats import study_startup_comparison
@@ -151,7 +151,7 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         pairs = ", ".join(f"trial {a} as {b}" for a, b in retries)
         console.print(f"retried (interrupted, or their worker died): {pairs}", markup=False)
     print_front(s.pareto, settings.objectives, s.trials, tuple(settings.limits))
-    hardware = hardware_line(outcome.study)
+    hardware = study_hardware_text(outcome.study)
     if hardware:
         console.print(hardware, markup=False)
     fidelity = proxy_fidelity(s.trials)
@@ -187,13 +187,6 @@ def best_text(s: Any) -> str:
     if full is not None:
         accuracy = f"full val acc {full:.4f}, proxy {accuracy}"
     return f"trial {s.best.number}, {accuracy}; chosen by {s.best_rule}"
-
-
-def hardware_line(study: optuna.Study) -> str:
-    """Where the study's latency and peak memory were measured ("" if it measured none)."""
-    from nas.hardware.context import study_hardware_text
-
-    return study_hardware_text(study)
 
 
 def front_columns(objectives: tuple[str, ...], limited: tuple[str, ...] = ()) -> list[str]:

@@ -124,12 +124,10 @@ class HardwareMeter:
 
     def summary(self) -> str:
         """``hardware: 12 candidates measured, 0.31 s each (median; 0.20-1.40 s), 3 answers
-        from the study's measurements``."""
+        from the study's measurements``; "" when nothing was measured."""
         times = sorted(self.seconds)
         if not times:
-            return (
-                f"hardware: nothing measured, {self.served} answers from the study's measurements"
-            )
+            return ""
         median = times[len(times) // 2]
         return (
             f"hardware: {plural(self.measured, 'candidate')} measured, "
@@ -153,8 +151,6 @@ class HardwareMeter:
         values = {"latency": m.latency_ms}
         if m.memory_bytes is not None:
             values["memory"] = m.memory_bytes / 1e6  # the metric is in megabytes
-        if m.runs == 0:
-            values["latency_lower_bound"] = 1.0
         return values
 
 

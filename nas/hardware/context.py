@@ -10,6 +10,9 @@ from typing import Any
 
 from nas.errors import NasError
 
+#: Timed runs per latency measurement (the median is reported).
+RUNS = 30
+
 #: Batch measured when ``--latency-batch`` is not given, by device type.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 32}
 
@@ -144,7 +147,7 @@ def study_hardware_text(study: Any) -> str:
     ctx = HardwareContext.from_dict(recorded)
     names = [m.name for m in hardware() if m.name in record.objectives or record.limit(m.name)]
     how = {
-        "latency": "latency (median of 30 timed runs after warm-up)",
+        "latency": f"latency (median of {RUNS} timed runs after warm-up)",
         "memory": "peak memory ("
         + (
             "estimated from the tensor sizes of a forward pass"

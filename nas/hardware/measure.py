@@ -30,10 +30,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from nas.hardware.context import HardwareContext
+from nas.hardware.context import RUNS, HardwareContext
 
-#: Timed runs per latency measurement (the median is reported).
-RUNS = 30
 #: Warm-up runs before timing (the first runs allocate and pick kernels).
 WARMUP = 3
 #: A timed run repeats the forward pass until it lasts about this long (seconds).

@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.hardware.context import study_hardware_text
 from nas.objectives import METRICS
 from nas.proxy.fidelity import fidelity_text, proxy_fidelity
 from nas.report.figures import arch_summary, build_figures, fit_height, graph_id, plain_title
@@ -213,7 +214,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
     if fidelity["trials"]:
         fidelity_line += " (trials " + ", ".join(map(str, fidelity["trials"])) + ")"
     zero_cost = zero_cost_text(stats.trials)
-    hardware = hardware_text(study)
+    hardware = study_hardware_text(study)
     rows = [
         ("Study", study.study_name),
         ("Objectives", _objectives(study)),
@@ -237,13 +238,6 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
             "empty and there are no winners.</p>"
         )
     return "\n".join(out)
-
-
-def hardware_text(study: optuna.Study) -> str:
-    """Where a study's latency and peak memory were measured ("" if it measured none)."""
-    from nas.hardware.context import study_hardware_text
-
-    return study_hardware_text(study)
 
 
 #: What the report (and the dashboard's study note) says about a study on ``--dataset fake``.

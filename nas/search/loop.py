@@ -389,8 +389,8 @@ def run_opened(
     )
     loop.address, loop.until = opened.address, hooks.until
     outcome = loop.run(monitor)
-    if meter is not None and meter.seconds:
-        say(meter.summary())
+    if meter is not None and (measured := meter.summary()):
+        say(measured)
     return outcome
 
 

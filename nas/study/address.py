@@ -11,8 +11,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage
 from sqlalchemy.engine import URL, make_url
@@ -27,6 +28,8 @@ from nas.study.storage import (
 )
 
 EXAMPLE_URLS = "sqlite:///studies/demo.db or postgresql+psycopg://user:password@host:5432/dbname"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,51 +125,44 @@ class StudyAddress:
     def peek_devices(self) -> dict[str, int]:
         """Where the study's trials trained, with how many each (empty: no study, or none
         trained), read without creating or locking anything."""
-        import optuna
-
         from nas.study.record import TrialRecord
 
-        if not self.exists():
-            return {}
-        try:
-            storage = RDBStorage(self.url, skip_table_creation=True, skip_compatibility_check=True)
-            study = optuna.load_study(study_name=self.name, storage=storage)
-        except Exception as exc:
-            self._raise_if_unreachable(exc)
-            return {}
-        try:
+        def count(study: optuna.Study) -> dict[str, int]:
             devices: dict[str, int] = {}
             for t in study.get_trials(deepcopy=False):
                 device = TrialRecord(t).device
                 if device:
                     devices[device] = devices.get(device, 0) + 1
             return devices
-        finally:
-            storage.engine.dispose()
+
+        return self._peek(count, {})
 
     def peek_attr(self, key: str) -> Any:
         """The study's user attribute ``key`` without creating or locking anything: None when
         the database, its schema, the study or the attribute does not exist."""
-        import optuna
-
         from nas.study.record import StudyRecord
 
+        return self._peek(lambda study: StudyRecord(study).get(key), None)
+
+    def _peek(self, read: Callable[[optuna.Study], T], default: T) -> T:
+        """``read`` of the study, opened without creating or locking anything; ``default``
+        when the database, its schema or the study does not exist. A shared database that
+        does not answer is the one-line error, not "nothing there"."""
         if not self.exists():
-            return None
+            return default
         try:
             storage = RDBStorage(self.url, skip_table_creation=True, skip_compatibility_check=True)
         except Exception as exc:  # no schema yet, or no database: nothing recorded
             self._raise_if_unreachable(exc)
-            return None
+            return default
         try:
-            study = optuna.load_study(study_name=self.name, storage=storage)
-            return StudyRecord(study).get(key)
+            return read(optuna.load_study(study_name=self.name, storage=storage))
         except Exception as exc:  # no study, no tables yet: nothing recorded
             self._raise_if_unreachable(exc)
             if isinstance(
                 exc, KeyError | sqlalchemy.exc.SQLAlchemyError | optuna.exceptions.OptunaError
             ):
-                return None
+                return default
             raise
         finally:
             storage.engine.dispose()
@@ -174,13 +170,11 @@ class StudyAddress:
     def _raise_if_unreachable(self, exc: BaseException) -> None:
         """Raise the one-line error when ``exc`` (or what caused it) is a server that does not
         answer (PostgreSQL and other shared databases; a missing SQLite table is not one)."""
-        from nas.study.storage import unreachable
+        from nas.study.storage import causes, unreachable
 
-        seen: BaseException | None = exc
-        while seen is not None:
-            if self.shared and isinstance(seen, sqlalchemy.exc.OperationalError):
-                raise unreachable(self.url, seen) from None
-            seen = seen.__cause__ or seen.__context__
+        for cause in causes(exc):
+            if self.shared and isinstance(cause, sqlalchemy.exc.OperationalError):
+                raise unreachable(self.url, cause) from None
 
     @contextlib.contextmanager
     def locked_storage(self, **kwargs: Any) -> Iterator[RDBStorage]:

@@ -185,6 +185,16 @@ def _lost_race(exc: BaseException, backend: str) -> bool:
     return (may_race or (unreachable and backend == "sqlite")) and _lost_creation_race(exc)
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it, each once (``__cause__``, else ``__context__``)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
 def unreachable(url: str, exc: BaseException) -> StorageError:
     """The one-line error for a study database that does not answer."""
     return StorageError(f"cannot reach the study database {safe_url(url)}: {_cause(exc)}")
@@ -262,15 +272,11 @@ def _transient(exc: BaseException) -> bool:
     relationship surfaces as ``PendingRollbackError`` raised while handling the
     ``OperationalError`` that invalidated the connection.
     """
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
+    for cause in causes(exc):
         if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
             return True
         if isinstance(cause, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
             return True
-        cause = cause.__cause__ or cause.__context__
     return False
 
 

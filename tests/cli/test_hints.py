@@ -42,6 +42,16 @@ def nas_bin(tmp_path: Path) -> Path:
     return bin_dir
 
 
+def search_line(space: Path, data: Path, storage: str, study: str, trials: int) -> str:
+    """A tiny search on the image folder ``data``, as a user would type it (``storage``
+    quoted for the shell by the caller when it needs it)."""
+    return (
+        f"nas search --space '{space}' --dataset imagefolder --data-dir '{data}' "
+        f"--proxy-epochs 1 --proxy-subset 32 --proxy-val 8 --proxy-batch-size 16 "
+        f"--trials {trials} --storage {storage} --study {study} --device cpu --quiet"
+    )
+
+
 def hint(stdout: str, label: str = "next") -> str:
     """The one ``LABEL: COMMAND`` line of ``stdout``, without its label."""
     lines = [line for line in stdout.splitlines() if line.startswith(f"{label}: ")]
@@ -56,12 +66,9 @@ def test_every_printed_command_runs_as_printed(
     bin_dir = nas_bin(tmp_path)
     work = tmp_path / "first hour"
     work.mkdir()
-    search = (
-        f"nas search --space '{tiny_space}' --dataset imagefolder --data-dir '{image_folder}' "
-        "--proxy-epochs 1 --proxy-subset 32 --proxy-val 8 --proxy-batch-size 16 --trials 2 "
-        "--storage 'sqlite:///my studies/h.db' --study h --device cpu --quiet"
+    out = shell(
+        search_line(tiny_space, image_folder, "'sqlite:///my studies/h.db'", "h", 2), work, bin_dir
     )
-    out = shell(search, work, bin_dir)
     assert out.returncode == 0, out.stderr
 
     train = hint(out.stdout)
@@ -109,12 +116,7 @@ def test_without_a_test_split_the_hint_is_the_export(tiny_space: Path, tmp_path:
 
     bin_dir = nas_bin(tmp_path)
     data = make_image_folder(tmp_path / "no test", test_per_class=0)
-    search = (
-        f"nas search --space '{tiny_space}' --dataset imagefolder --data-dir '{data}' "
-        "--proxy-epochs 1 --proxy-subset 32 --proxy-val 8 --proxy-batch-size 16 --trials 1 "
-        "--storage sqlite:///n.db --study n --device cpu --quiet"
-    )
-    out = shell(search, tmp_path, bin_dir)
+    out = shell(search_line(tiny_space, data, "sqlite:///n.db", "n", 1), tmp_path, bin_dir)
     assert out.returncode == 0, out.stderr
     export = hint(out.stdout)
     assert export.startswith("nas export --storage sqlite:///n.db --study n --best")
