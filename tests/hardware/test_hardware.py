@@ -83,7 +83,14 @@ class CountingMeter(HardwareMeter):
         return {"latency": float(candidate.stem_width), "memory": 2.0 * candidate.stem_width}
 
 
-def test_a_cached_measurement_is_reused_by_this_worker_and_the_next(tmp_path: Path) -> None:
+def test_a_cached_measurement_is_reused_by_this_worker_and_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    real = StudyRecord.measurements
+    monkeypatch.setattr(
+        StudyRecord, "measurements", lambda self, key: reads.append(key) or real(self, key)
+    )
     ctx = HardwareContext.current("cpu")
     study = optuna.create_study(storage=f"sqlite:///{tmp_path}/c.db", study_name="c")
     a, b = small_config(stem_width=8), small_config(stem_width=16)
@@ -96,6 +103,8 @@ def test_a_cached_measurement_is_reused_by_this_worker_and_the_next(tmp_path: Pa
     second = CountingMeter(ctx, ("latency", "memory"), store=StudyMeasurements(again, ctx))
     assert second(b, "memory") == 32.0 and second(a, "latency") == 8.0
     assert second.measured == 0
+    before = len(reads)
+    assert second(b, "latency") == 16.0 and len(reads) == before  # remembered, not re-read
     assert set(StudyRecord(again).measurements(ctx.key)) == {arch_key(a), arch_key(b)}
     # another context (batch 8) is another cache
     other = HardwareContext(**{**ctx.to_dict(), "batch": 8})
