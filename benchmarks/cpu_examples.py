@@ -39,6 +39,10 @@ README_EXAMPLES: list[str] = [
     "--device cpu --storage sqlite:///flops.db --study f",
     "nas search studies/smoke.toml --objectives accuracy,latency --latency-limit 2ms "
     "--study smoke-lat --storage sqlite:///studies/smoke-lat.db --trials 4",
+    "nas search --storage sqlite:///studies/smoke-lat.db --study smoke-lat --latency-batch 4 "
+    "--remeasure",
+    "nas count --preset resnet20 --latency",
+    "nas sample --space search_spaces/small_cifar.toml -n 20 --latency-limit 2ms",
     "nas export --storage sqlite:///s.db --study demo --best --out best.json",
     "nas report --storage sqlite:///s.db --study demo --out report.html",
 ]
@@ -86,7 +90,7 @@ def main() -> None:
     if not Path("/tmp/cifar10").exists():
         Path("/tmp/cifar10").symlink_to(data)
     examples = help_examples()
-    order = [examples[0], *README_EXAMPLES[:6], *examples[1:], *README_EXAMPLES[6:]]
+    order = [examples[0], *README_EXAMPLES[:9], *examples[1:], *README_EXAMPLES[9:]]
     args.logs.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
