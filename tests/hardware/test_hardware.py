@@ -19,6 +19,7 @@ from nas.study.record import StudyRecord, TrialRecord
 from nas.study.stats import is_rejected, study_stats
 from nas.units import parse_bytes, parse_duration_ms
 from tests.conftest import run_nas, small_config, tiny_search
+from tests.hardware.stable_latency import install, stable_latency, subprocess_env
 
 
 def test_limits_parse_with_their_units() -> None:
@@ -132,16 +133,15 @@ def test_another_device_is_refused_in_one_line_unless_remeasured() -> None:
     check_same_hardware(newer, here, "s", remeasure=False)
 
 
-def _latency_limit(space: Path, data: Path, batch: int | None = None) -> float:
-    """A latency limit about a third of ``space``'s candidates fit on this machine: the
-    third fastest of 9 measured."""
+def _latency_limit(space: Path, data: Path) -> float:
+    """A latency limit about a third of ``space``'s candidates fit: the third lowest
+    :func:`stable_latency` of 9 sampled."""
     from nas.data import load_dataset
     from nas.space import load_space
 
     spec = load_space(str(space))
     images = load_dataset("imagefolder", data)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    ctx = HardwareContext.current("cpu", batch)
     values = []
     for _ in range(9):
         cfg = spec.suggest(
@@ -150,13 +150,17 @@ def _latency_limit(space: Path, data: Path, batch: int | None = None) -> float:
             input_size=images.input_size,
             num_classes=images.num_classes,
         )
-        values.append(measure(cfg, ctx, memory=False).latency_ms)
+        values.append(stable_latency(cfg))
     return sorted(values)[2]
 
 
 def test_a_latency_limit_rejects_like_the_parameter_limit(
-    tiny_space: Path, image_folder: Path, tmp_path: Path
+    tiny_space: Path, image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import nas.hardware.measure as hardware
+
+    monkeypatch.setattr(hardware, "measure", hardware.measure)  # undone after the test
+    timed = install()
     limit = _latency_limit(tiny_space, image_folder)
     lines: list[str] = []
     study = tiny_search(
@@ -170,6 +174,7 @@ def test_a_latency_limit_rejects_like_the_parameter_limit(
         objectives=("accuracy", "latency"),
         latency_limit=limit,
     )
+    assert timed, "the search measured nothing"
     rejected = [TrialRecord(t) for t in study.trials if is_rejected(t)]
     by_latency = [r for r in rejected if "latency > limit" in (r.rejected or "")]
     assert by_latency, [r.rejected for r in rejected]
@@ -221,7 +226,8 @@ def test_search_with_latency_cli_shows_it_everywhere(
     """The acceptance run in small: rejections by latency with the reason shown, the rest
     trained; report, dashboard note and export carry latency with its context; resuming
     with another batch (another context) is refused in one line, and --remeasure goes on."""
-    limit = _latency_limit(tiny_space, image_folder, batch=4)
+    limit = _latency_limit(tiny_space, image_folder)
+    stable = subprocess_env(tmp_path / "site")
     db = tmp_path / "cli.db"
     base = [
         "search",
@@ -239,7 +245,7 @@ def test_search_with_latency_cli_shows_it_everywhere(
     out = run_nas(
         *base,
         "--trials", "2", "--objectives", "accuracy,latency", "--latency-limit", f"{limit}ms",
-        "--latency-batch", "4",
+        "--latency-batch", "4", env=stable,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "ms latency > limit" in out.stderr + out.stdout
@@ -270,15 +276,16 @@ def test_search_with_latency_cli_shows_it_everywhere(
 
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{db}")
     assert "## Latency and memory" in study_note(study)
-    refused = run_nas(*base, "--trials", "3", "--latency-batch", "1")
+    for record in map(TrialRecord, study.trials):  # the stable latency reached the subprocess
+        assert record.value("latency") == pytest.approx((record.value("params") or 0) / 1e4)
+    refused = run_nas(*base, "--trials", "3", "--latency-batch", "1", env=stable)
     assert refused.returncode == 2
     assert "--remeasure" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert len(study.trials) == len(
         optuna.load_study(study_name="cli", storage=f"sqlite:///{db}").trials
     )
-    # measured again at batch 1 (faster: the batch-4 limit still fits): new trials carry the
-    # new context, old ones keep theirs
-    again = run_nas(*base, "--trials", "3", "--latency-batch", "1", "--remeasure")
+    # measured again at batch 1: new trials carry the new context, old ones keep theirs
+    again = run_nas(*base, "--trials", "3", "--latency-batch", "1", "--remeasure", env=stable)
     assert again.returncode == 0, again.stderr
     assert "the latest of 2 contexts" in " ".join(again.stdout.split())  # rich wraps lines
     study = optuna.load_study(study_name="cli", storage=f"sqlite:///{db}")
