@@ -168,7 +168,10 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
         return
     if outcome.interrupted:
         print_hint(*resume_hint(outcome, settings))
-    elif s.best is not None and not outcome.has_test:
+        return
+    if outcome.trained_now == 0 and s.trained >= settings.trials:
+        print_hint(*more_hint(outcome, settings), label="to train more")
+    if s.best is not None and not outcome.has_test:
         print_hint(*export_hint(outcome))
     elif s.best is not None:
         print_hint(*winners_hint(outcome, settings))
@@ -253,6 +256,23 @@ def resume_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[
     return args, (
         "continues the study with its recorded settings; the interrupted trial is retried "
         "first, with the same architecture"
+    )
+
+
+def more_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
+    """When a run trained nothing because the study already had ``--trials`` trained trials
+    (``--trials`` counts the study's trained trials, not this run's): the command that
+    trains as many again."""
+    assert outcome.address is not None
+    trained = outcome.stats.trained
+    args = ["nas", "search", "--storage", outcome.address.url, "--study", outcome.study.study_name]
+    args += ["--trials", str(trained + settings.trials)]
+    if settings.device != "auto":
+        args += ["--device", settings.device]
+    return args, (
+        f"--trials counts the study's trained trials: it already had {trained}, as many as "
+        f"--trials {settings.trials} asks for, so this run trained none; this trains "
+        f"{settings.trials} more"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -271,7 +272,9 @@ def test_missing_data_folder_is_one_line(tiny_space: Path, tmp_path: Path) -> No
 
 
 def test_fake_data_says_it_is_for_smoke_tests(tiny_space: Path, tmp_path: Path) -> None:
-    out = run_nas(
+    """Also: run again, the study already has its trials; the summary says so and prints the
+    command that trains more, which runs as printed."""
+    command = (
         "search",
         "--space",
         str(tiny_space),
@@ -293,10 +296,23 @@ def test_fake_data_says_it_is_for_smoke_tests(tiny_space: Path, tmp_path: Path) 
         "--device",
         "cpu",
     )
+    out = run_nas(*command)
     assert out.returncode == 0, out.stderr
     assert "smoke tests only" in out.stderr
     assert "study f: the study has 1 trained trial (" in out.stdout  # not "1 trained trials"
     assert "trial 0 training: " in out.stderr and ", 1 epoch\n" in out.stderr
+    assert "to train more" not in out.stdout
+    again = run_nas(*command)
+    assert again.returncode == 0, again.stderr
+    assert "0 trained in this run" in again.stdout
+    (hint,) = [line for line in again.stdout.splitlines() if line.startswith("to train more: ")]
+    printed = shlex.split(hint.removeprefix("to train more: ").split("  # ")[0])
+    assert printed[:2] == ["nas", "search"] and printed[printed.index("--trials") + 1] == "2"
+    more = run_nas(*printed[1:], "--quiet")
+    assert more.returncode == 0, more.stderr
+    assert (
+        "the study has 2 trained trials (" in more.stdout and "1 trained in this run" in more.stdout
+    )
 
 
 def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_path: Path) -> None:
