@@ -78,11 +78,12 @@ def _amount(text: Any, units: dict[str, float], what: str, example: str) -> floa
     if isinstance(text, int | float):
         value = float(text)
     else:
-        match = _AMOUNT_RE.match(str(text))
+        match = _AMOUNT_RE.match(str(text).strip().removeprefix("-"))
         unit = match.group(2).lower() if match else ""
         if match is None or unit not in units:
             raise NasError(f"cannot read {what} {text!r}: use a number such as {example}")
         value = float(match.group(1)) * units[unit]
+        value = -value if str(text).strip().startswith("-") else value
     if not math.isfinite(value) or value <= 0:
         raise NasError(f"{what} must be positive, got {text!r}")
     return value

@@ -93,7 +93,27 @@ class _Parser(argparse.ArgumentParser):
         elif choice:
             options = re.findall(r"'([^']*)'", choice.group(2))
             message += did_you_mean(choice.group(1), options)
+        elif missing := re.match(r"argument (--[\w-]+).*: expected one argument", message):
+            message = self._dashed_value(missing.group(1)) or message
         self.exit(2, f"nas: error: {message} (see '{prog} --help')\n")
+
+    def _dashed_value(self, flag: str) -> str | None:
+        """When a flag's value starts with '-' (``--latency-limit -2ms``), argparse reads it
+        as a flag and says only "expected one argument": the value's own problem, parsed as
+        the flag parses it, or how to pass it (None: the flag really had no value)."""
+        argv = self.argv
+        at = argv.index(flag) if flag in argv else -1
+        value = argv[at + 1] if 0 <= at < len(argv) - 1 else None
+        if value is None or not value.startswith("-") or value.startswith("--"):
+            return None
+        action = next((a for a in self._actions if flag in a.option_strings), None)
+        parse = getattr(action, "type", None)
+        try:
+            if callable(parse):
+                parse(value)
+        except (argparse.ArgumentTypeError, ValueError, NasError) as exc:
+            return f"argument {flag}: {exc}"
+        return f"argument {flag}: a value starting with '-' reads as a flag; write {flag}={value}"
 
     def _unknown_flags(self, tokens: list[str]) -> tuple[str, str]:
         """The message for arguments no parser took: each unknown flag with the closest

@@ -50,6 +50,24 @@ def test_a_value_after_a_misspelled_flag_is_not_a_study_file(
     assert "study file" not in err and "'nas search --help'" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["search", "--latency-limit", "-2ms"], "latency limit must be positive, got '-2ms'"),
+        (["search", "--memory-limit", "-3MB"], "memory limit must be positive, got '-3MB'"),
+        (["search", "--param-limit", "-5M"], "parameter limit must be positive, got '-5M'"),
+        (["search", "--latency-limit=-2ms"], "latency limit must be positive, got '-2ms'"),
+        (["search", "--latency-limit", "--trials", "3"], "--latency-limit: expected one argument"),
+    ],
+)
+def test_a_value_starting_with_a_dash_is_judged_as_a_value(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
+    """argparse reads ``-2ms`` as a flag and says only "expected one argument"; the user
+    learns what is wrong with the value instead."""
+    assert expected in _error(capsys, *argv)
+
+
 def _file_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> str:
     path = tmp_path / "s.toml"
     path.write_text(text)
