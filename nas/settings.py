@@ -412,6 +412,51 @@ def _accepts(value: Any, annotation: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one setting's value: ``problem`` reads after the setting's name
+    (``must be at least 1``), so the name can be the flag or the study-file key."""
+
+    name: str
+    value: Any
+    problem: str
+
+    def text(self, in_file: bool = False) -> str:
+        """``--trials must be at least 1, got 0`` or ``trials = 0 in the study file: must be
+        at least 1``."""
+        if in_file:
+            return f"{self.name} = {self.value!r} in the study file: {self.problem}"
+        return f"--{self.name.replace('_', '-')} {self.problem}, got {shown(self.value)}"
+
+
+class SettingsError(NasError):
+    """Settings that no run can take: each :class:`Problem` names its setting, the rest
+    are sentences of their own (across settings: ``unknown sampler 'tpee'``)."""
+
+    def __init__(self, problems: Sequence[Problem | str], in_file: Iterable[str] = ()) -> None:
+        self.problems = list(problems)
+        self.in_file = frozenset(in_file)
+        super().__init__(
+            "; ".join(
+                p.text(p.name in self.in_file) if isinstance(p, Problem) else p
+                for p in self.problems
+            )
+        )
+
+
+def build_given(cls: type[Any], values: Mapping[str, Any], in_file: Iterable[str] = ()) -> Any:
+    """:func:`build`, a problem with a setting in ``in_file`` (its value came from the study
+    file) named as the study file names it (``trials = 0 in the study file: ...``).
+
+    Raises:
+        SettingsError: for values no run can take.
+    """
+    try:
+        return build(cls, values)
+    except SettingsError as exc:
+        raise SettingsError(exc.problems, in_file) from None
+
+
 _NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
@@ -634,7 +679,7 @@ def resolve(
             f"{study} keeps its pinned settings: " + "; ".join(conflicts) + ". Drop the flag "
             "(or study-file line) to continue with the recorded value, or choose another --study"
         )
-    settings = build(cls, values)
+    settings = build_given(cls, values, [n for n, o in origins.items() if o == FILE])
     for d in items:  # a pinned file not given must still hold what was recorded
         s = d.setting
         if s.fingerprint is None or record is None or origins[d.name] in (FLAG, FILE):

@@ -12,7 +12,7 @@ from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, print_hint, table
 from nas.objectives import METRICS
 from nas.search.settings import GROUPS, SearchSettings
-from nas.settings import add_flags, flags_given, read_table
+from nas.settings import add_flags, build_given, flags_given, read_table
 from nas.units import plural
 
 if TYPE_CHECKING:
@@ -103,7 +103,9 @@ def check_given(source: SettingsSource) -> None:
     Raises:
         NasError: naming the setting.
     """
-    SearchSettings.of(**{**source.file, **source.flags})
+    build_given(
+        SearchSettings, {**source.file, **source.flags}, set(source.file) - set(source.flags)
+    )
 
 
 def _check(args: argparse.Namespace) -> None:

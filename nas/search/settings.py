@@ -19,6 +19,8 @@ from nas.objectives import objectives_help, parse_objectives
 from nas.settings import (
     KEPT,
     PINNED,
+    Problem,
+    SettingsError,
     check_types,
     images_text,
     parse_float,
@@ -255,33 +257,34 @@ class SearchSettings(StudySettings):
         check_types(self)
         problems = [*self._below_minimum(), *self._invalid(), *self.check_limits()]
         if problems:
-            raise NasError("; ".join(problems))
+            raise SettingsError(problems)
 
-    def _below_minimum(self) -> list[str]:
-        """A message per setting below its minimum (see :data:`MINIMUMS`)."""
+    def _below_minimum(self) -> list[Problem]:
+        """A problem per setting below its minimum (see :data:`MINIMUMS`)."""
         problems = []
         for name, low, unit in MINIMUMS:
             value = getattr(self, name)
             if value is not None and value < low:
-                problems.append(f"--{name.replace('_', '-')} must be at least {low}{unit}")
+                problems.append(Problem(name, value, f"must be at least {low}{unit}"))
         return problems
 
-    def _invalid(self) -> list[str]:
-        """A message per setting whose value is not one it can take."""
+    def _invalid(self) -> list[Problem | str]:
+        """A problem per setting whose value is not one it can take."""
         samplers = ", ".join(SAMPLERS.names())
-        checks = (
+        checks: tuple[tuple[bool, Problem | str], ...] = (
             (self.proxy_recipe in PROXY_RECIPES, f"unknown proxy recipe {self.proxy_recipe!r}; "
              f"valid: {', '.join(PROXY_RECIPES)}"),
             (self.sampler in SAMPLERS.names(), f"unknown sampler {self.sampler!r}"
              f"{did_you_mean(self.sampler, SAMPLERS.names()) or '; valid: ' + samplers}"),
-            (self.early_stopping in EARLY_STOPPING, f"--early-stopping must be one of "
-             f"{', '.join(EARLY_STOPPING)}, got {self.early_stopping!r}"),
-            (self.eta > 1, f"--eta must be greater than 1, got {self.eta:g}"),
+            (self.early_stopping in EARLY_STOPPING, Problem("early_stopping", self.early_stopping,
+             f"must be one of {', '.join(EARLY_STOPPING)}")),
+            (self.eta > 1, Problem("eta", self.eta, "must be greater than 1")),
             (self.study is None or bool(STUDY_NAME.match(self.study)),
              f"study name {self.study!r} may use letters, digits, '_', '-', '.'"),
-            (self.timeout is None or self.timeout > 0, "--timeout must be positive"),
+            (self.timeout is None or self.timeout > 0, Problem("timeout", self.timeout,
+             "must be positive")),
         )  # fmt: skip
-        problems = [message for ok, message in checks if not ok]
+        problems: list[Problem | str] = [message for ok, message in checks if not ok]
         try:
             parse_objectives(self.objectives)
         except NasError as exc:

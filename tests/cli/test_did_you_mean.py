@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nas.cli.main import main
+from nas.errors import NasError
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -92,3 +93,22 @@ def test_study_file_keys_tables_and_values(
     assert "setting sampler: unknown value 'tpee'; did you mean tpe?" in err
     err = _file_error(tmp_path, capsys, "[search]\nzzz = 2\n")
     assert "valid: " in err and "worker_index" not in err and "param_limit" in err
+
+
+def test_a_value_is_named_where_it_was_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value the study file gave is named as the file names it; one the command line gave
+    (over the file's) by its flag, with the value."""
+    err = _file_error(tmp_path, capsys, "[search]\nlatency_batch = 0\ntrials = 0\n")
+    assert "latency_batch = 0 in the study file: must be at least 1" in err
+    assert "trials = 0 in the study file: must be at least 1" in err and "--" not in err
+    code = main(["search", str(tmp_path / "s.toml"), "--trials", "0", "--latency-batch", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert "--trials must be at least 1, got 0" in err and "latency_batch" not in err
+    import nas
+
+    (tmp_path / "e.toml").write_text("[search]\neta = 1\n")
+    with pytest.raises(NasError, match=r"^eta = 1 in the study file: must be greater than 1$"):
+        nas.Search(tmp_path / "e.toml").run()  # the Python API resolves the file the same way
