@@ -113,7 +113,10 @@ class _Parser(argparse.ArgumentParser):
                 parse(value)
         except (argparse.ArgumentTypeError, ValueError, NasError) as exc:
             return f"argument {flag}: {exc}"
-        return f"argument {flag}: a value starting with '-' reads as a flag; write {flag}={value}"
+        return (
+            f"argument {flag}: {value!r} reads as a flag; a value that starts with '-' is "
+            f"written {flag}=VALUE"
+        )
 
     def _unknown_flags(self, tokens: list[str]) -> tuple[str, str]:
         """The message for arguments no parser took: each unknown flag with the closest

@@ -59,6 +59,7 @@ def test_a_value_after_a_misspelled_flag_is_not_a_study_file(
         (["search", "--param-limit", "-5M"], "parameter limit must be positive, got '-5M'"),
         (["search", "--latency-limit=-2ms"], "latency limit must be positive, got '-2ms'"),
         (["search", "--latency-limit", "--trials", "3"], "--latency-limit: expected one argument"),
+        (["search", "--space", "-x.toml"], "'-x.toml' reads as a flag; a value that starts "),
     ],
 )
 def test_a_value_starting_with_a_dash_is_judged_as_a_value(
