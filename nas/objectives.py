@@ -27,7 +27,15 @@ from typing import Any, Literal
 
 from nas.errors import NasError, did_you_mean
 from nas.registry import Registry
-from nas.units import human, human_ms, over_limit, parse_bytes, parse_count, parse_duration_ms
+from nas.units import (
+    AtLeast,
+    human,
+    human_ms,
+    over_limit,
+    parse_bytes,
+    parse_count,
+    parse_duration_ms,
+)
 
 Direction = Literal["maximize", "minimize"]
 
@@ -114,7 +122,9 @@ class Metric:
         limit 2.00 ms``."""
         if not self.unit:
             return over_limit(value, limit, self.label)
-        return f"{self.fmt(value)} {self.unit} {self.label} > limit {self.fmt(limit)} {self.unit}"
+        bound = "≥" if isinstance(value, AtLeast) else ""
+        text = f"{bound}{self.fmt(value)} {self.unit} {self.label} > limit {self.fmt(limit)} "
+        return text + self.unit + (" (given up after the warm-up)" if bound else "")
 
     def measurer(self) -> Callable[[Any], float]:
         """The function that measures a candidate (imported on first use).

@@ -89,6 +89,12 @@ def _amount(text: Any, units: dict[str, float], what: str, example: str) -> floa
     return value
 
 
+class AtLeast(float):
+    """A measured value known only as a lower bound: a candidate given up after its
+    warm-up runs has at least its fastest warm-up run as its latency. Shown as ``≥7.87``
+    wherever a rejection says why (it compares and stores as the float it is)."""
+
+
 def parse_duration_ms(text: Any, what: str = "latency limit") -> float:
     """``2ms``, ``500us``, ``0.01s`` or a bare number of milliseconds -> milliseconds."""
     return _amount(text, _DURATION, what, "2ms, 500us or 0.01s")

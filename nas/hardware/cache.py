@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from nas.hardware.context import HardwareContext
-from nas.units import plural
+from nas.units import AtLeast, plural
 
 #: The metrics :class:`HardwareMeter` measures (the rest go to its fallback).
 HARDWARE_METRICS = ("latency", "memory")
@@ -23,6 +23,9 @@ HARDWARE_METRICS = ("latency", "memory")
 #: A far-over-the-limit candidate is rejected after the warm-up when its fastest warm-up run
 #: is this many times the latency limit (it records that lower bound, not a median).
 GIVE_UP_FACTOR = 1.5
+
+#: Kept beside such a candidate's latency (1.0): its value is the lower bound.
+LOWER_BOUND = "latency_lower_bound"
 
 
 def arch_key(candidate: Any) -> str:
@@ -113,6 +116,8 @@ class HardwareMeter:
             self.store.put(key, values)
         else:
             self.served += 1
+        if metric == "latency" and values.get(LOWER_BOUND):
+            return AtLeast(values[metric])
         return float(values[metric])
 
     def describe(self) -> str:
@@ -149,6 +154,8 @@ class HardwareMeter:
         self.measured += 1
         self.seconds.append(m.seconds)
         values = {"latency": m.latency_ms}
+        if m.runs == 0:  # given up after the warm-up: the latency is a lower bound
+            values[LOWER_BOUND] = 1.0
         if m.memory_bytes is not None:
             values["memory"] = m.memory_bytes / 1e6  # the metric is in megabytes
         return values

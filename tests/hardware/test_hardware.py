@@ -119,6 +119,35 @@ def test_a_cached_measurement_is_reused_by_this_worker_and_the_next(
     assert local.measured == 1
 
 
+def test_a_candidate_given_up_after_its_warm_up_is_rejected_with_a_lower_bound(
+    tmp_path: Path,
+) -> None:
+    """Its latency is only known to be at least its fastest warm-up run: the reason says
+    "≥", also when a later worker reads the measurement from the study."""
+    from nas.budget import Budget, measure_metric
+
+    ctx = HardwareContext.current("cpu")
+    budget = Budget({"params": 1e9, "latency": 1e-6})
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/b.db", study_name="b")
+    reasons = []
+    for _ in range(2):  # the second meter is another worker: served from the study
+        meter = HardwareMeter(
+            ctx,
+            ("latency",),
+            store=StudyMeasurements(study, ctx),
+            limits=budget.limits,
+            fallback=measure_metric,
+        )
+        verdict = budget.check(small_config(), measure=meter)
+        reasons.append(verdict.reason or "")
+    assert meter.measured == 0 and meter.served == 1
+    assert reasons[0] == reasons[1]
+    assert reasons[0].startswith("≥") and reasons[0].endswith("(given up after the warm-up)")
+    # a candidate timed in full is not marked
+    full = HardwareMeter(ctx, ("latency",), limits={"latency": 1e6}, fallback=measure_metric)
+    assert "≥" not in METRICS["latency"].over(full(small_config(), "latency"), 1e-6)
+
+
 def test_another_device_is_refused_in_one_line_unless_remeasured() -> None:
     here = HardwareContext.current("cpu")
     check_same_hardware(None, here, "s", remeasure=False)  # nothing recorded: fine
