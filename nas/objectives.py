@@ -122,9 +122,8 @@ class Metric:
         limit 2.00 ms``."""
         if not self.unit:
             return over_limit(value, limit, self.label)
-        bound = "≥" if isinstance(value, AtLeast) else ""
-        text = f"{bound}{self.fmt(value)} {self.unit} {self.label} > limit {self.fmt(limit)} "
-        return text + self.unit + (" (given up after the warm-up)" if bound else "")
+        text = f"{self.show(value)} {self.label} > limit {self.show(limit)}"
+        return f"≥{text} (given up after the warm-up)" if isinstance(value, AtLeast) else text
 
     def measurer(self) -> Callable[[Any], float]:
         """The function that measures a candidate (imported on first use).

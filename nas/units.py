@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from nas.errors import NasError
@@ -14,25 +15,40 @@ _LIMIT_RE = re.compile(
 )
 
 
+_AMOUNT_RE = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.IGNORECASE)
+
+
+def _amount(
+    text: Any,
+    units: Mapping[str, float],
+    what: str,
+    example: str,
+    pattern: re.Pattern[str] = _AMOUNT_RE,
+) -> float:
+    """A positive number with one of ``units``' suffixes, in the unit whose factor is 1
+    (``pattern``: a number, then a suffix)."""
+    if isinstance(text, bool):
+        raise NasError(f"{what} must be a number such as {example}, not {text}")
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        match = pattern.match(str(text))
+        unit = match.group(2).lower() if match else ""
+        if match is None or unit not in units:
+            raise NasError(f"cannot read {what} {text!r}: use a number such as {example}")
+        value = float(match.group(1)) * units[unit]
+    if not math.isfinite(value) or value <= 0:
+        raise NasError(f"{what} must be positive, got {text!r}")
+    return value
+
+
 def parse_count(text: str | int | float, what: str = "limit") -> int:
     """Parse a positive count such as ``5M``, ``4.5e6``, ``500k`` or ``5000000``.
 
     Raises:
         NasError: for anything else, zero or negative values included.
     """
-    if isinstance(text, bool):
-        raise NasError(f"{what} must be a number such as 5M, 4.5e6, 500k or 5000000, not {text}")
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        match = _LIMIT_RE.match(text)
-        if match is None:
-            raise NasError(
-                f"cannot read {what} {text!r}: use a number such as 5M, 4.5e6, 500k or 5000000"
-            )
-        value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    if not math.isfinite(value) or value <= 0:
-        raise NasError(f"{what} must be positive, got {text!r}")
+    value = _amount(text, _SUFFIX, what, "5M, 4.5e6, 500k or 5000000", _LIMIT_RE)
     if round(value) < 1:
         raise NasError(f"{what} must be at least 1, got {text!r}")
     return round(value)
@@ -68,25 +84,6 @@ _BYTES: dict[str, float] = {
     "mib": 2**20,
     "gib": 2**30,
 }
-_AMOUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zµ]*)\s*$", re.IGNORECASE)
-
-
-def _amount(text: Any, units: dict[str, float], what: str, example: str) -> float:
-    """A positive number with one of ``units``' suffixes, in the unit whose factor is 1."""
-    if isinstance(text, bool):
-        raise NasError(f"{what} must be a number such as {example}, not {text}")
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        match = _AMOUNT_RE.match(str(text).strip().removeprefix("-"))
-        unit = match.group(2).lower() if match else ""
-        if match is None or unit not in units:
-            raise NasError(f"cannot read {what} {text!r}: use a number such as {example}")
-        value = float(match.group(1)) * units[unit]
-        value = -value if str(text).strip().startswith("-") else value
-    if not math.isfinite(value) or value <= 0:
-        raise NasError(f"{what} must be positive, got {text!r}")
-    return value
 
 
 class AtLeast(float):

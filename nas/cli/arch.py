@@ -33,11 +33,7 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
 limit_arg = argtype(lambda text: parse_count(text, "parameter limit"), "limit")
 #: argparse type for --flops-limit: 500M, 2G, 1.5e9.
 flops_arg = argtype(lambda text: parse_count(text, "FLOPs limit"), "limit")
-
-
-def _positive_int(text: str) -> int:
-    value = parse_count(text, "batch")
-    return value
+batch_arg = argtype(lambda text: parse_count(text, "batch"), "batch")
 
 
 def add_hardware_args(p: argparse.ArgumentParser, *, limits: bool) -> None:
@@ -58,7 +54,7 @@ def add_hardware_args(p: argparse.ArgumentParser, *, limits: bool) -> None:
     )
     g.add_argument(
         "--latency-batch",
-        type=argtype(_positive_int, "batch"),
+        type=batch_arg,
         metavar="B",
         help="images per forward pass (default: 1 on CPU, 32 on CUDA); implies --latency",
     )
@@ -75,8 +71,7 @@ def add_hardware_args(p: argparse.ArgumentParser, *, limits: bool) -> None:
 
 def hardware_context(args: argparse.Namespace) -> Any:
     """The measurement context the arguments ask for (None: no measurement asked)."""
-    limited = any(getattr(args, m.limit.setting, None) for m in hardware() if m.limit)
-    if not (args.latency or limited or args.latency_batch):  # a batch implies --latency
+    if not (args.latency or hardware_limits(args) or args.latency_batch):  # each implies it
         return None
     from nas.hardware.context import HardwareContext
     from nas.training import resolve_device

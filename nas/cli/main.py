@@ -101,9 +101,7 @@ class _Parser(argparse.ArgumentParser):
         """When a flag's value starts with '-' (``--latency-limit -2ms``), argparse reads it
         as a flag and says only "expected one argument": the value's own problem, parsed as
         the flag parses it, or how to pass it (None: the flag really had no value)."""
-        argv = self.argv
-        at = argv.index(flag) if flag in argv else -1
-        value = argv[at + 1] if 0 <= at < len(argv) - 1 else None
+        value = self._after(flag)
         if value is None or not value.startswith("-") or value.startswith("--"):
             return None
         action = next((a for a in self._actions if flag in a.option_strings), None)
@@ -118,6 +116,12 @@ class _Parser(argparse.ArgumentParser):
             f"written {flag}=VALUE"
         )
 
+    def _after(self, token: str) -> str | None:
+        """The argument that follows ``token``'s first occurrence (None: none does)."""
+        argv = self.argv
+        at = argv.index(token) if token in argv else -1
+        return argv[at + 1] if 0 <= at < len(argv) - 1 else None
+
     def _unknown_flags(self, tokens: list[str]) -> tuple[str, str]:
         """The message for arguments no parser took: each unknown flag with the closest
         flag of the command, and the value after it when a positional swallowed it (so
@@ -129,8 +133,7 @@ class _Parser(argparse.ArgumentParser):
         flag = next((t for t in tokens if t.startswith("-")), None)
         if flag is None:
             return f"unexpected argument(s) {' '.join(tokens)}", parser.prog
-        at = argv.index(flag) if flag in argv else -1
-        after = argv[at + 1] if 0 <= at < len(argv) - 1 else None
+        after = self._after(flag)
         value = f" {after}" if after and not after.startswith("-") else ""
         key = flag.split("=", 1)[0]
         return f"unknown flag {key}{value}{did_you_mean(key, flags)}", parser.prog
@@ -183,9 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*experimental.*")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     parser = build_parser()
-    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # for commands that respawn
+    given = list(sys.argv[1:] if argv is None else argv)
+    _Parser.argv = given
+    args = parser.parse_args(given)
+    args.argv = given  # for commands that respawn
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

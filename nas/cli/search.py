@@ -249,13 +249,20 @@ def print_front(
 HINT_EPOCHS = 1
 
 
-def resume_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
-    """After Ctrl-C or SIGTERM: the command that continues the study where it stopped."""
+def _search_again(outcome: SearchOutcome, settings: SearchSettings, *more: str) -> list[str]:
+    """``nas search`` on the same study (its recorded settings), with ``more`` flags and
+    the device this run was given."""
     assert outcome.address is not None
     args = ["nas", "search", "--storage", outcome.address.url, "--study", outcome.study.study_name]
+    args += more
     if settings.device != "auto":
         args += ["--device", settings.device]
-    return args, (
+    return args
+
+
+def resume_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[str], str]:
+    """After Ctrl-C or SIGTERM: the command that continues the study where it stopped."""
+    return _search_again(outcome, settings), (
         "continues the study with its recorded settings; the interrupted trial is retried "
         "first, with the same architecture"
     )
@@ -265,12 +272,8 @@ def more_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[st
     """When a run trained nothing because the study already had ``--trials`` trained trials
     (``--trials`` counts the study's trained trials, not this run's): the command that
     trains as many again."""
-    assert outcome.address is not None
     trained = outcome.stats.trained
-    args = ["nas", "search", "--storage", outcome.address.url, "--study", outcome.study.study_name]
-    args += ["--trials", str(trained + settings.trials)]
-    if settings.device != "auto":
-        args += ["--device", settings.device]
+    args = _search_again(outcome, settings, "--trials", str(trained + settings.trials))
     return args, (
         f"--trials counts the study's trained trials: it already had {trained}, as many as "
         f"--trials {settings.trials} asks for, so this run trained none; this trains "

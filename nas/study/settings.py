@@ -40,9 +40,7 @@ from nas.units import human
 
 def _limit_fmt(m: Any) -> Any:
     """How a limit on ``m`` is shown: ``500.00k`` for counts, ``2.00 ms`` with a unit."""
-    if not m.unit:
-        return human
-    return lambda v: f"{m.fmt(v)} {m.unit}"
+    return m.show if m.unit else human
 
 
 def limit_entries() -> list[Entry]:
