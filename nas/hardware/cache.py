@@ -161,41 +161,6 @@ class HardwareMeter:
         return values
 
 
-def study_context(study: Any, settings: Any) -> HardwareContext | None:
-    """Check and record where a search's workers measure (None: the study neither optimises
-    nor limits a hardware metric): on ``--device`` (``auto``: CUDA when this machine has
-    it), with the study's thread count (the one recorded, or this process's for a study that
-    has none or is measured again, so that every worker measures alike), at
-    ``--latency-batch``. A study without a context, or measured again, records this one.
-
-    Args:
-        settings: the search's settings (objectives, limits, device, latency_batch,
-            remeasure).
-
-    Raises:
-        NasError: in one line, for a context other than the recorded one (another device,
-            batch or precision) unless ``settings.remeasure``.
-    """
-    from nas.hardware.context import check_same_hardware
-    from nas.objectives import hardware
-    from nas.study.record import StudyRecord
-    from nas.training import resolve_device
-
-    wanted = {m.name for m in hardware()} & {*settings.objectives, *settings.limits}
-    if not wanted:
-        return None
-    record = StudyRecord(study)
-    recorded = record.hardware
-    threads = None if recorded is None or settings.remeasure else int(recorded["threads"])
-    context = HardwareContext.current(
-        resolve_device(settings.device), settings.latency_batch, threads
-    )
-    check_same_hardware(recorded, context, study.study_name, settings.remeasure)
-    if recorded != context.to_dict():
-        record.set_hardware(context.to_dict(), context.key)
-    return context
-
-
 def study_meter(
     study: Any,
     context: HardwareContext,
@@ -203,8 +168,9 @@ def study_meter(
     fallback: Callable[[Any, str], float],
 ) -> HardwareMeter:
     """The meter of a search worker: in the study's checked ``context``
-    (:func:`study_context`), measuring the hardware metrics ``settings`` optimise or limit,
-    keeping what it measures in the study; ``fallback`` measures every other metric."""
+    (:func:`nas.hardware.context.study_context`), measuring the hardware metrics
+    ``settings`` optimise or limit, keeping what it measures in the study; ``fallback``
+    measures every other metric."""
     return HardwareMeter(
         context,
         {*settings.objectives, *settings.limits},

@@ -23,8 +23,9 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.budget import Budget, Measure
-from nas.hardware.cache import study_meter
+from nas.budget import Budget
+from nas.hardware.cache import HardwareMeter, study_meter
+from nas.hardware.context import HardwareContext
 from nas.objectives import METRICS
 from nas.search.evaluate import Evaluator, ProxyEvaluator, stopper_of
 from nas.search.events import SearchMonitor, Totals
@@ -185,6 +186,7 @@ class SearchLoop:
     Attributes:
         address: where the study lives (None: in memory).
         until: an extra reason to stop (see :class:`Hooks`).
+        meter: the study's hardware meter (None: the study measures no latency or memory).
     """
 
     study: optuna.Study
@@ -194,6 +196,7 @@ class SearchLoop:
     say: Say
     address: StudyAddress | None = None
     until: Callable[[StudyStats], str] | None = None
+    meter: HardwareMeter | None = None
     state: _State = field(default_factory=lambda: _State())
 
     def run(self, monitor: SearchMonitor) -> SearchOutcome:
@@ -369,6 +372,7 @@ def run_opened(
     as a proxy (:func:`proxy_evaluator`), unless ``hooks`` say otherwise."""
     from nas.proxy.context import proxy_context
 
+    gate = SlotGate(opened.slots)
     s = opened.settings
     ctx = proxy_context(s.proxy, opened.data, device, s.seed)
     data = opened.data
@@ -378,18 +382,21 @@ def run_opened(
         f"{len(ctx.split.train):,} training / {plural(len(ctx.split.val), 'validation image')} on "
         f"{device}"
     )
-    gate = SlotGate(opened.slots)
     evaluator = hooks.make_evaluator(ctx, s)
-    meter = None
-    if opened.hardware is not None:
-        meter = study_meter(opened.study, opened.hardware, s, evaluator.measure)
-        say(meter.describe())
     loop = search_loop(
-        opened.study, s, space, evaluator, monitor, say, gate, hooks.candidates, meter
+        opened.study,
+        s,
+        space,
+        evaluator,
+        monitor,
+        say,
+        gate,
+        hooks.candidates,
+        hardware=opened.hardware,
     )
     loop.address, loop.until = opened.address, hooks.until
     outcome = loop.run(monitor)
-    if meter is not None and (measured := meter.summary()):
+    if loop.meter is not None and (measured := loop.meter.summary()):
         say(measured)
     return outcome
 
@@ -403,16 +410,23 @@ def search_loop(
     say: Say,
     gate: Gate | None = None,
     candidates: type[Candidates] = Candidates,
-    measure: Measure | None = None,
+    *,
+    hardware: HardwareContext | None = None,
 ) -> SearchLoop:
     """The loop of one worker over ``study``: candidates from ``space`` (a
     :class:`nas.search.objective.CandidateSpace`) under ``settings``' limits, observed by
-    ``evaluator``; without a gate, a single worker counts its own trained trials;
-    ``measure`` replaces the evaluator's measurements before training (the hardware meter)."""
+    ``evaluator``; without a gate, a single worker counts its own trained trials. With the
+    study's checked ``hardware`` context, latency and memory are measured there (the
+    study's hardware meter, kept in the study) and the evaluator measures the rest."""
     gate = gate or FreeGate()
+    meter = None
+    if hardware is not None:
+        meter = study_meter(study, hardware, settings, evaluator.measure)
+        say(meter.describe())
+    measure = evaluator.measure if meter is None else meter
     wanted = wanted_metrics(settings.objectives, evaluator.knows)
-    drawn = candidates(space, Budget(settings.limits), wanted, measure or evaluator.measure)
+    drawn = candidates(space, Budget(settings.limits), wanted, measure)
     objective = Objective(
         drawn, evaluator, tuple(settings.objectives), settings.sampler, monitor, gate
     )
-    return SearchLoop(study, settings, objective, gate, say)
+    return SearchLoop(study, settings, objective, gate, say, meter=meter)

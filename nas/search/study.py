@@ -17,14 +17,13 @@ all call :func:`open_search`, which
 4. fails the trials of dead workers (their retries are queued) and queues the presets that
    fit the limits when asked.
 
-:func:`new_study` is the one construction of a search's Optuna study (its directions and
-metric names from :data:`nas.objectives.METRICS`), shared with the benchmarks that run the
-same loop on other evaluators.
+:func:`new_study` builds a search's Optuna study outside a database, for the benchmarks
+that run the same loop on other evaluators; both it and :func:`open_search` create studies
+through :func:`nas.study.address.create_study`.
 """
 
 from __future__ import annotations
 
-import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,8 +34,7 @@ import optuna
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
 from nas.errors import NasError, StorageError
-from nas.hardware.cache import study_context
-from nas.hardware.context import HardwareContext
+from nas.hardware.context import HardwareContext, study_context
 from nas.objectives import METRICS, directions
 from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
@@ -45,7 +43,7 @@ from nas.search.slots import TrainingSlots
 from nas.settings import Resolved, SettingsSource, given_in_python, shown
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
-from nas.study.address import StudyAddress
+from nas.study.address import StudyAddress, create_study, load_or_create
 from nas.study.cleanup import fail_stale, retry_interrupted
 from nas.study.samplers import make_sampler
 from nas.study.storage import with_retry, worker_id
@@ -109,15 +107,7 @@ def new_study(
 ) -> optuna.Study:
     """A new Optuna study for ``settings``' objectives: accuracy maximised, the others
     minimised, named for optuna-dashboard by :attr:`nas.objectives.Metric.dashboard`."""
-    return _create(storage, name, settings.objectives)
-
-
-def _create(storage: Any, name: str | None, objectives: tuple[str, ...]) -> optuna.Study:
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions(objectives))
-    with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRICS[o].dashboard for o in objectives])
-    return study
+    return create_study(storage, name, settings.objectives)
 
 
 @dataclass
@@ -239,7 +229,7 @@ def open_search(
     with address.locked_storage(
         grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
     ) as storage:
-        study, created, record = load_or_create(storage, address.name, s.objectives)
+        study, created, record = load_or_create(storage, address.name, s.objectives, RECORD_KEY)
         if not created and record != prepared.record:  # a worker recorded it meanwhile
             prepared = prepare(source, address, record, prepared)
         check_study(study, prepared.settings, record)
@@ -276,23 +266,6 @@ def open_search(
         say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)
     return opened
-
-
-def load_or_create(
-    storage: Any, name: str, objectives: tuple[str, ...]
-) -> tuple[optuna.Study, bool, dict[str, Any] | None]:
-    """The study ``name`` (created now for ``objectives`` if it does not exist), whether it
-    was created, and its recorded settings (None: none)."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        study = optuna.create_study(
-            study_name=name, storage=storage, directions=directions(objectives)
-        )
-        study.set_metric_names([METRICS[o].dashboard for o in objectives])
-        return study, True, None
-    record = rec.StudyRecord(study).get(RECORD_KEY)
-    return study, False, record if isinstance(record, dict) else None
 
 
 def check_study(study: optuna.Study, s: SearchSettings, record: dict[str, Any] | None) -> None:

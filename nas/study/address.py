@@ -2,12 +2,15 @@
 
 Search, fidelity and the read-only commands (train-winners, export, report, dashboard) all
 name a study by a :class:`StudyAddress`. It checks the URL once, knows its backend, hides its
-password in messages, holds the database's set-up lock and opens the storage.
+password in messages, holds the database's set-up lock, opens the storage, and loads the
+study there or creates it for its objectives (:func:`create_study`, the one construction of
+a study that ``nas`` optimises).
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,3 +186,33 @@ class StudyAddress:
         one process after the other, with one lock per start."""
         with self.lock():
             yield self.open(locked=True, **kwargs)
+
+
+def create_study(storage: Any, name: str | None, objectives: tuple[str, ...]) -> optuna.Study:
+    """A new Optuna study for ``objectives`` (:data:`nas.objectives.METRICS`): accuracy
+    maximised, the others minimised, named for optuna-dashboard by
+    :attr:`nas.objectives.Metric.dashboard`."""
+    from nas.objectives import METRICS, directions
+
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions(objectives))
+    with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRICS[o].dashboard for o in objectives])
+    return study
+
+
+def load_or_create(
+    storage: Any, name: str, objectives: tuple[str, ...], key: str
+) -> tuple[optuna.Study, bool, dict[str, Any] | None]:
+    """The study ``name`` in ``storage`` (created now for ``objectives`` if it does not
+    exist), whether it was created, and what it records under ``key`` (None: nothing). Call
+    under :meth:`StudyAddress.locked_storage`, so that workers started together create it
+    once."""
+    from nas.study.record import StudyRecord
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return create_study(storage, name, objectives), True, None
+    record = StudyRecord(study).get(key)
+    return study, False, record if isinstance(record, dict) else None
