@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import textwrap
 from collections.abc import Iterable, Set
 from pathlib import Path
 
@@ -287,3 +288,40 @@ def test_no_import_loops_inside_a_package(package: str) -> None:
 
 def test_the_loop_check_finds_a_loop() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: The packages that run a study (its opening, loop, record and commands) keep each function
+#: short enough to read whole.
+SHORT_FUNCTIONS = ("search", "study", "cli")
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(source: str, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int]]:
+    """Each function or method of ``source`` longer than ``limit`` lines (its signature,
+    docstring and body), with its length."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+@pytest.mark.parametrize("package", SHORT_FUNCTIONS)
+def test_no_function_in_the_study_packages_is_longer_than_60_lines(package: str) -> None:
+    found = {
+        f"{path.relative_to(ROOT)}:{name}": lines
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name, lines in long_functions(path.read_text())
+    }
+    assert not found, f"functions over {MAX_FUNCTION_LINES} lines: {found}"
+
+
+def test_the_length_check_counts_signature_docstring_and_body() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(57))
+    fits = 'def f(\n    a: int,\n) -> None:\n    """Doc."""\n' + body[: -len("    x56 = 56\n")]
+    assert long_functions(fits) == []
+    assert long_functions(fits + "    a += 1\n") == [("f", 61)]
+    method = "class C:\n" + textwrap.indent(fits + "    a += 1\n", "    ")
+    assert long_functions(method) == [("f", 61)]

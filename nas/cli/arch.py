@@ -390,6 +390,35 @@ def _sample_run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The columns of a dry run's distribution table.
+QUARTILES = ("min", "p25", "median", "p75", "max")
+
+
+def _distribution_rows(report: SampleReport, d: dict[str, Any]) -> list[list[object]]:
+    """The quartiles of a dry run's parameter and FLOP counts and of each hardware metric it
+    measured, one row each (``d``: the report as a dict)."""
+    rows: list[list[object]] = []
+    for label, key, fmt in (
+        ("params (all)", "params", human),
+        ("params (feasible)", "feasible_params", human),
+        ("FLOPs (counted)", "flops", human),
+    ):
+        dist = d[key]
+        if dist:
+            rows.append([label, *(fmt(dist[k]) for k in QUARTILES)])
+    for m in hardware():
+        dist = d.get(m.name)
+        if dist:
+            quartiles = (m.fmt(dist[k]) for k in QUARTILES)
+            how = (
+                "estimated"
+                if m.name == "memory" and report.hardware.estimated_memory
+                else "measured"
+            )
+            rows.append([f"{m.heading} ({how})", *quartiles])
+    return rows
+
+
 def print_sample(report: SampleReport) -> None:
     """The human summary of a dry run."""
     d = report.to_dict()
@@ -405,28 +434,12 @@ def print_sample(report: SampleReport) -> None:
         f"{', '.join(limits)}): {d['feasible']} fit, rejection rate "
         f"{100 * report.rejection_rate:.1f}%" + (f" (rejected by {by})" if by else "")
     )
-    rows: list[list[object]] = []
-    for label, key, fmt in (
-        ("params (all)", "params", human),
-        ("params (feasible)", "feasible_params", human),
-        ("FLOPs (counted)", "flops", human),
-    ):
-        dist = d[key]
-        if dist:
-            rows.append([label, *(fmt(dist[k]) for k in ("min", "p25", "median", "p75", "max"))])
-    for m in hardware():
-        dist = d.get(m.name)
-        if dist:
-            quartiles = (m.fmt(dist[k]) for k in ("min", "p25", "median", "p75", "max"))
-            how = (
-                "estimated"
-                if m.name == "memory" and report.hardware.estimated_memory
-                else "measured"
-            )
-            rows.append([f"{m.heading} ({how})", *quartiles])
     console.print(
         table(
-            "Distribution", ["", "min", "p25", "median", "p75", "max"], rows, right=(1, 2, 3, 4, 5)
+            "Distribution",
+            ["", *QUARTILES],
+            _distribution_rows(report, d),
+            right=(1, 2, 3, 4, 5),
         )
     )
     for title, groups in (

@@ -33,6 +33,7 @@ import optuna
 
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
+from nas.data.datasets import FAKE_WARNING
 from nas.errors import NasError, StorageError
 from nas.hardware.context import HardwareContext, study_context
 from nas.objectives import METRICS, directions
@@ -156,7 +157,9 @@ class SearchStudy:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """Settings resolved and fitted against one record, with the space and data they load."""
+    """Settings resolved and fitted against one record, with the space and data they load,
+    and what a start says of them once the study holds them (settings given anew, defaults
+    reduced to the data)."""
 
     record: Mapping[str, Any] | None
     resolved: Resolved
@@ -185,7 +188,11 @@ def prepare(
         data = load_dataset(s.dataset, s.data_dir)
         Budget(s.limits).check_reachable(space, data)
     fitted = fit_to_data(resolved, len(data.train_y), f"study {address.name!r}")
-    return _Prepared(record, fitted.resolved, space, data, fitted.notes)
+    given_anew = [
+        f"--{name.replace('_', '-')}: {shown(before)} -> {shown(given)}, recorded for later runs"
+        for name, (before, given) in fitted.resolved.replaced.items()
+    ]
+    return _Prepared(record, fitted.resolved, space, data, given_anew + fitted.notes)
 
 
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:
@@ -251,16 +258,11 @@ def open_search(
         hardware,
     )
     # what this start changed, once the study holds it (a refusal says less)
-    for name, (before, given) in prepared.resolved.replaced.items():
-        flag = "--" + name.replace("_", "-")
-        say(f"{flag}: {shown(before)} -> {shown(given)}, recorded for later runs")
     for note in prepared.notes:
         say(note)
     for interrupted, retry in retried:
         say(f"trial {interrupted} was interrupted; it is retried first as trial {retry}")
     if prepared.settings.dataset == "fake":
-        from nas.data.datasets import FAKE_WARNING
-
         say(FAKE_WARNING)
     if created and not prepared.data.has_test:
         say(NO_TEST_WARNING.format(source=prepared.data.source))
