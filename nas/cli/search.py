@@ -166,17 +166,30 @@ def print_summary(outcome: SearchOutcome, settings: SearchSettings) -> None:
     console.print(f"guided vs random start-up: {comparison.verdict}", markup=False)
     if s.best is not None:
         console.print(f"best: {best_text(s)}", markup=False)
+    for label, args, meaning in next_steps(outcome, settings):
+        print_hint(args, meaning, label=label)
+
+
+def next_steps(
+    outcome: SearchOutcome, settings: SearchSettings
+) -> list[tuple[str, list[str], str]]:
+    """The commands a search's summary ends with, as (label, command, what it does): after
+    an interrupt, the one that continues the study; after a run that trained nothing because
+    the study had its ``--trials``, the one that trains more; with a best trial, the full
+    training of the winners (or, on data without a test split, the export). None for a
+    study kept in memory."""
     if outcome.address is None:
-        return
+        return []
     if outcome.interrupted:
-        print_hint(*resume_hint(outcome, settings))
-        return
+        return [("next", *resume_hint(outcome, settings))]
+    steps: list[tuple[str, list[str], str]] = []
+    s = outcome.stats
     if outcome.trained_now == 0 and s.trained >= settings.trials:
-        print_hint(*more_hint(outcome, settings), label="to train more")
-    if s.best is not None and not outcome.has_test:
-        print_hint(*export_hint(outcome))
-    elif s.best is not None:
-        print_hint(*winners_hint(outcome, settings))
+        steps.append(("to train more", *more_hint(outcome, settings)))
+    if s.best is not None:
+        follow = winners_hint(outcome, settings) if outcome.has_test else export_hint(outcome)
+        steps.append(("next", *follow))
+    return steps
 
 
 def best_text(s: Any) -> str:
