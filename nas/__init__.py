@@ -9,6 +9,7 @@ Public API::
     cfg = nas.ArchConfig.from_file("best.json")  # a config or a `nas export` file
 
     study = nas.Search("studies/smoke.toml").run()  # what `nas search` runs; an optuna.Study
+    trial = nas.best(study)                    # the trial `nas export --best` picks
     arch = nas.suggest(trial, "search_spaces/small_cifar.toml", param_limit="150k")
     #   inside your own Optuna objective: sampled, counted, rejected over the limit
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from nas.presets import preset
     from nas.search.api import Search
     from nas.search.objective import suggest
+    from nas.study.stats import best
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "Search",
     "StageConfig",
     "__version__",
+    "best",
     "build_model",
     "count",
     "preset",
@@ -56,6 +59,7 @@ __getattr__, __dir__ = lazy_exports(
         "Counts": "nas.counting",
         "NasError": "nas.errors",
         "StageConfig": "nas.config",
+        "best": "nas.study.stats",
         "build_model": "nas.models",
         "count": "nas.counting",
         "preset": "nas.presets",

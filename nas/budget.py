@@ -16,14 +16,28 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nas.errors import ConfigError, NasError
 from nas.objectives import METRICS
 
 if TYPE_CHECKING:
-    from nas.data import ImageData
     from nas.space import SearchSpace
+
+
+class Shape(Protocol):
+    """What a budget check needs of the data: the shape of its images and its classes
+    (:class:`nas.data.ImageData`, or the shape a user's own objective gives)."""
+
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
 
 #: Measure one metric of a candidate: (candidate, metric name) -> value.
 Measure = Callable[[Any, str], float]
@@ -129,10 +143,11 @@ class Budget:
                 values[name] = measure(candidate, name)
         return Verdict(values, verdict.violations, verdict.rejected_by, verdict.reason)
 
-    def check_reachable(self, space: SearchSpace, data: ImageData) -> None:
+    def check_reachable(self, space: SearchSpace, data: Shape, *, python: bool = False) -> None:
         """Refuse limits below the space's cheapest candidate, in one line (counts only: a
         hardware limit would need a measurement of every combination on the search's device,
         so a latency or memory limit below every candidate shows as every candidate rejected).
+        ``python``: the limit was given in Python (``param_limit=``), not as a flag.
 
         Raises:
             NasError: naming the limit, the cheapest candidate and its value.
@@ -148,7 +163,8 @@ class Budget:
                 raise NasError(
                     f"the {metric.label} limit {metric.fmt(limit)} is below the cheapest candidate "
                     f"of space {space.name!r} ({metric.show(cheapest)}: {summary}); "
-                    f"raise {metric.limit.flag} or use a smaller space"
+                    f"raise {f'{metric.limit.setting}=' if python else metric.limit.flag} "
+                    "or use a smaller space"
                 )
 
 
@@ -175,7 +191,7 @@ class _MinimalTrial:
 
 
 def cheapest_candidate(
-    space: SearchSpace, data: ImageData, metric: str = "params", measure: Measure = measure_metric
+    space: SearchSpace, data: Shape, metric: str = "params", measure: Measure = measure_metric
 ) -> tuple[float, str]:
     """The value of ``metric`` and the summary of the space's cheapest candidate by it
     (numeric dimensions at their cheapest, every combination of block, shortcut, attention

@@ -48,3 +48,17 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
+
+
+def check_known(kind: str, given: Iterable[str], valid: Iterable[str]) -> None:
+    """Refuse names of ``given`` that are not ``valid``, in one line: ``unknown setting(s)
+    param_limt; did you mean param_limit? valid: ...``.
+
+    Raises:
+        NasError: naming the unknown ones, the closest valid name and every valid one.
+    """
+    known = list(valid)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        hint = did_you_mean(unknown[0], known) or ";"
+        raise NasError(f"unknown {kind}(s) {', '.join(unknown)}{hint} valid: {', '.join(known)}")

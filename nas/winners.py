@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 import torch
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nas.config import ArchConfig
 from nas.data import ImageData
@@ -28,20 +28,8 @@ from nas.errors import DataError, NasError
 from nas.proxy.context import full_context, init_seed, make_trainer
 from nas.proxy.fidelity import ProxyFidelity, proxy_fidelity
 from nas.study.record import StudyRecord, TrialRecord, full_results, write_results
-from nas.study.stats import accuracy_of, pareto_fronts, study_costs
+from nas.study.stats import accuracy_of, pareto_fronts, study_costs, trained_trials
 from nas.training import EpochResult, Recipe, StepProgress
-
-
-def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials with a proxy accuracy; refuses a study without any."""
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if accuracy_of(t) is not None and TrialRecord(t).arch is not None
-    ]
-    if not done:
-        raise NasError(f"study {study.study_name!r} has no trained trial yet; run nas search first")
-    return done
 
 
 def select_winners(study: optuna.Study, top_k: int | None) -> list[FrozenTrial]:

@@ -58,10 +58,9 @@ def _export_picks(
     args: argparse.Namespace, study: optuna.Study, fmt: str
 ) -> list[tuple[optuna.trial.FrozenTrial, str, Path]]:
     """What to export: (trial, the rule that chose it, the file to write)."""
-    from nas.export import choose_best
     from nas.study.record import TrialRecord
-    from nas.study.stats import study_costs
-    from nas.winners import select_winners, trained_trials
+    from nas.study.stats import best_of
+    from nas.winners import select_winners
 
     if args.pareto:
         front = select_winners(study, None)
@@ -79,7 +78,7 @@ def _export_picks(
                 f"trial {args.trial} has no architecture recorded (state {chosen.state.name})"
             )
         return [(chosen, f"trial {args.trial}, asked for", args.out)]
-    best, rule = choose_best(trained_trials(study), study_costs(study))
+    best, rule = best_of(study)
     console.print(f"best: trial {best.number}, chosen by {rule}")
     return [(best, rule, args.out)]
 

@@ -23,7 +23,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 def _report_run(args: argparse.Namespace) -> int:
     from nas.report import write_report
-    from nas.winners import trained_trials
+    from nas.study.stats import trained_trials
 
     check_writable(Path(args.out))  # before minutes of figures, not after
     study, _ = open_named_study(args)

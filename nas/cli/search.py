@@ -184,7 +184,7 @@ def next_steps(
         return [("next", *resume_hint(outcome, settings))]
     steps: list[tuple[str, list[str], str]] = []
     s = outcome.stats
-    if outcome.trained_now == 0 and s.trained >= settings.trials:
+    if outcome.had_enough:
         steps.append(("to train more", *more_hint(outcome, settings)))
     if s.best is not None:
         follow = winners_hint(outcome, settings) if outcome.has_test else export_hint(outcome)
@@ -288,8 +288,8 @@ def more_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list[st
     trained = outcome.stats.trained
     args = _search_again(outcome, settings, "--trials", str(trained + settings.trials))
     return args, (
-        f"--trials counts the study's trained trials: it already had {trained}, as many as "
-        f"--trials {settings.trials} asks for, so this run trained none; this trains "
+        f"--trials counts the study's trained trials: it already had {trained}, at least as "
+        f"many as --trials {settings.trials} asks for, so this run trained none; this trains "
         f"{settings.trials} more"
     )
 

@@ -20,13 +20,14 @@ exactly as on the command line.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from nas.errors import NasError
+from nas.errors import NasError, check_known
 from nas.search.events import SearchMonitor, SilentMonitor
 from nas.search.loop import Hooks, SearchOutcome, run_opened
 from nas.search.settings import SearchSettings
@@ -56,11 +57,7 @@ def source_of(
 def parse_given(given: Mapping[str, Any]) -> dict[str, Any]:
     """Settings by name, each text parsed as its flag parses it (``param_limit="150k"``)."""
     settings = {d.name: d.setting for d in declared(SearchSettings)}
-    unknown = sorted(set(given) - set(settings))
-    if unknown:
-        raise NasError(
-            f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(settings))}"
-        )
+    check_known("setting", given, sorted(settings))
     out = {}
     for name, value in given.items():
         parse = settings[name].parse
@@ -124,12 +121,25 @@ def place(settings: SearchSettings) -> dict[str, Any]:
 
 
 class Search:
-    """A search as ``nas search`` runs it (see the module doc).
+    """A search as ``nas search`` runs it: the same settings, resolved against the study's
+    record the same way, in the same study database; :meth:`run` returns the
+    ``optuna.Study``, and running it again continues that study::
+
+        study = nas.Search(
+            space="search_spaces/small_cifar.toml", param_limit="150k", dataset="fake",
+            trials=4, proxy_epochs=1, device="cpu", storage="sqlite:///demo.db", study="demo",
+        ).run()
+        best = nas.best(study)  # the trial nas export --best picks
+
+    ``trials`` counts the study's trained trials, as ``--trials`` does: a study that has
+    them already trains none (a warning says so), and ``trials=8`` trains up to 8 in all.
 
     Args:
         study_file: a study TOML with a ``[search]`` table.
         settings: settings built as a dataclass.
-        given: settings by name, each parsed like its flag (``param_limit="150k"``).
+        given: settings by name (``nas search --help`` lists them: ``param_limit`` for
+            ``--param-limit``), each parsed like its flag (``param_limit="150k"``); they
+            win over the study file.
     """
 
     def __init__(
@@ -144,8 +154,9 @@ class Search:
 
     def run(self, monitor: SearchMonitor | None = None, log: Say | None = None) -> optuna.Study:
         """Run (or continue) the study; returns it. Quiet unless ``monitor`` and ``log`` say
-        otherwise (:class:`nas.search.events.LogMonitor` prints a line per event)."""
-        return self.outcome(monitor, log).study
+        otherwise (:class:`nas.search.events.LogMonitor` prints a line per event); see
+        :meth:`outcome`. ``nas.best(study)`` is the trial ``nas export --best`` picks."""
+        return self._outcome(monitor, log, Hooks()).study
 
     def outcome(
         self,
@@ -154,8 +165,38 @@ class Search:
         hooks: Hooks = Hooks(),  # noqa: B008 (frozen: never changed)
     ) -> SearchOutcome:
         """Run (or continue) the study; returns how it ended (counts, front, stop reason).
-        ``hooks``: what tests and benchmarks change (:class:`nas.search.loop.Hooks`)."""
-        return run_search(self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks)
+        ``hooks``: what tests and benchmarks change (:class:`nas.search.loop.Hooks`).
+
+        Optuna's own log lines are held back while it runs (``monitor`` reports the trials,
+        as ``nas search`` does); a run that trains nothing because the study already had
+        ``trials`` trained trials says so in a :class:`UserWarning` naming the value that
+        trains more."""
+        return self._outcome(monitor, log, hooks)
+
+    def _outcome(
+        self, monitor: SearchMonitor | None, log: Say | None, hooks: Hooks
+    ) -> SearchOutcome:
+        """:meth:`outcome`, its warning pointed at the caller of :meth:`run` or
+        :meth:`outcome`."""
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+        try:
+            outcome = run_search(
+                self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks
+            )
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        if outcome.had_enough:
+            trained, trials = outcome.stats.trained, outcome.settings.trials
+            warnings.warn(
+                f"study {outcome.study.study_name!r} already had {trained} trained trials, at "
+                f"least as many as trials={trials} asks for, so this run trained none: trials "
+                f"counts the study's trained trials, not this run's; trials={trained + trials} "
+                f"trains {trials} more",
+                UserWarning,
+                stacklevel=3,
+            )
+        return outcome
 
 
 def _quiet(text: str) -> None:

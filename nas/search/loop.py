@@ -67,6 +67,12 @@ class SearchOutcome:
     #: Whether the data has a test split (``nas train-winners`` needs one).
     has_test: bool = True
 
+    @property
+    def had_enough(self) -> bool:
+        """Whether this run trained nothing because the study already had ``--trials``
+        trained trials (``--trials`` counts the study's trained trials, not this run's)."""
+        return self.trained_now == 0 and self.stats.trained >= self.settings.trials
+
     @classmethod
     def of(
         cls,

@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.budget import Budget, Measure, Verdict, measure_metric
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, check_known
 from nas.objectives import ACCURACY, METRICS, limited
 from nas.search.evaluate import Evaluator, TrialRun, failure_reason
 from nas.search.events import SearchMonitor
@@ -152,6 +152,10 @@ def wanted_metrics(
     )
 
 
+#: The (space, limits, data shape) that :func:`suggest` found reachable: checked once each.
+_REACHABLE: set[str] = set()
+
+
 def suggest(
     trial: optuna.trial.Trial,
     space: Any,
@@ -175,23 +179,29 @@ def suggest(
             ``flops_limit=500e6`` (see ``nas search --help``); none given: the 5M default.
 
     Returns:
-        The :class:`nas.ArchConfig`; the trial records ``arch``, ``params`` and ``flops``.
+        The architecture, an ``nas.ArchConfig``. The trial records it (``arch``) with the
+        values it was checked on (``params``, and ``flops`` when it fits the parameter
+        limit).
 
     Raises:
         optuna.TrialPruned: over a limit or not buildable, with the reason; the trial records
             it as ``nas search`` does (``rejected`` and a constraint value per limit), so
             samplers that read constraints (TPE, NSGA-II, the project's samplers) learn
             where the limit lies. Let Optuna mark the trial PRUNED.
-        NasError: for a limit that is not one ``nas`` knows, or a malformed value.
+        NasError: for a limit that is not one ``nas`` knows, or a malformed value, and (on
+            the first call for a space and its limits) for a limit below the space's
+            cheapest candidate, which no trial could meet.
     """
     from nas.space import SearchSpace, load_space
 
     loaded = space if isinstance(space, SearchSpace) else load_space(str(space))
-    candidates = Candidates(
-        ArchSpace(loaded, in_channels, input_size, num_classes),
-        Budget(parse_limits(limits)),
-        wanted_metrics(()),
-    )
+    shape = ArchSpace(loaded, in_channels, input_size, num_classes)
+    budget = Budget(parse_limits(limits))
+    checked = (repr(loaded), sorted(budget.limits.items()), in_channels, input_size, num_classes)
+    if (key := repr(checked)) not in _REACHABLE:
+        budget.check_reachable(loaded, shape, python=True)
+        _REACHABLE.add(key)
+    candidates = Candidates(shape, budget, wanted_metrics(()))
     writer = TrialWriter(trial)
     arch, verdict = candidates.draw(trial, writer)
     candidates.complete(arch, verdict, writer)
@@ -206,9 +216,7 @@ def parse_limits(given: Mapping[str, Any]) -> dict[str, float]:
         NasError: for an unknown setting name (listing the valid ones) or a malformed value.
     """
     by_setting = {m.limit.setting: m for m in limited() if m.limit is not None}
-    unknown = sorted(set(given) - set(by_setting))
-    if unknown:
-        raise NasError(f"unknown limit(s) {', '.join(unknown)}; valid: {', '.join(by_setting)}")
+    check_known("limit", given, by_setting)
     if not given:
         return {
             m.name: m.limit.default

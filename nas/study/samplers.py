@@ -13,6 +13,7 @@ they are called, so ``--help`` lists the names at no cost.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -64,9 +65,15 @@ SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
 def _tpe(seed: int, trials: int, objectives: int = 1) -> optuna.samplers.BaseSampler:
     import optuna
 
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=TPE_STARTUP
-    )
+    with warnings.catch_warnings():  # multivariate, group, constant_liar: "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+            n_startup_trials=TPE_STARTUP,
+        )
 
 
 def _by_count(startup: int) -> Classify:

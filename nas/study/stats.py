@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.errors import NasError
 from nas.study.record import StudyRecord, TrialRecord
 from nas.study.samplers import SAMPLERS, classify
 from nas.units import plural
@@ -249,6 +250,44 @@ def pareto_fronts(
 def second_objective(study: optuna.Study) -> str:
     """What accuracy is traded against first (``params`` or ``flops``; ``params`` if single)."""
     return StudyRecord(study).second
+
+
+def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials with a proxy accuracy; refuses a study without any."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if accuracy_of(t) is not None and TrialRecord(t).arch is not None
+    ]
+    if not done:
+        raise NasError(f"study {study.study_name!r} has no trained trial yet; run nas search first")
+    return done
+
+
+def best_of(study: optuna.Study) -> tuple[FrozenTrial, str]:
+    """The study's best trial and the rule that chose it (:func:`choose_best` over its
+    trained trials and costs): what ``nas export --best``, the report and the search's
+    summary call best.
+
+    Raises:
+        NasError: for a study without a trained trial.
+    """
+    return choose_best(trained_trials(study), study_costs(study))
+
+
+def best(study: optuna.Study) -> FrozenTrial:
+    """The best trial of a study ``nas`` searched (``nas.best``), the one ``nas export
+    --best`` picks: the highest validation accuracy after full training if a winner was
+    fully trained, else the highest proxy (validation) accuracy, a tie going to the cheaper
+    trial, then to the earlier one. A search has two objectives or more, so Optuna's
+    ``study.best_trial`` refuses, and ``study.best_trials`` is the whole Pareto front in
+    trial order; this is the one trial ``nas`` means by best. Its proxy accuracy is
+    ``trial.user_attrs["accuracy"]`` (also ``trial.values[0]``).
+
+    Raises:
+        NasError: for a study without a trained trial.
+    """
+    return best_of(study)[0]
 
 
 def study_costs(study: optuna.Study) -> tuple[str, ...]:

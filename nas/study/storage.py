@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -124,7 +125,13 @@ def open_storage(
     backend, engine_kwargs = _engine_options(url, must_exist)
     for attempt in range(SCHEMA_TRIES):
         try:
-            with contextlib.nullcontext() if locked else exclusive(url, engine_kwargs):
+            with (
+                contextlib.nullcontext() if locked else exclusive(url, engine_kwargs),
+                (
+                    warnings.catch_warnings()  # heartbeats and their callback: "experimental"
+                ),
+            ):
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage = ResilientRDBStorage(
                     url,
                     engine_kwargs=engine_kwargs,

@@ -3,6 +3,7 @@ which runs what ``nas search`` runs."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -48,18 +49,20 @@ def test_suggest_takes_a_space_object_and_every_limit() -> None:
     from nas.space import load_space
 
     space = load_space(str(DEFAULT_SPACE))
-    study = optuna.create_study()
-    trial = study.ask()
-    with pytest.raises(optuna.TrialPruned, match="FLOPs > limit 1"):  # any draw fits 1G params
-        nas.suggest(trial, space, param_limit="1G", flops_limit=1)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()  # its draw: 313M FLOPs; the space's cheapest: 1.52M
+    with pytest.raises(optuna.TrialPruned, match=r"FLOPs > limit 2\.00M"):  # fits 1G params
+        nas.suggest(trial, space, param_limit="1G", flops_limit="2M")
     record = TrialRecord(study.trials[0])
-    assert (record.rejected or "").endswith("FLOPs > limit 1") and record.flops
+    assert (record.rejected or "").endswith("FLOPs > limit 2.00M") and record.flops
     assert record.trial.constraints["flops"] > 0 and record.trial.constraints["params"] <= 0
     with pytest.raises(NasError, match=r"unknown limit.*param_limt.*valid: param_limit"):
         nas.suggest(study.ask(), space, param_limt="5M")
 
 
-def test_search_from_python_runs_and_resumes_a_study(tiny_space: Path, tmp_path: Path) -> None:
+def test_search_from_python_runs_and_resumes_a_study(
+    tiny_space: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     settings = {
         "space": str(tiny_space),
         "dataset": "fake",
@@ -72,11 +75,25 @@ def test_search_from_python_runs_and_resumes_a_study(tiny_space: Path, tmp_path:
         "storage": f"sqlite:///{tmp_path}/api.db",
         "study": "api",
     }
-    study = nas.Search(trials=1, **settings).run()
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # Optuna's default, as a user has it
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            study = nas.Search(trials=1, **settings).run()
+        after = optuna.logging.get_verbosity()
+    finally:
+        optuna.logging.set_verbosity(before)
+    assert [str(w.message) for w in caught] == []  # quiet: no "experimental" warnings
+    assert capfd.readouterr().err == ""  # nor Optuna's log lines
+    assert after == optuna.logging.INFO  # the user's verbosity, given back
     assert isinstance(study, optuna.Study)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 1
     again = nas.Search(trials=2, **settings).run()  # the same study, one more trained trial
     assert again.study_name == "api"
+    assert len(again.get_trials(states=(TrialState.COMPLETE,))) == 2
+    with pytest.warns(UserWarning, match=r"already had 2 trained trials.*trials=4 trains 2 more"):
+        nas.Search(trials=2, **settings).run()  # the study has its trials: nothing trained
     assert len(again.get_trials(states=(TrialState.COMPLETE,))) == 2
     with pytest.raises(NasError, match="keeps its pinned settings: --proxy-epochs recorded 1"):
         nas.Search(trials=3, **{**settings, "proxy_epochs": 2}).run()
@@ -87,3 +104,37 @@ def test_search_settings_by_name_are_checked() -> None:
         nas.Search(trails=3)
     with pytest.raises(NasError, match="setting param_limit: cannot read parameter limit"):
         nas.Search(param_limit="5X")
+
+
+def test_suggest_refuses_at_once_a_limit_no_candidate_of_the_space_meets() -> None:
+    study = optuna.create_study()
+    with pytest.raises(NasError, match=r"below the cheapest candidate .*raise param_limit="):
+        nas.suggest(study.ask(), str(DEFAULT_SPACE), param_limit="1k")
+    assert study.trials[0].params == {}  # refused before anything was drawn
+
+
+def test_python_settings_and_limits_say_what_was_meant() -> None:
+    with pytest.raises(NasError, match=r"param_limt; did you mean param_limit\? valid: "):
+        nas.Search(param_limt="150k")
+    with pytest.raises(NasError, match=r"flop_limit; did you mean flops_limit\? valid: "):
+        nas.suggest(optuna.create_study().ask(), str(DEFAULT_SPACE), flop_limit="1M")
+
+
+def _trial(preset: str, accuracy: float, params: int) -> optuna.trial.FrozenTrial:
+    arch = nas.preset(preset).to_dict()
+    return optuna.trial.create_trial(
+        values=[accuracy, params],
+        user_attrs={"accuracy": accuracy, "params": params, "arch": arch},
+    )
+
+
+def test_best_is_the_trial_export_picks_not_the_first_of_the_front() -> None:
+    """Both trials are on the front, in trial order: ``best_trials[0]`` is the small, less
+    accurate one; ``nas.best`` is the most accurate, as ``nas export --best`` says."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trials([_trial("resnet20", 0.2, 10_000), _trial("resnet20-cbam", 0.3, 20_000)])
+    assert [t.number for t in study.best_trials] == [0, 1]
+    assert nas.best(study).number == 1
+    empty = optuna.create_study(study_name="empty", directions=["maximize", "minimize"])
+    with pytest.raises(NasError, match="'empty' has no trained trial yet"):
+        nas.best(empty)
