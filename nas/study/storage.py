@@ -125,20 +125,8 @@ def open_storage(
     backend, engine_kwargs = _engine_options(url, must_exist)
     for attempt in range(SCHEMA_TRIES):
         try:
-            with (
-                contextlib.nullcontext() if locked else exclusive(url, engine_kwargs),
-                (
-                    warnings.catch_warnings()  # heartbeats and their callback: "experimental"
-                ),
-            ):
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = ResilientRDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=max(1, min(10, grace_period // 3)),
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
-                )
+            with contextlib.nullcontext() if locked else exclusive(url, engine_kwargs):
+                storage = _with_heartbeats(url, engine_kwargs, grace_period)
             storage.retry_seconds = retry_seconds
             storage.on_retry = on_retry
             return storage
@@ -156,6 +144,22 @@ def open_storage(
                 f"({_cause(exc)})"
             ) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _with_heartbeats(
+    url: str, engine_kwargs: dict[str, Any], grace_period: int
+) -> ResilientRDBStorage:
+    """The storage with heartbeats on and a dead worker's trial retried once. Optuna calls
+    both "experimental"; that warning is for ``nas``, not for its users, so it is not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return ResilientRDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=max(1, min(10, grace_period // 3)),
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
+        )
 
 
 def _engine_options(url: str, must_exist: bool) -> tuple[str, dict[str, Any]]:

@@ -291,6 +291,7 @@ def test_end_of_search_summary_says_how_guided_trials_did(
         interrupted=False,
         has_test=True,
         address=SimpleNamespace(url="sqlite:///s.db"),
+        had_enough=False,
     )
     from nas.search.settings import SearchSettings
 
