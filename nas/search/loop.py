@@ -34,7 +34,13 @@ from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
 from nas.search.study import SearchStudy
 from nas.study.address import StudyAddress
-from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale, failed_meanwhile
+from nas.study.cleanup import (
+    INTERRUPTED,
+    fail_running,
+    fail_stale,
+    failed_meanwhile,
+    settled_failures,
+)
 from nas.study.record import TrialRecord
 from nas.study.stats import StudyStats, stats_since, study_stats
 from nas.training import TrainingFailed
@@ -276,7 +282,7 @@ class SearchLoop:
     def _turn(self, monitor: SearchMonitor, started: float) -> None:
         """One turn: clean up, decide whether to stop, wait for a slot, or run one trial."""
         stats = self._stats()
-        self.gate.free_failed(t.number for t in stats.trials if t.state == TrialState.FAIL)
+        self.gate.free_failed(settled_failures(stats.trials, self.settings.grace_period))
         monitor.totals(
             Totals(
                 stats.trained,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -37,6 +37,9 @@ from nas.search.events import SearchMonitor
 from nas.study.record import TrialWriter
 from nas.study.samplers import classify
 from nas.study.storage import worker_id
+
+if TYPE_CHECKING:
+    from nas.config import ArchConfig
 
 
 class Rejected(optuna.TrialPruned):
@@ -164,10 +167,11 @@ def suggest(
     input_size: int = 32,
     num_classes: int = 10,
     **limits: Any,
-) -> Any:
+) -> ArchConfig:
     """An architecture for a user's own Optuna objective, drawn from ``space`` with the
     trial's ``suggest_*`` calls, counted before any weights exist and checked against the
-    limits, exactly as ``nas search`` does.
+    limits, exactly as ``nas search`` does. The trial records the architecture (``arch``),
+    its ``params`` and, when it fits the parameter limit, its ``flops``.
 
     Args:
         trial: the trial of the user's objective.
@@ -179,9 +183,7 @@ def suggest(
             ``flops_limit=500e6`` (see ``nas search --help``); none given: the 5M default.
 
     Returns:
-        The architecture, an ``nas.ArchConfig``. The trial records it (``arch``) with the
-        values it was checked on (``params``, and ``flops`` when it fits the parameter
-        limit).
+        The architecture, recorded in the trial with the values it was checked on.
 
     Raises:
         optuna.TrialPruned: over a limit or not buildable, with the reason; the trial records
@@ -205,7 +207,8 @@ def suggest(
     writer = TrialWriter(trial)
     arch, verdict = candidates.draw(trial, writer)
     candidates.complete(arch, verdict, writer)
-    return arch
+    drawn: ArchConfig = arch  # a space file's candidates are architectures
+    return drawn
 
 
 def parse_limits(given: Mapping[str, Any]) -> dict[str, float]:

@@ -6,13 +6,15 @@
   RUNNING; each is failed with the reason.
 * :func:`failed_meanwhile`: the trial this process is finishing was failed as stale by
   another worker while its heartbeats could not reach the database.
+* :func:`settled_failures`: the failed trials whose training slots may go to new trials.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -77,3 +79,23 @@ def failed_meanwhile(study: optuna.Study, started: Collection[int]) -> FrozenTri
         return None
     trial = _optuna.trial_by_number(study, max(started))
     return trial if trial is not None and trial.state == TrialState.FAIL else None
+
+
+def settled_failures(trials: Iterable[FrozenTrial], grace_period: float) -> list[int]:
+    """The FAIL trials whose training slots may go to new trials: those that carry their
+    reason (``nas`` writes it before it fails a trial, and a dead worker's trial gets it
+    once its retry is queued), and those failed longer than ``grace_period`` seconds ago.
+    A trial another worker has just failed as stale has no reason yet: its retry is being
+    queued, and freeing its slot now would let a new candidate take the slot the retry
+    needs, leaving the retry WAITING once the study has its trained trials."""
+    now = datetime.datetime.now()
+    return [
+        t.number
+        for t in trials
+        if t.state == TrialState.FAIL
+        and (
+            record.TrialRecord(t).fail_reason is not None
+            or t.datetime_complete is None
+            or (now - t.datetime_complete).total_seconds() > grace_period
+        )
+    ]
