@@ -9,7 +9,7 @@ Public API::
     cfg = nas.ArchConfig.from_file("best.json")  # a config or a `nas export` file
 
     study = nas.Search("studies/smoke.toml").run()  # what `nas search` runs; an optuna.Study
-    trial = nas.best(study)                    # the trial `nas export --best` picks
+    best = nas.best(study)                     # the trial `nas export --best` picks
     arch = nas.suggest(trial, "search_spaces/small_cifar.toml", param_limit="150k")
     #   inside your own Optuna objective: sampled, counted, rejected over the limit
 

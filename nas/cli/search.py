@@ -176,7 +176,7 @@ def next_steps(
     """The commands a search's summary ends with, as (label, command, what it does): after
     an interrupt, the one that continues the study; after a run that trained nothing because
     the study had its ``--trials``, the one that trains more; with a best trial, the full
-    training of the winners (or, on data without a test split, the export). None for a
+    training of the winners (or, on data without a test split, the export). Nothing for a
     study kept in memory."""
     if outcome.address is None:
         return []

@@ -266,8 +266,8 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def best_of(study: optuna.Study) -> tuple[FrozenTrial, str]:
     """The study's best trial and the rule that chose it (:func:`choose_best` over its
-    trained trials and costs): what ``nas export --best``, the report and the search's
-    summary call best.
+    trained trials and costs): what ``nas export --best`` and :func:`best` return, by the
+    rule the report and the search's summary also apply.
 
     Raises:
         NasError: for a study without a trained trial.
