@@ -143,11 +143,14 @@ class Budget:
                 values[name] = measure(candidate, name)
         return Verdict(values, verdict.violations, verdict.rejected_by, verdict.reason)
 
-    def check_reachable(self, space: SearchSpace, data: Shape, *, python: bool = False) -> None:
+    def check_reachable(
+        self, space: SearchSpace, data: Shape, *, names: Mapping[str, str] | None = None
+    ) -> None:
         """Refuse limits below the space's cheapest candidate, in one line (counts only: a
         hardware limit would need a measurement of every combination on the search's device,
         so a latency or memory limit below every candidate shows as every candidate rejected).
-        ``python``: the limit was given in Python (``param_limit=``), not as a flag.
+        ``names``: each limit's setting as the user names it (``param_limit`` from Python;
+        :attr:`nas.settings.Resolved.names`), else its flag.
 
         Raises:
             NasError: naming the limit, the cheapest candidate and its value.
@@ -163,7 +166,7 @@ class Budget:
                 raise NasError(
                     f"the {metric.label} limit {metric.fmt(limit)} is below the cheapest candidate "
                     f"of space {space.name!r} ({metric.show(cheapest)}: {summary}); "
-                    f"raise {f'{metric.limit.setting}=' if python else metric.limit.flag} "
+                    f"raise {(names or {}).get(metric.limit.setting, metric.limit.flag)} "
                     "or use a smaller space"
                 )
 

@@ -44,8 +44,19 @@ KEPT = "kept"
 PER_RUN = "per run"
 KINDS = (PINNED, KEPT, PER_RUN)
 
-#: Where an effective value came from, in the order that wins.
-FLAG, FILE, RECORDED, LEGACY, DEFAULT = "flag", "study file", "recorded", "legacy", "default"
+#: Where an effective value came from, in the order that wins (a run's settings are given
+#: either on the command line or in Python, as keyword arguments: never both).
+FLAG, PYTHON, FILE = "flag", "python", "study file"
+RECORDED, LEGACY, DEFAULT = "recorded", "legacy", "default"
+
+#: The origins of a value the user gave for this run (the others are the study's or ours).
+GIVEN = (FLAG, PYTHON, FILE)
+
+
+def spelled(name: str, given_as: str = FLAG) -> str:
+    """How messages name the setting ``name`` to a user who gives settings ``given_as``:
+    ``--proxy-subset`` on the command line, ``proxy_subset`` from Python."""
+    return name if given_as == PYTHON else "--" + name.replace("_", "-")
 
 
 class _Missing:
@@ -210,6 +221,11 @@ class Declared:
     def label(self) -> str:
         """How messages name it: the flag, or the study-file key."""
         return self.flag or f"{self.name} (study file)"
+
+    def named(self, given_as: str = FLAG) -> str:
+        """How messages name it to a user who gives settings ``given_as``: its keyword from
+        Python, else :attr:`label`."""
+        return self.name if given_as == PYTHON else self.label
 
 
 def pinned(
@@ -415,38 +431,42 @@ def _accepts(value: Any, annotation: Any) -> bool:
 @dataclass(frozen=True)
 class Problem:
     """What is wrong with one setting's value: ``problem`` reads after the setting's name
-    (``must be at least 1``), so the name can be the flag or the study-file key."""
+    (``must be at least 1``), so the name can be the flag, the keyword or the study-file key."""
 
     name: str
     value: Any
     problem: str
 
-    def text(self, in_file: bool = False) -> str:
-        """``--trials must be at least 1, got 0`` or ``trials = 0 in the study file: must be
-        at least 1``."""
-        if in_file:
+    def text(self, origin: str = FLAG) -> str:
+        """The problem as the user who gave the value (from ``origin``) names the setting:
+        ``--trials must be at least 1, got 0``, ``trials must be at least 1, got 0`` (from
+        Python) or ``trials = 0 in the study file: must be at least 1``."""
+        if origin == FILE:
             return f"{self.name} = {self.value!r} in the study file: {self.problem}"
-        return f"--{self.name.replace('_', '-')} {self.problem}, got {shown(self.value)}"
+        return f"{spelled(self.name, origin)} {self.problem}, got {shown(self.value)}"
 
 
 class SettingsError(NasError):
-    """Settings that no run can take: each :class:`Problem` names its setting, the rest
-    are sentences of their own (across settings: ``unknown sampler 'tpee'``)."""
+    """Settings that no run can take: each :class:`Problem` names its setting as it was
+    given (``origins``: a setting's origin, the command line if absent), the rest are
+    sentences of their own (across settings: ``unknown sampler 'tpee'``)."""
 
-    def __init__(self, problems: Sequence[Problem | str], in_file: Iterable[str] = ()) -> None:
+    def __init__(
+        self, problems: Sequence[Problem | str], origins: Mapping[str, str] | None = None
+    ) -> None:
         self.problems = list(problems)
-        self.in_file = frozenset(in_file)
+        self.origins = dict(origins or {})
         super().__init__(
             "; ".join(
-                p.text(p.name in self.in_file) if isinstance(p, Problem) else p
+                p.text(self.origins.get(p.name, FLAG)) if isinstance(p, Problem) else p
                 for p in self.problems
             )
         )
 
 
-def build_given(cls: type[Any], values: Mapping[str, Any], in_file: Iterable[str] = ()) -> Any:
-    """:func:`build`, a problem with a setting in ``in_file`` (its value came from the study
-    file) named as the study file names it (``trials = 0 in the study file: ...``).
+def build_given(cls: type[Any], values: Mapping[str, Any], origins: Mapping[str, str]) -> Any:
+    """:func:`build`, a problem with a setting named as it was given (``origins``: by setting
+    name; ``trials = 0 in the study file: ...`` for a value from the study file).
 
     Raises:
         SettingsError: for values no run can take.
@@ -454,7 +474,7 @@ def build_given(cls: type[Any], values: Mapping[str, Any], in_file: Iterable[str
     try:
         return build(cls, values)
     except SettingsError as exc:
-        raise SettingsError(exc.problems, in_file) from None
+        raise SettingsError(exc.problems, origins) from None
 
 
 _NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
@@ -629,12 +649,16 @@ class Resolved:
             default).
         replaced: kept settings given anew, as (recorded value, new value): the record is
             updated with them.
+        names: every declared setting as this run's user names it (``--proxy-subset`` on the
+            command line, ``proxy_subset`` from Python: :meth:`Declared.named`), for what
+            later steps say about it.
     """
 
     settings: Any
     origins: dict[str, str]
     replaced: dict[str, tuple[Any, Any]]
     record_found: bool = False
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def resolve(
@@ -644,9 +668,12 @@ def resolve(
     file: Mapping[str, Any],
     record: Mapping[str, Any] | None,
     study: str = "the study",
+    given_as: str = FLAG,
 ) -> Resolved:
     """The effective settings: a flag wins over the study file, the file over the study's
     record, the record over the defaults. Per-run settings are never taken from the record.
+    ``given_as``: where ``flags`` came from (:data:`FLAG`, or :data:`PYTHON` for keyword
+    arguments); messages name the settings that way.
 
     Raises:
         NasError: in one line, when a flag or the study file gives a pinned setting another
@@ -663,8 +690,8 @@ def resolve(
         before = _recorded_value(d.setting, name, record)
         if name in flags or name in file:
             given = flags[name] if name in flags else file[name]
-            values[name], origins[name] = given, FLAG if name in flags else FILE
-            conflict = _conflict(d, given, before, record)
+            values[name], origins[name] = given, given_as if name in flags else FILE
+            conflict = _conflict(d, given, before, record, origins[name])
             if conflict:
                 conflicts.append(conflict)
             elif _replaces(d.setting, given, before):
@@ -674,25 +701,32 @@ def resolve(
             values[name], origins[name] = before
         else:
             origins[name] = DEFAULT
+    another = f"choose another {spelled('study', given_as)}"
     if conflicts:
-        raise NasError(
-            f"{study} keeps its pinned settings: " + "; ".join(conflicts) + ". Drop the flag "
-            "(or study-file line) to continue with the recorded value, or choose another --study"
+        drop = (
+            "Leave the setting (or study-file line) out"
+            if given_as == PYTHON
+            else "Drop the flag (or study-file line)"
         )
-    settings = build_given(cls, values, [n for n, o in origins.items() if o == FILE])
+        raise NasError(
+            f"{study} keeps its pinned settings: " + "; ".join(conflicts) + f". {drop} "
+            f"to continue with the recorded value, or {another}"
+        )
+    settings = build_given(cls, values, origins)
     for d in items:  # a pinned file not given must still hold what was recorded
         s = d.setting
-        if s.fingerprint is None or record is None or origins[d.name] in (FLAG, FILE):
+        if s.fingerprint is None or record is None or origins[d.name] in GIVEN:
             continue
         key = s.fingerprint[0]
         if key in record and fingerprint_of(s, d.value(settings)) != record[key]:
-            what = d.flag or d.name
+            what = d.name if given_as == PYTHON else d.flag or d.name
             raise NasError(
                 f"{study} was created with {what} {shown(d.value(settings))}, whose "
                 "content has changed since; restore the file (or give the original with "
-                f"{what}), or choose another --study"
+                f"{what}), or {another}"
             )
-    return Resolved(settings, origins, replaced, record is not None)
+    names = {d.name: d.named(given_as) for d in items}
+    return Resolved(settings, origins, replaced, record is not None, names)
 
 
 def _replaces(s: Setting, given: Any, before: tuple[Any, str] | None) -> bool:
@@ -715,17 +749,22 @@ def _recorded_value(
 
 
 def _conflict(
-    d: Declared, given: Any, before: tuple[Any, str] | None, record: Mapping[str, Any] | None
+    d: Declared,
+    given: Any,
+    before: tuple[Any, str] | None,
+    record: Mapping[str, Any] | None,
+    origin: str,
 ) -> str | None:
-    """Why an explicit value of a pinned setting is refused (None: it is not)."""
+    """Why an explicit value of a pinned setting, given from ``origin``, is refused (None: it
+    is not)."""
     if d.setting.kind != PINNED or record is None:
         return None
     if d.setting.fingerprint is not None:
-        return _file_conflict(d, given, record)
-    return None if before is None else _pinned_conflict(d, given, before[0])
+        return _file_conflict(d, given, record, origin)
+    return None if before is None else _pinned_conflict(d, given, before[0], origin)
 
 
-def _file_conflict(d: Declared, given: Any, record: Mapping[str, Any]) -> str | None:
+def _file_conflict(d: Declared, given: Any, record: Mapping[str, Any], origin: str) -> str | None:
     """A pinned file given explicitly must have the content the study recorded: its path
     may differ (a copy elsewhere), its content may not."""
     s = d.setting
@@ -734,14 +773,16 @@ def _file_conflict(d: Declared, given: Any, record: Mapping[str, Any]) -> str | 
     if key not in record or fingerprint_of(s, given) == record[key]:
         return None
     recorded_path = f" ({shown(record[d.name])})" if d.name in record else ""
-    return f"{d.label} {shown(given)} has other content than the recorded file{recorded_path}"
+    return (
+        f"{d.named(origin)} {shown(given)} has other content than the recorded file{recorded_path}"
+    )
 
 
-def _pinned_conflict(d: Declared, given: Any, before: Any) -> str | None:
+def _pinned_conflict(d: Declared, given: Any, before: Any, origin: str) -> str | None:
     """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
     if to_record(d.setting, given) == to_record(d.setting, before):
         return None
-    return f"{d.label} recorded {show(d.setting, before)}, given {show(d.setting, given)}"
+    return f"{d.named(origin)} recorded {show(d.setting, before)}, given {show(d.setting, given)}"
 
 
 def describe(resolved: Resolved) -> list[tuple[str, str, str, str]]:
@@ -779,20 +820,34 @@ class SettingsSource:
     Attributes:
         cls: the settings dataclass.
         key: the study user attribute that holds the record.
-        flags: declared settings given on the command line.
+        flags: declared settings given on the command line (or, ``given_as`` :data:`PYTHON`,
+            as keyword arguments).
         file: declared settings given by the study file.
+        given_as: where ``flags`` came from; messages name every setting that way
+            (``--trials`` or ``trials``).
     """
 
     cls: type[Any]
     key: str
     flags: Mapping[str, Any] = field(default_factory=dict)
     file: Mapping[str, Any] = field(default_factory=dict)
+    given_as: str = FLAG
 
     def resolve(self, record: Mapping[str, Any] | None, study: str) -> Resolved:
         """The effective settings against ``record`` (None: a new study)."""
         return resolve(
-            self.cls, flags=self.flags, file=self.file, record=record, study=f"study {study!r}"
+            self.cls,
+            flags=self.flags,
+            file=self.file,
+            record=record,
+            study=f"study {study!r}",
+            given_as=self.given_as,
         )
+
+    def origins(self) -> dict[str, str]:
+        """Where each setting given for this run came from (the flag or keyword winning
+        over the study file)."""
+        return {**dict.fromkeys(self.file, FILE), **dict.fromkeys(self.flags, self.given_as)}
 
     def peek(self, address: RecordHolder) -> Resolved:
         """The effective settings against the study's record as it is now, creating nothing

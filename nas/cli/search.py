@@ -103,9 +103,7 @@ def check_given(source: SettingsSource) -> None:
     Raises:
         NasError: naming the setting.
     """
-    build_given(
-        SearchSettings, {**source.file, **source.flags}, set(source.file) - set(source.flags)
-    )
+    build_given(SearchSettings, {**source.file, **source.flags}, source.origins())
 
 
 def _check(args: argparse.Namespace) -> None:

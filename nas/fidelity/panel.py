@@ -40,7 +40,7 @@ from nas.proxy.context import (
     proxy_context,
 )
 from nas.proxy.zero_cost import ZERO_COST_VERSION
-from nas.settings import SettingsSource, given_in_python
+from nas.settings import PYTHON, SettingsSource, given_in_python
 from nas.space import SearchSpace
 from nas.study.address import StudyAddress
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
@@ -121,7 +121,9 @@ class FidelityRun:
         from nas.training import resolve_device
 
         if isinstance(source, FidelitySettings):
-            source = SettingsSource(FidelitySettings, RECORD_KEY, flags=given_in_python(source))
+            source = SettingsSource(
+                FidelitySettings, RECORD_KEY, flags=given_in_python(source), given_as=PYTHON
+            )
         self.address = fidelity_address(source)
         settings: FidelitySettings = source.peek(self.address).settings
         self.space = load_space(settings.space)

@@ -32,7 +32,7 @@ from nas.search.events import SearchMonitor, SilentMonitor
 from nas.search.loop import Hooks, SearchOutcome, run_opened
 from nas.search.settings import SearchSettings
 from nas.search.study import RECORD_KEY, open_search, search_source
-from nas.settings import SettingsSource, declared, read_table
+from nas.settings import PYTHON, SettingsSource, declared, read_table
 
 Say = Callable[[str], None]
 
@@ -51,7 +51,7 @@ def source_of(
     file = read_table(Path(study_file), "search", SearchSettings) if study_file else {}
     flags = dict(search_source(settings).flags) if settings is not None else {}
     flags.update(parse_given(given or {}))
-    return SettingsSource(SearchSettings, RECORD_KEY, flags=flags, file=file)
+    return SettingsSource(SearchSettings, RECORD_KEY, flags=flags, file=file, given_as=PYTHON)
 
 
 def parse_given(given: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,8 @@
 What happens then depends on where the value came from (see :data:`nas.settings.FLAG` and
 the other origins):
 
-* given on the command line or in a study file: refused in one line that names the setting
-  and what the data allow;
+* given on the command line, in Python or in a study file: refused in one line that names
+  the setting as it was given and what the data allow;
 * a default: reduced to what the data hold, with one line saying so; the study records the
   reduced value;
 * recorded by the study (or implied by its age): kept as it is. The data set and its folder
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from nas.data.splits import split_sizes
 from nas.errors import NasError
 from nas.search.settings import SearchSettings
-from nas.settings import DEFAULT, FILE, FLAG, Resolved
+from nas.settings import DEFAULT, FILE, FLAG, PYTHON, Resolved
 from nas.units import plural
 
 
@@ -67,8 +67,8 @@ def fit_to_data(resolved: Resolved, n_train: int, study: str = "the study") -> F
         if value is None or value <= available:
             continue
         origin = resolved.origins.get(name, DEFAULT)
-        flag = "--" + name.replace("_", "-")
-        if origin == FLAG:
+        flag = resolved.names.get(name, name)
+        if origin in (FLAG, PYTHON):
             raise NasError(f"{flag} {value}: {holds}; give at most {available} or 'all'")
         if origin == FILE:
             raise NasError(

@@ -170,8 +170,9 @@ def suggest(
 ) -> ArchConfig:
     """An architecture for a user's own Optuna objective, drawn from ``space`` with the
     trial's ``suggest_*`` calls, counted before any weights exist and checked against the
-    limits, exactly as ``nas search`` does. The trial records the architecture (``arch``),
-    its ``params`` and, when it fits the parameter limit, its ``flops``.
+    limits, exactly as ``nas search`` does. The trial records the architecture (``arch``) and
+    what was measured of it: its limited metrics cheapest first, up to the limit it is over
+    (``params`` always: the parameter limit is checked first), and, when it fits, ``flops``.
 
     Args:
         trial: the trial of the user's objective.
@@ -180,7 +181,8 @@ def suggest(
         input_size: side of the user's (square) images.
         num_classes: classes of the user's data.
         limits: hard limits by setting name, e.g. ``param_limit="5M"``,
-            ``flops_limit=500e6`` (see ``nas search --help``); none given: the 5M default.
+            ``flops_limit=500e6``, ``latency_limit="2ms"`` (see ``nas search --help``); as
+            in ``nas search``, the 5M parameter limit holds unless ``param_limit`` is given.
 
     Returns:
         The architecture, recorded in the trial with the values it was checked on.
@@ -201,7 +203,8 @@ def suggest(
     budget = Budget(parse_limits(limits))
     checked = (repr(loaded), sorted(budget.limits.items()), in_channels, input_size, num_classes)
     if (key := repr(checked)) not in _REACHABLE:
-        budget.check_reachable(loaded, shape, python=True)
+        keywords = {m.limit.setting: m.limit.setting for m in limited() if m.limit is not None}
+        budget.check_reachable(loaded, shape, names=keywords)
         _REACHABLE.add(key)
     candidates = Candidates(shape, budget, wanted_metrics(()))
     writer = TrialWriter(trial)
@@ -213,20 +216,19 @@ def suggest(
 
 def parse_limits(given: Mapping[str, Any]) -> dict[str, float]:
     """Limits by metric name from limits by setting name (``param_limit="5M"``), each parsed
-    like its flag; without any, each limit's default.
+    like its flag, over the limits' defaults as ``nas search`` keeps them: the 5M parameter
+    limit holds unless ``param_limit`` is given, also next to ``latency_limit``.
 
     Raises:
         NasError: for an unknown setting name (listing the valid ones) or a malformed value.
     """
     by_setting = {m.limit.setting: m for m in limited() if m.limit is not None}
     check_known("limit", given, by_setting)
-    if not given:
-        return {
-            m.name: m.limit.default
-            for m in by_setting.values()
-            if m.limit is not None and m.limit.default is not None
-        }
-    out = {}
+    out = {
+        m.name: float(m.limit.default)
+        for m in by_setting.values()
+        if m.limit is not None and m.limit.default is not None
+    }
     for name, value in given.items():
         limit = by_setting[name].limit
         assert limit is not None

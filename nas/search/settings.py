@@ -90,7 +90,7 @@ def parse_early_stopping(value: Any) -> str:
     if isinstance(value, bool):
         return "sha" if value else "off"
     if value not in EARLY_STOPPING:
-        raise NasError(f"--early-stopping must be one of {', '.join(EARLY_STOPPING)}")
+        raise NasError(f"must be one of {', '.join(EARLY_STOPPING)}, got {value!r}")
     return str(value)
 
 

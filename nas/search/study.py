@@ -41,7 +41,7 @@ from nas.presets import PRESETS, preset
 from nas.search.fit import fit_to_data
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.settings import Resolved, SettingsSource, given_in_python, shown
+from nas.settings import PYTHON, Resolved, SettingsSource, given_in_python, shown
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress, create_study, load_or_create
@@ -70,7 +70,9 @@ def search_source(settings: SearchSettings) -> SettingsSource:
     """Settings built in Python (tests, benchmarks), read as a command line would give them:
     a setting that differs from its default counts as given, one at its default as not given
     (so a default image count the data cannot meet is reduced, as on the command line)."""
-    return SettingsSource(SearchSettings, RECORD_KEY, flags=given_in_python(settings))
+    return SettingsSource(
+        SearchSettings, RECORD_KEY, flags=given_in_python(settings), given_as=PYTHON
+    )
 
 
 def source_address(source: SettingsSource) -> StudyAddress:
@@ -186,10 +188,11 @@ def prepare(
     else:  # loaded and checked before the study database is touched
         space = load_space(s.space)
         data = load_dataset(s.dataset, s.data_dir)
-        Budget(s.limits).check_reachable(space, data)
+        Budget(s.limits).check_reachable(space, data, names=resolved.names)
     fitted = fit_to_data(resolved, len(data.train_y), f"study {address.name!r}")
     given_anew = [
-        f"--{name.replace('_', '-')}: {shown(before)} -> {shown(given)}, recorded for later runs"
+        f"{resolved.names.get(name, name)}: {shown(before)} -> {shown(given)}, recorded for "
+        "later runs"
         for name, (before, given) in fitted.resolved.replaced.items()
     ]
     return _Prepared(record, fitted.resolved, space, data, given_anew + fitted.notes)

@@ -60,6 +60,23 @@ def test_suggest_takes_a_space_object_and_every_limit() -> None:
         nas.suggest(study.ask(), space, param_limt="5M")
 
 
+def test_suggest_keeps_the_default_parameter_limit_beside_a_latency_limit() -> None:
+    """As ``nas search --latency-limit`` keeps the 5M parameter limit, so does ``nas.suggest``:
+    every candidate is counted (params first), a latency rejection records its size too."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match=r"latency > limit"):
+        nas.suggest(trial, str(DEFAULT_SPACE), latency_limit="1us")
+    record = TrialRecord(study.trials[0])
+    assert record.params is not None and record.value("latency") is not None
+    constraints = record.trial.constraints
+    assert constraints["params"] == record.params - 5_000_000 and constraints["latency"] > 0
+    assert nas.search.objective.parse_limits({"latency_limit": "2ms"}) == {
+        "params": 5_000_000,
+        "latency": 2.0,
+    }
+
+
 def test_search_from_python_runs_and_resumes_a_study(
     tiny_space: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -95,8 +112,24 @@ def test_search_from_python_runs_and_resumes_a_study(
     with pytest.warns(UserWarning, match=r"already had 2 trained trials.*trials=4 trains 2 more"):
         nas.Search(trials=2, **settings).run()  # the study has its trials: nothing trained
     assert len(again.get_trials(states=(TrialState.COMPLETE,))) == 2
-    with pytest.raises(NasError, match="keeps its pinned settings: --proxy-epochs recorded 1"):
+    with pytest.raises(NasError) as refused:  # named as the Python user named it
         nas.Search(trials=3, **{**settings, "proxy_epochs": 2}).run()
+    assert str(refused.value) == (
+        "study 'api' keeps its pinned settings: proxy_epochs recorded 1, given 2. Leave the "
+        "setting (or study-file line) out to continue with the recorded value, or choose "
+        "another study"
+    )
+    said: list[str] = []
+    nas.Search(trials=3, **settings).run(log=said.append)
+    assert "trials: 2 -> 3, recorded for later runs" in said
+
+
+def test_settings_errors_from_python_name_the_keyword_not_the_flag(tiny_space: Path) -> None:
+    """A Python user never typed ``--trials``: each refusal names the keyword they gave."""
+    with pytest.raises(NasError, match=r"^trials must be at least 1, got 0$"):
+        nas.Search(trials=0, dataset="fake", device="cpu").run()
+    with pytest.raises(NasError, match=r"^proxy_subset 100000: this data set has 1,800 "):
+        nas.Search(space=str(tiny_space), dataset="fake", proxy_subset=100_000).run()
 
 
 def test_search_settings_by_name_are_checked() -> None:
@@ -108,7 +141,7 @@ def test_search_settings_by_name_are_checked() -> None:
 
 def test_suggest_refuses_at_once_a_limit_no_candidate_of_the_space_meets() -> None:
     study = optuna.create_study()
-    with pytest.raises(NasError, match=r"below the cheapest candidate .*raise param_limit="):
+    with pytest.raises(NasError, match=r"below the cheapest candidate .*raise param_limit or use"):
         nas.suggest(study.ask(), str(DEFAULT_SPACE), param_limit="1k")
     assert study.trials[0].params == {}  # refused before anything was drawn
 
