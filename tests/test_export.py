@@ -205,3 +205,49 @@ def test_bad_input(every_kind: Path, tmp_path: Path) -> None:
 def test_unreachable_or_missing_default_storage(tmp_path: Path) -> None:
     res = run_nas("export", "--study", "nope", "--best", "--out", "x.json", cwd=tmp_path)
     assert res.returncode != 0 and "pass --storage URL" in res.stderr
+
+
+def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> None:
+    """A study whose trials ``nas.suggest`` drew for the user's own objective has no proxy
+    accuracy: ``--trial`` writes any of its architectures and says why none has one (a
+    rejection, the user's own score); ``--best``, ``nas report`` and ``nas.best`` say what
+    to do instead of claiming the study was never run."""
+    from tests.conftest import DEFAULT_SPACE
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+
+    def objective(trial: optuna.Trial) -> float:
+        arch = nas.suggest(trial, str(DEFAULT_SPACE), param_limit="2M")
+        return float(arch.stem_width)
+
+    study = optuna.create_study(
+        storage=url, study_name="own", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.optimize(objective, n_trials=12)
+    states = {t.state for t in study.trials}
+    assert states == {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    kept = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    cut = next(t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED)
+    for trial, said in ((kept, "scored by your own objective: "), (cut, "rejected: ")):
+        out = tmp_path / f"t{trial.number}.json"
+        res = run_nas(
+            "export",
+            "--storage",
+            url,
+            "--study",
+            "own",
+            "--trial",
+            str(trial.number),
+            "--out",
+            str(out),
+        )
+        assert res.returncode == 0, res.stderr
+        assert f"no proxy accuracy ({said}" in " ".join(res.stdout.split())  # wrapped
+        rebuilt = count(ArchConfig.from_file(out), flops=False)
+        assert rebuilt.params == trial.user_attrs["params"]
+    res = run_nas("export", "--storage", url, "--study", "own", "--best", "--out", "b.json")
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    assert "that your own objective scored (nas.suggest)" in res.stderr
+    assert "nas export --trial N" in res.stderr
+    with pytest.raises(nas.NasError, match="your own objective scored"):
+        nas.best(study)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nas.cli.common import open_named_study
 from nas.cli.main import COMMANDS, Command
@@ -15,6 +15,7 @@ from nas.study.settings import add_study_flags
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -83,6 +84,29 @@ def _export_picks(
     return [(best, rule, args.out)]
 
 
+def _trained(trial: FrozenTrial, meta: dict[str, Any]) -> str:
+    """What training said of an exported trial: its proxy accuracy, or why it has none (a
+    rejected candidate, a failed one, one scored by the user's own objective)."""
+    from optuna.trial import TrialState
+
+    from nas.study.record import TrialRecord
+
+    if meta["proxy_accuracy"] is not None:
+        return f"proxy val acc {meta['proxy_accuracy']:.4f}"
+    r = TrialRecord(trial)
+    if r.rejected:
+        why = f"rejected: {r.rejected}"
+    elif r.fail_reason:
+        why = f"failed: {r.fail_reason}"
+    elif r.not_trained:
+        why = "not trained: the study had enough trained trials"
+    elif trial.state == TrialState.COMPLETE and trial.values:
+        why = "scored by your own objective: " + ", ".join(f"{v:.4g}" for v in trial.values)
+    else:
+        why = trial.state.name
+    return f"no proxy accuracy ({why})"
+
+
 def _export_run(args: argparse.Namespace) -> int:
     from nas.config import ArchConfig
     from nas.export import export_document, export_weights, load_snippet, write_document
@@ -110,8 +134,7 @@ def _export_run(args: argparse.Namespace) -> int:
         if "hardware" in meta:
             measured += f" (measured on {meta['hardware']['described']})"
         console.print(
-            f"wrote {path}: trial {trial.number}, {measured}, proxy val acc "
-            f"{meta['proxy_accuracy']:.4f}"
+            f"wrote {path}: trial {trial.number}, {measured}, {_trained(trial, meta)}"
             + (
                 f", full val acc {meta['full_val_accuracy']:.4f}, "
                 f"full test acc {meta['full_accuracy']:.4f}"

@@ -253,15 +253,22 @@ def second_objective(study: optuna.Study) -> str:
 
 
 def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials with a proxy accuracy; refuses a study without any."""
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if accuracy_of(t) is not None and TrialRecord(t).arch is not None
-    ]
-    if not done:
-        raise NasError(f"study {study.study_name!r} has no trained trial yet; run nas search first")
-    return done
+    """COMPLETE trials with a proxy accuracy; refuses a study without any (saying so when
+    its complete trials were scored by the user's own objective through ``nas.suggest``)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    drawn = [t for t in complete if TrialRecord(t).arch is not None]
+    done = [t for t in drawn if accuracy_of(t) is not None]
+    if done:
+        return done
+    name = study.study_name
+    if drawn:  # an Optuna study of the user's own objective, sampled with nas.suggest
+        raise NasError(
+            f"study {name!r} has {plural(len(drawn), 'complete trial')} that your own objective "
+            "scored (nas.suggest), none trained by nas search, so no proxy accuracy ranks them: "
+            "nas export --trial N writes any of them (Optuna's study.best_trial, or best_trials, "
+            "ranks them by your objective)"
+        )
+    raise NasError(f"study {name!r} has no trained trial yet; run nas search first")
 
 
 def best_of(study: optuna.Study) -> tuple[FrozenTrial, str]:
