@@ -211,7 +211,8 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
     """A study whose trials ``nas.suggest`` drew for the user's own objective has no proxy
     accuracy: ``--trial`` writes any of its architectures and says why none has one (a
     rejection, the user's own score); ``--best``, ``nas report`` and ``nas.best`` say what
-    to do instead of claiming the study was never run."""
+    to do instead of claiming the study was never run; ``nas search`` refuses the study,
+    naming its objectives."""
     from tests.conftest import DEFAULT_SPACE
 
     url = f"sqlite:///{tmp_path / 'own.db'}"
@@ -251,3 +252,8 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
     assert "nas export --trial N" in res.stderr
     with pytest.raises(nas.NasError, match="your own objective scored"):
         nas.best(study)
+    res = run_nas("search", "--storage", url, "--study", "own", "--dataset", "fake")
+    assert res.returncode != 0  # nas search does not take over the user's study
+    assert "study 'own' exists with unnamed objectives (minimize), not val_accuracy,params" in (
+        res.stderr
+    )

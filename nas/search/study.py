@@ -291,9 +291,11 @@ def check_study(study: optuna.Study, s: SearchSettings, record: dict[str, Any] |
     have = study.metric_names or []
     want_directions = directions(s.objectives)
     if [d.name.lower() for d in study.directions] != want_directions or (have and have != want):
+        unnamed = ",".join(d.name.lower() for d in study.directions)
+        had = f"objectives {','.join(have)}" if have else f"unnamed objectives ({unnamed})"
         raise StorageError(
-            f"study {study.study_name!r} exists with objectives {','.join(have) or '?'}, not "
-            f"{','.join(want)}; choose another --study"
+            f"study {study.study_name!r} exists with {had}, not {','.join(want)}; "
+            "choose another --study"
         )
 
 
