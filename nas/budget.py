@@ -173,21 +173,28 @@ class Budget:
 
 class _MinimalTrial:
     """A stand-in trial that answers every suggestion with its cheapest value, except the
-    categorical ones named in ``choices`` (used to find the space's cheapest candidate)."""
+    categorical ones named in ``choices`` (used to find the space's cheapest candidate).
+    A stage's stride is its smallest (fewest parameters: no projection shortcut) unless
+    ``downsample``, then its largest (fewest FLOPs, least time and memory: the stage runs at
+    a lower resolution)."""
 
-    def __init__(self, choices: dict[str, Any]) -> None:
+    def __init__(self, choices: dict[str, Any], downsample: bool = False) -> None:
         self.choices = choices
+        self.downsample = downsample
+
+    def _largest(self, name: str) -> bool:
+        return name == "reduction" or (self.downsample and name.endswith("_stride"))
 
     def suggest_categorical(self, name: str, options: list[Any]) -> Any:
         if name in self.choices:
             return self.choices[name]
         numeric = [o for o in options if isinstance(o, int | float) and not isinstance(o, bool)]
-        if name == "reduction" and numeric:
+        if self._largest(name) and numeric:
             return max(numeric)
         return min(numeric) if len(numeric) == len(options) else options[0]
 
     def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
-        return high if name == "reduction" else low
+        return high if self._largest(name) else low
 
     def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
         return low
@@ -197,8 +204,8 @@ def cheapest_candidate(
     space: SearchSpace, data: Shape, metric: str = "params", measure: Measure = measure_metric
 ) -> tuple[float, str]:
     """The value of ``metric`` and the summary of the space's cheapest candidate by it
-    (numeric dimensions at their cheapest, every combination of block, shortcut, attention
-    type and placement)."""
+    (numeric dimensions at their cheapest, the strides at both ends, every combination of
+    block, shortcut, attention type and placement)."""
     dims = {
         "block": space.backbone["block"].values(),
         "shortcut": space.backbone["shortcut"].values(),
@@ -206,8 +213,8 @@ def cheapest_candidate(
         "placement": space.attention["placement"].values(),
     }
     best: tuple[float, str] | None = None
-    for combo in itertools.product(*dims.values()):
-        trial = _MinimalTrial(dict(zip(dims, combo, strict=True)))
+    for downsample, combo in itertools.product((False, True), itertools.product(*dims.values())):
+        trial = _MinimalTrial(dict(zip(dims, combo, strict=True)), downsample)
         try:
             arch = space.suggest(
                 trial,  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -155,8 +156,10 @@ def parse_int(value: Any) -> int:
 
 
 def parse_float(value: Any) -> float:
-    """A flag's or study file's number (not a bool)."""
+    """A flag's or study file's finite number (not a bool, not ``nan`` or ``inf``)."""
     number: float = parse_number(value, float, "a number")
+    if not math.isfinite(number):
+        raise NasError(f"expected a finite number, got {value!r}")
     return number
 
 

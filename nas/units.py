@@ -37,7 +37,9 @@ def _amount(
         if match is None or unit not in units:
             raise NasError(f"cannot read {what} {text!r}: use a number such as {example}")
         value = float(match.group(1)) * units[unit]
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value):
+        raise NasError(f"{what} must be a finite number such as {example}, got {text!r}")
+    if value <= 0:
         raise NasError(f"{what} must be positive, got {text!r}")
     return value
 

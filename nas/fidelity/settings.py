@@ -15,7 +15,15 @@ from typing import Any
 
 from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
-from nas.settings import KEPT, check_types, parse_float, parse_int, pinned, setting
+from nas.settings import (
+    KEPT,
+    SettingsError,
+    check_types,
+    parse_float,
+    parse_int,
+    pinned,
+    setting,
+)
 from nas.study.record import FIDELITY_SETTINGS
 from nas.study.settings import StudySettings, redeclare
 
@@ -125,9 +133,9 @@ class FidelitySettings(StudySettings):
             raise NasError("--val must be at least 2")
         if self.workers < 1:
             raise NasError("--workers must be at least 1")
-        problems = self.check_limits()
+        problems = self.shared_problems()
         if problems:
-            raise NasError("; ".join(problems))
+            raise SettingsError(problems)
 
     @property
     def study_name(self) -> str:

@@ -9,6 +9,7 @@ recorded value (pinned and kept settings), else the default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +256,7 @@ class SearchSettings(StudySettings):
 
     def __post_init__(self) -> None:
         check_types(self)
-        problems = [*self._below_minimum(), *self._invalid(), *self.check_limits()]
+        problems = [*self._below_minimum(), *self._invalid(), *self.shared_problems()]
         if problems:
             raise SettingsError(problems)
 
@@ -264,7 +265,9 @@ class SearchSettings(StudySettings):
         problems = []
         for name, low, unit in MINIMUMS:
             value = getattr(self, name)
-            if value is not None and value < low:
+            if value is not None and not math.isfinite(value):
+                problems.append(Problem(name, value, "must be a finite number"))
+            elif value is not None and value < low:
                 problems.append(Problem(name, value, f"must be at least {low}{unit}"))
         return problems
 

@@ -24,6 +24,7 @@ through :func:`nas.study.address.create_study`.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -85,8 +86,9 @@ def source_address(source: SettingsSource) -> StudyAddress:
         return source.flags.get(name, source.file.get(name, getattr(defaults, name, None)))
 
     limits = {**defaults.limits}
-    if given("param_limit") is not None:
-        limits["params"] = given("param_limit")
+    limit = given("param_limit")
+    if isinstance(limit, int | float) and math.isfinite(limit) and limit > 0:
+        limits["params"] = limit  # another value is refused when resolved, named as given
     named = SearchSettings(
         storage=given("storage"),
         study=given("study"),

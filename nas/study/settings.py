@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from nas.objectives import METRICS, limited
 from nas.settings import (
     PINNED,
     Entry,
+    Problem,
     Setting,
     add_flags,
     build,
@@ -154,15 +156,30 @@ class StudySettings:
         """The limit on ``metric`` (None: none)."""
         return self.limits.get(metric)
 
-    def check_limits(self) -> list[str]:
-        """A message per limit that is not a positive number of a limited metric."""
-        problems = []
+    def shared_problems(self) -> list[Problem | str]:
+        """A problem per shared setting that no study can take: a limit that is not a finite
+        positive number of a limited metric (named by its setting, ``param_limit``), and a
+        learning rate that is not a finite positive number."""
+        problems: list[Problem | str] = []
         for name, value in self.limits.items():
-            if name not in METRICS or METRICS[name].limit is None:
+            limit = METRICS[name].limit if name in METRICS else None
+            if limit is None:
                 problems.append(f"unknown limit on {name!r}")
-            elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                problems.append(f"the limit on {name} must be a positive number, got {value!r}")
+            elif not _positive(value):
+                problems.append(Problem(limit.setting, value, "must be a positive number"))
+        if not _positive(self.proxy_lr):
+            problems.append(Problem("proxy_lr", self.proxy_lr, "must be a positive number"))
         return problems
+
+
+def _positive(value: Any) -> bool:
+    """Whether ``value`` is a finite number above zero (not a bool, not NaN)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def redeclare(

@@ -22,6 +22,9 @@ REFUSALS: dict[str, list[str]] = {
     "mistyped flag": ["search", "studies/smoke.toml", "--trails", "3"],
     "unknown study-file key": ["search", "bad.toml"],
     "limit below the cheapest": ["search", "studies/smoke.toml", "--param-limit", "10"],
+    "negative learning rate": ["search", "studies/smoke.toml", "--proxy-lr", "-1"],
+    "learning rate nan": ["search", "studies/smoke.toml", "--proxy-lr", "nan"],
+    "limit beyond a float": ["search", "studies/smoke.toml", "--param-limit", "1e400"],
     "unreachable database": [
         "search", "studies/smoke.toml", "--storage", "postgresql+psycopg://u:p@127.0.0.1:1/n",
     ],

@@ -124,8 +124,24 @@ def test_search_from_python_runs_and_resumes_a_study(
     assert "trials: 2 -> 3, recorded for later runs" in said
 
 
-def test_settings_errors_from_python_name_the_keyword_not_the_flag(tiny_space: Path) -> None:
-    """A Python user never typed ``--trials``: each refusal names the keyword they gave."""
+def test_settings_errors_from_python_name_the_keyword_not_the_flag(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    """A Python user never typed ``--trials``: each refusal names the keyword they gave, and
+    values Python can pass but a flag cannot (NaN, infinity) are refused as firmly, before
+    the study database exists (a NaN limit once failed every trial in Optuna)."""
+    storage = f"sqlite:///{tmp_path}/py.db"
+    for given, said in (
+        ({"param_limit": float("nan")}, "param_limit must be a positive number, got nan"),
+        ({"param_limit": -1}, "param_limit must be a positive number, got -1"),
+        ({"flops_limit": float("inf")}, "flops_limit must be a positive number, got inf"),
+        ({"proxy_lr": -1.0}, "proxy_lr must be a positive number, got -1"),
+        ({"db_retry": float("nan")}, "db_retry must be a finite number, got nan"),
+    ):
+        with pytest.raises(NasError) as refused:
+            nas.Search(space=str(tiny_space), dataset="fake", storage=storage, **given).run()
+        assert str(refused.value) == said
+    assert not (tmp_path / "py.db").exists()
     with pytest.raises(NasError, match=r"^trials must be at least 1, got 0$"):
         nas.Search(trials=0, dataset="fake", device="cpu").run()
     with pytest.raises(NasError, match=r"^proxy_subset 100000: this data set has 1,800 "):
