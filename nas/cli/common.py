@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from nas.study.address import StudyAddress
 
 
+def file_arg(text: str) -> Path:
+    """An output file's path as typed: one that ends with a separator names a folder, which
+    ``Path`` would silently turn into a file of the folder's name."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(
+            f"{text} names a folder (it ends with '/'); give a file, e.g. {text}report.html"
+        )
+    return Path(text)
+
+
 def check_writable(path: Path) -> None:
     """Refuse an output path that cannot be written, before any work is done."""
     target = path.expanduser().absolute()

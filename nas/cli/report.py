@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import check_writable, open_named_study, raise_interrupt
+from nas.cli.common import check_writable, file_arg, open_named_study, raise_interrupt
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, err_console
 from nas.errors import NasError, StorageError
@@ -18,7 +18,7 @@ from nas.units import plural
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     add_study_flags(p)
-    p.add_argument("--out", type=Path, required=True, metavar="PATH", help="HTML file to write")
+    p.add_argument("--out", type=file_arg, required=True, metavar="PATH", help="HTML file to write")
 
 
 def _report_run(args: argparse.Namespace) -> int:

@@ -183,7 +183,33 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         raise ConfigError(f"{path} holds a {type(state).__name__}, not a state dict of weights")
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
-        raise ConfigError(f"weights in {path} do not fit this architecture: {detail}") from None
+    except RuntimeError:
+        detail = _mismatch(model.state_dict(), state)
+        raise ConfigError(
+            f"weights in {path} do not fit this architecture ({detail}); load them with the "
+            "architecture they were trained with (the .json that nas export --weights wrote "
+            "beside them)"
+        ) from None
+
+
+def _mismatch(want: dict[str, Any], got: dict[str, Any]) -> str:
+    """How a state dict differs from a model's, in a few words with one example each."""
+
+    def shape(t: Any) -> str:
+        return "x".join(map(str, getattr(t, "shape", ()))) or "?"
+
+    parts = []
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    other = [k for k in want if k in got and shape(want[k]) != shape(got[k])]
+    if missing:
+        parts.append(f"{len(missing)} tensors missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} not in this model, e.g. {extra[0]}")
+    if other:
+        k = other[0]
+        parts.append(
+            f"{len(other)} of other shapes, e.g. {k}: {shape(got[k])} in the file, "
+            f"{shape(want[k])} here"
+        )
+    return "; ".join(parts) or "another layout"

@@ -30,7 +30,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.budget import Budget, Measure, Verdict, measure_metric
-from nas.errors import ConfigError, check_known
+from nas.errors import ConfigError, NasError, check_known
 from nas.objectives import ACCURACY, METRICS, limited
 from nas.search.evaluate import Evaluator, TrialRun, failure_reason
 from nas.search.events import SearchMonitor
@@ -192,12 +192,17 @@ def suggest(
             it as ``nas search`` does (``rejected`` and a constraint value per limit), so
             samplers that read constraints (TPE, NSGA-II, the project's samplers) learn
             where the limit lies. Let Optuna mark the trial PRUNED.
-        NasError: for a limit that is not one ``nas`` knows, or a malformed value, and (on
-            the first call for a space and its limits) for a limit below the space's
-            cheapest candidate, which no trial could meet.
+        NasError: for a limit that is not one ``nas`` knows, or a malformed value, a data
+            shape (``in_channels``, ``input_size``, ``num_classes``) that is not a positive
+            integer, and (on the first call for a space and its limits) for a limit below
+            the space's cheapest candidate, which no trial could meet.
     """
     from nas.space import SearchSpace, load_space
 
+    given = {"in_channels": in_channels, "input_size": input_size, "num_classes": num_classes}
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NasError(f"{name} must be a positive integer (your data's), got {value!r}")
     loaded = space if isinstance(space, SearchSpace) else load_space(str(space))
     shape = ArchSpace(loaded, in_channels, input_size, num_classes)
     budget = Budget(parse_limits(limits))

@@ -66,6 +66,12 @@ class StudyAddress:
             raise StorageError(
                 f"the database driver for {parsed.drivername!r} is not installed ({exc})"
             ) from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise StorageError(
+                f"storage URL {self.url!r} names no database file, so SQLite would keep the "
+                "study in memory and lose it when the run ends; name a file, e.g. "
+                "sqlite:///studies/demo.db"
+            )
         object.__setattr__(self, "parsed", parsed)
 
     @classmethod

@@ -268,6 +268,13 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             "nas export --trial N writes any of them (Optuna's study.best_trial, or best_trials, "
             "ranks them by your objective)"
         )
+    rejected = [r for r in map(TrialRecord, study.get_trials(deepcopy=False)) if r.is_rejected]
+    if rejected:
+        raise NasError(
+            f"study {name!r} has no trained trial: {plural(len(rejected), 'candidate')} it "
+            f"drew {'was' if len(rejected) == 1 else 'were'} rejected by its limits (the last: "
+            f"{rejected[-1].rejected}); raise the limit or use a smaller space"
+        )
     raise NasError(f"study {name!r} has no trained trial yet; run nas search first")
 
 

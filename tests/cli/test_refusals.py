@@ -25,6 +25,7 @@ REFUSALS: dict[str, list[str]] = {
     "negative learning rate": ["search", "studies/smoke.toml", "--proxy-lr", "-1"],
     "learning rate nan": ["search", "studies/smoke.toml", "--proxy-lr", "nan"],
     "limit beyond a float": ["search", "studies/smoke.toml", "--param-limit", "1e400"],
+    "in-memory database": ["search", "studies/smoke.toml", "--storage", "sqlite:///"],
     "unreachable database": [
         "search", "studies/smoke.toml", "--storage", "postgresql+psycopg://u:p@127.0.0.1:1/n",
     ],
@@ -40,6 +41,9 @@ REFUSALS: dict[str, list[str]] = {
         "1", "--epochs", "1", "--out-dir", "runs",
     ],
     "dashboard without a database": ["dashboard"],
+    "report to a folder": [
+        "report", "--storage", "sqlite:///studies/none.db", "--study", "x", "--out", "out/",
+    ],
 }  # fmt: skip
 
 if not torch.cuda.is_available():

@@ -95,3 +95,16 @@ def test_a_bad_study_file_is_refused_before_torch(tmp_path: Path) -> None:
     result = probe("search", str(bad))
     assert result["code"] == 2 and result["heavy"] == [], result["heavy"]
     assert "did you mean tpe?" in str(result["output"])
+
+
+def test_a_fresh_import_of_nas_reaches_its_subpackages_by_name() -> None:
+    """``import nas`` then ``nas.search.events.LogMonitor`` (as the how-to writes it) works in
+    a fresh interpreter, where nothing imported ``nas.search`` first; a name that is neither
+    an export nor a module is still an AttributeError."""
+    code = (
+        "import sys, nas; print(nas.search.events.LogMonitor.__name__); "
+        "print(hasattr(nas, 'no_such_name'))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["LogMonitor", "False"]

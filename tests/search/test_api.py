@@ -58,6 +58,10 @@ def test_suggest_takes_a_space_object_and_every_limit() -> None:
     assert record.trial.constraints["flops"] > 0 and record.trial.constraints["params"] <= 0
     with pytest.raises(NasError, match=r"unknown limit.*param_limt.*valid: param_limit"):
         nas.suggest(study.ask(), space, param_limt="5M")
+    for wrong in ({"num_classes": 0}, {"input_size": -3}, {"in_channels": 2.5}):
+        ((name, value),) = wrong.items()  # named, not blamed on the space ("cannot be built")
+        with pytest.raises(NasError, match=rf"^{name} must be a positive integer .*{value}$"):
+            nas.suggest(study.ask(), space, **wrong)  # type: ignore[arg-type]
 
 
 def test_suggest_keeps_the_default_parameter_limit_beside_a_latency_limit() -> None:

@@ -95,3 +95,24 @@ def test_a_lucky_second_run_does_not_make_its_candidate_best(tmp_path: Path) -> 
         study.add_trial(create_trial(values=[accuracy, params], user_attrs=attrs, params={}))
     stats = study_stats(study)
     assert stats.best is not None and stats.best.number == 1
+
+
+def test_a_study_whose_every_candidate_was_rejected_says_so() -> None:
+    """Not "run nas search first" (it ran): every candidate was over the limit."""
+    import nas
+    from tests.conftest import ROOT
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        nas.suggest(trial, str(ROOT / "search_spaces" / "small_cifar.toml"), param_limit=4000)
+        return 0.0
+
+    study.optimize(objective, n_trials=3)
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.PRUNED}
+    with pytest.raises(
+        nas.NasError,
+        match=r"no trained trial: 3 candidates it drew were "
+        r"rejected by its limits \(the last: .* params > limit 4\.00k\)",
+    ):
+        nas.best(study)
