@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, reduce
 from operator import mul
@@ -203,14 +203,16 @@ def _pieces(unit: Unit) -> list[tuple[str, UnitSpec, Shape, bool]]:
     return [(unit.name, spec, unit.in_shape, isinstance(spec, AttentionSpec))]
 
 
-def count(cfg: ArchConfig, *, flops: bool = True) -> Counts:
+def count(cfg: ArchConfig | Mapping[str, Any], *, flops: bool = True) -> Counts:
     """Parameters and (optionally) FLOPs of ``cfg``, with a per-part and per-attention breakdown.
 
     Args:
-        cfg: the architecture.
+        cfg: the architecture, or its ``to_dict()`` form (the ``arch`` of an export), as
+            :func:`nas.build_model` takes it.
         flops: also count FLOPs (an fvcore trace per unit not seen before, tens of
             milliseconds each); parameters alone take about a millisecond.
     """
+    cfg = cfg if isinstance(cfg, ArchConfig) else ArchConfig.from_dict(cfg)
     parts: dict[str, PartCount] = {}
     attention: list[AttentionCount] = []
     total_params, total_flops = 0, 0

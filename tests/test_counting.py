@@ -109,3 +109,11 @@ def test_resnet20_flops_match_the_published_multiply_adds() -> None:
     by_op = analysis.by_operator()
     assert by_op["conv"] + by_op["linear"] == reference
     assert abs(count(preset("resnet20")).flops - reference) / reference < 0.015
+
+
+def test_count_takes_the_dict_form_as_build_model_does() -> None:
+    """An export's ``arch`` (a dict) is counted as its config is, not an AttributeError."""
+    from nas import count, preset
+
+    cfg = preset("resnet20-cbam")
+    assert count(cfg.to_dict(), flops=False).params == count(cfg, flops=False).params

@@ -299,8 +299,14 @@ def best(study: optuna.Study) -> FrozenTrial:
     ``trial.user_attrs["accuracy"]`` (also ``trial.values[0]``).
 
     Raises:
+        TypeError: for anything but an ``optuna.Study``.
         NasError: for a study without a trained trial.
     """
+    if not isinstance(study, optuna.Study):
+        raise TypeError(
+            f"nas.best takes the optuna.Study a search returned, not {type(study).__name__}; "
+            "load one with optuna.load_study(study_name=..., storage=...)"
+        )
     return best_of(study)[0]
 
 

@@ -116,3 +116,10 @@ def test_a_study_whose_every_candidate_was_rejected_says_so() -> None:
         r"rejected by its limits \(the last: .* params > limit 4\.00k\)",
     ):
         nas.best(study)
+
+
+def test_best_of_something_that_is_not_a_study_says_what_it_takes() -> None:
+    import nas
+
+    with pytest.raises(TypeError, match=r"takes the optuna.Study a search returned, not str"):
+        nas.best("my-study")  # type: ignore[arg-type]
