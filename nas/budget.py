@@ -144,13 +144,19 @@ class Budget:
         return Verdict(values, verdict.violations, verdict.rejected_by, verdict.reason)
 
     def check_reachable(
-        self, space: SearchSpace, data: Shape, *, names: Mapping[str, str] | None = None
+        self,
+        space: SearchSpace,
+        data: Shape,
+        *,
+        names: Mapping[str, str] | None = None,
+        measure: Measure | None = None,
     ) -> None:
-        """Refuse limits below the space's cheapest candidate, in one line (counts only: a
-        hardware limit would need a measurement of every combination on the search's device,
-        so a latency or memory limit below every candidate shows as every candidate rejected).
-        ``names``: each limit's setting as the user names it (``param_limit`` from Python;
-        :attr:`nas.settings.Resolved.names`), else its flag.
+        """Refuse limits below the space's cheapest candidate, in one line. Counts only,
+        unless ``measure`` is given: a hardware limit needs a measurement of every
+        combination on the search's device (seconds to tens of seconds), so the search
+        checks it only once a run of rejections suggests it (``measure``: the study's
+        hardware meter). ``names``: each limit's setting as the user names it
+        (``param_limit`` from Python; :attr:`nas.settings.Resolved.names`), else its flag.
 
         Raises:
             NasError: naming the limit, the cheapest candidate and its value.
@@ -158,13 +164,14 @@ class Budget:
         for name in self._order():
             limit = self.limits[name]
             metric = METRICS[name]
-            if metric.hardware:
+            if metric.hardware and measure is None:
                 continue
-            cheapest, summary = cheapest_candidate(space, data, name)
+            cheapest, summary = cheapest_candidate(space, data, name, measure or measure_metric)
             if cheapest > limit:
                 assert metric.limit is not None
+                shown = metric.show(limit) if metric.unit else metric.fmt(limit)  # 0.3 MB
                 raise NasError(
-                    f"the {metric.label} limit {metric.fmt(limit)} is below the cheapest candidate "
+                    f"the {metric.label} limit {shown} is below the cheapest candidate "
                     f"of space {space.name!r} ({metric.show(cheapest)}: {summary}); "
                     f"raise {(names or {}).get(metric.limit.setting, metric.limit.flag)} "
                     "or use a smaller space"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.budget import Budget
+from nas.errors import NasError
 from nas.hardware.cache import HardwareMeter, study_meter
 from nas.hardware.context import HardwareContext
 from nas.objectives import METRICS
@@ -47,6 +48,12 @@ from nas.training import TrainingFailed
 from nas.units import plural
 
 MAX_REJECTIONS_IN_A_ROW = 1000
+
+#: Rejections in a row by a latency or memory limit after which that limit is checked, once
+#: per run, against the space's cheapest candidate measured where the study measures (a
+#: count limit is checked before the study starts; a measurement of every combination of
+#: the space costs seconds, too much for every start).
+CHECK_HARDWARE_AFTER = 50
 
 #: After a rejection (milliseconds of work) the loop goes on with the study statistics it
 #: read at most this many seconds ago instead of reading every trial again.
@@ -182,6 +189,7 @@ class _State:
 
     failures: int = 0
     rejections: int = 0
+    hardware_checked: bool = False
     waiting_said: bool = False
     stop_reason: str = ""
     interrupted: bool = False
@@ -199,6 +207,8 @@ class SearchLoop:
         address: where the study lives (None: in memory).
         until: an extra reason to stop (see :class:`Hooks`).
         meter: the study's hardware meter (None: the study measures no latency or memory).
+        names: each setting as the user names it (:attr:`nas.settings.Resolved.names`; a
+            flag if absent), for the stop reasons that tell which limit to raise.
     """
 
     study: optuna.Study
@@ -209,6 +219,7 @@ class SearchLoop:
     address: StudyAddress | None = None
     until: Callable[[StudyStats], str] | None = None
     meter: HardwareMeter | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
     state: _State = field(default_factory=lambda: _State())
 
     def run(self, monitor: SearchMonitor) -> SearchOutcome:
@@ -255,6 +266,11 @@ class SearchLoop:
         if state.failures >= s.max_failures:
             reason = (TrialRecord(state.last[-1]).fail_reason if state.last else None) or "?"
             return f"{plural(state.failures, 'trial')} failed in a row; the last one: {reason}"
+        if state.rejections >= CHECK_HARDWARE_AFTER and not state.hardware_checked:
+            state.hardware_checked = True
+            unreachable = self._unreachable_hardware(self._over(state))
+            if unreachable:
+                return f"{state.rejections} candidates in a row were rejected: {unreachable}"
         if state.rejections >= MAX_REJECTIONS_IN_A_ROW:
             return (
                 f"{state.rejections} candidates in a row exceeded the limit"
@@ -268,16 +284,39 @@ class SearchLoop:
         reason = TrialRecord(state.last[-1]).rejected if state.last else None
         return f" (the last: {reason})" if reason else ""
 
-    def _limit_flags(self, state: Any) -> str:
-        """The flags of the limits the last rejected candidate was over (--param-limit if
-        that is not known)."""
+    @staticmethod
+    def _over(state: Any) -> list[str]:
+        """The limited metrics the last rejected candidate was over, in registry order."""
         constraints = dict(getattr(state.last[-1], "constraints", None) or {}) if state.last else {}
-        over = [
-            m.limit.flag
+        return [
+            name
             for name, m in METRICS.items()
             if m.limit is not None and constraints.get(name, 0) > 0
         ]
-        return " or ".join(over) or "--param-limit"
+
+    def _limit_flags(self, state: Any) -> str:
+        """The flags of the limits the last rejected candidate was over (--param-limit if
+        that is not known)."""
+        over = [METRICS[name].limit for name in self._over(state)]
+        named = [self.names.get(limit.setting, limit.flag) for limit in over if limit is not None]
+        return " or ".join(named) or self.names.get("param_limit", "--param-limit")
+
+    def _unreachable_hardware(self, over: list[str]) -> str:
+        """Why the latency or memory limits in ``over`` cannot be met ("" if they can, or
+        if the candidates are not a space's): the space's cheapest candidate measured by the
+        study's own meter is over them."""
+        candidates = self.objective.candidates
+        hardware = {m: candidates.budget.limits[m] for m in over if METRICS[m].hardware}
+        if not hardware or not isinstance(candidates.space, ArchSpace):  # a table's cells
+            return ""
+        try:
+            arch = candidates.space
+            Budget(hardware).check_reachable(
+                arch.space, arch, names=self.names, measure=candidates.measure
+            )
+        except NasError as exc:
+            return str(exc)
+        return ""
 
     def _turn(self, monitor: SearchMonitor, started: float) -> None:
         """One turn: clean up, decide whether to stop, wait for a slot, or run one trial."""
@@ -406,7 +445,7 @@ def run_opened(
         hooks.candidates,
         hardware=opened.hardware,
     )
-    loop.address, loop.until = opened.address, hooks.until
+    loop.address, loop.until, loop.names = opened.address, hooks.until, opened.resolved.names
     outcome = loop.run(monitor)
     if loop.meter is not None and (measured := loop.meter.summary()):
         say(measured)

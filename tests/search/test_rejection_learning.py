@@ -86,3 +86,29 @@ def test_nsga2_population_follows_the_trial_budget() -> None:
     assert nsga2_population(20) == 5
     assert nsga2_population(4) == 4
     assert nsga2_population(1000) == 50
+
+
+def test_a_memory_limit_below_every_candidate_ends_the_search_with_its_reason(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    """A count limit below the cheapest candidate is refused before the study starts; a
+    memory or latency limit needs a measurement of every combination, so the loop checks it
+    once a run of rejections suggests it, and stops with the reason instead of drawing up
+    to a thousand candidates."""
+    import nas
+    from nas.search.loop import CHECK_HARDWARE_AFTER
+
+    outcome = nas.Search(
+        space=str(tiny_space),
+        dataset="fake",
+        device="cpu",
+        memory_limit="1KB",
+        trials=1,
+        storage=f"sqlite:///{tmp_path}/mem.db",
+    ).outcome()
+    assert outcome.stats.trained == 0 and outcome.stats.rejected == CHECK_HARDWARE_AFTER
+    assert f"{CHECK_HARDWARE_AFTER} candidates in a row were rejected: the peak memory " in (
+        outcome.stop_reason
+    )
+    assert "limit 0.001 MB is below the cheapest candidate of space 'tiny'" in (outcome.stop_reason)
+    assert outcome.stop_reason.endswith("raise memory_limit or use a smaller space")
