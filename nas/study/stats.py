@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
+from nas.study.cleanup import INTERRUPTED
 from nas.study.record import StudyRecord, TrialRecord
 from nas.study.samplers import SAMPLERS, classify
 from nas.units import plural
@@ -170,12 +171,14 @@ class StudyStats:
 
 
 def sampled_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Finished trials that sampled a candidate (rejected, trained or failed), in order."""
+    """Finished trials that sampled a candidate (rejected, trained or failed), in order; a
+    trial Ctrl-C or SIGTERM interrupted is not one (its candidate is tried again)."""
     return [
         t
         for t in sorted(trials, key=lambda t: t.number)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         and not TrialRecord(t).not_trained
+        and not (TrialRecord(t).fail_reason or "").startswith(tuple(INTERRUPTED.values()))
     ]
 
 

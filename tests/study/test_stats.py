@@ -329,3 +329,17 @@ def test_a_candidate_evaluated_twice_is_judged_by_its_mean_and_listed_once() -> 
     assert [t.number for t in pareto_front(trials)] == [1]
     best_choice, _ = choose_best(trials)
     assert best_choice.number == 1
+
+
+def test_an_interrupted_trial_is_no_sampled_candidate_in_the_rejection_rates() -> None:
+    """Ctrl-C during a run of rejections fails the running trial; it is tried again, so it
+    must not dilute the last third's rejection rate (it read 86% for 100% rejected)."""
+    from nas.study.cleanup import INTERRUPTED
+    from nas.study.stats import rejection_thirds
+
+    trials = [_trial(n, "rejected", params=2000) for n in range(15)]
+    stopped, retried = _trial(15, "failed"), _trial(16, "failed")
+    stopped.set_user_attr("fail_reason", INTERRUPTED["SIGINT"])
+    retried.set_user_attr("fail_reason", INTERRUPTED["SIGTERM"] + "; retried as trial 17")
+    assert rejection_thirds([*trials, stopped, retried]) == (1.0, 1.0)
+    assert rejection_thirds([*trials, _trial(15, "failed"), _trial(16, "failed")])[1] == 3 / 5
