@@ -151,7 +151,14 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
     Raises:
         NasError: when the trial has no trained weights.
     """
-    source = TrialRecord(trial).weights
+    record = TrialRecord(trial)
+    source = record.weights
+    if (not source or not Path(source).exists()) and record.accuracy is None:
+        raise NasError(  # nas never trained it: train-winners would refuse it
+            f"trial {trial.number} was not trained by nas (a rejection, a failure or your own "
+            "objective's trial), so it has no weights; export without --weights and train "
+            "the architecture your way"
+        )
     if not source or not Path(source).exists():
         raise NasError(
             f"trial {trial.number} has no trained weights; run nas train-winners first "

@@ -252,6 +252,11 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
     assert "nas export --trial N" in res.stderr
     with pytest.raises(nas.NasError, match="your own objective scored"):
         nas.best(study)
+    res = run_nas(
+        "export", "--storage", url, "--study", "own", "--trial", str(kept.number), "--weights",
+        "--out", str(tmp_path / "w.json"),
+    )  # fmt: skip
+    assert res.returncode != 0 and "was not trained by nas" in res.stderr  # not train-winners
     res = run_nas("search", "--storage", url, "--study", "own", "--dataset", "fake")
     assert res.returncode != 0  # nas search does not take over the user's study
     assert "study 'own' exists with unnamed objectives (minimize), not val_accuracy,params" in (
