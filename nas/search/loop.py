@@ -74,7 +74,8 @@ class SearchOutcome:
     stop_reason: str
     interrupted: bool = False
     trained_now: int = 0
-    #: The command's exit code: 0, 130 after Ctrl-C or SIGTERM, else the first failing
+    #: The command's exit code: 0, 130 after Ctrl-C or SIGTERM, 1 when the search gave up
+    #: (trials failing, or every candidate rejected, in a row), else the first failing
     #: worker's (``--workers K``).
     exit_code: int = 0
     #: Whether the data has a test split (``nas train-winners`` needs one).
@@ -190,6 +191,7 @@ class _State:
     failures: int = 0
     rejections: int = 0
     hardware_checked: bool = False
+    gave_up: bool = False
     waiting_said: bool = False
     stop_reason: str = ""
     interrupted: bool = False
@@ -239,7 +241,13 @@ class SearchLoop:
             finally:
                 self.gate.release()
         return SearchOutcome.of(
-            self.study, self.settings, self.address, since, state.stop_reason, state.interrupted
+            self.study,
+            self.settings,
+            self.address,
+            since,
+            state.stop_reason,
+            state.interrupted,
+            exit_code=1 if state.gave_up else 0,
         )
 
     def _stats(self) -> StudyStats:
@@ -258,25 +266,37 @@ class SearchLoop:
 
     def _stop_reason(self, stats: StudyStats, started: float) -> str:
         """Why the loop stops now ("" to go on)."""
-        s, state = self.settings, self.state
+        s = self.settings
         if stats.trained >= s.trials:
             return f"the study has {plural(stats.trained, 'trained trial')}"
         if s.timeout and time.perf_counter() - started > s.timeout:
             return f"timeout of {s.timeout:g}s reached"
+        given_up = self._given_up()
+        self.state.gave_up = bool(given_up)
+        return given_up or (self.until(stats) if self.until is not None else "")
+
+    def _given_up(self) -> str:
+        """Why the search cannot go on ("" if it can): trials failing in a row, or every
+        candidate rejected, too many times in a row (a command exits 1 then)."""
+        s, state = self.settings, self.state
         if state.failures >= s.max_failures:
             reason = (TrialRecord(state.last[-1]).fail_reason if state.last else None) or "?"
             return f"{plural(state.failures, 'trial')} failed in a row; the last one: {reason}"
         if state.rejections >= CHECK_HARDWARE_AFTER and not state.hardware_checked:
             state.hardware_checked = True
             unreachable = self._unreachable_hardware(self._over(state))
-            if unreachable:
-                return f"{state.rejections} candidates in a row were rejected: {unreachable}"
+            if unreachable:  # the study exists now, and pins its limits
+                study = self.names.get("study", "--study")
+                return (
+                    f"{state.rejections} candidates in a row were rejected: {unreachable} "
+                    f"(in another {study}: this one keeps its limits)"
+                )
         if state.rejections >= MAX_REJECTIONS_IN_A_ROW:
             return (
                 f"{state.rejections} candidates in a row exceeded the limit"
                 f"{self._last_reason(state)}; raise {self._limit_flags(state)} or narrow the space"
             )
-        return self.until(stats) if self.until is not None else ""
+        return ""
 
     @staticmethod
     def _last_reason(state: Any) -> str:

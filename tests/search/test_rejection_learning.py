@@ -94,7 +94,7 @@ def test_a_memory_limit_below_every_candidate_ends_the_search_with_its_reason(
     """A count limit below the cheapest candidate is refused before the study starts; a
     memory or latency limit needs a measurement of every combination, so the loop checks it
     once a run of rejections suggests it, and stops with the reason instead of drawing up
-    to a thousand candidates."""
+    to a thousand candidates; a command exits 1, as after trials failing in a row."""
     import nas
     from nas.search.loop import CHECK_HARDWARE_AFTER
 
@@ -111,4 +111,7 @@ def test_a_memory_limit_below_every_candidate_ends_the_search_with_its_reason(
         outcome.stop_reason
     )
     assert "limit 0.001 MB is below the cheapest candidate of space 'tiny'" in (outcome.stop_reason)
-    assert outcome.stop_reason.endswith("raise memory_limit or use a smaller space")
+    assert outcome.stop_reason.endswith(
+        "raise memory_limit or use a smaller space (in another study: this one keeps its limits)"
+    )
+    assert outcome.exit_code == 1  # the search gave up: nas search exits 1
