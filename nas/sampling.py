@@ -233,7 +233,7 @@ def sample(
     limits = {"params": limit, "flops": flops_limit}
     budget = Budget({k: v for k, v in limits.items() if v is not None})
     on_params = Budget({"params": limit} if limit is not None else {})
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed % 2**32))  # any int
     candidates: list[Candidate] = []
     seconds: dict[str, float] = {}
     with _timed(seconds, "params"):

@@ -21,12 +21,31 @@ if TYPE_CHECKING:
 DEFAULT_SPACE_PATH = "search_spaces/attention_resnet.toml"
 
 
+def _positive_int(text: str) -> int:
+    """A whole number of at least 1 (a channel count, a side, a class count, processes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise NasError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise NasError(f"must be at least 1, got {value}")
+    return value
+
+
+#: argparse type for counts that must be at least 1.
+positive_arg = argtype(_positive_int, "count")
+
+
 def add_input_args(p: argparse.ArgumentParser) -> None:
     """--in-channels/--input-size/--num-classes, which presets take from the data set."""
     g = p.add_argument_group("input of presets (defaults: CIFAR-10)")
-    g.add_argument("--in-channels", type=int, default=3, metavar="C", help="input channels (3)")
-    g.add_argument("--input-size", type=int, default=32, metavar="S", help="input side (32)")
-    g.add_argument("--num-classes", type=int, default=10, metavar="K", help="classes (10)")
+    g.add_argument(
+        "--in-channels", type=positive_arg, default=3, metavar="C", help="input channels (3)"
+    )
+    g.add_argument(
+        "--input-size", type=positive_arg, default=32, metavar="S", help="input side (32)"
+    )
+    g.add_argument("--num-classes", type=positive_arg, default=10, metavar="K", help="classes (10)")
 
 
 #: argparse type for --param-limit: 5M, 4.5e6, 500k, 5000000.
@@ -328,7 +347,7 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=positive_arg,
         default=None,
         metavar="W",
         help="processes for FLOP counting (default: all cores)",

@@ -72,7 +72,7 @@ def sample_panel(
 ) -> list[ArchConfig]:
     """``n`` distinct candidates of ``space`` that fit ``limits``, sampled at random with
     ``seed`` (the same panel for every worker)."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed % 2**32))
     panel: list[ArchConfig] = []
     seen: set[str] = set()
     budget = Budget(limits)

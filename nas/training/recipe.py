@@ -75,23 +75,28 @@ class Recipe:
     flip_tta: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:
-            problems.append(f"batch size must be at least 2, got {self.batch_size}")
-        if self.lr <= 0:
-            problems.append(f"learning rate must be positive, got {self.lr}")
-        if not 0 <= self.warmup < 1:
-            problems.append(f"warm-up must be a fraction in [0, 1), got {self.warmup}")
-        if self.schedule not in SCHEDULES:
-            problems.append(
-                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
-            )
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            problems.append(f"EMA decay must be in (0, 1), got {self.ema_decay}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            problems.append(f"gradient clipping must be positive, got {self.grad_clip}")
+        """Refuse values no training can take, all at once (a comparison with NaN is false,
+        so NaN is refused too)."""
+        checks = (
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch size must be at least 2, got {self.batch_size}"),
+            (0 < self.lr < math.inf, f"learning rate must be positive, got {self.lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be at least 0, got {self.weight_decay}"),
+            (0 <= self.label_smoothing < 1,
+             f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (0 <= self.warmup < 1, f"warm-up must be a fraction in [0, 1), got {self.warmup}"),
+            (self.schedule in SCHEDULES,
+             f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.crop_padding >= 0, f"crop padding must be at least 0, got {self.crop_padding}"),
+            (self.mixup_alpha >= 0, f"mixup alpha must be at least 0, got {self.mixup_alpha}"),
+            (self.cutmix_alpha >= 0, f"cutmix alpha must be at least 0, got {self.cutmix_alpha}"),
+            (self.ema_decay is None or 0 < self.ema_decay < 1,
+             f"EMA decay must be in (0, 1), got {self.ema_decay}"),
+            (self.grad_clip is None or self.grad_clip > 0,
+             f"gradient clipping must be positive, got {self.grad_clip}"),
+        )  # fmt: skip
+        problems = [message for ok, message in checks if not ok]
         if problems:
             raise NasError("; ".join(problems))
 

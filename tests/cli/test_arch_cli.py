@@ -104,6 +104,24 @@ def test_sample_counts_flops_of_feasible_candidates() -> None:
     assert all(isinstance(c["flops"], int) and c["flops"] > 0 for c in cands if c["feasible"])
 
 
+def test_sample_takes_any_integer_seed() -> None:
+    """A negative seed (valid for Python's random) must not crash Optuna's RandomSampler."""
+    out = run_nas(
+        "sample",
+        "--space",
+        "search_spaces/small_cifar.toml",
+        "-n",
+        "3",
+        "--seed",
+        "-1",
+        "--json",
+        "--workers",
+        "1",
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["candidates"]) == 3
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -116,6 +134,8 @@ def test_sample_counts_flops_of_feasible_candidates() -> None:
         (("sample", "--space", "nope.toml"), "space file nope.toml does not exist"),
         (("count", "--config", "missing.json"), "cannot read architecture file missing.json"),
         (("count", "--config", "x.json", "--num-classes", "100"), "apply to --preset"),
+        (("count", "--preset", "resnet20", "--in-channels", "0"), "must be at least 1, got 0"),
+        (("sample", "--num-classes", "ten"), "expected a whole number, got 'ten'"),
     ],
 )
 def test_user_mistakes_are_one_line_and_nonzero(args: tuple[str, ...], message: str) -> None:

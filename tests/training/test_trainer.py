@@ -248,3 +248,26 @@ def test_compiled_training_trains_the_same_model(image_folder: Path) -> None:
     ):
         assert not name.startswith("_orig_mod")
         assert torch.allclose(x.float(), y.float(), atol=1e-3), name
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"label_smoothing": 1.5}, "label smoothing must be in [0, 1), got 1.5"),
+        ({"momentum": -1.0}, "momentum must be in [0, 1), got -1.0"),
+        ({"momentum": 2.0}, "momentum must be in [0, 1), got 2.0"),
+        ({"weight_decay": -1.0}, "weight decay must be at least 0, got -1.0"),
+        ({"mixup_alpha": -1.0}, "mixup alpha must be at least 0, got -1.0"),
+        ({"cutmix_alpha": -1.0}, "cutmix alpha must be at least 0, got -1.0"),
+        ({"lr": float("nan")}, "learning rate must be positive, got nan"),
+    ],
+)
+def test_a_recipe_no_training_can_take_is_refused_when_made(
+    change: dict[str, float], said: str
+) -> None:
+    """Before any training starts (torch refused label smoothing 1.5 and momentum -1 with a
+    traceback mid-epoch; momentum 2 or a negative weight decay trained, and their results
+    replaced the study's recorded full training)."""
+    with pytest.raises(NasError) as refused:
+        Recipe(epochs=1, **change)  # type: ignore[arg-type]
+    assert str(refused.value) == said
