@@ -43,8 +43,11 @@ from nas.units import parse_count
 class SyntheticScore:
     """Training replaced by a score that grows with size (the real loop, measured counts)."""
 
-    def __init__(self, ctx: Any, settings: SearchSettings) -> None:
+    def __init__(self, opened: Any, device: Any) -> None:
         return None
+
+    def describe(self) -> str:
+        return "synthetic scores, no training"
 
     def measure(self, candidate: Any, metric: str) -> float:
         from nas.budget import measure_metric
@@ -102,8 +105,8 @@ ABLATIONS: dict[str, type[Candidates]] = {
 }
 
 
-def _synthetic(ctx: Any, settings: SearchSettings) -> Evaluator:
-    return SyntheticScore(ctx, settings)
+def _synthetic(opened: Any, device: Any) -> Evaluator:
+    return SyntheticScore(opened, device)
 
 
 def measure(

@@ -192,6 +192,9 @@ class TableEvaluator:
     def knows(self, metric: str) -> bool:
         return metric in ("params", "latency")
 
+    def describe(self) -> str:
+        return f"table lookup of {len(self.table.size):,} architectures"
+
     def evaluate(self, candidate: int, label: str, run: TrialRun) -> float:
         k = self.seen.get(candidate, 0)
         self.seen[candidate] = k + 1

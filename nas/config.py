@@ -32,6 +32,17 @@ SHORTCUTS = ("conv", "pad")
 MASK_LEARNING = ("arl", "nal")
 #: Output channels of a bottleneck block are ``expansion`` times its inner width.
 BOTTLENECK_EXPANSION = 4
+
+#: The most channels a layer may have (stem, stage widths, input channels): far above any
+#: image classifier, and far below what overflows the count of a tensor's elements.
+MAX_CHANNELS = 65_536
+
+#: The format an exported architecture file names (``nas export``); files of another
+#: format (a newer nas's) are refused rather than misread.
+ARCH_FILE_FORMAT = "nas-arch/1"
+
+#: The most blocks a stage may have.
+MAX_BLOCKS = 1_024
 #: The attention types and the knobs (:class:`AttentionConfig` fields) each one takes. The
 #: config layer declares them; every module of :mod:`nas.models.attention` registers under
 #: one of these names with exactly these keyword-only arguments, which the registry checks
@@ -172,6 +183,13 @@ class ArchConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"an architecture must be a JSON object, not {type(data).__name__}")
         if "arch" in data and "stages" not in data:
+            fmt = data.get("format", ARCH_FILE_FORMAT)
+            if fmt != ARCH_FILE_FORMAT:
+                raise ConfigError(
+                    f"this architecture file has format {fmt!r}, which this version of nas "
+                    f"cannot read (it reads {ARCH_FILE_FORMAT!r}); export it again with this "
+                    "version or upgrade nas"
+                )
             data = data["arch"]
             if not isinstance(data, Mapping):
                 raise ConfigError("the 'arch' entry of an architecture file must be an object")
@@ -214,6 +232,8 @@ class ArchConfig:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read architecture file {path}: {exc.strerror}") from None
+        if not text.strip():
+            raise ConfigError(f"architecture file {path} is empty (nas export writes one)")
         if path.suffix.lower() not in (".yaml", ".yml"):
             try:
                 return cls.from_dict(json.loads(text))
@@ -352,6 +372,11 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
     for name in ("stem_width", "in_channels", "input_size", "num_classes"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("stem_width", "in_channels"):
+        if getattr(cfg, name) > MAX_CHANNELS:
+            raise ConfigError(
+                f"{name} must be at most {MAX_CHANNELS:,} channels, got {getattr(cfg, name):,}"
+            )
     if cfg.extra_conv < 0 or (cfg.extra_conv and cfg.extra_conv % 2 == 0):
         raise ConfigError(
             f"extra_conv must be 0 (none) or an odd kernel size, got {cfg.extra_conv}"
@@ -366,8 +391,14 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
                 f"stage {i} width {stage.width} cannot be built: {cfg.block} blocks need at "
                 f"least {min_width} channels"
             )
+        if stage.width > MAX_CHANNELS:
+            raise ConfigError(
+                f"stage {i} width must be at most {MAX_CHANNELS:,} channels, got {stage.width:,}"
+            )
         if stage.blocks < 1:
             raise ConfigError(f"stage {i} needs at least one block, got {stage.blocks}")
+        if stage.blocks > MAX_BLOCKS:
+            raise ConfigError(f"stage {i} has at most {MAX_BLOCKS:,} blocks, got {stage.blocks:,}")
         if stage.stride not in (1, 2):
             raise ConfigError(f"stage {i} stride must be 1 or 2, got {stage.stride}")
         if cfg.shortcut == "pad" and stage.width < prev:

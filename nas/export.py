@@ -22,7 +22,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from nas.config import ArchConfig
+from nas.config import ARCH_FILE_FORMAT, ArchConfig
 from nas.counting import count
 from nas.errors import NasError
 from nas.models import build_model
@@ -33,7 +33,7 @@ from nas.study.storage import safe_url
 
 __all__ = ["choose_best", "export_document", "export_weights", "load_snippet", "write_document"]
 
-FORMAT = "nas-arch/1"
+FORMAT = ARCH_FILE_FORMAT
 FORMATS = ("json", "yaml")
 
 

@@ -208,8 +208,9 @@ register(
         unit="ms",
         limit=Limit(
             "latency_limit",
-            "hard limit on the time of one forward pass of a --latency-batch batch, measured "
-            "before training on the device the search runs on: 2ms, 500us, 0.01s (a bare "
+            "hard limit on the time of one forward pass of a batch (--latency-batch where a "
+            "command takes it, else 1 image on CPU, 32 on CUDA), measured before training on "
+            "the device the search runs on: 2ms, 500us, 0.01s (a bare "
             "number is milliseconds); over it a candidate is rejected and the sampler learns it",
             parse=lambda v: parse_duration_ms(v, "latency limit"),
         ),
@@ -228,9 +229,9 @@ register(
         unit="MB",
         limit=Limit(
             "memory_limit",
-            "hard limit on the peak memory of one forward pass of a --latency-batch batch: "
-            "300MB, 1.5GB, 512MiB; a bare number is megabytes (measured on CUDA, estimated "
-            "from the tensor sizes on CPU)",
+            "hard limit on the peak memory of one forward pass of a batch (as for "
+            "--latency-limit): 300MB, 1.5GB, 512MiB; a bare number is megabytes (measured on "
+            "CUDA, estimated from the tensor sizes on CPU)",
             parse=lambda v: parse_bytes(v, "memory limit") / 1e6,
         ),
         measure="nas.hardware.measure:measure_memory",

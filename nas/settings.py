@@ -103,6 +103,9 @@ class Setting:
         entries: for a mapping field, the settings it holds, one per key, as a function
             returning :class:`Entry` items (called whenever settings are read, so a registry
             that grows is seen); the field itself then has no flag of its own.
+        bounded_by: for a count the data may not meet: (the quantity that bounds it, a key
+            of what :meth:`Resolved.fit` is given, such as ``"train"``; what the user may
+            give instead to take all of it, such as ``"'all'"``).
     """
 
     help: str | Callable[[], str]
@@ -123,6 +126,7 @@ class Setting:
     fmt: Callable[[Any], str] | None = None
     parse_file: bool = False
     entries: Callable[[], Sequence[Entry]] | None = None
+    bounded_by: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -662,6 +666,53 @@ class Resolved:
     replaced: dict[str, tuple[Any, Any]]
     record_found: bool = False
     names: dict[str, str] = field(default_factory=dict)
+
+    def fit(self, room: Mapping[str, tuple[int, str]]) -> tuple[Resolved, list[str]]:
+        """Fit the counts the data may not meet (:attr:`Setting.bounded_by`) to ``room``
+        (per quantity: how much the data hold, and that said in words). What happens to a
+        count above it depends on where it came from:
+
+        * given (a flag, Python, a study file): refused in one line that names the setting
+          as it was given and what the data allow;
+        * a default: reduced to what the data hold, with one line saying so (returned), so
+          the study records the reduced value;
+        * recorded by the study (or implied by its age): kept, since the data set is pinned
+          and these are the images the study's trials were trained on.
+
+        Raises:
+            NasError: in one line, for a given count the data cannot meet.
+        """
+        changes: dict[str, Any] = {}
+        notes: list[str] = []
+        for d in declared(type(self.settings)):
+            bound = d.setting.bounded_by
+            value = d.value(self.settings)
+            if bound is None or value is None or bound[0] not in room:
+                continue
+            available, holds = room[bound[0]]
+            if value <= available:
+                continue
+            origin = self.origins.get(d.name, DEFAULT)
+            named = self.names.get(d.name, d.name)
+            instead = f"give at most {available} or {bound[1]}"
+            if origin in (FLAG, PYTHON):
+                raise NasError(f"{named} {value}: {holds}; {instead}")
+            if origin == FILE:
+                raise NasError(f"{d.name} = {value} in the study file: {holds}; {instead}")
+            if origin == DEFAULT:  # not recorded, nor implied by the study's age
+                changes[d.name] = available
+                notes.append(
+                    f"{named}: the default {value:,} is more than the data hold ({holds}); "
+                    f"using {available:,}, and the study records it"
+                )
+        if not changes:
+            return self, []
+        fitted = dataclasses.replace(self.settings, **changes)
+        return dataclasses.replace(self, settings=fitted), notes
+
+    def to_record(self) -> dict[str, Any]:
+        """What a study records of these settings (:func:`recorded`)."""
+        return recorded(self.settings)
 
 
 def resolve(

@@ -51,6 +51,18 @@ def test_missing_keys_take_defaults() -> None:
         ),
         ({"stages": [{"width": 16.5, "blocks": 1}]}, "width must be an integer"),
         ({"stages": [{"width": 16, "blocks": 0}]}, "stage 1 needs at least one block"),
+        (
+            {"stages": [{"width": 16, "blocks": 5000}]},
+            "stage 1 has at most 1,024 blocks, got 5,000",
+        ),
+        (  # a width no tensor could hold: refused, not an overflow deep in torch
+            {"stages": [{"width": 10**11, "blocks": 1}]},
+            "stage 1 width must be at most 65,536 channels, got 100,000,000,000",
+        ),
+        (
+            {"stages": [{"width": 16, "blocks": 1}], "stem_width": 10**11},
+            "stem_width must be at most 65,536 channels",
+        ),
         ({"stages": [{"width": 16, "blocks": 1, "stride": 3}]}, "stride must be 1 or 2"),
         (
             {"stages": [{"width": 2, "blocks": 1}], "block": "bottleneck"},
@@ -107,6 +119,13 @@ def test_from_file_reads_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert ArchConfig.from_file(path) == cfg
     with pytest.raises(ConfigError, match="cannot read architecture file"):
         ArchConfig.from_file(tmp_path / "missing.json")
+    newer = {"format": "nas-arch/2", "arch": cfg.to_dict()}
+    with pytest.raises(ConfigError, match="has format 'nas-arch/2', which this version of nas"):
+        ArchConfig.from_dict(newer)
+    assert ArchConfig.from_dict({"format": "nas-arch/1", "arch": cfg.to_dict()}) == cfg
+    (tmp_path / "empty.json").write_text("\n")
+    with pytest.raises(ConfigError, match=r"empty.json is empty \(nas export writes one\)"):
+        ArchConfig.from_file(tmp_path / "empty.json")
 
 
 def test_yaml_under_a_json_name_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -56,7 +56,7 @@ def _show(source: SettingsSource) -> int:
 
 def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
     """The image counts as the run will take them, for ``--show-settings``: fitted to the
-    data (:func:`nas.search.fit.fit_to_data`) when they are on this disk without a download
+    data (:meth:`nas.settings.Resolved.fit`) when they are on this disk without a download
     (an image folder is decoded once here and cached for the run); otherwise the values as
     given, with a line saying when they are checked.
 
@@ -64,7 +64,6 @@ def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
         NasError: as the run would, for missing data or a count the data cannot meet.
     """
     from nas.data.catalog import DATASETS
-    from nas.search.fit import fit_to_data
 
     settings: SearchSettings = resolved.settings
     if DATASETS[settings.dataset].downloads:
@@ -73,10 +72,10 @@ def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
             "when the run starts"
         ]
     from nas.data import load_dataset
+    from nas.data.splits import split_room
 
     data = load_dataset(settings.dataset, settings.data_dir)
-    fitted = fit_to_data(resolved, len(data.train_y))
-    return fitted.resolved, fitted.notes
+    return resolved.fit(split_room(len(data.train_y), settings.val_fraction))
 
 
 def _given(source: SettingsSource, name: str, default: Any) -> Any:

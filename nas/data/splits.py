@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from nas.errors import DataError
+from nas.errors import DataError, NasError
+from nas.units import plural
 
 #: Seed of the permutation the splits are cut from (fixed: never the study's seed).
 SPLIT_SEED = 20_240_601
@@ -35,6 +36,30 @@ def split_sizes(n_train: int, val_fraction: float = 0.1) -> tuple[int, int]:
     if n_train - n_val < 1:
         raise DataError(f"{n_train} training images are too few to hold out a validation split")
     return n_train - n_val, n_val
+
+
+#: Fewer training images than this are refused for a search.
+MIN_SEARCH_IMAGES = 10
+
+
+def split_room(n_train: int, val_fraction: float = 0.1) -> dict[str, tuple[int, str]]:
+    """What a search's proxy may take from ``n_train`` training images: under ``"train"``
+    the images outside the validation split, under ``"val"`` the validation split, each with
+    that said in words (what :meth:`nas.settings.Resolved.fit` fits the proxy's counts to).
+
+    Raises:
+        NasError: for fewer than :data:`MIN_SEARCH_IMAGES` training images.
+    """
+    if n_train < MIN_SEARCH_IMAGES:
+        raise NasError(f"{n_train} training images are too few to search on")
+    train, val = split_sizes(n_train, val_fraction)
+    return {
+        "train": (
+            train,
+            f"this data set has {plural(train, 'training image')} outside its validation split",
+        ),
+        "val": (val, f"the validation split of this data set holds {plural(val, 'image')}"),
+    }
 
 
 def validation_split(n_train: int, val_fraction: float = 0.1) -> Split:

@@ -139,7 +139,9 @@ class FidelityRun:
             self.resolved = source.resolve(
                 record if isinstance(record, dict) else None, self.address.name
             )
-            StudyRecord(self.study).record_settings(RECORD_KEY, self.resolved)
+            StudyRecord(self.study).record_settings(
+                RECORD_KEY, self.resolved.to_record(), self.resolved.replaced
+            )
         self.settings: FidelitySettings = self.resolved.settings
         if self.settings != settings:  # recorded by a worker that started meanwhile
             self.space = load_space(self.settings.space)

@@ -127,6 +127,10 @@ class FidelitySettings(StudySettings):
         check_types(self)
         if self.panel < 3:
             raise NasError("--panel must be at least 3 (a rank correlation needs 3 candidates)")
+        if not -1.0 <= self.target_tau <= 1.0:  # also refuses nan
+            raise NasError(
+                f"--target-tau must be between -1 and 1 (a Kendall tau), got {self.target_tau}"
+            )
         if self.reference in self.ladder:
             raise NasError(f"the reference {self.reference.label} is also a rung of the ladder")
         if self.val < 2:

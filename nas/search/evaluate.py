@@ -31,6 +31,7 @@ from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
 from nas.search.events import SearchMonitor
 from nas.study.cleanup import INTERRUPTED
 from nas.study.record import TrialWriter
+from nas.units import plural
 
 #: Test hook: ``NAS_INJECT_FAULT="nan@2,oom@4"`` makes trials 2 and 4 fail that way.
 FAULT_ENV = "NAS_INJECT_FAULT"
@@ -99,6 +100,11 @@ class Evaluator(Protocol):
         early, :class:`nas.training.TrainingFailed` when it failed, both recorded)."""
         ...
 
+    def describe(self) -> str:
+        """What it evaluates on, for the run's first line (``45,000 training / 5,000
+        validation images on cuda``)."""
+        ...
+
 
 class ProxyEvaluator:
     """Trains each candidate as a short proxy and scores it on the validation split: what
@@ -115,6 +121,27 @@ class ProxyEvaluator:
         self.ctx = ctx
         self.seed = seed
         self.stopper = stopper
+
+    @classmethod
+    def of(cls, opened: Any, device: Any) -> ProxyEvaluator:
+        """What ``nas search`` evaluates an opened study (:class:`nas.search.study.SearchStudy`)
+        with on ``device``: its proxy protocol (image counts, epochs, learning rate) on its
+        data, and the early stopper its settings ask for."""
+        from nas.proxy.context import proxy_context
+
+        s = opened.settings
+        ctx = proxy_context(s.proxy, opened.data, device, s.seed)
+        costs = s.objectives[1:]
+        return cls(
+            ctx, s.seed, stopper_of(s.early_stopping, s.eta, s.min_epochs, s.min_members, costs)
+        )
+
+    def describe(self) -> str:
+        split = self.ctx.split
+        return (
+            f"{len(split.train):,} training / {plural(len(split.val), 'validation image')} on "
+            f"{self.ctx.device}"
+        )
 
     def measure(self, candidate: Any, metric: str) -> float:
         return measure_metric(candidate, metric)

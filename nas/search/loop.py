@@ -25,10 +25,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.budget import Budget
 from nas.errors import NasError
-from nas.hardware.cache import HardwareMeter, study_meter
-from nas.hardware.context import HardwareContext
+from nas.hardware.cache import HardwareMeter
 from nas.objectives import METRICS
-from nas.search.evaluate import Evaluator, ProxyEvaluator, stopper_of
+from nas.search.evaluate import Evaluator, ProxyEvaluator
 from nas.search.events import SearchMonitor, Totals
 from nas.search.objective import ArchSpace, Candidates, Objective, OpenGate, wanted_metrics
 from nas.search.settings import SearchSettings
@@ -405,14 +404,10 @@ class SearchLoop:
             self.gate.consumed()
 
 
-#: Makes the evaluator of an opened study: (its proxy context, settings) -> evaluator.
-MakeEvaluator = Callable[[Any, SearchSettings], Evaluator]
-
-
-def proxy_evaluator(ctx: Any, s: SearchSettings) -> Evaluator:
-    """What ``nas search`` evaluates with: the proxy trainer, with the settings' stopper."""
-    stopper = stopper_of(s.early_stopping, s.eta, s.min_epochs, s.min_members, s.objectives[1:])
-    return ProxyEvaluator(ctx, s.seed, stopper)
+#: Makes the evaluator of an opened study: (the opened study, the device it trains on) ->
+#: evaluator. The loop never sees how: :meth:`ProxyEvaluator.of` trains proxies, a benchmark
+#: looks scores up or makes them up.
+MakeEvaluator = Callable[[SearchStudy, Any], Evaluator]
 
 
 @dataclass(frozen=True)
@@ -427,7 +422,7 @@ class Hooks:
             statistics ("" to go on; e.g. a budget of proxy epochs).
     """
 
-    make_evaluator: MakeEvaluator = proxy_evaluator
+    make_evaluator: MakeEvaluator = ProxyEvaluator.of
     candidates: type[Candidates] = Candidates
     until: Callable[[StudyStats], str] | None = None
 
@@ -440,20 +435,12 @@ def run_opened(
     hooks: Hooks = Hooks(),
 ) -> SearchOutcome:
     """Run one worker of the opened study on ``device``: every candidate that fits is trained
-    as a proxy (:func:`proxy_evaluator`), unless ``hooks`` say otherwise."""
-    from nas.proxy.context import proxy_context
-
-    gate = SlotGate(opened.slots)
-    s = opened.settings
-    ctx = proxy_context(s.proxy, opened.data, device, s.seed)
-    data = opened.data
+    as a proxy (:meth:`ProxyEvaluator.of`), unless ``hooks`` say otherwise."""
+    evaluator = hooks.make_evaluator(opened, device)
+    s, data = opened.settings, opened.data
     space = ArchSpace(opened.space, data.in_channels, data.input_size, data.num_classes)
-    say(
-        f"study {opened.address.name!r} in {opened.address.safe}: "
-        f"{len(ctx.split.train):,} training / {plural(len(ctx.split.val), 'validation image')} on "
-        f"{device}"
-    )
-    evaluator = hooks.make_evaluator(ctx, s)
+    say(f"study {opened.address.name!r} in {opened.address.safe}: {evaluator.describe()}")
+    gate = SlotGate(opened.slots)
     loop = search_loop(
         opened.study,
         s,
@@ -463,7 +450,7 @@ def run_opened(
         say,
         gate,
         hooks.candidates,
-        hardware=opened.hardware,
+        meter=opened.meter,
     )
     loop.address, loop.until, loop.names = opened.address, hooks.until, opened.resolved.names
     outcome = loop.run(monitor)
@@ -482,18 +469,16 @@ def search_loop(
     gate: Gate | None = None,
     candidates: type[Candidates] = Candidates,
     *,
-    hardware: HardwareContext | None = None,
+    meter: HardwareMeter | None = None,
 ) -> SearchLoop:
     """The loop of one worker over ``study``: candidates from ``space`` (a
     :class:`nas.search.objective.CandidateSpace`) under ``settings``' limits, observed by
     ``evaluator``; without a gate, a single worker counts its own trained trials. With the
-    study's checked ``hardware`` context, latency and memory are measured there (the
-    study's hardware meter, kept in the study) and the evaluator measures the rest."""
+    study's hardware ``meter`` (:func:`nas.hardware.cache.study_meter`), latency and memory
+    are measured there and the evaluator measures the rest."""
     gate = gate or FreeGate()
-    meter = None
-    if hardware is not None:
-        meter = study_meter(study, hardware, settings, evaluator.measure)
-        say(meter.describe())
+    if meter is not None:
+        meter.fallback = evaluator.measure
     measure = evaluator.measure if meter is None else meter
     wanted = wanted_metrics(settings.objectives, evaluator.knows)
     drawn = candidates(space, Budget(settings.limits), wanted, measure)

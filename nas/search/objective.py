@@ -298,6 +298,10 @@ class Objective:
         except Rejected as exc:
             self.monitor.rejected(trial.number, str(exc), time.perf_counter() - started)
             raise
+        except Exception as exc:  # a candidate that cannot even be counted: failed, with why
+            if not isinstance(exc, optuna.TrialPruned):
+                writer.failed(failure_reason(exc))
+            raise
         finally:
             record = writer.record()
             writer.sampled(classify(record, self.sampler, finished), record.retry_of)

@@ -98,9 +98,19 @@ def parse_early_stopping(value: Any) -> str:
 _int, _float = parse_int, parse_float
 
 
-def images(default: int, help: str) -> Any:
-    """A pinned count of proxy images (``all``: every image)."""
-    return pinned(default, help, "N", parse_images, "proxy", parse_file=True, fmt=images_text)
+def images(default: int, help: str, bound: str) -> Any:
+    """A pinned count of proxy images (``all``: every image), at most what the data hold
+    in ``bound`` (:func:`nas.data.splits.split_room`)."""
+    return pinned(
+        default,
+        help,
+        "N",
+        parse_images,
+        "proxy",
+        parse_file=True,
+        fmt=images_text,
+        bounded_by=(bound, "'all'"),
+    )
 
 
 @dataclass(frozen=True)
@@ -190,8 +200,8 @@ class SearchSettings(StudySettings):
     proxy_epochs: int = setting(
         3, "epochs per candidate", kind=PINNED, metavar="E", parse=_int, group="proxy"
     )
-    proxy_subset: int | None = images(5000, "training images per candidate, or 'all'")
-    proxy_val: int | None = images(2000, "validation images scored per epoch, or 'all'")
+    proxy_subset: int | None = images(5000, "training images per candidate, or 'all'", "train")
+    proxy_val: int | None = images(2000, "validation images scored per epoch, or 'all'", "val")
     proxy_batch_size: int | None = pinned(
         None, "images per step (default: about 60 steps per epoch, 32..256)", "B", _int, "proxy"
     )

@@ -6,12 +6,12 @@ all call :func:`open_search`, which
 1. resolves the effective settings once, against the study's record as it is now (flag >
    study file > record > default; an explicit conflict with a pinned setting is refused in
    one line), and fits the proxy's image counts to the data once
-   (:func:`nas.search.fit.fit_to_data`);
+   (:meth:`nas.settings.Resolved.fit`);
 2. loads and checks the space, the data and the device before the database is touched, so a
    refused run leaves nothing behind;
 3. under the database's set-up lock, once per start: opens the storage, creates the study or
-   loads it (checking its objectives and proxy protocol; only if a worker started at the
-   same instant recorded it first are the settings resolved again, against that record),
+   loads it (checking its objectives; only if a worker started at the same instant recorded
+   it first are the settings resolved again, against that record, and the lock taken again),
    records its settings, and creates the training-slot table; a study created on data
    without a test split gets one warning;
 4. fails the trials of dead workers (their retries are queued) and queues the presets that
@@ -35,11 +35,11 @@ import optuna
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
 from nas.data.datasets import FAKE_WARNING
-from nas.errors import NasError, StorageError
-from nas.hardware.context import HardwareContext, study_context
-from nas.objectives import METRICS, directions
+from nas.data.splits import split_room
+from nas.errors import NasError
+from nas.hardware.cache import HardwareMeter, study_meter
+from nas.hardware.context import study_context
 from nas.presets import PRESETS, preset
-from nas.search.fit import fit_to_data
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
 from nas.settings import PYTHON, Resolved, SettingsSource, given_in_python, shown
@@ -126,8 +126,8 @@ class SearchStudy:
         space: the search space.
         data: the data set.
         slots: the training slots (``--trials`` exactly, over every worker).
-        hardware: where latency and memory are measured, checked against the study's record
-            (None: the study measures neither).
+        meter: what measures latency and memory, where the study's record says (None: the
+            study measures neither).
         queued: the presets queued by this start.
     """
 
@@ -137,7 +137,7 @@ class SearchStudy:
     space: SearchSpace
     data: ImageData
     slots: TrainingSlots
-    hardware: HardwareContext | None = None
+    meter: HardwareMeter | None = None
     queued: list[str] = field(default_factory=list)
 
     @property
@@ -162,14 +162,15 @@ class SearchStudy:
 @dataclass(frozen=True)
 class _Prepared:
     """Settings resolved and fitted against one record, with the space and data they load,
-    and what a start says of them once the study holds them (settings given anew, defaults
-    reduced to the data)."""
+    what the study records of them, and what a start says of them once the study holds them
+    (settings given anew, defaults reduced to the data)."""
 
     record: Mapping[str, Any] | None
     resolved: Resolved
     space: SearchSpace
     data: ImageData
     notes: list[str]
+    to_record: dict[str, Any]
 
     @property
     def settings(self) -> SearchSettings:
@@ -178,11 +179,28 @@ class _Prepared:
 
 
 def prepare(
-    source: SettingsSource, address: StudyAddress, record: Any, before: _Prepared | None = None
+    source: SettingsSource,
+    address: StudyAddress,
+    record: Any,
+    before: _Prepared | None = None,
+    check: Callable[[SearchSettings], None] | None = None,
 ) -> _Prepared:
     """Resolve ``source`` against ``record`` (None: a new study) and fit it to the data; the
-    space and data are loaded and checked (reused from ``before`` when they are the same)."""
+    space and data are loaded and checked (reused from ``before`` when they are the same),
+    then the effective settings are given to ``check`` (see :func:`open_search`).
+
+    Raises:
+        NasError: for bad or conflicting settings, missing data, a study scored by another
+            proxy protocol.
+    """
     record = record if isinstance(record, dict) else None
+    # a record without a protocol is from before it was versioned: protocol 1
+    if record is not None and record.get("proxy_protocol", 1) != PROXY_PROTOCOL:
+        raise NasError(
+            f"study {address.name!r} was scored by an earlier version of nas (another "
+            "normalisation and data order), so new trials would not be comparable with its "
+            "old ones; start a new --study"
+        )
     resolved = source.resolve(record, address.name)
     s: SearchSettings = resolved.settings
     if before is not None and _data_of(before.settings) == _data_of(s):
@@ -191,13 +209,18 @@ def prepare(
         space = load_space(s.space)
         data = load_dataset(s.dataset, s.data_dir)
         Budget(s.limits).check_reachable(space, data, names=resolved.names)
-    fitted = fit_to_data(resolved, len(data.train_y), f"study {address.name!r}")
+    room = split_room(len(data.train_y), s.val_fraction)
+    fitted, notes = resolved.fit(room)
     given_anew = [
-        f"{resolved.names.get(name, name)}: {shown(before)} -> {shown(given)}, recorded for "
+        f"{fitted.names.get(name, name)}: {shown(before)} -> {shown(given)}, recorded for "
         "later runs"
-        for name, (before, given) in fitted.resolved.replaced.items()
+        for name, (before, given) in fitted.replaced.items()
     ]
-    return _Prepared(record, fitted.resolved, space, data, given_anew + fitted.notes)
+    if s.dataset == "fake":
+        notes.append(FAKE_WARNING)
+    if check is not None:
+        check(fitted.settings)
+    return _Prepared(record, fitted, space, data, given_anew + notes, fitted.to_record())
 
 
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:
@@ -234,25 +257,29 @@ def open_search(
         NasError: for bad or conflicting settings, missing data, an unreachable database.
     """
     address = source_address(source)
-    prepared = prepare(source, address, address.peek_attr(RECORD_KEY))
-    if check is not None:
-        check(prepared.settings)
-    s = prepared.settings
-    with address.locked_storage(
-        grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
-    ) as storage:
-        study, created, record = load_or_create(storage, address.name, s.objectives, RECORD_KEY)
-        if not created and record != prepared.record:  # a worker recorded it meanwhile
-            prepared = prepare(source, address, record, prepared)
-        check_study(study, prepared.settings, record)
-        hardware = study_context(study, prepared.settings)
-        rec.StudyRecord(study).record_settings(
-            RECORD_KEY, prepared.resolved, extra={"proxy_protocol": PROXY_PROTOCOL}
-        )
-        retried = retry_interrupted(study) if enqueue else []
-        slots = TrainingSlots(
-            storage.engine, address.name, prepared.settings.trials, s.grace_period
-        )
+    record, before = address.peek_attr(RECORD_KEY), None
+    while True:  # again only if a worker started meanwhile recorded the study first
+        prepared = prepare(source, address, record, before, check)
+        s, before = prepared.settings, prepared
+        with address.locked_storage(
+            grace_period=s.grace_period, retry_seconds=s.db_retry, on_retry=say
+        ) as storage:
+            study, created, record = load_or_create(storage, address.name, s.objectives, RECORD_KEY)
+            if not created and record != prepared.record:
+                continue
+            context = study_context(study, s)
+            meter = None if context is None else study_meter(study, context, s)
+            if meter is not None:
+                say(meter.describe())
+            rec.StudyRecord(study).record_settings(
+                RECORD_KEY,
+                prepared.to_record,
+                prepared.resolved.replaced,
+                extra={"proxy_protocol": PROXY_PROTOCOL},
+            )
+            retried = retry_interrupted(study) if enqueue else []
+            slots = TrainingSlots(storage.engine, address.name, s.trials, s.grace_period)
+            break
     opened = SearchStudy(
         study,
         address,
@@ -260,45 +287,17 @@ def open_search(
         prepared.space,
         prepared.data,
         with_retry(slots, storage),
-        hardware,
+        meter,
     )
     # what this start changed, once the study holds it (a refusal says less)
     for note in prepared.notes:
         say(note)
     for interrupted, retry in retried:
         say(f"trial {interrupted} was interrupted; it is retried first as trial {retry}")
-    if prepared.settings.dataset == "fake":
-        say(FAKE_WARNING)
     if created and not prepared.data.has_test:
         say(NO_TEST_WARNING.format(source=prepared.data.source))
     opened.start(enqueue)
     return opened
-
-
-def check_study(study: optuna.Study, s: SearchSettings, record: dict[str, Any] | None) -> None:
-    """Refuse to continue a study scored by another proxy protocol or optimising other
-    objectives than ``s``.
-
-    Raises:
-        NasError: in one line, saying which.
-    """
-    # a record without a protocol is from before it was versioned: protocol 1
-    if record is not None and record.get("proxy_protocol", 1) != PROXY_PROTOCOL:
-        raise NasError(
-            f"study {study.study_name!r} was scored by an earlier version of nas (another "
-            "normalisation and data order), so new trials would not be comparable with its "
-            "old ones; start a new --study"
-        )
-    want = [METRICS[o].dashboard for o in s.objectives]
-    have = study.metric_names or []
-    want_directions = directions(s.objectives)
-    if [d.name.lower() for d in study.directions] != want_directions or (have and have != want):
-        unnamed = ",".join(d.name.lower() for d in study.directions)
-        had = f"objectives {','.join(have)}" if have else f"unnamed objectives ({unnamed})"
-        raise StorageError(
-            f"study {study.study_name!r} exists with {had}, not {','.join(want)}; "
-            "choose another --study"
-        )
 
 
 def enqueue_presets(

@@ -32,6 +32,8 @@ from nas.config import (
     BOTTLENECK_EXPANSION,
     JOINS,
     MASK_LEARNING,
+    MAX_BLOCKS,
+    MAX_CHANNELS,
     PLACEMENTS,
     SHORTCUTS,
     ArchConfig,
@@ -50,11 +52,15 @@ BUILTIN_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 DEFAULT_SPACE = "attention_resnet"
 
 
-def _integer(minimum: int) -> Check:
+def _integer(minimum: int, maximum: int | None = None) -> Check:
     def check(v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, int):
             return f"must be an integer, got {v!r}"
-        return None if v >= minimum else f"must be at least {minimum}, got {v}"
+        if v < minimum:
+            return f"must be at least {minimum}, got {v}"
+        if maximum is not None and v > maximum:
+            return f"must be at most {maximum:,}, got {v:,}"
+        return None
 
     return check
 
@@ -105,7 +111,7 @@ def _stride(v: Any) -> str | None:
 
 SCHEMA: dict[str, dict[str, Check]] = {
     "backbone": {
-        "stem_width": _integer(1),
+        "stem_width": _integer(1, MAX_CHANNELS),
         "block": _one_of(BLOCKS, "block type"),
         "shortcut": _one_of(SHORTCUTS, "shortcut"),
         "extra_conv": _odd_kernel(allow_zero=True),
@@ -113,9 +119,9 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "stages": {
         "count": _integer(1),
-        "width": _integer(1),
+        "width": _integer(1, MAX_CHANNELS),
         "growth": _growth,
-        "blocks": _integer(1),
+        "blocks": _integer(1, MAX_BLOCKS),
         "stride": _stride,
     },
     "attention": {
@@ -455,6 +461,12 @@ def _check_buildable(space: SearchSpace, errors: list[str]) -> None:
     heads = max(space.attention["heads"].values()) if "mhsa" in types else 0
     for i in range(1, max_stages + 1):
         low = space.width_bounds(i)[0]
+        high = space.width_bounds(i)[1]
+        if high > MAX_CHANNELS:
+            errors.append(
+                f"stage {i} width can reach {high:,} channels, more than the {MAX_CHANNELS:,} "
+                "a layer may have; lower the widths or their growth"
+            )
         if "bottleneck" in blocks and low < BOTTLENECK_EXPANSION:
             errors.append(
                 f"stage {i} width can be as low as {low}, which bottleneck blocks cannot build "

@@ -49,12 +49,18 @@ class StudyAddress:
     parsed: URL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not self.url.strip():
+            raise StorageError(
+                "the storage URL is empty (an unset variable?); give one, e.g. "
+                f"{EXAMPLE_URLS}, or leave it out for studies/{self.name}.db"
+            )
         try:
             parsed = make_url(self.url)
         except sqlalchemy.exc.ArgumentError:
-            raise StorageError(
-                f"cannot parse storage URL {self.url!r}; use e.g. {EXAMPLE_URLS}"
-            ) from None
+            hint = f"use e.g. {EXAMPLE_URLS}"
+            if "://" not in self.url:  # a path: say its URL
+                hint = f"for the file {self.url}, give {sqlite_url(Path(self.url))}"
+            raise StorageError(f"cannot parse storage URL {self.url!r}; {hint}") from None
         try:
             parsed.get_dialect()
         except sqlalchemy.exc.NoSuchModuleError:
@@ -77,7 +83,7 @@ class StudyAddress:
     @classmethod
     def of(cls, storage: str | None, name: str) -> StudyAddress:
         """``storage`` (a URL), else the default SQLite file ``studies/NAME.db``."""
-        return cls(storage or sqlite_url(default_storage_path(name)), name)
+        return cls(sqlite_url(default_storage_path(name)) if storage is None else storage, name)
 
     @property
     def backend(self) -> str:
@@ -213,12 +219,44 @@ def load_or_create(
     """The study ``name`` in ``storage`` (created now for ``objectives`` if it does not
     exist), whether it was created, and what it records under ``key`` (None: nothing). Call
     under :meth:`StudyAddress.locked_storage`, so that workers started together create it
-    once."""
+    once.
+
+    Raises:
+        StorageError: in one line, for a study that optimises other objectives than its
+            record says (else than ``objectives`` for a study without one, such as a study
+            made without nas).
+    """
     from nas.study.record import StudyRecord
 
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
+        study: optuna.Study | None = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        return create_study(storage, name, objectives), True, None
-    record = StudyRecord(study).get(key)
-    return study, False, record if isinstance(record, dict) else None
+        study = None
+    if study is not None:
+        record = StudyRecord(study).get(key)
+        record = record if isinstance(record, dict) else None
+        recorded = record.get("objectives") if record is not None else None
+        check_objectives(study, tuple(recorded) if isinstance(recorded, list) else objectives)
+        return study, False, record
+    return create_study(storage, name, objectives), True, None
+
+
+def check_objectives(study: optuna.Study, objectives: tuple[str, ...]) -> None:
+    """Refuse a study whose directions (or metric names) are not those of ``objectives``.
+
+    Raises:
+        StorageError: in one line, naming what the study optimises.
+    """
+    from nas.objectives import METRICS
+
+    known = [METRICS[o] for o in objectives if o in METRICS]
+    want = [m.dashboard for m in known]
+    have = study.metric_names or []
+    directions = [d.name.lower() for d in study.directions]
+    if directions != [m.direction for m in known] or (have and have != want):
+        unnamed = ",".join(directions)
+        had = f"objectives {','.join(have)}" if have else f"unnamed objectives ({unnamed})"
+        raise StorageError(
+            f"study {study.study_name!r} exists with {had}, not {','.join(want)}; "
+            "choose another --study"
+        )

@@ -19,7 +19,7 @@ keys serve ``--help`` at no cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from nas.objectives import ACCURACY, METRICS, Metric
@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # the keys are read by light modules (--help imports no Optun
     import optuna
     from optuna.trial import FrozenTrial, TrialState
 
-    from nas.settings import Resolved
 
 # ------------------------------------------------------------------ keys of a search trial
 ARCH = "arch"  #: the config dict nas.build_model takes (or a table benchmark's cell)
@@ -486,21 +485,24 @@ class StudyRecord:
         self.study.set_user_attr(key, value)
 
     def record_settings(
-        self, key: str, resolved: Resolved, *, extra: Mapping[str, Any] | None = None
+        self,
+        key: str,
+        now: Mapping[str, Any],
+        replaced: Collection[str] = (),
+        *,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record ``resolved``'s settings under ``key``: everything on a new study; on an
-        existing one, the settings its record lacks (older versions recorded fewer) and the
-        kept settings this run gave anew; ``extra`` (e.g. a protocol version) is recorded
-        with a new study. Call under the set-up lock, so that workers started together
-        record once and every later worker reads the same values."""
-        from nas.settings import recorded
-
+        """Record settings (``now``, as :meth:`nas.settings.Resolved.to_record` gives them)
+        under ``key``: everything on a new study; on an existing one, the settings its record
+        lacks (older versions recorded fewer) and the kept settings this run gave anew
+        (``replaced``); ``extra`` (e.g. a protocol version) is recorded with a new study.
+        Call under the set-up lock, so that workers started together record once and every
+        later worker reads the same values."""
         before = self.get(key)
-        now = recorded(resolved.settings)
         if not isinstance(before, dict):
             self.set(key, {**now, **(extra or {})})
             return
-        update = {k: v for k, v in now.items() if k not in before or k in resolved.replaced}
+        update = {k: v for k, v in now.items() if k not in before or k in replaced}
         if update:
             self.set(key, {**before, **update})
 

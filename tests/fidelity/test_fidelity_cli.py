@@ -77,6 +77,15 @@ def test_rungs_parse_and_refuse_nonsense() -> None:
         parse_ladder("1x100,1x100")
 
 
+@pytest.mark.parametrize("tau", [1.5, -2.0])
+def test_a_target_tau_no_kendall_tau_can_reach_is_refused(tau: float) -> None:
+    from nas.fidelity.settings import FidelitySettings
+
+    with pytest.raises(NasError, match=f"--target-tau must be between -1 and 1 .*got {tau}"):
+        FidelitySettings(target_tau=tau)
+    assert FidelitySettings(target_tau=-1.0).target_tau == -1.0  # the bounds are taken
+
+
 @pytest.mark.slow
 def test_fidelity_resumes_after_an_interrupt_and_reports(tmp_path: Path) -> None:
     data = make_image_folder(tmp_path / "imgs", classes=3, per_class=50, test_per_class=4)

@@ -191,3 +191,66 @@ def test_best_is_the_trial_export_picks_not_the_first_of_the_front() -> None:
     empty = optuna.create_study(study_name="empty", directions=["maximize", "minimize"])
     with pytest.raises(NasError, match="'empty' has no trained trial yet"):
         nas.best(empty)
+
+
+def test_a_study_another_worker_recorded_meanwhile_is_resolved_against_its_record(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    """Two workers start on a new study at the same instant: both find no record, and the
+    other one creates and records it first. This worker then resolves its settings again,
+    against that record (its pinned objectives and proxy epochs), instead of refusing the
+    study for the objectives it would have chosen alone or recording its own."""
+    from nas.search.api import source_of
+    from nas.search.study import open_search
+
+    base = {
+        "space": str(tiny_space),
+        "dataset": "imagefolder",
+        "data_dir": str(image_folder),
+        "param_limit": "1M",
+        "storage": f"sqlite:///{tmp_path / 's.db'}",
+        "study": "race",
+        "device": "cpu",
+        "enqueue_presets": False,
+    }
+    checked: list[tuple[str, ...]] = []
+
+    def the_other_worker_records_first(settings: object) -> None:
+        checked.append(settings.objectives)  # type: ignore[attr-defined]
+        if len(checked) == 1:  # after this worker read no record, before it takes the lock
+            other = source_of(given={**base, "objectives": "accuracy,flops", "proxy_epochs": 2})
+            open_search(other, say=lambda text: None)
+
+    opened = open_search(source_of(given=base), say=lambda text: None,
+                         check=the_other_worker_records_first)  # fmt: skip
+    assert checked == [("accuracy", "params"), ("accuracy", "flops")]
+    assert opened.settings.objectives == ("accuracy", "flops")
+    assert opened.settings.proxy_epochs == 2
+    assert [d.name for d in opened.study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert opened.study.metric_names == ["val_accuracy", "flops"]
+
+
+def test_a_candidate_that_cannot_be_measured_fails_with_its_reason(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    """An error while a candidate is drawn and counted (before any training) fails its trial
+    with the reason recorded, so that the study, the summary and the stop say why."""
+    from typing import Any
+
+    from nas.search.evaluate import ProxyEvaluator
+    from nas.search.loop import Hooks
+
+    class BrokenMeter(ProxyEvaluator):
+        def measure(self, candidate: Any, metric: str) -> float:
+            raise RuntimeError("the meter broke")
+
+    outcome = nas.Search(
+        space=str(tiny_space), dataset="imagefolder", data_dir=str(image_folder), trials=1,
+        param_limit="1M", sampler="random", storage=f"sqlite:///{tmp_path / 's.db'}",
+        study="broken", device="cpu", early_stopping="off",
+    ).outcome(hooks=Hooks(make_evaluator=BrokenMeter.of))  # fmt: skip
+    failed = outcome.study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 10
+    assert {TrialRecord(t).fail_reason for t in failed} == {"RuntimeError: the meter broke"}
+    assert outcome.stop_reason.endswith("the last one: RuntimeError: the meter broke")
+    assert outcome.exit_code == 1

@@ -1,4 +1,5 @@
-"""Proxy image counts against the data (``nas.search.fit``): refused when given, reduced with
+"""Proxy image counts against the data (:meth:`nas.settings.Resolved.fit` with
+:func:`nas.data.splits.split_room`): refused when given, reduced with
 one line when a default, kept when recorded; and the same rules through ``nas search``."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from typing import Any
 import optuna
 import pytest
 
+from nas.data.splits import split_room
 from nas.errors import NasError
-from nas.search.fit import fit_to_data
 from nas.search.settings import SearchSettings
 from nas.settings import Resolved, resolve
 from tests.conftest import make_image_folder, run_nas, settings_rows
@@ -28,6 +29,11 @@ def resolved(
     return resolve(
         SearchSettings, flags=flags or {}, file=file or {}, record=record, study="study 't'"
     )
+
+
+def fit(settings: Resolved, n_train: int) -> tuple[Resolved, list[str]]:
+    """What a search does: the counts fitted to what ``n_train`` training images allow."""
+    return settings.fit(split_room(n_train, settings.settings.val_fraction))
 
 
 @pytest.mark.parametrize(
@@ -57,16 +63,16 @@ def test_a_given_count_the_data_cannot_meet_is_refused(
     flags: dict[str, Any], file: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(NasError) as info:
-        fit_to_data(resolved(flags, file), N_TRAIN)
+        fit(resolved(flags, file), N_TRAIN)
     assert str(info.value) == message
 
 
 def test_a_default_count_is_reduced_with_one_line_each() -> None:
-    fitted = fit_to_data(resolved(), N_TRAIN)
-    s = fitted.resolved.settings
+    fitted, notes = fit(resolved(), N_TRAIN)
+    s = fitted.settings
     assert (s.proxy_subset, s.proxy_val) == (540, 60)
-    assert fitted.resolved.origins["proxy_val"] == "default"
-    assert fitted.notes == [
+    assert fitted.origins["proxy_val"] == "default"
+    assert notes == [
         "--proxy-subset: the default 5,000 is more than the data hold (this data set has 540 "
         "training images outside its validation split); using 540, and the study records it",
         "--proxy-val: the default 2,000 is more than the data hold (the validation split of "
@@ -79,9 +85,9 @@ def test_a_recorded_count_is_kept_as_the_study_trained_with_it() -> None:
     what the data held (the split takes the first images): they resume unchanged, neither
     refused nor re-recorded."""
     record = {"proxy_subset": 300, "proxy_val": 100}
-    fitted = fit_to_data(resolved(record=record), N_TRAIN, "study 't'")
-    assert fitted.notes == []
-    assert (fitted.resolved.settings.proxy_subset, fitted.resolved.settings.proxy_val) == (300, 100)
+    fitted, notes = fit(resolved(record=record), N_TRAIN)
+    assert notes == []
+    assert (fitted.settings.proxy_subset, fitted.settings.proxy_val) == (300, 100)
 
 
 @pytest.mark.parametrize(
@@ -95,10 +101,10 @@ def test_a_recorded_count_is_kept_as_the_study_trained_with_it() -> None:
 def test_counts_the_data_meet_are_kept(
     flags: dict[str, Any], expected: tuple[int | None, int | None]
 ) -> None:
-    fitted = fit_to_data(resolved(flags), N_TRAIN)
-    s = fitted.resolved.settings
+    fitted, notes = fit(resolved(flags), N_TRAIN)
+    s = fitted.settings
     assert (s.proxy_subset, s.proxy_val) == expected
-    assert fitted.notes == []
+    assert notes == []
 
 
 def search(space: Path, data: Path, db: Path, *extra: str) -> list[str]:

@@ -312,7 +312,7 @@ def test_a_worker_whose_trial_was_failed_as_stale_meanwhile_goes_on(
     trial or returns its result, Optuna refuses ("Cannot tell a FAIL trial", or an assertion
     of its own). The worker says so and goes on; the study still gets its trained trials."""
     from nas.search.evaluate import ProxyEvaluator, TrialRun
-    from nas.search.loop import Hooks, proxy_evaluator
+    from nas.search.loop import Hooks
     from nas.study import _optuna
     from tests.conftest import tiny_search
 
@@ -332,10 +332,8 @@ def test_a_worker_whose_trial_was_failed_as_stale_meanwhile_goes_on(
                     trial.set_user_attr("late", 1)
             return result
 
-    def make(ctx: Any, settings: Any) -> ProxyEvaluator:
-        plain = proxy_evaluator(ctx, settings)
-        assert isinstance(plain, ProxyEvaluator)
-        return FailedElsewhere(plain.ctx, plain.seed, plain.stopper)
+    def make(opened: Any, device: Any) -> ProxyEvaluator:
+        return FailedElsewhere.of(opened, device)
 
     lines: list[str] = []
     study = tiny_search(

@@ -95,6 +95,12 @@ def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
         ({"stages": {"blocks": 1}}, "needs exactly one of 'width' (channels) or 'growth'"),
         ({**_minimal(), "training": {}}, "unknown top-level table 'training'"),
         (_minimal(stages={"growth": [0.5]}), "must be at least 1 (widths never shrink)"),
+        (_minimal(backbone={"stem_width": [10**11]}), "must be at most 65,536, got 100,000,"),
+        (_minimal(stages={"blocks": [1, 5000]}), "stages.blocks: must be at most 1,024, got 5,000"),
+        (  # widths that grow past what a layer may have, stage by stage
+            _minimal(stages={"growth": [1, 1000]}),
+            "stage 2 width can reach",
+        ),
         (_minimal(backbone={"dropout": {"low": 0.0, "high": 1.0}}), "must be in [0, 1)"),
         (_minimal(stages={"width": {"low": 8, "high": 16, "bad": 1}}), "unknown range key 'bad'"),
     ],

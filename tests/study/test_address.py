@@ -34,3 +34,22 @@ def test_creating_a_study_from_python_warns_of_nothing(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         load_or_create(storage, "w", ("accuracy", "params"), "k")
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_storage_that_is_no_url_says_what_to_give() -> None:
+    """A file path gets its URL; an empty value (an unset shell variable) is refused rather
+    than taken for the default file, where a worker meant for a shared database would
+    start a study of its own."""
+    import pytest
+
+    from nas.errors import StorageError
+
+    with pytest.raises(StorageError) as info:
+        StudyAddress.of("/data/runs/s.db", "s")
+    assert str(info.value) == (
+        "cannot parse storage URL '/data/runs/s.db'; for the file /data/runs/s.db, give "
+        "sqlite:////data/runs/s.db"
+    )
+    with pytest.raises(StorageError, match=r"the storage URL is empty \(an unset variable\?\)"):
+        StudyAddress.of("", "s")
+    assert StudyAddress.of(None, "s").url == "sqlite:///studies/s.db"
