@@ -21,7 +21,7 @@ maximised); the others are minimised, each a cost that accuracy is traded agains
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -305,8 +305,3 @@ def parse_objectives(value: Any) -> tuple[str, ...]:
 def metrics_of(names: Iterable[str]) -> list[Metric]:
     """The metrics named, in the order given."""
     return [METRICS[n] for n in names]
-
-
-def directions(names: Sequence[str]) -> list[Direction]:
-    """Optuna's study directions for the objectives ``names``."""
-    return [METRICS[n].direction for n in names]

@@ -204,12 +204,14 @@ def create_study(storage: Any, name: str | None, objectives: tuple[str, ...]) ->
     """A new Optuna study for ``objectives`` (:data:`nas.objectives.METRICS`): accuracy
     maximised, the others minimised, named for optuna-dashboard by
     :attr:`nas.objectives.Metric.dashboard`."""
-    from nas.objectives import METRICS, directions
+    from nas.objectives import METRICS
 
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions(objectives))
+    metrics = [METRICS[o] for o in objectives]
+    directions = [m.direction for m in metrics]
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions)
     with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRICS[o].dashboard for o in objectives])
+        study.set_metric_names([m.dashboard for m in metrics])
     return study
 
 
