@@ -549,7 +549,10 @@ def read_table(
         name = unknown_tables[0]
         hint = did_you_mean(f"[{name}]", [f"[{t}]" for t in (table, *others)])
         raise NasError(f"{path}: unknown table [{name}]" + (hint or f"; use [{table}]"))
-    values = raw.get(table, {})
+    if table not in raw:  # an empty file, or one for another command
+        held = f" (it holds {', '.join(f'[{t}]' for t in raw)})" if raw else ""
+        raise NasError(f"{path} has no [{table}] table{held}, so it sets nothing for this command")
+    values = raw[table]
     hints = _hints(cls)
     unknown = sorted(set(values) - set(settable))
     if unknown:

@@ -55,7 +55,8 @@ def _show(source: SettingsSource) -> int:
 
 
 def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
-    """The image counts as the run will take them, for ``--show-settings``: fitted to the
+    """The image counts as the run will take them, for ``--show-settings`` (after the space
+    file is read and checked, as the run reads it): fitted to the
     data (:meth:`nas.settings.Resolved.fit`) when they are on this disk without a download
     (an image folder is decoded once here and cached for the run); otherwise the values as
     given, with a line saying when they are checked.
@@ -64,8 +65,10 @@ def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
         NasError: as the run would, for missing data or a count the data cannot meet.
     """
     from nas.data.catalog import DATASETS
+    from nas.space import load_space
 
     settings: SearchSettings = resolved.settings
+    load_space(settings.space)  # a missing or malformed space file: refused as the run would
     if DATASETS[settings.dataset].downloads:
         return resolved, [
             f"--proxy-subset and --proxy-val are checked against {settings.dataset} "

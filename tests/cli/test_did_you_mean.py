@@ -94,6 +94,11 @@ def test_study_file_keys_tables_and_values(
     assert "setting sampler: unknown value 'tpee'; did you mean tpe?" in err
     err = _file_error(tmp_path, capsys, "[search]\nzzz = 2\n")
     assert "valid: " in err and "worker_index" not in err and "param_limit" in err
+    # a file that sets nothing for nas search is a mistake, not a run on every default
+    assert _file_error(tmp_path, capsys, "").endswith("s.toml has no [search] table, so it sets "
+                                                     "nothing for this command")  # fmt: skip
+    err = _file_error(tmp_path, capsys, "[train_winners]\nepochs = 3\n")
+    assert "has no [search] table (it holds [train_winners])" in err
 
 
 def test_a_value_is_named_where_it_was_given(

@@ -27,3 +27,14 @@ def test_show_settings_on_an_unreachable_database_is_one_line(tmp_path: Path) ->
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nas: error: cannot reach the study database")
     assert "secret" not in out.stderr and "would create" not in out.stdout
+
+
+def test_show_settings_refuses_a_space_file_the_run_would_refuse(tmp_path: Path) -> None:
+    """--show-settings answers "would this run start?": a missing space file is the run's
+    own one-line error, not a table of settings and exit 0."""
+    out = run_nas(
+        "search", "--space", "nope.toml", "--dataset", "fake", "--show-settings", cwd=tmp_path
+    )
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.strip() == "nas: error: space file nope.toml does not exist"
+    assert "would create" not in out.stdout
