@@ -20,6 +20,20 @@ _WHERE = re.compile(
 )
 
 
+def make_dir(path: Path) -> Path:
+    """``path`` as a folder, created with its parents if needed; returns it.
+
+    Raises:
+        NasError: in one line, when it cannot be (a file stands there, no permission).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file of that name exists" if isinstance(exc, FileExistsError) else exc.strerror
+        raise NasError(f"cannot create the folder {path}: {why}") from None
+    return path
+
+
 def read_toml(path: Path, what: str, error: type[NasError] = NasError) -> dict[str, Any]:
     """Parse the TOML file ``path`` (a ``what``, for messages); raises ``error`` when it
     cannot be read or parsed, naming the line and column of the mistake as an editor

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 from nas.config import ArchConfig
 from nas.data import ImageData
 from nas.errors import DataError, NasError
+from nas.files import make_dir
 from nas.proxy.context import full_context, init_seed, make_trainer
 from nas.proxy.fidelity import ProxyFidelity, proxy_fidelity
 from nas.study.record import StudyRecord, TrialRecord, full_results, write_results
@@ -99,10 +100,7 @@ def train_winner(
             f"{arch.input_size} images with {arch.num_classes} classes, not this data set's "
             f"{data.in_channels}x{data.input_size}x{data.input_size} with {data.num_classes}"
         )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NasError(f"cannot create {out_dir}: {exc.strerror}") from None
+    make_dir(out_dir)
     checkpoint = out_dir / f"trial-{trial.number}.pt"
     ctx = full_context(data, recipe, device, seed, val_fraction)
     split = ctx.split

@@ -144,17 +144,19 @@ class _WinnersRun:
         self, args: argparse.Namespace, study: optuna.Study, recipe: Recipe, winners: int
     ) -> None:
         from nas.data import load_dataset, validation_split
+        from nas.files import make_dir
         from nas.study.record import StudyRecord
         from nas.training import resolve_device
         from nas.winners import require_test_split
 
+        out_dir: Path = args.out_dir or Path("studies") / f"{study.study_name}-winners"
+        self.out_dir = make_dir(out_dir)  # before the data: a bad folder fails at once
         searched = StudyRecord(study).settings
         dataset = getattr(args, "dataset", None) or searched.get("dataset", "cifar10")
         data_dir = getattr(args, "data_dir", None) or searched.get("data_dir")
         self.args, self.study, self.recipe = args, study, recipe
         self.data: ImageData = load_dataset(dataset, data_dir)
         self.device = resolve_device(getattr(args, "device", None) or "auto")
-        self.out_dir: Path = args.out_dir or Path("studies") / f"{study.study_name}-winners"
         self.val_fraction = float(searched.get("val_fraction", 0.1))
         require_test_split(self.data)
         split = validation_split(len(self.data.train_y), self.val_fraction)
