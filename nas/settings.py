@@ -60,6 +60,40 @@ def spelled(name: str, given_as: str = FLAG) -> str:
     return name if given_as == PYTHON else "--" + name.replace("_", "-")
 
 
+def named_in_python(message: str, cls: type[Any]) -> str:
+    """``message`` with the flags of ``cls``'s settings named as Python users give them:
+    ``--data-dir DIR`` -> ``data_dir=DIR``, ``--dataset imagefolder`` ->
+    ``dataset='imagefolder'`` (a valid choice), a switch ``--remeasure`` ->
+    ``remeasure=True``, any other ``--proxy-subset`` -> ``proxy_subset``; for what deeper
+    layers (data, devices, storage) say in their command-line words."""
+    import re
+
+    settings = {d.name: d.setting for d in declared(cls)}
+
+    def name(match: re.Match[str]) -> str:
+        field, word = match.group(1).replace("-", "_"), match.group(2)
+        setting = settings.get(field)
+        if setting is None:
+            return match.group(0)
+        if setting.switch:
+            named = f"{field}=True"
+        elif word and word == setting.metavar:
+            return f"{field}={word}"
+        elif word and word in _choices(setting):
+            return f"{field}={word!r}"
+        else:
+            named = field
+        return named + (f" {word}" if word else "")
+
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)(?: ([\w./-]+))?", name, message)
+
+
+def _choices(setting: Setting) -> Sequence[str]:
+    """A setting's valid values (none when it lists none)."""
+    choices = setting.choices() if callable(setting.choices) else setting.choices
+    return choices or ()
+
+
 class _Missing:
     """No legacy value: the setting was recorded from the start."""
 

@@ -32,7 +32,7 @@ from nas.search.events import SearchMonitor, SilentMonitor
 from nas.search.loop import Hooks, SearchOutcome, run_opened
 from nas.search.settings import SearchSettings
 from nas.search.study import RECORD_KEY, open_search, search_source
-from nas.settings import PYTHON, SettingsSource, declared, read_table
+from nas.settings import PYTHON, SettingsSource, declared, named_in_python, read_table
 
 Say = Callable[[str], None]
 
@@ -184,6 +184,9 @@ class Search:
             outcome = run_search(
                 self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks
             )
+        except NasError as exc:  # deeper layers speak in flags: name the keywords instead
+            exc.args = (named_in_python(str(exc), SearchSettings), *exc.args[1:])
+            raise
         finally:
             optuna.logging.set_verbosity(verbosity)
         if outcome.had_enough:

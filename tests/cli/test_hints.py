@@ -124,3 +124,19 @@ def test_without_a_test_split_the_hint_is_the_export(tiny_space: Path, tmp_path:
     out = shell(export, tmp_path, bin_dir)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "best.json").is_file()
+
+
+def test_flags_in_deep_messages_are_renamed_for_python_users() -> None:
+    """Only the settings' own flags change, each the way a keyword is given; words that
+    are no flag of a setting stay as they are."""
+    from nas.search.settings import SearchSettings
+    from nas.settings import named_in_python
+
+    said = (
+        "use --dataset imagefolder --data-dir DIR, pass --remeasure, raise --param-limit or "
+        "see nas --help and --no-such-flag"
+    )
+    assert named_in_python(said, SearchSettings) == (
+        "use dataset='imagefolder' data_dir=DIR, pass remeasure=True, raise param_limit or "
+        "see nas --help and --no-such-flag"
+    )

@@ -150,6 +150,10 @@ def test_settings_errors_from_python_name_the_keyword_not_the_flag(
         nas.Search(trials=0, dataset="fake", device="cpu").run()
     with pytest.raises(NasError, match=r"^proxy_subset 100000: this data set has 1,800 "):
         nas.Search(space=str(tiny_space), dataset="fake", proxy_subset=100_000).run()
+    # what the data layer says in flags reaches a Python user in keywords
+    with pytest.raises(NasError) as refused:
+        nas.Search(space=str(tiny_space), dataset="imagefolder", storage=storage).run()
+    assert str(refused.value) == "dataset='imagefolder' needs data_dir=DIR (DIR/train/<class>/*)"
 
 
 def test_search_settings_by_name_are_checked() -> None:
