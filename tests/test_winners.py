@@ -171,8 +171,18 @@ def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path:
     taken.write_text("")
     cases.append(  # refused before the data are read, not after the first winner's set-up
         (
-            winners_args(db, tmp_path, "--top-k", "1", "--epochs", "1", "--out-dir", str(taken),
-                         "--data-dir", str(tmp_path / "no-such-data")),  # fmt: skip
+            winners_args(
+                db,
+                tmp_path,
+                "--top-k",
+                "1",
+                "--epochs",
+                "1",
+                "--out-dir",
+                str(taken),
+                "--data-dir",
+                str(tmp_path / "no-such-data"),
+            ),
             f"cannot create the folder {taken}: a file of that name exists",
         )
     )

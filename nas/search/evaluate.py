@@ -130,11 +130,9 @@ class ProxyEvaluator:
         from nas.proxy.context import proxy_context
 
         s = opened.settings
-        ctx = proxy_context(s.proxy, opened.data, device, s.seed)
         costs = s.objectives[1:]
-        return cls(
-            ctx, s.seed, stopper_of(s.early_stopping, s.eta, s.min_epochs, s.min_members, costs)
-        )
+        stopper = stopper_of(s.early_stopping, s.eta, s.min_epochs, s.min_members, costs)
+        return cls(proxy_context(s.proxy, opened.data, device, s.seed), s.seed, stopper)
 
     def describe(self) -> str:
         split = self.ctx.split
