@@ -47,17 +47,20 @@ def check_writable(path: Path) -> None:
         raise NasError(f"cannot write {path}: permission denied")
 
 
-def open_named_study(args: argparse.Namespace) -> tuple[optuna.Study, StudyAddress]:
+def open_named_study(
+    args: argparse.Namespace, *, read_only: bool = False
+) -> tuple[optuna.Study, StudyAddress]:
     """The study named by --study in --storage (or its default SQLite file), and where it
     lives; a URL that cannot name a database is refused in one line (see
-    :class:`~nas.study.address.StudyAddress`)."""
+    :class:`~nas.study.address.StudyAddress`). ``read_only``: for a command that never
+    writes to the study, which then reads one on a read-only disk too."""
     from nas.study.address import StudyAddress
     from nas.study.storage import load_study
 
     address = StudyAddress.of(args.storage, args.study)
     if not args.storage and not address.exists():
         raise StorageError(f"no study database {address.sqlite_path} here; pass --storage URL")
-    return load_study(address.open(must_exist=True), args.study), address
+    return load_study(address.open(must_exist=True, read_only=read_only), args.study), address
 
 
 def raise_interrupt(signum: int, frame: object) -> None:

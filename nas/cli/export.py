@@ -111,7 +111,7 @@ def _export_run(args: argparse.Namespace) -> int:
     from nas.config import ArchConfig
     from nas.export import export_document, export_weights, load_snippet, write_document
 
-    study, address = open_named_study(args)
+    study, address = open_named_study(args, read_only=True)
     fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
     picks = _export_picks(args, study, fmt)
     for trial, rule, path in picks:

@@ -26,7 +26,7 @@ def _report_run(args: argparse.Namespace) -> int:
     from nas.study.stats import trained_trials
 
     check_writable(Path(args.out))  # before minutes of figures, not after
-    study, _ = open_named_study(args)
+    study, _ = open_named_study(args, read_only=True)
     trained_trials(study)  # a study with nothing trained is a user error
     try:
         path = write_report(study, args.out)

@@ -125,16 +125,19 @@ class StudyAddress:
         on_retry: Callable[[str], None] | None = None,
         must_exist: bool = False,
         locked: bool = False,
+        read_only: bool = False,
     ) -> RDBStorage:
         """The study database's storage (created if needed unless ``must_exist``); see
-        :func:`nas.study.storage.open_storage`. ``locked``: the caller holds :meth:`lock`."""
+        :func:`nas.study.storage.open_storage`. ``locked``: the caller holds :meth:`lock`;
+        ``read_only``: for a command that never writes (the database must exist)."""
         return open_storage(
             self.url,
             grace_period=grace_period,
-            must_exist=must_exist,
+            must_exist=must_exist or read_only,
             retry_seconds=retry_seconds,
             on_retry=on_retry,
             locked=locked,
+            read_only=read_only,
         )
 
     def peek_devices(self) -> dict[str, int]:

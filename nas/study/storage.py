@@ -100,6 +100,7 @@ def open_storage(
     retry_seconds: float = DEFAULT_DB_RETRY,
     on_retry: Callable[[str], None] | None = None,
     locked: bool = False,
+    read_only: bool = False,
 ) -> RDBStorage:
     """Open (creating if needed) the study database at ``url`` with heartbeats on.
 
@@ -117,16 +118,20 @@ def open_storage(
             :class:`ResilientRDBStorage`).
         on_retry: told once per lost call, when retrying starts.
         locked: the caller holds the set-up lock (:func:`exclusive`) already.
+        read_only: for commands that never write (report, export): an existing SQLite file
+            is opened as it is, without the set-up lock's file or creating anything, so a
+            study on a read-only disk (an archive, a shared mount) can still be read.
 
     Raises:
         StorageError: when the URL is malformed or the database cannot be reached, with the
             real cause.
     """
-    backend, engine_kwargs = _engine_options(url, must_exist)
+    backend, engine_kwargs = _engine_options(url, must_exist, read_only)
+    as_is = read_only and backend == "sqlite"  # a file on a read-only disk: no lock file
     for attempt in range(SCHEMA_TRIES):
         try:
-            with contextlib.nullcontext() if locked else exclusive(url, engine_kwargs):
-                storage = _with_heartbeats(url, engine_kwargs, grace_period)
+            with contextlib.nullcontext() if locked or as_is else exclusive(url, engine_kwargs):
+                storage = _with_heartbeats(url, engine_kwargs, grace_period, as_is)
             storage.retry_seconds = retry_seconds
             storage.on_retry = on_retry
             return storage
@@ -147,24 +152,29 @@ def open_storage(
 
 
 def _with_heartbeats(
-    url: str, engine_kwargs: dict[str, Any], grace_period: int
+    url: str, engine_kwargs: dict[str, Any], grace_period: int, read_only: bool = False
 ) -> ResilientRDBStorage:
-    """The storage with heartbeats on and a dead worker's trial retried once. Optuna calls
-    both "experimental"; that warning is for ``nas``, not for its users, so it is not shown."""
+    """The storage with heartbeats on and a dead worker's trial retried once (``read_only``:
+    Optuna's schema is not created). Optuna calls both "experimental"; that warning is for
+    ``nas``, not for its users, so it is not shown."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return ResilientRDBStorage(
             url,
             engine_kwargs=engine_kwargs,
+            skip_table_creation=read_only,
             heartbeat_interval=max(1, min(10, grace_period // 3)),
             grace_period=grace_period,
             heartbeat_stale_trial_callback=RetryStaleTrial(grace_period),
         )
 
 
-def _engine_options(url: str, must_exist: bool) -> tuple[str, dict[str, Any]]:
+def _engine_options(
+    url: str, must_exist: bool, read_only: bool = False
+) -> tuple[str, dict[str, Any]]:
     """The database kind of ``url`` and its engine options; a SQLite file's folder is made
-    (and checked writable), or its absence refused with ``must_exist``.
+    (and checked writable, unless ``read_only``), or its absence refused with
+    ``must_exist``.
 
     Raises:
         StorageError: for a URL that cannot be parsed or a missing database.
@@ -181,7 +191,8 @@ def _engine_options(url: str, must_exist: bool) -> tuple[str, dict[str, Any]]:
         database = parsed.database
         if must_exist and database and database != ":memory:" and not Path(database).exists():
             raise StorageError(f"the study database {database} does not exist")
-        _prepare_sqlite(url)
+        if not read_only:
+            _prepare_sqlite(url)
     engine_kwargs: dict[str, Any] = {} if backend == "sqlite" else {"pool_pre_ping": True}
     if backend == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}

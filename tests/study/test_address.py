@@ -53,3 +53,29 @@ def test_a_storage_that_is_no_url_says_what_to_give() -> None:
     with pytest.raises(StorageError, match=r"the storage URL is empty \(an unset variable\?\)"):
         StudyAddress.of("", "s")
     assert StudyAddress.of(None, "s").url == "sqlite:///studies/s.db"
+
+
+def test_a_study_on_a_read_only_disk_can_be_read(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Report and export only read: they open an existing SQLite study as it is, without the
+    set-up lock's file or a writable folder (an archive, a read-only mount), while a writer
+    is told the folder cannot be written."""
+    import pytest
+
+    from nas.errors import StorageError
+    from nas.study import storage
+
+    address = StudyAddress.of(f"sqlite:///{tmp_path / 's.db'}", "s")
+    with address.locked_storage() as opened:
+        load_or_create(opened, "s", ("accuracy", "params"), "k")
+    (tmp_path / "s.db.lock").unlink()
+    real_access = storage.os.access
+    monkeypatch.setattr(
+        storage.os, "access", lambda p, mode: mode != storage.os.W_OK and real_access(p, mode)
+    )
+    read = address.open(read_only=True)
+    assert [s.study_name for s in optuna.get_all_study_summaries(read)] == ["s"]
+    assert not (tmp_path / "s.db.lock").exists()
+    with pytest.raises(StorageError, match="cannot be written"):
+        address.open(must_exist=True)
+    with pytest.raises(StorageError, match="does not exist"):
+        StudyAddress.of(f"sqlite:///{tmp_path / 'none.db'}", "s").open(read_only=True)
