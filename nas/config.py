@@ -41,6 +41,10 @@ MAX_CHANNELS = 65_536
 #: format (a newer nas's) are refused rather than misread.
 ARCH_FILE_FORMAT = "nas-arch/1"
 
+#: The largest image side (pixels) an architecture is built for: counting one forward pass
+#: at 4096 already takes gigabytes.
+MAX_INPUT_SIZE = 4_096
+
 #: The most blocks a stage may have.
 MAX_BLOCKS = 1_024
 #: The attention types and the knobs (:class:`AttentionConfig` fields) each one takes. The
@@ -372,6 +376,10 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
     for name in ("stem_width", "in_channels", "input_size", "num_classes"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.input_size > MAX_INPUT_SIZE:
+        raise ConfigError(
+            f"input_size must be at most {MAX_INPUT_SIZE:,} pixels, got {cfg.input_size:,}"
+        )
     for name in ("stem_width", "in_channels"):
         if getattr(cfg, name) > MAX_CHANNELS:
             raise ConfigError(
@@ -398,7 +406,9 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
         if stage.blocks < 1:
             raise ConfigError(f"stage {i} needs at least one block, got {stage.blocks}")
         if stage.blocks > MAX_BLOCKS:
-            raise ConfigError(f"stage {i} has at most {MAX_BLOCKS:,} blocks, got {stage.blocks:,}")
+            raise ConfigError(
+                f"stage {i} may have at most {MAX_BLOCKS:,} blocks, got {stage.blocks:,}"
+            )
         if stage.stride not in (1, 2):
             raise ConfigError(f"stage {i} stride must be 1 or 2, got {stage.stride}")
         if cfg.shortcut == "pad" and stage.width < prev:

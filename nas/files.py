@@ -20,6 +20,25 @@ _WHERE = re.compile(
 )
 
 
+def check_dir(path: Path) -> Path:
+    """``path`` if it is a folder or can be made one (creating nothing, so that a refused
+    run leaves nothing behind); returns it.
+
+    Raises:
+        NasError: in one line, when it cannot be (a file stands there or on its way, no
+            permission).
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise NasError(f"cannot create the folder {path}: a file of that name exists{where}")
+    if not os.access(existing, os.W_OK):
+        raise NasError(f"cannot create the folder {path}: permission denied")
+    return path
+
+
 def make_dir(path: Path) -> Path:
     """``path`` as a folder, created with its parents if needed; returns it.
 

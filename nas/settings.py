@@ -89,8 +89,12 @@ def named_in_python(message: str, cls: type[Any]) -> str:
 
 
 def _choices(setting: Setting) -> Sequence[str]:
-    """A setting's valid values (none when it lists none)."""
+    """A setting's valid values: its choices, or the ones its metavar lists (``{auto,cpu,
+    cuda}``); none when it names none."""
     choices = setting.choices() if callable(setting.choices) else setting.choices
+    metavar = setting.metavar or ""
+    if not choices and metavar.startswith("{") and metavar.endswith("}"):
+        return metavar[1:-1].split(",")
     return choices or ()
 
 

@@ -53,7 +53,7 @@ def test_missing_keys_take_defaults() -> None:
         ({"stages": [{"width": 16, "blocks": 0}]}, "stage 1 needs at least one block"),
         (
             {"stages": [{"width": 16, "blocks": 5000}]},
-            "stage 1 has at most 1,024 blocks, got 5,000",
+            "stage 1 may have at most 1,024 blocks, got 5,000",
         ),
         (  # a width no tensor could hold: refused, not an overflow deep in torch
             {"stages": [{"width": 10**11, "blocks": 1}]},
@@ -62,6 +62,10 @@ def test_missing_keys_take_defaults() -> None:
         (
             {"stages": [{"width": 16, "blocks": 1}], "stem_width": 10**11},
             "stem_width must be at most 65,536 channels",
+        ),
+        (
+            {"stages": [{"width": 16, "blocks": 1}], "input_size": 100_000},
+            "input_size must be at most 4,096 pixels, got 100,000",
         ),
         ({"stages": [{"width": 16, "blocks": 1, "stride": 3}]}, "stride must be 1 or 2"),
         (

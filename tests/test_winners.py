@@ -169,27 +169,18 @@ def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path:
     )
     taken = tmp_path / "a-file"
     taken.write_text("")
-    cases.append(  # refused before the data are read, not after the first winner's set-up
-        (
-            winners_args(
-                db,
-                tmp_path,
-                "--top-k",
-                "1",
-                "--epochs",
-                "1",
-                "--out-dir",
-                str(taken),
-                "--data-dir",
-                str(tmp_path / "no-such-data"),
-            ),
-            f"cannot create the folder {taken}: a file of that name exists",
-        )
-    )
+    no_data = ["--top-k", "1", "--epochs", "1", "--data-dir", str(tmp_path / "no-such-data")]
+    # a folder that cannot be made is refused before the data are read; data that are
+    # missing are refused after the folder was checked, and the folder is not made
+    cases.append((winners_args(db, tmp_path, *no_data, "--out-dir", str(taken)),
+                  f"cannot create the folder {taken}: a file of that name exists"))  # fmt: skip
+    cases.append((winners_args(db, tmp_path, *no_data, "--dataset", "imagefolder"),
+                  "does not exist"))  # fmt: skip
     for args, message in cases:
         out = run_nas(*args)
         assert out.returncode != 0 and message in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "winners").exists()  # a refused run leaves no folder behind
 
 
 def test_top_k_fills_up_from_the_next_fronts(tmp_path: Path, image_folder: Path) -> None:

@@ -144,13 +144,13 @@ class _WinnersRun:
         self, args: argparse.Namespace, study: optuna.Study, recipe: Recipe, winners: int
     ) -> None:
         from nas.data import load_dataset, validation_split
-        from nas.files import make_dir
+        from nas.files import check_dir
         from nas.study.record import StudyRecord
         from nas.training import resolve_device
         from nas.winners import require_test_split
 
         out_dir: Path = args.out_dir or Path("studies") / f"{study.study_name}-winners"
-        self.out_dir = make_dir(out_dir)  # before the data: a bad folder fails at once
+        self.out_dir = check_dir(out_dir)  # before the data: a bad folder fails at once
         searched = StudyRecord(study).settings
         dataset = getattr(args, "dataset", None) or searched.get("dataset", "cifar10")
         data_dir = getattr(args, "data_dir", None) or searched.get("data_dir")

@@ -179,7 +179,8 @@ class Search:
         """:meth:`outcome`, its warning pointed at the caller of :meth:`run` or
         :meth:`outcome`."""
         verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+        # the monitor reports failed trials (with their reasons), as nas search does
+        optuna.logging.set_verbosity(max(verbosity, optuna.logging.ERROR))
         try:
             outcome = run_search(
                 self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks

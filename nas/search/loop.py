@@ -479,6 +479,7 @@ def search_loop(
     gate = gate or FreeGate()
     if meter is not None:
         meter.fallback = evaluator.measure
+        say(meter.describe())
     measure = evaluator.measure if meter is None else meter
     wanted = wanted_metrics(settings.objectives, evaluator.knows)
     drawn = candidates(space, Budget(settings.limits), wanted, measure)

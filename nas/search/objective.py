@@ -299,8 +299,9 @@ class Objective:
             self.monitor.rejected(trial.number, str(exc), time.perf_counter() - started)
             raise
         except Exception as exc:  # a candidate that cannot even be counted: failed, with why
-            if not isinstance(exc, optuna.TrialPruned):
+            if not isinstance(exc, optuna.TrialPruned) and writer.record().fail_reason is None:
                 writer.failed(failure_reason(exc))
+                self.monitor.trial_finished(trial.number, "failed", failure_reason(exc))
             raise
         finally:
             record = writer.record()

@@ -266,11 +266,10 @@ def open_search(
         ) as storage:
             study, created, record = load_or_create(storage, address.name, s.objectives, RECORD_KEY)
             if not created and record != prepared.record:
+                storage.engine.dispose()
                 continue
             context = study_context(study, s)
             meter = None if context is None else study_meter(study, context, s)
-            if meter is not None:
-                say(meter.describe())
             rec.StudyRecord(study).record_settings(
                 RECORD_KEY,
                 prepared.to_record,

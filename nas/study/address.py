@@ -10,6 +10,7 @@ a study that ``nas`` optimises).
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,8 +59,9 @@ class StudyAddress:
             parsed = make_url(self.url)
         except sqlalchemy.exc.ArgumentError:
             hint = f"use e.g. {EXAMPLE_URLS}"
-            if "://" not in self.url:  # a path: say its URL
-                hint = f"for the file {self.url}, give {sqlite_url(Path(self.url))}"
+            if not re.match(r"[A-Za-z][\w+.-]*:", self.url):  # no scheme: a path, say its URL
+                path = Path(self.url).expanduser()
+                hint = f"for the file {path}, give {sqlite_url(path)}"
             raise StorageError(f"cannot parse storage URL {self.url!r}; {hint}") from None
         try:
             parsed.get_dialect()

@@ -140,3 +140,7 @@ def test_flags_in_deep_messages_are_renamed_for_python_users() -> None:
         "use dataset='imagefolder' data_dir=DIR, pass remeasure=True, raise param_limit or "
         "see nas --help and --no-such-flag"
     )
+    said = "--device cuda was asked for, but no CUDA GPU is available; use --device cpu"
+    assert named_in_python(said, SearchSettings) == (
+        "device='cuda' was asked for, but no CUDA GPU is available; use device='cpu'"
+    )

@@ -220,7 +220,10 @@ def test_a_latency_limit_rejects_like_the_parameter_limit(
     recorded = StudyRecord(study).hardware
     assert recorded is not None and recorded["device"] == "cpu" and recorded["batch"] == 1
     assert any(line.startswith("hardware: ") for line in lines)
-    assert any(line.startswith("latency measured on") for line in lines)
+    # said once, right after the study line that says what the run trains on
+    said = [i for i, line in enumerate(lines) if line.startswith("latency measured on")]
+    study_line = next(i for i, line in enumerate(lines) if line.startswith("study "))
+    assert said == [study_line + 1], lines
 
 
 def test_the_three_objective_front_is_correct_on_a_hand_built_study() -> None:

@@ -235,24 +235,34 @@ def test_a_study_another_worker_recorded_meanwhile_is_resolved_against_its_recor
 
 
 def test_a_candidate_that_cannot_be_measured_fails_with_its_reason(
-    tiny_space: Path, image_folder: Path, tmp_path: Path
+    tiny_space: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An error while a candidate is drawn and counted (before any training) fails its trial
-    with the reason recorded, so that the study, the summary and the stop say why."""
+    with the reason recorded and told, so that the study, the monitor, the summary and the
+    stop say why; Optuna's own warning and traceback stay out of a Python user's stderr."""
     from typing import Any
 
     from nas.search.evaluate import ProxyEvaluator
+    from nas.search.events import SilentMonitor
     from nas.search.loop import Hooks
 
     class BrokenMeter(ProxyEvaluator):
         def measure(self, candidate: Any, metric: str) -> float:
             raise RuntimeError("the meter broke")
 
+    told: list[tuple[int, str, str]] = []
+
+    class Told(SilentMonitor):
+        def trial_finished(self, number: int, status: str, detail: str) -> None:
+            told.append((number, status, detail))
+
     outcome = nas.Search(
         space=str(tiny_space), dataset="imagefolder", data_dir=str(image_folder), trials=1,
         param_limit="1M", sampler="random", storage=f"sqlite:///{tmp_path / 's.db'}",
         study="broken", device="cpu", early_stopping="off",
-    ).outcome(hooks=Hooks(make_evaluator=BrokenMeter.of))  # fmt: skip
+    ).outcome(Told(), hooks=Hooks(make_evaluator=BrokenMeter.of))  # fmt: skip
+    assert told == [(n, "failed", "RuntimeError: the meter broke") for n in range(10)]
+    assert "Traceback" not in capsys.readouterr().err
     failed = outcome.study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 10
     assert {TrialRecord(t).fail_reason for t in failed} == {"RuntimeError: the meter broke"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -50,6 +51,12 @@ def test_a_storage_that_is_no_url_says_what_to_give() -> None:
         "cannot parse storage URL '/data/runs/s.db'; for the file /data/runs/s.db, give "
         "sqlite:////data/runs/s.db"
     )
+    with pytest.raises(
+        StorageError, match=r"^cannot parse storage URL 'sqlite:x\.db'; use e\.g\. sqlite:///"
+    ):
+        StudyAddress.of("sqlite:x.db", "s")  # a URL gone wrong is no path
+    with pytest.raises(StorageError, match=re.escape(f"give sqlite:///{Path.home()}/x.db")):
+        StudyAddress.of("~/x.db", "s")
     with pytest.raises(StorageError, match=r"the storage URL is empty \(an unset variable\?\)"):
         StudyAddress.of("", "s")
     assert StudyAddress.of(None, "s").url == "sqlite:///studies/s.db"
