@@ -161,21 +161,20 @@ class HardwareMeter:
         return values
 
 
-def study_meter(study: Any, context: HardwareContext, settings: Any) -> HardwareMeter:
-    """The meter of a search worker in the study's checked ``context``
-    (:func:`nas.hardware.context.study_context`), which the study records as where its
-    measurements are made (a study without one, or measured again): it measures the
-    hardware metrics ``settings`` optimise or limit and keeps what it measures in the
-    study. Its :attr:`HardwareMeter.fallback` (what measures every other metric) is the
-    evaluator's, set by the loop."""
-    from nas.study.record import StudyRecord
-
-    record = StudyRecord(study)
-    if record.hardware != context.to_dict():
-        record.set_hardware(context.to_dict(), context.key)
+def study_meter(
+    study: Any,
+    context: HardwareContext,
+    settings: Any,
+    fallback: Callable[[Any, str], float],
+) -> HardwareMeter:
+    """The meter of a search worker: in the study's checked ``context``
+    (:func:`nas.hardware.context.study_context`), measuring the hardware metrics
+    ``settings`` optimise or limit, keeping what it measures in the study; ``fallback``
+    measures every other metric."""
     return HardwareMeter(
         context,
         {*settings.objectives, *settings.limits},
         store=StudyMeasurements(study, context),
         limits=settings.limits,
+        fallback=fallback,
     )

@@ -134,11 +134,11 @@ def check_same_hardware(
 
 
 def study_context(study: Any, settings: Any) -> HardwareContext | None:
-    """Where a search's workers measure (None: the study neither optimises nor limits a
-    hardware metric), checked against the study's record: on ``--device`` (``auto``: CUDA
-    when this machine has it), with the study's thread count (the one recorded, or this
-    process's for a study that has none or is measured again, so that every worker measures
-    alike), at ``--latency-batch``. :func:`nas.hardware.cache.study_meter` records it.
+    """Check and record where a search's workers measure (None: the study neither optimises
+    nor limits a hardware metric): on ``--device`` (``auto``: CUDA when this machine has
+    it), with the study's thread count (the one recorded, or this process's for a study that
+    has none or is measured again, so that every worker measures alike), at
+    ``--latency-batch``. A study without a context, or measured again, records this one.
 
     Args:
         settings: the search's settings (objectives, limits, device, latency_batch,
@@ -155,12 +155,15 @@ def study_context(study: Any, settings: Any) -> HardwareContext | None:
     wanted = {m.name for m in hardware()} & {*settings.objectives, *settings.limits}
     if not wanted:
         return None
-    recorded = StudyRecord(study).hardware
+    record = StudyRecord(study)
+    recorded = record.hardware
     threads = None if recorded is None or settings.remeasure else int(recorded["threads"])
     context = HardwareContext.current(
         resolve_device(settings.device), settings.latency_batch, threads
     )
     check_same_hardware(recorded, context, study.study_name, settings.remeasure)
+    if recorded != context.to_dict():
+        record.set_hardware(context.to_dict(), context.key)
     return context
 
 

@@ -25,7 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.budget import Budget
 from nas.errors import NasError
-from nas.hardware.cache import HardwareMeter
+from nas.hardware.cache import HardwareMeter, study_meter
+from nas.hardware.context import HardwareContext
 from nas.objectives import METRICS
 from nas.search.evaluate import Evaluator, ProxyEvaluator
 from nas.search.events import SearchMonitor, Totals
@@ -450,7 +451,7 @@ def run_opened(
         say,
         gate,
         hooks.candidates,
-        meter=opened.meter,
+        hardware=opened.hardware,
     )
     loop.address, loop.until, loop.names = opened.address, hooks.until, opened.resolved.names
     outcome = loop.run(monitor)
@@ -469,16 +470,17 @@ def search_loop(
     gate: Gate | None = None,
     candidates: type[Candidates] = Candidates,
     *,
-    meter: HardwareMeter | None = None,
+    hardware: HardwareContext | None = None,
 ) -> SearchLoop:
     """The loop of one worker over ``study``: candidates from ``space`` (a
     :class:`nas.search.objective.CandidateSpace`) under ``settings``' limits, observed by
     ``evaluator``; without a gate, a single worker counts its own trained trials. With the
-    study's hardware ``meter`` (:func:`nas.hardware.cache.study_meter`), latency and memory
-    are measured there and the evaluator measures the rest."""
+    study's checked ``hardware`` context, latency and memory are measured there (the
+    study's hardware meter, kept in the study) and the evaluator measures the rest."""
     gate = gate or FreeGate()
-    if meter is not None:
-        meter.fallback = evaluator.measure
+    meter = None
+    if hardware is not None:
+        meter = study_meter(study, hardware, settings, evaluator.measure)
         say(meter.describe())
     measure = evaluator.measure if meter is None else meter
     wanted = wanted_metrics(settings.objectives, evaluator.knows)

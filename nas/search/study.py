@@ -37,8 +37,7 @@ from nas.data import ImageData, load_dataset
 from nas.data.datasets import FAKE_WARNING
 from nas.data.splits import split_room
 from nas.errors import NasError
-from nas.hardware.cache import HardwareMeter, study_meter
-from nas.hardware.context import study_context
+from nas.hardware.context import HardwareContext, study_context
 from nas.presets import PRESETS, preset
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
@@ -126,8 +125,8 @@ class SearchStudy:
         space: the search space.
         data: the data set.
         slots: the training slots (``--trials`` exactly, over every worker).
-        meter: what measures latency and memory, where the study's record says (None: the
-            study measures neither).
+        hardware: where latency and memory are measured, checked against the study's record
+            (None: the study measures neither).
         queued: the presets queued by this start.
     """
 
@@ -137,7 +136,7 @@ class SearchStudy:
     space: SearchSpace
     data: ImageData
     slots: TrainingSlots
-    meter: HardwareMeter | None = None
+    hardware: HardwareContext | None = None
     queued: list[str] = field(default_factory=list)
 
     @property
@@ -268,8 +267,7 @@ def open_search(
             if not created and record != prepared.record:
                 storage.engine.dispose()
                 continue
-            context = study_context(study, s)
-            meter = None if context is None else study_meter(study, context, s)
+            hardware = study_context(study, s)
             rec.StudyRecord(study).record_settings(
                 RECORD_KEY,
                 prepared.to_record,
@@ -286,7 +284,7 @@ def open_search(
         prepared.space,
         prepared.data,
         with_retry(slots, storage),
-        meter,
+        hardware,
     )
     # what this start changed, once the study holds it (a refusal says less)
     for note in prepared.notes:
