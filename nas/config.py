@@ -240,7 +240,7 @@ class ArchConfig:
             raise ConfigError(f"architecture file {path} is empty (nas export writes one)")
         if path.suffix.lower() not in (".yaml", ".yml"):
             try:
-                return cls.from_dict(json.loads(text))
+                return cls._from_file_data(path, json.loads(text))
             except json.JSONDecodeError as exc:
                 if text.lstrip().startswith(("{", "[")):  # meant as JSON: say where it breaks
                     raise ConfigError(
@@ -251,9 +251,18 @@ class ArchConfig:
         import yaml
 
         try:
-            return cls.from_dict(yaml.safe_load(text))
+            data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+        return cls._from_file_data(path, data)
+
+    @classmethod
+    def _from_file_data(cls, path: Path, data: Any) -> ArchConfig:
+        """:meth:`from_dict` of what the file ``path`` holds; a refusal names the file."""
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     def replace(self, **changes: Any) -> ArchConfig:
         """A copy with some fields changed (validated again)."""

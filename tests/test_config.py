@@ -127,6 +127,9 @@ def test_from_file_reads_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="has format 'nas-arch/2', which this version of nas"):
         ArchConfig.from_dict(newer)
     assert ArchConfig.from_dict({"format": "nas-arch/1", "arch": cfg.to_dict()}) == cfg
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    with pytest.raises(ConfigError, match=r"newer\.json: this architecture file has format 'nas-"):
+        ArchConfig.from_file(tmp_path / "newer.json")  # which file, when a file was read
     (tmp_path / "empty.json").write_text("\n")
     with pytest.raises(ConfigError, match=r"empty.json is empty \(nas export writes one\)"):
         ArchConfig.from_file(tmp_path / "empty.json")

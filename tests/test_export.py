@@ -259,6 +259,6 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
     assert res.returncode != 0 and "was not trained by nas" in res.stderr  # not train-winners
     res = run_nas("search", "--storage", url, "--study", "own", "--dataset", "fake")
     assert res.returncode != 0  # nas search does not take over the user's study
-    assert "study 'own' exists with unnamed objectives (minimize), not val_accuracy,params" in (
+    assert "study 'own' exists with unnamed objectives (minimize), not accuracy,params" in (
         res.stderr
     )

@@ -116,7 +116,7 @@ ROWS: dict[str, tuple[Setup, str]] = {
     ),
     "study with other objectives": (
         other_objectives,
-        "exists with objectives val_accuracy,params, not val_accuracy,flops",
+        "exists with objectives accuracy,params, not accuracy,flops",
     ),
 }
 

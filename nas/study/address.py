@@ -261,9 +261,11 @@ def check_objectives(study: optuna.Study, objectives: tuple[str, ...]) -> None:
     have = study.metric_names or []
     directions = [d.name.lower() for d in study.directions]
     if directions != [m.direction for m in known] or (have and have != want):
-        unnamed = ",".join(directions)
-        had = f"objectives {','.join(have)}" if have else f"unnamed objectives ({unnamed})"
+        # named as --objectives takes them (the study's dashboard names read back)
+        names = {m.dashboard: m.name for _, m in METRICS.items()}
+        had = ",".join(names.get(h, h) for h in have)
+        had = f"objectives {had}" if have else f"unnamed objectives ({','.join(directions)})"
         raise StorageError(
-            f"study {study.study_name!r} exists with {had}, not {','.join(want)}; "
-            "choose another --study"
+            f"study {study.study_name!r} exists with {had}, not "
+            f"{','.join(m.name for m in known)}; choose another --study"
         )
