@@ -20,6 +20,30 @@ _WHERE = re.compile(
 )
 
 
+def _first_existing(path: Path) -> Path:
+    """``path``, or the nearest folder above it that exists: where writing it starts."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output file that cannot be written, before any work is done (missing
+    folders on its way would be created; nothing is created here).
+
+    Raises:
+        NasError: in one line, naming why.
+    """
+    target = path.expanduser().absolute()
+    if target.is_dir():
+        raise NasError(f"cannot write {path}: it is a folder")
+    existing = _first_existing(target)
+    if not existing.is_dir() and existing != target:
+        raise NasError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise NasError(f"cannot write {path}: permission denied")
+
+
 def check_dir(path: Path) -> Path:
     """``path`` if it is a folder or can be made one (creating nothing, so that a refused
     run leaves nothing behind); returns it.
@@ -28,11 +52,9 @@ def check_dir(path: Path) -> Path:
         NasError: in one line, when it cannot be (a file stands there or on its way, no
             permission).
     """
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _first_existing(path.expanduser().absolute())
     if not existing.is_dir():
-        where = "" if existing == path else f" ({existing} is a file)"
+        where = "" if existing == path.expanduser().absolute() else f" ({existing} is a file)"
         raise NasError(f"cannot create the folder {path}: a file of that name exists{where}")
     if not os.access(existing, os.W_OK):
         raise NasError(f"cannot create the folder {path}: permission denied")

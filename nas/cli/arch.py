@@ -22,11 +22,10 @@ DEFAULT_SPACE_PATH = "search_spaces/attention_resnet.toml"
 
 
 def _positive_int(text: str) -> int:
-    """A whole number of at least 1 (a channel count, a side, a class count, processes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise NasError(f"expected a whole number, got {text!r}") from None
+    """An integer of at least 1 (a channel count, a side, a class count, processes)."""
+    from nas.settings import parse_int
+
+    value = parse_int(text)
     if value < 1:
         raise NasError(f"must be at least 1, got {value}")
     return value

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nas.cli.output import console, table
-from nas.errors import Interrupted, NasError, StorageError
+from nas.errors import Interrupted, StorageError
 from nas.settings import add_flags, describe
 from nas.study.settings import GROUPS, StudySettings
 from nas.units import plural
@@ -31,20 +31,6 @@ def file_arg(text: str) -> Path:
             f"{text} names a folder (it ends with '/'); give a file, e.g. {text}report.html"
         )
     return Path(text)
-
-
-def check_writable(path: Path) -> None:
-    """Refuse an output path that cannot be written, before any work is done."""
-    target = path.expanduser().absolute()
-    if target.is_dir():
-        raise NasError(f"cannot write {path}: it is a folder")
-    existing = target if target.exists() else target.parent
-    while not existing.exists():  # missing folders are created: the first existing one counts
-        existing = existing.parent
-    if not existing.is_dir() and existing != target:
-        raise NasError(f"cannot write {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise NasError(f"cannot write {path}: permission denied")
 
 
 def open_named_study(

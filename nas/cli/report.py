@@ -8,10 +8,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from nas.cli.common import check_writable, file_arg, open_named_study, raise_interrupt
+from nas.cli.common import file_arg, open_named_study, raise_interrupt
 from nas.cli.main import COMMANDS, Command
 from nas.cli.output import console, err_console
 from nas.errors import NasError, StorageError
+from nas.files import check_writable
 from nas.study.settings import add_study_flags
 from nas.units import plural
 

@@ -300,8 +300,9 @@ class Objective:
             raise
         except Exception as exc:  # a candidate that cannot even be counted: failed, with why
             if not isinstance(exc, optuna.TrialPruned) and writer.record().fail_reason is None:
-                writer.failed(failure_reason(exc))
-                self.monitor.trial_finished(trial.number, "failed", failure_reason(exc))
+                reason = failure_reason(exc)
+                writer.failed(reason)
+                self.monitor.trial_finished(trial.number, "failed", reason)
             raise
         finally:
             record = writer.record()

@@ -461,8 +461,7 @@ def _check_buildable(space: SearchSpace, errors: list[str]) -> None:
     heads = max(space.attention["heads"].values()) if "mhsa" in types else 0
     too_wide = False
     for i in range(1, max_stages + 1):
-        low = space.width_bounds(i)[0]
-        high = space.width_bounds(i)[1]
+        low, high = space.width_bounds(i)
         if high > MAX_CHANNELS and not too_wide:  # the first such stage; later ones grow on
             too_wide = True
             errors.append(

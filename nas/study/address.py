@@ -209,9 +209,9 @@ def create_study(storage: Any, name: str | None, objectives: tuple[str, ...]) ->
     """A new Optuna study for ``objectives`` (:data:`nas.objectives.METRICS`): accuracy
     maximised, the others minimised, named for optuna-dashboard by
     :attr:`nas.objectives.Metric.dashboard`."""
-    from nas.objectives import METRICS
+    from nas.objectives import metrics_of
 
-    metrics = [METRICS[o] for o in objectives]
+    metrics = metrics_of(objectives)
     directions = [m.direction for m in metrics]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions)
     with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
@@ -236,16 +236,14 @@ def load_or_create(
     from nas.study.record import StudyRecord
 
     try:
-        study: optuna.Study | None = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        study = None
-    if study is not None:
-        record = StudyRecord(study).get(key)
-        record = record if isinstance(record, dict) else None
-        recorded = record.get("objectives") if record is not None else None
-        check_objectives(study, tuple(recorded) if isinstance(recorded, list) else objectives)
-        return study, False, record
-    return create_study(storage, name, objectives), True, None
+        return create_study(storage, name, objectives), True, None
+    record = StudyRecord(study).get(key)
+    record = record if isinstance(record, dict) else None
+    recorded = record.get("objectives") if record is not None else None
+    check_objectives(study, tuple(recorded) if isinstance(recorded, list) else objectives)
+    return study, False, record
 
 
 def check_objectives(study: optuna.Study, objectives: tuple[str, ...]) -> None:
@@ -254,9 +252,9 @@ def check_objectives(study: optuna.Study, objectives: tuple[str, ...]) -> None:
     Raises:
         StorageError: in one line, naming what the study optimises.
     """
-    from nas.objectives import METRICS
+    from nas.objectives import METRICS, metrics_of
 
-    known = [METRICS[o] for o in objectives if o in METRICS]
+    known = metrics_of(o for o in objectives if o in METRICS)
     want = [m.dashboard for m in known]
     have = study.metric_names or []
     directions = [d.name.lower() for d in study.directions]

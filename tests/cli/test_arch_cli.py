@@ -135,7 +135,7 @@ def test_sample_takes_any_integer_seed() -> None:
         (("count", "--config", "missing.json"), "cannot read architecture file missing.json"),
         (("count", "--config", "x.json", "--num-classes", "100"), "apply to --preset"),
         (("count", "--preset", "resnet20", "--in-channels", "0"), "must be at least 1, got 0"),
-        (("sample", "--num-classes", "ten"), "expected a whole number, got 'ten'"),
+        (("sample", "--num-classes", "ten"), "expected an integer, got 'ten'"),
     ],
 )
 def test_user_mistakes_are_one_line_and_nonzero(args: tuple[str, ...], message: str) -> None:
