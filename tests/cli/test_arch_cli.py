@@ -134,7 +134,11 @@ def test_sample_takes_any_integer_seed() -> None:
         (("sample", "--space", "nope.toml"), "space file nope.toml does not exist"),
         (("count", "--config", "missing.json"), "cannot read architecture file missing.json"),
         (("count", "--config", "x.json", "--num-classes", "100"), "apply to --preset"),
-        (("count", "--preset", "resnet20", "--in-channels", "0"), "must be at least 1, got 0"),
+        (
+            ("count", "--preset", "resnet20", "--in-channels", "0"),
+            "argument --in-channels: must be at least 1, got 0",
+        ),
+        (("sample", "--workers", "0"), "argument --workers: must be at least 1, got 0"),
         (("sample", "--num-classes", "ten"), "expected an integer, got 'ten'"),
     ],
 )
