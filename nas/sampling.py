@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -226,12 +227,20 @@ def sample(
             in this process (None: do not measure).
         hardware_limits: limits on ``latency`` (ms) and ``memory`` (MB); over one, a
             candidate is rejected, as in a search.
+
+    Raises:
+        ConfigError: for a FLOPs limit without FLOP counts.
+        NasError: for a parameter or FLOPs limit below the space's cheapest candidate.
     """
     if flops_limit is not None and not flops:
         raise ConfigError("a FLOPs limit needs FLOP counts: drop --no-flops")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     limits = {"params": limit, "flops": flops_limit}
     budget = Budget({k: v for k, v in limits.items() if v is not None})
+    # a count limit no candidate meets is refused, as nas search refuses it, rather than
+    # shown as 100% rejected (latency and memory limits: each candidate says so when measured)
+    shape = SimpleNamespace(in_channels=in_channels, input_size=input_size, num_classes=num_classes)
+    budget.check_reachable(space, shape)
     on_params = Budget({"params": limit} if limit is not None else {})
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed % 2**32))  # any int
     candidates: list[Candidate] = []

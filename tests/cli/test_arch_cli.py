@@ -140,6 +140,11 @@ def test_sample_takes_any_integer_seed() -> None:
         ),
         (("sample", "--workers", "0"), "argument --workers: must be at least 1, got 0"),
         (("sample", "--num-classes", "ten"), "expected an integer, got 'ten'"),
+        (  # no candidate could fit: refused as nas search refuses it, not 100% rejected
+            ("sample", "--space", "search_spaces/small_cifar.toml", "--param-limit", "1k"),
+            "the params limit 1.00k is below the cheapest candidate of space 'small_cifar' "
+            "(3.87k params: basic 8/8/8 x1/1/1 | no attention); raise --param-limit",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_and_nonzero(args: tuple[str, ...], message: str) -> None:
