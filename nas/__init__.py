@@ -12,6 +12,8 @@ Public API::
     best = nas.best(study)                     # the trial `nas export --best` picks
     arch = nas.suggest(trial, "search_spaces/small_cifar.toml", param_limit="150k")
     #   inside your own Optuna objective: sampled, counted, rejected over the limit
+    sampler = nas.make_sampler("nsga2", seed=0, trials=40, objectives=2)
+    #   nas search's samplers for your own study: they learn from the rejections
 
 The names are imported on first use, so ``import nas`` (and ``nas --help``) costs no torch.
 """
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from nas.presets import preset
     from nas.search.api import Search
     from nas.search.objective import suggest
+    from nas.study.samplers import make_sampler
     from nas.study.stats import best
 
 __version__ = "0.1.0"
@@ -46,6 +49,7 @@ __all__ = [
     "best",
     "build_model",
     "count",
+    "make_sampler",
     "preset",
     "suggest",
 ]
@@ -62,6 +66,7 @@ __getattr__, __dir__ = lazy_exports(
         "best": "nas.study.stats",
         "build_model": "nas.models",
         "count": "nas.counting",
+        "make_sampler": "nas.study.samplers",
         "preset": "nas.presets",
         "Search": "nas.search.api",
         "suggest": "nas.search.objective",

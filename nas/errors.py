@@ -41,13 +41,19 @@ class Interrupted(KeyboardInterrupt):
         self.signal = signal
 
 
-def did_you_mean(word: str, options: Iterable[str]) -> str:
-    """``"; did you mean --param-limit?"`` for the option closest to ``word`` (difflib's
-    ratio at least 0.6), else ``""``: the tail of an error about an unknown name."""
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The option closest to ``word`` (difflib's ratio at least 0.6), else None."""
     import difflib
 
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``"; did you mean --param-limit?"`` for the option closest to ``word``
+    (:func:`closest`), else ``""``: the tail of an error about an unknown name."""
+    close = closest(word, options)
+    return f"; did you mean {close}?" if close else ""
 
 
 def check_known(kind: str, given: Iterable[str], valid: Iterable[str]) -> None:

@@ -549,7 +549,10 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 
 
 def _expected(annotation: Any) -> str:
-    """``an integer``, ``a number or ...`` for a field annotation."""
+    """``an integer``, ``a number or ...``, ``a list of strings`` for a field annotation."""
+    if typing.get_origin(annotation) is tuple:
+        item = _NAMES.get(getattr(typing.get_args(annotation)[0], "__name__", ""), "value")
+        return f"a list of {item.split(' ', 1)[-1]}s"
     return " or ".join(
         _NAMES.get(getattr(a, "__name__", ""), str(a))
         for a in (typing.get_args(annotation) or (annotation,))

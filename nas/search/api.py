@@ -56,11 +56,20 @@ def source_of(
 
 def parse_given(given: Mapping[str, Any]) -> dict[str, Any]:
     """Settings by name, each text parsed as its flag parses it (``param_limit="150k"``)."""
-    settings = {d.name: d.setting for d in declared(SearchSettings)}
+    settings = {d.name: d for d in declared(SearchSettings)}
     check_known("setting", given, sorted(settings))
+    defaults = SearchSettings()
     out = {}
     for name, value in given.items():
-        parse = settings[name].parse
+        parse = settings[name].setting.parse
+        listed = isinstance(settings[name].value(defaults), tuple)
+        if (
+            listed
+            and isinstance(value, list | tuple)
+            and parse is not None
+            and all(isinstance(v, str) for v in value)
+        ):
+            value = ",".join(value)  # objectives=["accuracy", "flops"], parsed as its flag
         try:
             out[name] = parse(value) if parse is not None and isinstance(value, str) else value
         except NasError as exc:
@@ -135,8 +144,10 @@ class Search:
     them already trains none (a warning says so), and ``trials=8`` trains up to 8 in all.
 
     Args:
-        study_file: a study TOML with a ``[search]`` table.
-        settings: settings built as a dataclass.
+        study_file: a study TOML with a ``[search]`` table (first, or by this name).
+        settings: settings built as a :class:`~nas.search.settings.SearchSettings`, whose
+            fields are the settings' own (``limits={"params": 150_000}`` where ``given`` says
+            ``param_limit``).
         given: settings by name (``nas search --help`` lists them: ``param_limit`` for
             ``--param-limit``), each parsed like its flag (``param_limit="150k"``); they
             win over the study file.
@@ -145,7 +156,6 @@ class Search:
     def __init__(
         self,
         study_file: str | Path | None = None,
-        /,
         *,
         settings: SearchSettings | None = None,
         **given: Any,

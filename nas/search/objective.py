@@ -6,7 +6,7 @@ a table lookup, a measurement):
 1. :class:`Candidates` draws a candidate with the trial's ``suggest_*`` calls, measures it
    before any training (the metrics of :data:`nas.objectives.METRICS` that the study limits,
    cheapest first) and, over a limit or not buildable, records a rejection: the reason and a
-   positive constraint value per limit, so that TPE and NSGA-II learn where the limit lies;
+   positive constraint value per limit, so that the samplers learn where the limit lies;
    the trial ends PRUNED and does not count towards ``--trials``. :func:`suggest` is the same
    step for a user's own Optuna objective.
 2. The trial records how its candidate was chosen (``sampled_by``, as the study's sampler
@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
@@ -40,6 +41,7 @@ from nas.study.storage import worker_id
 
 if TYPE_CHECKING:
     from nas.config import ArchConfig
+    from nas.space import SearchSpace
 
 
 class Rejected(optuna.TrialPruned):
@@ -159,6 +161,27 @@ def wanted_metrics(
 _REACHABLE: set[str] = set()
 
 
+def space_of(space: Any) -> SearchSpace:
+    """What :func:`suggest` takes as a space: a file's path or a shipped space's name, a
+    :class:`nas.space.SearchSpace`, or a parsed space file (a dict).
+
+    Raises:
+        NasError: for anything else, or a space file that is missing or malformed.
+    """
+    from nas.space import SearchSpace, load_space, parse_space
+
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, str | Path):
+        return load_space(space)
+    if isinstance(space, Mapping):
+        return parse_space(space)
+    raise NasError(
+        "space must be a space file's path or name, a nas.space.SearchSpace or a parsed "
+        f"space file (a dict), got {type(space).__name__}"
+    )
+
+
 def suggest(
     trial: optuna.trial.Trial,
     space: Any,
@@ -176,7 +199,9 @@ def suggest(
 
     Args:
         trial: the trial of the user's objective.
-        space: a search-space file (path) or a :class:`nas.space.SearchSpace`.
+        space: a search-space file (path, or the name of a shipped space such as
+            ``"small_cifar"``), a :class:`nas.space.SearchSpace`, or a space file's contents
+            as a dict (a parsed TOML file).
         in_channels: channels of the user's images.
         input_size: side of the user's (square) images.
         num_classes: classes of the user's data.
@@ -190,20 +215,19 @@ def suggest(
     Raises:
         optuna.TrialPruned: over a limit or not buildable, with the reason; the trial records
             it as ``nas search`` does (``rejected`` and a constraint value per limit), so
-            samplers that read constraints (TPE, NSGA-II, the project's samplers) learn
-            where the limit lies. Let Optuna mark the trial PRUNED.
+            the project's samplers (:func:`nas.make_sampler`) learn where the limit lies,
+            and Optuna's TPE ranks it behind every trained trial (Optuna's NSGA-II ignores
+            PRUNED trials). Let Optuna mark the trial PRUNED.
         NasError: for a limit that is not one ``nas`` knows, or a malformed value, a data
             shape (``in_channels``, ``input_size``, ``num_classes``) that is not a positive
             integer, and (on the first call for a space and its limits) for a limit below
             the space's cheapest candidate, which no trial could meet.
     """
-    from nas.space import SearchSpace, load_space
-
     given = {"in_channels": in_channels, "input_size": input_size, "num_classes": num_classes}
     for name, value in given.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise NasError(f"{name} must be a positive integer (your data's), got {value!r}")
-    loaded = space if isinstance(space, SearchSpace) else load_space(str(space))
+    loaded = space_of(space)
     shape = ArchSpace(loaded, in_channels, input_size, num_classes)
     budget = Budget(parse_limits(limits))
     checked = (repr(loaded), sorted(budget.limits.items()), in_channels, input_size, num_classes)

@@ -41,7 +41,7 @@ from nas.config import (
     StageConfig,
     attention_knobs,
 )
-from nas.errors import SpaceError
+from nas.errors import SpaceError, closest
 from nas.files import read_toml
 from nas.space.dims import Choice, Dim, Fixed, parse_dim
 
@@ -331,7 +331,19 @@ def resolve_space_path(path: str | Path) -> Path:
     for candidate in (BUILTIN_SPACES / p.name, BUILTIN_SPACES / f"{p.name}.toml"):
         if candidate.exists() and (p.parent == Path(".") or p.parent.name == "search_spaces"):
             return candidate
-    raise SpaceError(f"space file {path} does not exist")
+    raise SpaceError(f"space file {path} does not exist{_closest_space(p)}")
+
+
+def _closest_space(p: Path) -> str:
+    """``"; did you mean search_spaces/small_cifar.toml?"``: the space file beside ``p``
+    (or shipped, for a bare name) whose name is closest to ``p``'s, else ``""``."""
+    folders = [p.parent] if p.parent.is_dir() else []
+    if p.parent == Path(".") or p.parent.name == "search_spaces":
+        folders.append(BUILTIN_SPACES)
+    names = {f.name: p.parent / f.name for d in folders for f in sorted(d.glob("*.toml"))}
+    name = p.name if p.suffix == ".toml" else f"{p.name}.toml"
+    close = closest(name, names)
+    return f"; did you mean {names[close]}?" if close else ""
 
 
 def space_sha1(path: str | Path) -> str:

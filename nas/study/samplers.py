@@ -228,8 +228,16 @@ def register_baseline(
 def make_sampler(
     name: str, seed: int, trials: int = 20, objectives: int = 1
 ) -> optuna.samplers.BaseSampler:
-    """The sampler ``name`` seeded with ``seed``, sized for ``trials`` trained trials, for a
-    study of ``objectives`` objectives."""
+    """The sampler ``name`` (``nas search --sampler``: auto, tpe, nsga2, local, random) seeded
+    with ``seed``, sized for ``trials`` trained trials, for a study of ``objectives``
+    objectives: ``nas.make_sampler("nsga2", seed=0, trials=40, objectives=2)`` for a user's
+    own study whose objective calls :func:`nas.suggest`. Each learns from the rejected
+    candidates, as in ``nas search`` (Optuna's own NSGA-II does not: it builds its
+    generations from COMPLETE trials only).
+
+    Raises:
+        NasError: for an unknown sampler name (naming the closest and every valid one).
+    """
     return SAMPLERS[name].build(seed, trials, objectives)
 
 

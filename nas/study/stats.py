@@ -278,7 +278,9 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             f"drew {'was' if len(rejected) == 1 else 'were'} rejected by its limits (the last: "
             f"{rejected[-1].rejected}); raise the limit or use a smaller space"
         )
-    raise NasError(f"study {name!r} has no trained trial yet; run nas search first")
+    raise NasError(
+        f"study {name!r} has no trained trial yet: search first (nas search, or nas.Search)"
+    )
 
 
 def best_of(study: optuna.Study) -> tuple[FrozenTrial, str]:

@@ -163,6 +163,65 @@ def test_search_settings_by_name_are_checked() -> None:
         nas.Search(param_limit="5X")
 
 
+def test_search_takes_the_study_file_by_name_and_objectives_as_a_list(tmp_path: Path) -> None:
+    """What a Python user writes first: ``study_file=`` as the docstring names it, and the
+    objectives as a list; both read as the positional file and ``"accuracy,flops"`` do."""
+    from nas.search.api import source_of
+
+    study_file = tmp_path / "s.toml"
+    study_file.write_text("[search]\ntrials = 7\n")
+    search = nas.Search(study_file=study_file, objectives=["accuracy", "flops"])
+    assert search.source.file == {"trials": 7}
+    assert search.source.flags == source_of(given={"objectives": "accuracy,flops"}).flags
+    assert search.source.flags["objectives"] == ("accuracy", "flops")
+    with pytest.raises(NasError, match=r"^setting objectives: objectives 'acc,flops' must start"):
+        nas.Search(objectives=["acc", "flops"])
+    with pytest.raises(NasError, match=r"^setting objectives must be a list of strings, got"):
+        nas.Search(objectives=[1, 2]).run()
+
+
+def test_suggest_takes_a_parsed_space_file_and_refuses_what_is_no_space() -> None:
+    import tomllib
+
+    raw = tomllib.loads(DEFAULT_SPACE.read_text())
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    from_dict = nas.suggest(study.ask(), raw, param_limit="1G")
+    again = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    assert from_dict == nas.suggest(again.ask(), str(DEFAULT_SPACE), param_limit="1G")
+    for wrong in (None, 3):
+        with pytest.raises(NasError, match=r"^space must be a space file's path or name, "):
+            nas.suggest(study.ask(), wrong)
+
+
+def test_make_sampler_gives_a_users_study_the_nsga2_that_sees_rejections() -> None:
+    """Optuna's NSGA-II builds generations from COMPLETE trials only; the one
+    ``nas.make_sampler`` gives counts every candidate of a generation, rejected ones too."""
+    from nas.study.nsga2 import RejectionAwareNSGAII
+
+    def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
+        arch = nas.suggest(trial, "small_cifar", param_limit="60k")
+        return float(arch.stem_width), float(trial.user_attrs["params"])
+
+    def generations(sampler: optuna.samplers.BaseSampler) -> dict[int, list[str]]:
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        study.optimize(objective, n_trials=24)
+        key = f"{type(sampler).__name__}:generation"
+        out: dict[int, list[str]] = {}
+        for t in study.trials:
+            out.setdefault(t.system_attrs[key], []).append(t.state.name)
+        return out
+
+    ours = nas.make_sampler("nsga2", seed=0, trials=16, objectives=2)
+    assert isinstance(ours, RejectionAwareNSGAII)
+    counted = generations(ours)  # population 4: every candidate, rejected or not, counts
+    assert all(len(states) == 4 for states in list(counted.values())[:-1])
+    assert any("PRUNED" in states for states in counted.values())
+    plain = generations(optuna.samplers.NSGAIISampler(population_size=4, seed=0))
+    assert any(len(states) > 4 for states in plain.values())  # rejections on top: unseen
+    with pytest.raises(NasError, match=r"unknown sampler 'nsga'; did you mean nsga2\?"):
+        nas.make_sampler("nsga", seed=0)
+
+
 def test_suggest_refuses_at_once_a_limit_no_candidate_of_the_space_meets() -> None:
     study = optuna.create_study()
     with pytest.raises(NasError, match=r"below the cheapest candidate .*raise param_limit or use"):

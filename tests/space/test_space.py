@@ -126,8 +126,20 @@ def test_malformed_toml_and_missing_file(tmp_path: Path) -> None:
     bad.write_text("[stages\nwidth = 3")
     with pytest.raises(SpaceError, match="is not valid TOML"):
         load_space(bad)
-    with pytest.raises(SpaceError, match="does not exist"):
+    with pytest.raises(SpaceError, match=r"does not exist$"):
         load_space(tmp_path / "nope.toml")
+
+
+def test_a_mistyped_space_file_names_the_closest_one(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text("")
+    for given, meant in (
+        (tmp_path / "mien.toml", tmp_path / "mine.toml"),  # beside it
+        ("search_spaces/smal_cifar.toml", "search_spaces/small_cifar.toml"),  # shipped
+        ("attention_resnt", "attention_resnet.toml"),  # a shipped one by name
+    ):
+        with pytest.raises(SpaceError) as refused:
+            load_space(given)
+        assert str(refused.value) == f"space file {given} does not exist; did you mean {meant}?"
 
 
 def test_a_preset_outside_a_space_is_named(space) -> None:  # type: ignore[no-untyped-def]
