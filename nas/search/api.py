@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,9 @@ class Search:
         settings: SearchSettings | None = None,
         **given: Any,
     ) -> None:
-        self.source = source_of(study_file, settings, given)
+        with _in_python_words():  # a value no study could take is refused here, at once
+            self.source = source_of(study_file, settings, given)
+            self.source.resolve(None, "new")
 
     def run(self, monitor: SearchMonitor | None = None, log: Say | None = None) -> optuna.Study:
         """Run (or continue) the study; returns it. Quiet unless ``monitor`` and ``log`` say
@@ -192,12 +195,10 @@ class Search:
         # the monitor reports failed trials (with their reasons), as nas search does
         optuna.logging.set_verbosity(max(verbosity, optuna.logging.ERROR))
         try:
-            outcome = run_search(
-                self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks
-            )
-        except NasError as exc:  # deeper layers speak in flags: name the keywords instead
-            exc.args = (named_in_python(str(exc), SearchSettings), *exc.args[1:])
-            raise
+            with _in_python_words():
+                outcome = run_search(
+                    self.source, monitor or SilentMonitor(), log=log or _quiet, hooks=hooks
+                )
         finally:
             optuna.logging.set_verbosity(verbosity)
         if outcome.had_enough:
@@ -211,6 +212,16 @@ class Search:
                 stacklevel=3,
             )
         return outcome
+
+
+@contextmanager
+def _in_python_words() -> Iterator[None]:
+    """A :class:`NasError` raised inside names keywords where deeper layers named flags."""
+    try:
+        yield
+    except NasError as exc:
+        exc.args = (named_in_python(str(exc), SearchSettings), *exc.args[1:])
+        raise
 
 
 def _quiet(text: str) -> None:

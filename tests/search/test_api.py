@@ -161,6 +161,16 @@ def test_search_settings_by_name_are_checked() -> None:
         nas.Search(trails=3)
     with pytest.raises(NasError, match="setting param_limit: cannot read parameter limit"):
         nas.Search(param_limit="5X")
+    # a value no study could take is refused when the search is made, whatever its type,
+    # not seconds later when it runs
+    for given, said in (
+        ({"trials": 0}, "trials must be at least 1, got 0"),
+        ({"proxy_epochs": 1.5}, "setting proxy_epochs must be an integer, got 1.5"),
+        ({"sampler": "nsga"}, "unknown sampler 'nsga'; did you mean nsga2?"),
+    ):
+        with pytest.raises(NasError) as refused:
+            nas.Search(**given)
+        assert str(refused.value) == said
 
 
 def test_search_takes_the_study_file_by_name_and_objectives_as_a_list(tmp_path: Path) -> None:
