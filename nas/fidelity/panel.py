@@ -26,7 +26,7 @@ from nas.budget import Budget
 from nas.config import ArchConfig
 from nas.counting import count
 from nas.data import ImageData, validation_split
-from nas.errors import ConfigError, NasError
+from nas.errors import ConfigError, NasError, StorageError
 from nas.fidelity.ladder import Rung
 from nas.fidelity.settings import RECORD_KEY, FidelitySettings, default_study_name
 from nas.fidelity.summary import summarize
@@ -42,7 +42,7 @@ from nas.proxy.context import (
 from nas.proxy.zero_cost import ZERO_COST_VERSION
 from nas.settings import PYTHON, SettingsSource, given_in_python
 from nas.space import SearchSpace
-from nas.study.address import StudyAddress
+from nas.study.address import StudyAddress, check_kind
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
 from nas.study.record import StudyRecord, TrialRecord, TrialWriter
 from nas.study.storage import worker_id
@@ -135,6 +135,12 @@ class FidelityRun:
                 direction="maximize",
                 load_if_exists=True,
             )
+            check_kind(self.study, RECORD_KEY)  # nothing written to a search study
+            if len(self.study.directions) != 1:
+                raise StorageError(
+                    f"study {self.address.name!r} has {len(self.study.directions)} "
+                    "objectives, not a fidelity study's one; choose another --study"
+                )
             record = StudyRecord(self.study).get(RECORD_KEY)
             self.resolved = source.resolve(
                 record if isinstance(record, dict) else None, self.address.name

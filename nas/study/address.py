@@ -239,11 +239,32 @@ def load_or_create(
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return create_study(storage, name, objectives), True, None
+    check_kind(study, key)
     record = StudyRecord(study).get(key)
     record = record if isinstance(record, dict) else None
     recorded = record.get("objectives") if record is not None else None
     check_objectives(study, tuple(recorded) if isinstance(recorded, list) else objectives)
     return study, False, record
+
+
+def check_kind(study: optuna.Study, key: str) -> None:
+    """Refuse a study that another kind of nas run made (a search study named to ``nas
+    fidelity``, a fidelity study to ``nas search``) before anything is written to it; ``key``:
+    the record of the kind wanted.
+
+    Raises:
+        StorageError: in one line, naming what the study is.
+    """
+    from nas.study.record import FIDELITY_SETTINGS, SEARCH_SETTINGS, StudyRecord
+
+    kinds = {SEARCH_SETTINGS: "search", FIDELITY_SETTINGS: "fidelity"}
+    record = StudyRecord(study)
+    for other, kind in kinds.items():
+        if other != key and record.get(other) is not None:
+            raise StorageError(
+                f"study {study.study_name!r} is a {kind} study (nas {kind} made it); choose "
+                "another --study"
+            )
 
 
 def check_objectives(study: optuna.Study, objectives: tuple[str, ...]) -> None:

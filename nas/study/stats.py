@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
 from nas.study.cleanup import INTERRUPTED
-from nas.study.record import StudyRecord, TrialRecord
+from nas.study.record import FIDELITY_SETTINGS, StudyRecord, TrialRecord
 from nas.study.samplers import SAMPLERS, classify
 from nas.units import plural
 
@@ -271,7 +271,20 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             "nas export --trial N writes any of them (Optuna's study.best_trial, or best_trials, "
             "ranks them by your objective)"
         )
-    rejected = [r for r in map(TrialRecord, study.get_trials(deepcopy=False)) if r.is_rejected]
+    if StudyRecord(study).get(FIDELITY_SETTINGS) is not None:
+        raise NasError(
+            f"study {name!r} is a fidelity study (nas fidelity made it): nas fidelity "
+            "--storage URL --study NAME prints its summary"
+        )
+    records = list(map(TrialRecord, study.get_trials(deepcopy=False)))
+    failed = [r for r in records if r.state == TrialState.FAIL and r.fail_reason]
+    rejected = [r for r in records if r.is_rejected]
+    if len(failed) > len(rejected):  # e.g. every proxy's loss went NaN
+        raise NasError(
+            f"study {name!r} has no trained trial: {plural(len(failed), 'trial')} failed "
+            f"(the last: {failed[-1].fail_reason})"
+            + (f" and {len(rejected)} rejected by its limits" if rejected else "")
+        )
     if rejected:
         raise NasError(
             f"study {name!r} has no trained trial: {plural(len(rejected), 'candidate')} it "

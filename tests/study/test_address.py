@@ -86,3 +86,34 @@ def test_a_study_on_a_read_only_disk_can_be_read(tmp_path: Path, monkeypatch) ->
         address.open(must_exist=True)
     with pytest.raises(StorageError, match="does not exist"):
         StudyAddress.of(f"sqlite:///{tmp_path / 'none.db'}", "s").open(read_only=True)
+
+
+def test_a_study_of_the_other_kind_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """``nas fidelity`` named to a search study once failed hundreds of trials into it, in a
+    loop; ``nas search`` named to a fidelity study is refused by name too."""
+    import pytest
+
+    from nas.errors import StorageError
+    from nas.study.record import FIDELITY_SETTINGS, SEARCH_SETTINGS
+    from tests.conftest import run_nas
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    address = StudyAddress.of(url, "searched")
+    with address.locked_storage() as storage:
+        study, _, _ = load_or_create(storage, "searched", ("accuracy", "params"), SEARCH_SETTINGS)
+        StudyRecord(study).set(SEARCH_SETTINGS, {"seed": 0})
+    out = run_nas(
+        "fidelity", "--storage", url, "--study", "searched", "--dataset", "fake",
+        "--device", "cpu", "--panel", "3", "--ladder", "1x64", "--reference", "2x64",
+    )  # fmt: skip
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        "nas: error: study 'searched' is a search study (nas search made it); choose another "
+        "--study"
+    )
+    assert optuna.load_study(study_name="searched", storage=url).trials == []
+    with address.locked_storage() as storage:
+        fidelity = optuna.create_study(study_name="fid", storage=storage)
+        StudyRecord(fidelity).set(FIDELITY_SETTINGS, {"seed": 0})
+        with pytest.raises(StorageError, match=r"^study 'fid' is a fidelity study \(nas fid"):
+            load_or_create(storage, "fid", ("accuracy", "params"), SEARCH_SETTINGS)

@@ -118,6 +118,32 @@ def test_a_study_whose_every_candidate_was_rejected_says_so() -> None:
         nas.best(study)
 
 
+def test_a_study_whose_trials_failed_or_that_is_a_fidelity_study_says_so() -> None:
+    """Not "raise the limit" when most trials failed (a NaN loss), not "search first" when
+    the search ran, nor for a study that nas fidelity made."""
+    import nas
+    from nas.study.record import FIDELITY_SETTINGS, REJECTED, StudyRecord, TrialWriter
+
+    study = optuna.create_study(study_name="nan", directions=["maximize", "minimize"])
+    rejected = study.ask()
+    rejected.set_user_attr(REJECTED, "6.10M params > limit 5.00M")
+    study.tell(rejected, state=optuna.trial.TrialState.PRUNED)
+    for _ in range(2):
+        trial = study.ask()
+        TrialWriter(trial).failed("the training loss is NaN at epoch 1")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    with pytest.raises(nas.NasError) as refused:
+        nas.best(study)
+    assert str(refused.value) == (
+        "study 'nan' has no trained trial: 2 trials failed (the last: the training loss is "
+        "NaN at epoch 1) and 1 rejected by its limits"
+    )
+    fidelity = optuna.create_study(study_name="fid")
+    StudyRecord(fidelity).set(FIDELITY_SETTINGS, {"panel": 3})
+    with pytest.raises(nas.NasError, match=r"^study 'fid' is a fidelity study \(nas fidelity"):
+        nas.best(fidelity)
+
+
 def test_best_of_something_that_is_not_a_study_says_what_it_takes() -> None:
     import nas
 
