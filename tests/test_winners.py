@@ -244,3 +244,31 @@ def test_validation_every_epoch_and_the_test_split_once(
     assert attrs["full_val_accuracy"] == result.val_accuracy == attrs["full_curve"][-1]
     assert attrs["full_accuracy"] == result.full_accuracy
     assert attrs["full_val_images"] == n_val
+
+
+def test_winners_train_on_the_data_the_study_was_searched_on(tmp_path: Path) -> None:
+    """``--dataset``/``--data-dir`` are pinned by the study: another data set, or another
+    folder while the recorded one exists, is refused (it once trained, validated and chose
+    on other images without a word); a folder moved elsewhere is taken."""
+    import argparse
+
+    from nas.cli.winners import searched_data
+    from nas.errors import NasError
+
+    searched = {"dataset": "imagefolder", "data_dir": str(tmp_path / "imgs")}
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "other").mkdir()
+
+    def given(**kwargs: str | None) -> argparse.Namespace:
+        return argparse.Namespace(**{"dataset": None, "data_dir": None, **kwargs})
+
+    assert searched_data(given(), searched, "s") == ("imagefolder", str(tmp_path / "imgs"))
+    same = given(dataset="imagefolder", data_dir=str(tmp_path / "imgs"))
+    assert searched_data(same, searched, "s") == ("imagefolder", str(tmp_path / "imgs"))
+    with pytest.raises(NasError, match=r"searched on --dataset imagefolder, not cifar10"):
+        searched_data(given(dataset="cifar10"), searched, "s")
+    with pytest.raises(NasError, match=r"searched on --data-dir .*imgs, not .*other: leave"):
+        searched_data(given(data_dir=str(tmp_path / "other")), searched, "s")
+    (tmp_path / "imgs").rmdir()  # the data moved to another folder: taken
+    moved = searched_data(given(data_dir=str(tmp_path / "other")), searched, "s")
+    assert moved == ("imagefolder", str(tmp_path / "other"))

@@ -137,6 +137,38 @@ def _train_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def searched_data(
+    args: argparse.Namespace, searched: Mapping[str, Any], study: str
+) -> tuple[str, str | None]:
+    """The data set and folder the study was searched on: ``--dataset`` may only repeat the
+    recorded one; ``--data-dir`` may name another folder only where the recorded one is gone
+    (the data moved to this machine), so that the winners are chosen on the split their
+    proxies were scored on.
+
+    Raises:
+        NasError: for another data set, or another folder while the recorded one exists.
+    """
+    from nas.settings import resolved_path
+
+    dataset = searched.get("dataset", "cifar10")
+    given = getattr(args, "dataset", None)
+    if given is not None and given != dataset:
+        raise NasError(
+            f"study {study!r} was searched on --dataset {dataset}, not {given}: its winners "
+            "are trained on the same data; leave --dataset out"
+        )
+    recorded, given = searched.get("data_dir"), resolved_path(getattr(args, "data_dir", None))
+    if given is None or given == recorded:
+        return dataset, recorded
+    if recorded is not None and Path(recorded).exists():
+        raise NasError(
+            f"study {study!r} was searched on --data-dir {recorded}, not {given}: leave "
+            "--data-dir out (another folder is taken only where the recorded one is gone, "
+            "the data having moved)"
+        )
+    return dataset, given
+
+
 class _WinnersRun:
     """What every winner of one ``train-winners`` run shares: data, device, split, output."""
 
@@ -152,8 +184,7 @@ class _WinnersRun:
         out_dir: Path = args.out_dir or Path("studies") / f"{study.study_name}-winners"
         self.out_dir = check_dir(out_dir)  # before the data: a bad folder fails at once
         searched = StudyRecord(study).settings
-        dataset = getattr(args, "dataset", None) or searched.get("dataset", "cifar10")
-        data_dir = getattr(args, "data_dir", None) or searched.get("data_dir")
+        dataset, data_dir = searched_data(args, searched, study.study_name)
         self.args, self.study, self.recipe = args, study, recipe
         self.data: ImageData = load_dataset(dataset, data_dir)
         self.device = resolve_device(getattr(args, "device", None) or "auto")
