@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 from nas.config import ARCH_FILE_FORMAT, ArchConfig
 from nas.counting import count
 from nas.errors import NasError
+from nas.files import read_torch
 from nas.models import build_model
 from nas.objectives import METRICS
 from nas.study.record import StudyRecord, TrialRecord
@@ -164,11 +165,18 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
             f"trial {trial.number} has no trained weights; run nas train-winners first "
             "(or export without --weights)"
         )
-    state = torch.load(source, map_location="cpu", weights_only=False)
+    again = f"train trial {trial.number} again with nas train-winners"
+    state = read_torch(Path(source), "the trained weights", again)
     if isinstance(state, dict) and "ema" in state:
         state = state["ema"] or state["model"]
     model = build_model(arch)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # another model's, or no state
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NasError(
+            f"the trained weights {source} are not trial {trial.number}'s ({first}); {again}"
+        ) from None
     model.eval()
     weights_path, onnx_path = path.with_suffix(".pt"), path.with_suffix(".onnx")
     prepare_folder(path)

@@ -94,6 +94,27 @@ def read_toml(path: Path, what: str, error: type[NasError] = NasError) -> dict[s
         raise error(f"{path} is not valid TOML: {toml_problem(text, str(exc))}") from None
 
 
+def read_torch(path: Path, what: str, hint: str, map_location: Any = "cpu") -> Any:
+    """What ``torch.save`` wrote to ``path`` (a checkpoint, trained weights), read whole.
+
+    Raises:
+        NasError: in one line for a file torch cannot read (cut short, overwritten, not a
+            torch file): ``cannot read {what} {path} (...); {hint}``.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise NasError(
+            f"cannot read {what} {path}: it is damaged or not a file torch saved ({first}); "
+            f"{hint}"
+        ) from None
+
+
 def toml_problem(text: str, message: str) -> str:
     """tomllib's ``message`` about ``text``, with the place of the mistake.
 

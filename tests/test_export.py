@@ -160,6 +160,27 @@ def test_best_prefers_full_training_and_weights_give_onnx(
     np.testing.assert_allclose(onnx_out, expected[:1].numpy(), atol=1e-4)
 
 
+def test_damaged_or_foreign_weights_are_one_sentence(tmp_path: Path, image_folder: Path) -> None:
+    """Weights cut short, or another model's, say so and what to do, not a traceback."""
+    weights = tmp_path / "trained.pt"
+    db = tmp_path / "d.db"
+    make_study(db, image_folder, {"cbam": 0.6}, extra={"cbam": {"weights": str(weights)}})
+    args = ("export", "--storage", f"sqlite:///{db}", "--study", "w", "--trial", "0")
+    out = str(tmp_path / "x.json")
+    for content, said in (
+        (b"garbage\n", f"cannot read the trained weights {weights}: it is damaged or not a file"),
+        (None, f"the trained weights {weights} are not trial 0's (Error(s) in loading"),
+    ):
+        if content is None:
+            torch.save({"stem.weight": torch.zeros(1)}, weights)
+        else:
+            weights.write_bytes(content)
+        res = run_nas(*args, "--weights", "--out", out)
+        assert res.returncode != 0 and "Traceback" not in res.stderr
+        assert said in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert "train trial 0 again with nas train-winners" in res.stderr
+
+
 def test_pareto_writes_one_file_per_front_trial(tmp_path: Path, image_folder: Path) -> None:
     db = tmp_path / "p.db"
     make_study(db, image_folder, {"none": 0.6, "se": 0.7, "cbam": 0.8, "mhsa": 0.5})

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from nas.data.augment import normalize, random_crop, random_flip
 from nas.errors import NasError
+from nas.files import read_torch
 from nas.training.mixing import mix_batch
 from nas.training.progress import StepProgress
 from nas.training.recipe import SCHEDULES, Recipe
@@ -466,7 +467,9 @@ class Trainer:
         """Load the checkpoint if there is one; returns the first epoch still to train."""
         if self.checkpoint is None or not self.checkpoint.exists():
             return 0
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        state = read_torch(
+            self.checkpoint, "checkpoint", "delete it to train from the start", self.device
+        )
         if state.get("format") != CHECKPOINT_FORMAT:
             raise NasError(
                 f"checkpoint {self.checkpoint} was written by an earlier version of nas; "

@@ -114,6 +114,13 @@ def test_checkpoint_resume_continues_where_it_stopped(image_folder: Path, tmp_pa
     assert resumed.curve == pytest.approx(straight.curve)
     with pytest.raises(NasError, match="other training settings"):
         make_trainer(image_folder, recipe.replace(lr=0.5), checkpoint=ckpt).fit()
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # cut short (a full disk, a bad copy)
+    with pytest.raises(NasError) as damaged:
+        make_trainer(image_folder, recipe, checkpoint=ckpt).fit()
+    assert str(damaged.value).startswith(
+        f"cannot read checkpoint {ckpt}: it is damaged or not a file torch saved ("
+    )
+    assert str(damaged.value).endswith("); delete it to train from the start")
 
 
 class RecordingTrainer(Trainer):
