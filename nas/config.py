@@ -47,6 +47,10 @@ MAX_INPUT_SIZE = 4_096
 
 #: The most blocks a stage may have.
 MAX_BLOCKS = 1_024
+
+#: The most classes a classifier may have: above ImageNet-21k's 21,841, far below a
+#: classifier layer that no memory holds.
+MAX_CLASSES = 1_000_000
 #: The attention types and the knobs (:class:`AttentionConfig` fields) each one takes. The
 #: config layer declares them; every module of :mod:`nas.models.attention` registers under
 #: one of these names with exactly these keyword-only arguments, which the registry checks
@@ -389,6 +393,8 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
         raise ConfigError(
             f"input_size must be at most {MAX_INPUT_SIZE:,} pixels, got {cfg.input_size:,}"
         )
+    if cfg.num_classes > MAX_CLASSES:
+        raise ConfigError(f"num_classes must be at most {MAX_CLASSES:,}, got {cfg.num_classes:,}")
     for name in ("stem_width", "in_channels"):
         if getattr(cfg, name) > MAX_CHANNELS:
             raise ConfigError(

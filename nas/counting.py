@@ -21,6 +21,7 @@ anything.
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +38,10 @@ with warnings.catch_warnings():  # fvcore scripts a helper at import; torch depr
 from torch import nn
 
 from nas.config import ArchConfig
+from nas.errors import ConfigError
 from nas.models.network import build_model, on_meta
 from nas.models.plan import AttentionSpec, BlockSpec, HeadSpec, Shape, Unit, UnitSpec, plan
+from nas.units import human
 
 Handle = Callable[[list[Any], list[Any]], int]
 
@@ -181,9 +184,25 @@ def spec_flops(spec: UnitSpec, shape: Shape) -> int:
     with on_meta():
         module = spec.build()
     module = module.to_empty(device="cpu").eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        return int(flop_analysis(module, torch.zeros(1, *shape)).total())
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            return int(flop_analysis(module, torch.zeros(1, *shape)).total())
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one too
+        if "alloc" not in str(exc) and not isinstance(exc, torch.OutOfMemoryError):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(exc))
+        need = f" ({human(int(asked.group(1)))}B at once)" if asked else ""
+        what = (
+            f"{spec.attention.type} attention"
+            if isinstance(spec, AttentionSpec)
+            else type(module).__name__
+        )
+        raise ConfigError(
+            f"counting the FLOPs of the {what} on a "
+            f"{'x'.join(map(str, shape))} input needs more memory than this machine has"
+            f"{need}; use a smaller input size"
+        ) from None
 
 
 def _pieces(unit: Unit) -> list[tuple[str, UnitSpec, Shape, bool]]:

@@ -110,8 +110,7 @@ def read_torch(path: Path, what: str, hint: str, map_location: Any = "cpu") -> A
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise NasError(
-            f"cannot read {what} {path}: it is damaged or not a file torch saved ({first}); "
-            f"{hint}"
+            f"cannot read {what} {path}: it is damaged or not a file torch saved ({first}); {hint}"
         ) from None
 
 

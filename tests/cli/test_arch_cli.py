@@ -140,6 +140,15 @@ def test_sample_takes_any_integer_seed() -> None:
         ),
         (("sample", "--workers", "0"), "argument --workers: must be at least 1, got 0"),
         (("sample", "--num-classes", "ten"), "expected an integer, got 'ten'"),
+        (
+            ("count", "--preset", "resnet20", "--num-classes", "100000000"),
+            "num_classes must be at most 1,000,000, got 100,000,000",
+        ),
+        (  # a self-attention over 4M positions: its score matrix alone is petabytes
+            ("count", "--preset", "resnet20-selfattn", "--input-size", "2048"),
+            "counting the FLOPs of the self_attn attention on a 16x2048x2048 input needs more "
+            "memory than this machine has (",
+        ),
         (  # no candidate could fit: refused as nas search refuses it, not 100% rejected
             ("sample", "--space", "search_spaces/small_cifar.toml", "--param-limit", "1k"),
             "the params limit 1.00k is below the cheapest candidate of space 'small_cifar' "
