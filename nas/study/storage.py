@@ -275,7 +275,14 @@ def exclusive(url: str, engine_kwargs: dict[str, Any] | None = None) -> Iterator
     except ImportError:  # pragma: no cover - Windows: rely on the retries
         yield
         return
-    with open(f"{database}.lock", "a") as handle:
+    try:
+        handle = open(f"{database}.lock", "a")  # noqa: SIM115 (closed below, after the yield)
+    except OSError as exc:  # a folder no file can be made in (/proc, a file in the way)
+        raise StorageError(
+            f"cannot create the lock file {database}.lock beside the study database "
+            f"({exc.strerror}); give --storage a folder that can hold files"
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -46,6 +46,15 @@ def test_a_storage_url_of_an_unknown_kind_is_one_line_in_every_command(
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_a_database_where_no_file_can_be_made_is_one_line(tmp_path: Path) -> None:
+    out = run_nas("search", "--dataset", "fake", "--storage", "sqlite:////proc/x.db", cwd=tmp_path)
+    assert out.returncode == 2
+    assert error_lines(out.stderr) == [
+        "nas: error: cannot create the lock file /proc/x.db.lock beside the study database "
+        "(No such file or directory); give --storage a folder that can hold files"
+    ]
+
+
 def test_a_malformed_json_config_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"arch": {"stem_width": 8,\n  "block": "basic"\n  "stages": []}}\n')
