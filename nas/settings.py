@@ -586,6 +586,11 @@ def read_table(
             + (hint or f"settings go under [{table}]: {', '.join(settable)}")
         )
     unknown_tables = sorted(set(raw) - {table, *others})
+    if table not in raw and {"backbone", "stages", "attention"} & set(raw):
+        raise NasError(
+            f"{path} is a search-space file, not a study file: give it as --space {path} "
+            f"(a study file holds a [{table}] table of settings)"
+        )
     if unknown_tables:
         name = unknown_tables[0]
         hint = did_you_mean(f"[{name}]", [f"[{t}]" for t in (table, *others)])

@@ -9,6 +9,7 @@ import pytest
 
 from nas.cli.main import main
 from nas.errors import NasError
+from tests.conftest import ROOT
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -99,6 +100,12 @@ def test_study_file_keys_tables_and_values(
                                                      "nothing for this command")  # fmt: skip
     err = _file_error(tmp_path, capsys, "[train_winners]\nepochs = 3\n")
     assert "has no [search] table (it holds [train_winners])" in err
+    # a space file in the study file's place: pass it with --space, not "use [search]"
+    err = _file_error(tmp_path, capsys, (ROOT / "search_spaces/small_cifar.toml").read_text())
+    assert err.endswith(
+        f"s.toml is a search-space file, not a study file: give it as --space {tmp_path}/s.toml "
+        "(a study file holds a [search] table of settings)"
+    )
 
 
 def test_a_value_is_named_where_it_was_given(
