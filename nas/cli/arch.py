@@ -320,7 +320,9 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"search-space TOML file (default: {DEFAULT_SPACE_PATH})",
     )
-    p.add_argument("-n", type=int, default=100, metavar="N", help="candidates to sample (100)")
+    p.add_argument(
+        "-n", type=int, default=100, metavar="N", help="candidates to sample (100; at most 100,000)"
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed (0)")
     p.add_argument(
         "--param-limit",
@@ -360,14 +362,19 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     add_hardware_args(p, limits=True)
 
 
+#: The most candidates one dry run draws: a distribution is plain after a few thousand,
+#: and every candidate is kept in memory for the report.
+MAX_SAMPLE = 100_000
+
+
 def _sample_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from nas.sampling import sample
     from nas.space import load_space
 
-    if args.n < 1:
-        raise NasError(f"-n must be at least 1, got {args.n}")
+    if not 1 <= args.n <= MAX_SAMPLE:
+        raise NasError(f"-n must be between 1 and {MAX_SAMPLE:,}, got {args.n:,}")
     space = load_space(args.space)
     with Progress(
         TextColumn("{task.description}"),

@@ -466,7 +466,9 @@ def _check_buildable(space: SearchSpace, errors: list[str]) -> None:
     """Cross-field checks: every width the space can sample must be buildable."""
     max_stages = max(space.stages["count"].values())
     for index in sorted(space.stage_overrides):
-        if index > max_stages:
+        if index < 1:
+            errors.append(f"[stages.{index}]: stages are numbered from 1 ([stages.1] is the first)")
+        elif index > max_stages:
             errors.append(f"[stages.{index}] is beyond the largest stage count {max_stages}")
     blocks = space.backbone["block"].values()
     types = space.attention["type"].values()

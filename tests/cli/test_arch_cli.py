@@ -141,6 +141,10 @@ def test_sample_takes_any_integer_seed() -> None:
         (("sample", "--workers", "0"), "argument --workers: must be at least 1, got 0"),
         (("sample", "--num-classes", "ten"), "expected an integer, got 'ten'"),
         (
+            ("sample", "-n", "99999999999999999999"),
+            "-n must be between 1 and 100,000, got 99,999,999,999,999,999,999",
+        ),
+        (
             ("count", "--preset", "resnet20", "--num-classes", "100000000"),
             "num_classes must be at most 1,000,000, got 100,000,000",
         ),

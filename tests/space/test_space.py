@@ -103,6 +103,10 @@ def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
         ),
         (_minimal(backbone={"dropout": {"low": 0.0, "high": 1.0}}), "must be in [0, 1)"),
         (_minimal(stages={"width": {"low": 8, "high": 16, "bad": 1}}), "unknown range key 'bad'"),
+        (  # it was taken and never applied: stages are numbered from 1
+            _minimal(stages={"0": {"stride": 1}}),
+            "[stages.0]: stages are numbered from 1 ([stages.1] is the first)",
+        ),
     ],
 )
 def test_each_mistake_gets_one_clear_error(raw: dict[str, Any], message: str) -> None:
