@@ -109,7 +109,12 @@ def hardware_limits(args: argparse.Namespace) -> dict[str, float]:
 
 # ------------------------------------------------------------------------- presets
 def _presets_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON (name, config, counts)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: a list of {name, source, reported (what the source reports), "
+        "params (counted here), arch (the config)}",
+    )
 
 
 def _presets_run(args: argparse.Namespace) -> int:

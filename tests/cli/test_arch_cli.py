@@ -33,7 +33,11 @@ def test_help_teaches_every_command() -> None:
 def test_presets_json_lists_every_preset() -> None:
     out = run_nas("presets", "--json")
     assert out.returncode == 0, out.stderr
-    assert [p["name"] for p in json.loads(out.stdout)] == PRESETS.names()
+    listed = json.loads(out.stdout)
+    assert [p["name"] for p in listed] == PRESETS.names()
+    helped = run_nas("presets", "--help").stdout
+    for key in listed[0]:  # --help names every key the JSON has
+        assert f"{key} " in helped or f"{key}," in helped or f"{key}}}" in helped, key
 
 
 def test_count_json_for_seed_001() -> None:
