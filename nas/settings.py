@@ -821,8 +821,18 @@ def resolve(
         if s.fingerprint is None or record is None or origins[d.name] in GIVEN:
             continue
         key = s.fingerprint[0]
-        if key in record and fingerprint_of(s, d.value(settings)) != record[key]:
-            what = d.name if given_as == PYTHON else d.flag or d.name
+        if key not in record:
+            continue
+        what = d.name if given_as == PYTHON else d.flag or d.name
+        try:
+            now = fingerprint_of(s, d.value(settings))
+        except NasError:  # moved or deleted
+            raise NasError(
+                f"{study} was created with {what} {shown(d.value(settings))}, which is no "
+                f"longer there; give a copy of it with {what} FILE (its content is checked), "
+                f"or {another}"
+            ) from None
+        if now != record[key]:
             raise NasError(
                 f"{study} was created with {what} {shown(d.value(settings))}, whose "
                 "content has changed since; restore the file (or give the original with "

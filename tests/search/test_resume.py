@@ -188,3 +188,41 @@ def test_enqueue_presets_respects_the_flops_limit(tmp_path: Path) -> None:
     assert "resnet20" in queued and len(queued) < len(names)
     without = enqueue_presets(study, space, Budget({"params": 300_000}), _Data())  # type: ignore[arg-type]
     assert without == names  # the parameter limit alone admits all four
+
+
+def test_a_recorded_space_file_is_held_to_its_content_wherever_it_lies(tmp_path: Path) -> None:
+    """The study pins its space file's content: an edited file is refused, a moved or
+    deleted one is named as the study's (not "did you mean" some other file), a copy given
+    by path is taken, a copy with other content is refused."""
+    from nas.errors import NasError
+    from nas.search.study import RECORD_KEY
+    from nas.settings import SettingsSource
+
+    space = tmp_path / "mine.toml"
+    space.write_text((ROOT / "search_spaces" / "small_cifar.toml").read_text())
+    (tmp_path / "mien.toml").write_text("")  # a near name the old message pointed to
+
+    def resolve(record: dict[str, object] | None, **flags: object) -> SearchSettings:
+        source = SettingsSource(SearchSettings, RECORD_KEY, flags=flags)
+        settings: SearchSettings = source.resolve(record, "s").settings
+        return settings
+
+    record = SettingsSource(SearchSettings, RECORD_KEY, flags={"space": str(space)})
+    recorded = record.resolve(None, "s").to_record()
+    assert resolve(recorded).space == str(space)
+    space.write_text(space.read_text() + "\n# edited\n")
+    with pytest.raises(NasError, match=r"whose content has changed since; restore the file"):
+        resolve(recorded)
+    copy = tmp_path / "copy.toml"
+    copy.write_text(space.read_text())
+    with pytest.raises(NasError, match=r"space .*copy\.toml has other content than the recorded"):
+        resolve(recorded, space=str(copy))
+    copy.write_text((ROOT / "search_spaces" / "small_cifar.toml").read_text())
+    space.unlink()
+    with pytest.raises(NasError) as gone:
+        resolve(recorded)
+    assert str(gone.value) == (
+        f"study 's' was created with --space {space}, which is no longer there; give a copy "
+        "of it with --space FILE (its content is checked), or choose another --study"
+    )
+    assert resolve(recorded, space=str(copy)).space == str(copy)
