@@ -105,6 +105,11 @@ def run_search(
     opened = open_search(source, say=say, check=lambda s: placed.update(place(s)))
     if opened.queued:
         say(f"queued presets that fit the limits: {', '.join(opened.queued)}")
+    elif opened.settings.enqueue_presets:  # asked for, and nothing to queue: say so
+        say(
+            f"queued no preset: none lies in space {opened.space.name!r} within the limits "
+            "(nas presets lists them)"
+        )
     if opened.settings.workers > 1:
         from nas.search.workers import run_workers
 
