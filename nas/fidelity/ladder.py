@@ -36,12 +36,16 @@ class Rung:
     def parse(cls, text: str) -> Rung:
         """``3x5000``, ``30xall`` or, with a proxy recipe, ``3x5000:fast``."""
         m = _RUNG.match(text)
-        images = m.group(2).lower() if m else ""
-        if not m or int(m.group(1)) < 1 or (images != "all" and int(images) < 2):
+        if not m:
             raise NasError(
                 f"bad rung {text!r}: write EPOCHSxIMAGES[:RECIPE], e.g. 3x5000, 30xall or "
                 "3x5000:fast"
             )
+        images = m.group(2).lower()
+        if int(m.group(1)) < 1:
+            raise NasError(f"bad rung {text!r}: a rung trains at least 1 epoch")
+        if images != "all" and int(images) < 2:
+            raise NasError(f"bad rung {text!r}: a rung trains on at least 2 images")
         subset = None if images == "all" else int(images)
         recipe = m.group(3) or DEFAULT_PROXY_RECIPE
         if recipe not in PROXY_RECIPES:
@@ -54,9 +58,12 @@ class Rung:
 
 def parse_ladder(text: str) -> tuple[Rung, ...]:
     """``1x2000,3x5000,5x10000`` -> its rungs."""
-    rungs = tuple(Rung.parse(part) for part in text.split(",") if part.strip())
-    if not rungs:
+    parts = text.split(",")
+    if not text.strip():
         raise NasError("the ladder needs at least one rung, e.g. --ladder 1x2000,3x5000")
+    if any(not part.strip() for part in parts):
+        raise NasError(f"the ladder {text!r} has an empty rung (two commas, or one at an end)")
+    rungs = tuple(Rung.parse(part) for part in parts)
     if len(set(rungs)) != len(rungs):
         raise NasError(f"the ladder {text!r} repeats a rung")
     return rungs

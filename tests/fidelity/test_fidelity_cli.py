@@ -75,6 +75,16 @@ def test_rungs_parse_and_refuse_nonsense() -> None:
         Rung.parse("3x5000:slow")
     with pytest.raises(NasError, match="repeats"):
         parse_ladder("1x100,1x100")
+    # what is wrong is named: a well-formed rung that trains too little, an empty rung
+    with pytest.raises(NasError, match=r"^bad rung '1x1': a rung trains on at least 2 images$"):
+        Rung.parse("1x1")
+    with pytest.raises(NasError, match=r"^bad rung '0x100': a rung trains at least 1 epoch$"):
+        Rung.parse("0x100")
+    for empty in ("1x256,,", ",1x256", "1x256,,3x512"):
+        with pytest.raises(NasError, match=r"has an empty rung \(two commas, or one at an end"):
+            parse_ladder(empty)
+    with pytest.raises(NasError, match="needs at least one rung"):
+        parse_ladder(" ")
 
 
 @pytest.mark.parametrize("tau", [1.5, -2.0])
