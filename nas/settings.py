@@ -625,7 +625,20 @@ def read_table(
             raise NasError(
                 f"{path}: setting {name} must be {_expected(hints[name])}, got {value!r}"
             )
+        if s.metavar in ("FILE", "DIR") and isinstance(out[name], str):
+            out[name] = _beside(path, out[name])
     return out
+
+
+def _beside(study_file: Path, value: str) -> str:
+    """A file or folder a study file names: as written where that exists from the folder
+    the command runs in, else beside the study file where it exists there (a study file
+    kept with its space file works from anywhere)."""
+    written = Path(value).expanduser()
+    near = study_file.parent / written
+    if written.is_absolute() or written.exists() or not near.exists():
+        return value
+    return str(near)
 
 
 def _from_toml(value: Any) -> Any:

@@ -342,6 +342,30 @@ def test_study_file_settings_and_command_line_precedence(tiny_space: Path, tmp_p
     )
 
 
+def test_a_study_file_finds_the_files_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study file kept with its space file and image folder works from any folder; a path
+    that exists from where the command runs wins, and a shipped space's name stays a name."""
+    from nas.search.settings import SearchSettings
+    from nas.settings import read_table
+
+    kept = tmp_path / "kept"
+    (kept / "imgs").mkdir(parents=True)
+    (kept / "mine.toml").write_text("")
+    study_file = kept / "study.toml"
+    study_file.write_text('[search]\nspace = "mine.toml"\ndata_dir = "imgs"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    table = read_table(study_file, "search", SearchSettings)
+    assert table == {"space": str(kept / "mine.toml"), "data_dir": str(kept / "imgs")}
+    (elsewhere / "mine.toml").write_text("")  # here wins: the path as written
+    assert read_table(study_file, "search", SearchSettings)["space"] == "mine.toml"
+    study_file.write_text('[search]\nspace = "small_cifar"\n')
+    assert read_table(study_file, "search", SearchSettings)["space"] == "small_cifar"
+
+
 def test_limit_below_the_smallest_candidate_is_refused_before_searching(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
