@@ -37,7 +37,7 @@ README_EXAMPLES: list[str] = [
     "nas search --space search_spaces/attention_resnet.toml --param-limit 5M --flops-limit 500M "
     "--dataset fake --trials 2 --proxy-epochs 1 --proxy-subset 256 --proxy-val 128 "
     "--device cpu --storage sqlite:///flops.db --study f",
-    "nas search studies/smoke.toml --objectives accuracy,latency --latency-limit 2ms "
+    "nas search studies/smoke.toml --objectives accuracy,latency "
     "--study smoke-lat --storage sqlite:///studies/smoke-lat.db --trials 4",
     "nas search --storage sqlite:///studies/smoke-lat.db --study smoke-lat --latency-batch 4 "
     "--remeasure",

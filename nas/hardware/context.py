@@ -129,7 +129,7 @@ def check_same_hardware(
         raise NasError(
             f"study {study!r} was measured on {before.describe()}; this run would measure "
             f"on another ({'; '.join(changed)}): run it there, or pass --remeasure to measure "
-            "every candidate again here"
+            "the candidates from now on here"
         )
 
 
@@ -196,6 +196,7 @@ def study_hardware_text(study: Any) -> str:
     if isinstance(contexts, dict) and len(contexts) > 1:
         text += (
             f" (the latest of {len(contexts)} contexts: the study was measured again with "
-            "--remeasure; each trial's export names the context of its own values)"
+            "--remeasure; the front holds the trials measured in this one, and each trial's "
+            "export names the context of its own values)"
         )
     return text

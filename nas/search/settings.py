@@ -236,7 +236,8 @@ class SearchSettings(StudySettings):
     remeasure: bool = setting(
         False,
         "continue a study whose latency and memory were measured on another device, thread "
-        "count or batch: measure every candidate again here and record this context",
+        "count or batch: record this context and measure the candidates from now on here "
+        "(the trials before keep their values and leave the front)",
         switch=True,
         group="hardware",
     )

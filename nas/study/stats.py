@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
+from nas.objectives import METRICS
 from nas.study.cleanup import INTERRUPTED
 from nas.study.record import FIDELITY_SETTINGS, StudyRecord, TrialRecord
 from nas.study.samplers import SAMPLERS, classify
@@ -202,10 +203,22 @@ def _front_points(
     trials: Sequence[FrozenTrial], costs: tuple[str, ...]
 ) -> tuple[list[FrozenTrial], dict[int, float]]:
     """What a front is drawn from: each candidate's first COMPLETE trial with an accuracy and
-    every cost, and the candidates' mean accuracies by that trial's number."""
+    every cost, and the candidates' mean accuracies by that trial's number. Against a
+    latency or memory cost, only the trials measured in the study's latest hardware context
+    (:func:`latest_context`): a value measured elsewhere, or at another batch, does not
+    compare."""
     means = mean_accuracies(trials)
     firsts = [t for t in trials if t.number in means and all(map(math.isfinite, _cost(t, costs)))]
+    if any(METRICS[c].hardware for c in costs) and (latest := latest_context(trials)):
+        firsts = [t for t in firsts if TrialRecord(t).measured_in in (None, latest)]
     return firsts, means
+
+
+def latest_context(trials: Sequence[FrozenTrial]) -> str | None:
+    """The hardware context the latest measured trial was measured in (``--remeasure``
+    starts a new one), None where no trial records one."""
+    measured = [(t.number, key) for t in trials if (key := TrialRecord(t).measured_in)]
+    return max(measured)[1] if measured else None
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -343,3 +343,26 @@ def test_an_interrupted_trial_is_no_sampled_candidate_in_the_rejection_rates() -
     retried.set_user_attr("fail_reason", INTERRUPTED["SIGTERM"] + "; retried as trial 17")
     assert rejection_thirds([*trials, stopped, retried]) == (1.0, 1.0)
     assert rejection_thirds([*trials, _trial(15, "failed"), _trial(16, "failed")])[1] == 3 / 5
+
+
+def test_a_front_against_latency_holds_the_trials_of_the_latest_context() -> None:
+    """After --remeasure (batch 1 -> 4) a trial measured at batch 1 does not compare: it
+    once dominated the new trials from the summary's front by its smaller batch-1 value."""
+    from nas.presets import preset
+    from nas.study.stats import latest_context, pareto_front
+
+    def trial(name: str, accuracy: float, latency: float, context: str) -> FrozenTrial:
+        attrs = {"arch": preset(name).to_dict(), "accuracy": accuracy, "params": 1000,
+                 "latency": latency, "measured_in": context}  # fmt: skip
+        return optuna.trial.create_trial(values=[accuracy, latency], user_attrs=attrs)
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trials([
+        trial("resnet20", 0.5, 1.5, "batch1"),  # would dominate the one below
+        trial("resnet20-cbam", 0.4, 4.6, "batch4"),
+        trial("resnet20-mhsa", 0.3, 5.0, "batch4"),
+    ])  # fmt: skip
+    trials = study.get_trials()
+    assert latest_context(trials) == "batch4"
+    assert [t.number for t in pareto_front(trials, ("latency",))] == [1]
+    assert [t.number for t in pareto_front(trials, ("params",))] == [0]  # counts compare
