@@ -196,7 +196,8 @@ def study_hardware_text(study: Any) -> str:
     if isinstance(contexts, dict) and len(contexts) > 1:
         text += (
             f" (the latest of {len(contexts)} contexts: the study was measured again with "
-            "--remeasure; the front holds the trials measured in this one, and each trial's "
-            "export names the context of its own values)"
+            "--remeasure; a front against latency or memory holds the trials of the latest "
+            "context a trained trial was measured in, and each trial's export names the "
+            "context of its own values)"
         )
     return text

@@ -41,7 +41,7 @@ from nas.hardware.context import HardwareContext, study_context
 from nas.presets import PRESETS, preset
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.settings import PYTHON, Resolved, SettingsSource, given_in_python, shown
+from nas.settings import GIVEN, PYTHON, Resolved, SettingsSource, given_in_python, shown
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress, create_study, load_or_create
@@ -217,6 +217,16 @@ def prepare(
     ]
     if s.dataset == "fake":
         notes.append(FAKE_WARNING)
+    if (
+        s.early_stopping != "off"
+        and s.min_epochs >= s.proxy_epochs
+        and (fitted.origins.get("min_epochs") in GIVEN)
+    ):
+        notes.append(
+            f"note: early stopping never acts: {fitted.names.get('min_epochs', 'min_epochs')} "
+            f"{s.min_epochs} (its first rung) is not below "
+            f"{fitted.names.get('proxy_epochs', 'proxy_epochs')} {s.proxy_epochs}"
+        )
     if check is not None:
         check(fitted.settings)
     return _Prepared(record, fitted, space, data, given_anew + notes, fitted.to_record())

@@ -205,20 +205,29 @@ def _front_points(
     """What a front is drawn from: each candidate's first COMPLETE trial with an accuracy and
     every cost, and the candidates' mean accuracies by that trial's number. Against a
     latency or memory cost, only the trials measured in the study's latest hardware context
-    (:func:`latest_context`): a value measured elsewhere, or at another batch, does not
+    (:func:`comparable_contexts`): a value measured elsewhere, or at another batch, does not
     compare."""
     means = mean_accuracies(trials)
     firsts = [t for t in trials if t.number in means and all(map(math.isfinite, _cost(t, costs)))]
-    if any(METRICS[c].hardware for c in costs) and (latest := latest_context(trials)):
-        firsts = [t for t in firsts if TrialRecord(t).measured_in in (None, latest)]
+    if any(METRICS[c].hardware for c in costs):
+        kept = comparable_contexts(trials)
+        firsts = [t for t in firsts if TrialRecord(t).measured_in in kept]
     return firsts, means
 
 
-def latest_context(trials: Sequence[FrozenTrial]) -> str | None:
-    """The hardware context the latest measured trial was measured in (``--remeasure``
-    starts a new one), None where no trial records one."""
-    measured = [(t.number, key) for t in trials if (key := TrialRecord(t).measured_in)]
-    return max(measured)[1] if measured else None
+def comparable_contexts(trials: Sequence[FrozenTrial]) -> set[str | None]:
+    """The hardware contexts whose measurements a front compares: the one the latest
+    COMPLETE trial was measured in (``--remeasure`` starts a new one), and trials that name
+    none (from before contexts were recorded) only while no other context was trained."""
+    measured = [
+        (t.number, key)
+        for t in trials
+        if t.state == TrialState.COMPLETE and (key := TrialRecord(t).measured_in)
+    ]
+    if not measured:
+        return {None}
+    latest = max(measured)[1]
+    return {latest} if len({key for _, key in measured}) > 1 else {latest, None}
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -290,7 +299,14 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             "--storage URL --study NAME prints its summary"
         )
     records = list(map(TrialRecord, study.get_trials(deepcopy=False)))
-    failed = [r for r in records if r.state == TrialState.FAIL and r.fail_reason]
+    interrupted = tuple(INTERRUPTED.values())  # retried, not failures of a candidate
+    failed = [
+        r
+        for r in records
+        if r.state == TrialState.FAIL
+        and r.fail_reason
+        and not r.fail_reason.startswith(interrupted)
+    ]
     rejected = [r for r in records if r.is_rejected]
     if len(failed) > len(rejected):  # e.g. every proxy's loss went NaN
         raise NasError(

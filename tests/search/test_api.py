@@ -128,17 +128,19 @@ def test_search_from_python_runs_and_resumes_a_study(
     assert "trials: 2 -> 3, recorded for later runs" in said
 
 
-def test_presets_asked_for_and_none_queued_is_said(tiny_space: Path, tmp_path: Path) -> None:
-    """--enqueue-presets on a space that holds no preset once queued nothing without a word."""
+def test_settings_that_do_nothing_are_said(tiny_space: Path, tmp_path: Path) -> None:
+    """--enqueue-presets on a space that holds no preset, and a --min-epochs no rung lies
+    above, once did nothing without a word."""
     said: list[str] = []
     nas.Search(
         space=str(tiny_space), dataset="fake", param_limit="1M", trials=1, proxy_epochs=1,
         proxy_subset=64, proxy_val=32, proxy_batch_size=16, device="cpu", enqueue_presets=True,
-        storage=f"sqlite:///{tmp_path}/p.db", study="p",
+        min_epochs=2, storage=f"sqlite:///{tmp_path}/p.db", study="p",
     ).run(log=said.append)  # fmt: skip
-    assert f"queued no preset: none lies in space {tiny_space.stem!r} within the limits " in (
-        "\n".join(said)
-    )
+    told = "\n".join(said)
+    assert f"queued no preset: none lies in space {tiny_space.stem!r} within the limits " in told
+    never = "note: early stopping never acts: min_epochs 2 (its first rung) is not below "
+    assert never + "proxy_epochs 1" in told
 
 
 def test_settings_errors_from_python_name_the_keyword_not_the_flag(

@@ -122,6 +122,7 @@ def test_a_study_whose_trials_failed_or_that_is_a_fidelity_study_says_so() -> No
     """Not "raise the limit" when most trials failed (a NaN loss), not "search first" when
     the search ran, nor for a study that nas fidelity made."""
     import nas
+    from nas.study.cleanup import INTERRUPTED
     from nas.study.record import FIDELITY_SETTINGS, REJECTED, StudyRecord, TrialWriter
 
     study = optuna.create_study(study_name="nan", directions=["maximize", "minimize"])
@@ -131,6 +132,10 @@ def test_a_study_whose_trials_failed_or_that_is_a_fidelity_study_says_so() -> No
     for _ in range(2):
         trial = study.ask()
         TrialWriter(trial).failed("the training loss is NaN at epoch 1")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    for _ in range(2):  # Ctrl-C'd: retried, not failures of their candidates
+        trial = study.ask()
+        TrialWriter(trial).failed(INTERRUPTED["SIGINT"])
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     with pytest.raises(nas.NasError) as refused:
         nas.best(study)

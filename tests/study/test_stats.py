@@ -347,22 +347,36 @@ def test_an_interrupted_trial_is_no_sampled_candidate_in_the_rejection_rates() -
 
 def test_a_front_against_latency_holds_the_trials_of_the_latest_context() -> None:
     """After --remeasure (batch 1 -> 4) a trial measured at batch 1 does not compare: it
-    once dominated the new trials from the summary's front by its smaller batch-1 value."""
+    once dominated the new trials from the summary's front by its smaller batch-1 value.
+    Every reader agrees on the context (a rejected or running trial of a new context moves
+    nothing), and trials that name no context count as the first one once another exists."""
     from nas.presets import preset
-    from nas.study.stats import latest_context, pareto_front
+    from nas.study.stats import comparable_contexts, pareto_front
 
-    def trial(name: str, accuracy: float, latency: float, context: str) -> FrozenTrial:
+    def trial(name: str, accuracy: float, latency: float, context: str | None) -> FrozenTrial:
         attrs = {"arch": preset(name).to_dict(), "accuracy": accuracy, "params": 1000,
-                 "latency": latency, "measured_in": context}  # fmt: skip
+                 "latency": latency}  # fmt: skip
+        if context is not None:
+            attrs["measured_in"] = context
         return optuna.trial.create_trial(values=[accuracy, latency], user_attrs=attrs)
 
+    def rejected(context: str) -> FrozenTrial:
+        attrs = {"rejected": "9 ms latency > limit 2 ms", "measured_in": context}
+        return optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=attrs)
+
+    older = [trial("resnet20", 0.5, 1.5, None), trial("resnet20-selfattn", 0.45, 1.4, "batch1")]
     study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trials([*older, rejected("batch4")])  # no trained trial in batch 4 yet
+    trials = study.get_trials()
+    assert comparable_contexts(trials) == {"batch1", None}
+    assert [t.number for t in pareto_front(trials, ("latency",))] == [0, 1]
     study.add_trials([
-        trial("resnet20", 0.5, 1.5, "batch1"),  # would dominate the one below
         trial("resnet20-cbam", 0.4, 4.6, "batch4"),
         trial("resnet20-mhsa", 0.3, 5.0, "batch4"),
     ])  # fmt: skip
     trials = study.get_trials()
-    assert latest_context(trials) == "batch4"
-    assert [t.number for t in pareto_front(trials, ("latency",))] == [1]
+    assert comparable_contexts(trials) == {"batch4"}
+    assert [t.number for t in pareto_front(trials, ("latency",))] == [3]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert [t.number for t in pareto_front(complete, ("latency",))] == [3]  # as winners read
     assert [t.number for t in pareto_front(trials, ("params",))] == [0]  # counts compare
