@@ -137,9 +137,11 @@ def candidate_zero_cost(
     :data:`~nas.proxy.zero_cost.BATCH` training images), JSON-ready (non-finite: None)."""
     from nas.data.augment import normalize
     from nas.proxy.zero_cost import BATCH, zero_cost_scores
+    from nas.training.trainer import memory_format
 
     idx = ctx.split.train[:BATCH]
     x = normalize(ctx.data.train_x[idx].to(ctx.device), ctx.mean, ctx.std)
+    x = x.contiguous(memory_format=memory_format(ctx.device))  # as the trainer feeds it
     y = ctx.data.train_y[idx].to(ctx.device)
     scores = zero_cost_scores(model, x, y, params=params, flops=flops)  # scores a copy
     return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}

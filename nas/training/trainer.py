@@ -183,6 +183,14 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """How a network and its batches lie in memory on ``device``: channels_last on CUDA
+    (tensor cores), contiguous on the CPU. Batches must match the network's format: a
+    channels_last batch through a contiguous network on the CPU (images decoded as
+    height x width x channels are such a view) corrupted memory in torch 2.14's backward."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
 class Trainer:
     """Trains ``model`` on ``train_x[train_idx]`` and scores it on ``eval_x`` every epoch.
 
@@ -225,7 +233,7 @@ class Trainer:
         self.recipe = recipe
         self.device = device
         self.cuda = device.type == "cuda"
-        self.memory_format = torch.channels_last if self.cuda else torch.contiguous_format
+        self.memory_format = memory_format(device)
         self.model = model.to(device).to(memory_format=self.memory_format)
         self.train_x = train_x.to(device, non_blocking=True)
         self.train_y = train_y.to(device, non_blocking=True)

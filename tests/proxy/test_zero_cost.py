@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -288,3 +289,22 @@ def test_all_scores_on_a_real_network_leave_the_rng_and_weights_alone() -> None:
     assert scores["params"] == 123 and scores["flops"] == 456
     assert all(math.isfinite(scores[name]) and scores[name] > 0 for name in SCORES.names())
     assert ZERO_COST_VERSION == 2
+
+
+def test_a_candidates_scores_see_batches_in_the_trainers_memory_format(
+    image_folder: Path,
+) -> None:
+    """Decoded images are a channels_last view; on the CPU the network is contiguous. Fed
+    the view, ZiCo's backward corrupted the heap in torch 2.14 (workers died of "double free
+    or corruption"): every score must see the batch laid out as the trainer feeds it."""
+    from nas.data import load_dataset
+    from nas.proxy.context import ProxySpec, candidate_zero_cost, proxy_context
+
+    data = load_dataset("imagefolder", str(image_folder))
+    assert data.train_x.is_contiguous(memory_format=torch.channels_last)  # as decoded
+    ctx = proxy_context(ProxySpec(1, 60, 12, 16, 0.8, "standard"), data, torch.device("cpu"), 0)
+    model = build_model(small_config(attention=AttentionConfig("cbam", "after_stage")))
+    seen: list[bool] = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous()))
+    scores = candidate_zero_cost(ctx, model, params=1, flops=None)
+    assert seen and all(seen) and scores["zico"] is not None
