@@ -269,6 +269,8 @@ def test_winners_train_on_the_data_the_study_was_searched_on(tmp_path: Path) -> 
         searched_data(given(dataset="cifar10"), searched, "s")
     with pytest.raises(NasError, match=r"searched on --data-dir .*imgs, not .*other: leave"):
         searched_data(given(data_dir=str(tmp_path / "other")), searched, "s")
+    missing = given(data_dir=str(tmp_path / "typo"))  # the data layer says it is missing
+    assert searched_data(missing, searched, "s") == ("imagefolder", str(tmp_path / "typo"))
     (tmp_path / "imgs").rmdir()  # the data moved to another folder: taken
     moved = searched_data(given(data_dir=str(tmp_path / "other")), searched, "s")
     assert moved == ("imagefolder", str(tmp_path / "other"))

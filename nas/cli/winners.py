@@ -143,7 +143,8 @@ def searched_data(
     """The data set and folder the study was searched on: ``--dataset`` may only repeat the
     recorded one; ``--data-dir`` may name another folder only where the recorded one is gone
     (the data moved to this machine), so that the winners are chosen on the split their
-    proxies were scored on.
+    proxies were scored on; a folder that does not exist is left to the data layer, which
+    says so.
 
     Raises:
         NasError: for another data set, or another folder while the recorded one exists.
@@ -160,7 +161,7 @@ def searched_data(
     recorded, given = searched.get("data_dir"), resolved_path(getattr(args, "data_dir", None))
     if given is None or given == recorded:
         return dataset, recorded
-    if recorded is not None and Path(recorded).exists():
+    if recorded is not None and Path(recorded).exists() and Path(given).exists():
         raise NasError(
             f"study {study!r} was searched on --data-dir {recorded}, not {given}: leave "
             "--data-dir out (another folder is taken only where the recorded one is gone, "
