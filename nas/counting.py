@@ -189,7 +189,9 @@ def spec_flops(spec: UnitSpec, shape: Shape) -> int:
             warnings.simplefilter("ignore")
             return int(flop_analysis(module, torch.zeros(1, *shape)).total())
     except RuntimeError as exc:  # torch.OutOfMemoryError is one too
-        if "alloc" not in str(exc) and not isinstance(exc, torch.OutOfMemoryError):
+        from nas.training.trainer import is_out_of_memory
+
+        if not is_out_of_memory(exc):
             raise
         asked = re.search(r"allocate (\d+) bytes", str(exc))
         need = f" ({human(int(asked.group(1)))}B at once)" if asked else ""

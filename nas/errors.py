@@ -41,6 +41,13 @@ class Interrupted(KeyboardInterrupt):
         self.signal = signal
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), else its type's
+    name: what a one-sentence refusal quotes of an error from below."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 def closest(word: str, options: Iterable[str]) -> str | None:
     """The option closest to ``word`` (difflib's ratio at least 0.6), else None."""
     import difflib

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial
 
 from nas.config import ARCH_FILE_FORMAT, ArchConfig
 from nas.counting import count
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 from nas.files import read_torch
 from nas.models import build_model
 from nas.objectives import METRICS
@@ -173,9 +173,9 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:  # another model's, or no state
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NasError(
-            f"the trained weights {source} are not trial {trial.number}'s ({first}); {again}"
+            f"the trained weights {source} are not trial {trial.number}'s "
+            f"({first_line(exc)}); {again}"
         ) from None
     model.eval()
     weights_path, onnx_path = path.with_suffix(".pt"), path.with_suffix(".onnx")

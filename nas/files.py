@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NasError
+from nas.errors import NasError, first_line
 
 #: Where tomllib says a mistake is: ``... (at line 3, column 16)`` or ``(at end of document)``.
 _WHERE = re.compile(
@@ -108,7 +108,7 @@ def read_torch(path: Path, what: str, hint: str, map_location: Any = "cpu") -> A
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        first = first_line(exc).split(". ")[0]
         raise NasError(
             f"cannot read {what} {path}: it is damaged or not a file torch saved ({first}); {hint}"
         ) from None

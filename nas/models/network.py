@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from nas.config import ArchConfig
-from nas.errors import ConfigError
+from nas.errors import ConfigError, first_line
 from nas.models.plan import plan
 
 
@@ -172,8 +172,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # not a file, not a torch file, unpicklable content, ...
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot load weights from {path}: {first}") from None
+        raise ConfigError(f"cannot load weights from {path}: {first_line(exc, 160)}") from None
     if isinstance(state, dict):
         for key in ("ema", "model", "state_dict"):
             if key in state and isinstance(state[key], dict):

@@ -177,7 +177,7 @@ def release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA's OutOfMemoryError, or the CPU allocator failing to allocate."""
     text = str(exc)
     return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
@@ -363,7 +363,7 @@ class Trainer:
                         )
                     )
         except RuntimeError as exc:
-            if not _is_out_of_memory(exc):
+            if not is_out_of_memory(exc):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
             out_of_memory = (
