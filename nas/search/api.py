@@ -173,8 +173,19 @@ class Search:
     def run(self, monitor: SearchMonitor | None = None, log: Say | None = None) -> optuna.Study:
         """Run (or continue) the study; returns it. Quiet unless ``monitor`` and ``log`` say
         otherwise (:class:`nas.search.events.LogMonitor` prints a line per event); see
-        :meth:`outcome`. ``nas.best(study)`` is the trial ``nas export --best`` picks."""
-        return self._outcome(monitor, log, Hooks()).study
+        :meth:`outcome`. ``nas.best(study)`` is the trial ``nas export --best`` picks.
+
+        Raises:
+            KeyboardInterrupt: after Ctrl-C, once the study holds the interrupted trial (the
+                next run retries it first), so that a script of several searches stops.
+        """
+        outcome = self._outcome(monitor, log, Hooks())
+        if outcome.interrupted:
+            raise KeyboardInterrupt(
+                f"study {outcome.study.study_name!r}: {outcome.stop_reason}; running it again "
+                "continues the study and retries the interrupted trial first"
+            )
+        return outcome.study
 
     def outcome(
         self,
@@ -185,8 +196,9 @@ class Search:
         """Run (or continue) the study; returns how it ended (counts, front, stop reason).
         ``hooks``: what tests and benchmarks change (:class:`nas.search.loop.Hooks`).
 
-        Optuna's own log lines are held back while it runs (``monitor`` reports the trials,
-        as ``nas search`` does); a run that trains nothing because the study already had
+        Unlike :meth:`run`, it returns after Ctrl-C too (``interrupted`` set, ``exit_code``
+        130). Optuna's own log lines are held back while it runs (``monitor`` reports the
+        trials, as ``nas search`` does); a run that trains nothing because the study already had
         ``trials`` trained trials says so in a :class:`UserWarning` naming the value that
         trains more."""
         return self._outcome(monitor, log, hooks)

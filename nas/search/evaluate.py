@@ -29,7 +29,6 @@ from nas.budget import measure_metric
 from nas.errors import StorageError
 from nas.search.early_stop import WITH_CURVES, SuccessiveHalving, curve_points
 from nas.search.events import SearchMonitor
-from nas.study.cleanup import INTERRUPTED
 from nas.study.record import TrialWriter
 from nas.units import plural
 
@@ -198,9 +197,6 @@ class ProxyEvaluator:
             raise optuna.TrialPruned(stop.reason) from None
         except TrainingFailed as exc:
             self._failed(run, str(exc))
-            raise
-        except KeyboardInterrupt as exc:
-            run.writer.failed(INTERRUPTED[getattr(exc, "signal", "SIGINT")])
             raise
         except StorageError:  # the database is gone: nothing can be recorded, stop here
             raise

@@ -49,10 +49,11 @@ from nas.units import plural
 
 MAX_REJECTIONS_IN_A_ROW = 1000
 
-#: Rejections in a row by a latency or memory limit after which that limit is checked, once
-#: per run, against the space's cheapest candidate measured where the study measures (a
-#: count limit is checked before the study starts; a measurement of every combination of
-#: the space costs seconds, too much for every start).
+#: Rejections in a row (by any limit) after which the study's latency and memory limits are
+#: checked, once per run, against the space's cheapest candidate measured where the study
+#: measures (a count limit is checked before the study starts; a measurement of every
+#: combination of the space costs seconds, too much for every start). Every hardware limit
+#: is checked, not only the last rejection's: rejections by the parameter limit mix in.
 CHECK_HARDWARE_AFTER = 50
 
 #: After a rejection (milliseconds of work) the loop goes on with the study statistics it
@@ -190,6 +191,8 @@ class _State:
 
     failures: int = 0
     rejections: int = 0
+    #: The limits the current run of rejections was over (registry names).
+    over: set[str] = field(default_factory=set)
     hardware_checked: bool = False
     gave_up: bool = False
     waiting_said: bool = False
@@ -284,7 +287,7 @@ class SearchLoop:
             return f"{plural(state.failures, 'trial')} failed in a row; the last one: {reason}"
         if state.rejections >= CHECK_HARDWARE_AFTER and not state.hardware_checked:
             state.hardware_checked = True
-            unreachable = self._unreachable_hardware(self._over(state))
+            unreachable = self._unreachable_hardware()
             if unreachable:  # the study exists now, and pins its limits
                 study = self.names.get("study", "--study")
                 return (
@@ -305,28 +308,29 @@ class SearchLoop:
         return f" (the last: {reason})" if reason else ""
 
     @staticmethod
-    def _over(state: Any) -> list[str]:
-        """The limited metrics the last rejected candidate was over, in registry order."""
-        constraints = dict(getattr(state.last[-1], "constraints", None) or {}) if state.last else {}
-        return [
+    def _over(trial: FrozenTrial) -> set[str]:
+        """The limited metrics a rejected trial was over."""
+        constraints = dict(getattr(trial, "constraints", None) or {})
+        return {
             name
             for name, m in METRICS.items()
             if m.limit is not None and constraints.get(name, 0) > 0
-        ]
+        }
 
     def _limit_flags(self, state: Any) -> str:
-        """The flags of the limits the last rejected candidate was over (--param-limit if
-        that is not known)."""
-        over = [METRICS[name].limit for name in self._over(state)]
+        """The flags of the limits the current run of rejections was over, in registry
+        order (--param-limit if that is not known)."""
+        over = [m.limit for name, m in METRICS.items() if name in state.over]
         named = [self.names.get(limit.setting, limit.flag) for limit in over if limit is not None]
         return " or ".join(named) or self.names.get("param_limit", "--param-limit")
 
-    def _unreachable_hardware(self, over: list[str]) -> str:
-        """Why the latency or memory limits in ``over`` cannot be met ("" if they can, or
-        if the candidates are not a space's): the space's cheapest candidate measured by the
-        study's own meter is over them."""
+    def _unreachable_hardware(self) -> str:
+        """Why the study's latency or memory limits cannot be met ("" if they can, or if
+        the candidates are not a space's): the space's cheapest candidate measured by the
+        study's own meter is over one of them."""
         candidates = self.objective.candidates
-        hardware = {m: candidates.budget.limits[m] for m in over if METRICS[m].hardware}
+        limits = candidates.budget.limits
+        hardware = {m: limits[m] for m in limits if METRICS[m].hardware}
         if not hardware or not isinstance(candidates.space, ArchSpace):  # a table's cells
             return ""
         try:
@@ -399,6 +403,7 @@ class SearchLoop:
         rejected = TrialRecord(t).is_rejected
         state.failures = state.failures + 1 if t.state == TrialState.FAIL else 0
         state.rejections = state.rejections + 1 if rejected else 0
+        state.over = state.over | self._over(t) if rejected else set()
         if t.state == TrialState.FAIL:
             self.gate.release()
         elif not rejected:  # trained (slot consumed) or lost the slot

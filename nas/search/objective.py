@@ -35,6 +35,7 @@ from nas.errors import ConfigError, NasError, check_known
 from nas.objectives import ACCURACY, METRICS, limited
 from nas.search.evaluate import Evaluator, TrialRun, failure_reason
 from nas.search.events import SearchMonitor
+from nas.study.cleanup import INTERRUPTED
 from nas.study.record import TrialWriter
 from nas.study.samplers import classify
 from nas.study.storage import worker_id
@@ -310,9 +311,20 @@ class Objective:
     worker: str = field(default_factory=worker_id, init=False)
 
     def __call__(self, trial: optuna.trial.Trial) -> float | tuple[float, ...]:
-        started = time.perf_counter()
+        """Draw, judge and evaluate one candidate; a trial Ctrl-C or SIGTERM stops at any
+        point (counting it, building its trainer, training it) records why, so that the
+        next start retries it (:func:`nas.study.cleanup.retry_interrupted`)."""
         self.started.add(trial.number)
         writer = TrialWriter(trial)
+        try:
+            return self._run(trial, writer)
+        except KeyboardInterrupt as exc:
+            if writer.record().fail_reason is None:
+                writer.failed(INTERRUPTED[getattr(exc, "signal", "SIGINT")])
+            raise
+
+    def _run(self, trial: optuna.trial.Trial, writer: TrialWriter) -> float | tuple[float, ...]:
+        started = time.perf_counter()
         writer.started(self.worker)
         finished = len(
             trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))

@@ -352,3 +352,39 @@ def test_a_candidate_that_cannot_be_measured_fails_with_its_reason(
     assert {TrialRecord(t).fail_reason for t in failed} == {"RuntimeError: the meter broke"}
     assert outcome.stop_reason.endswith("the last one: RuntimeError: the meter broke")
     assert outcome.exit_code == 1
+
+
+def test_ctrl_c_while_a_trial_is_set_up_stops_run_and_the_next_run_retries_it(
+    tiny_space: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C before the proxy's first epoch (here while its trainer is built) records the
+    trial as interrupted, as one inside an epoch does, so the next run retries it; and
+    ``run()`` raises KeyboardInterrupt, so a script of several searches stops."""
+    import nas.proxy.context as context
+    from nas.study.cleanup import INTERRUPTED
+
+    def pressed_ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    search = nas.Search(
+        space=str(tiny_space),
+        dataset="fake",
+        trials=1,
+        proxy_epochs=1,
+        proxy_subset=64,
+        proxy_val=32,
+        device="cpu",
+        storage=f"sqlite:///{tmp_path}/c.db",
+        study="c",
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(context, "make_trainer", pressed_ctrl_c)
+        with pytest.raises(KeyboardInterrupt, match="retries the interrupted trial first"):
+            search.run()
+    (first,) = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path}/c.db").trials
+    assert first.state == TrialState.FAIL
+    assert TrialRecord(first).fail_reason == INTERRUPTED["SIGINT"]
+    study = search.run()
+    retry = study.trials[1]
+    assert retry.state == TrialState.COMPLETE and TrialRecord(retry).retry_of == first.number
+    assert retry.params == first.params

@@ -88,16 +88,21 @@ def test_nsga2_population_follows_the_trial_budget() -> None:
     assert nsga2_population(1000) == 50
 
 
+@pytest.mark.parametrize("param_limit", [None, "1k"])
 def test_a_memory_limit_below_every_candidate_ends_the_search_with_its_reason(
-    tiny_space: Path, tmp_path: Path
+    tiny_space: Path, tmp_path: Path, param_limit: str | None
 ) -> None:
     """A count limit below the cheapest candidate is refused before the study starts; a
     memory or latency limit needs a measurement of every combination, so the loop checks it
     once a run of rejections suggests it, and stops with the reason instead of drawing up
-    to a thousand candidates; a command exits 1, as after trials failing in a row."""
+    to a thousand candidates; a command exits 1, as after trials failing in a row. With a
+    parameter limit that rejects most candidates (the space's smallest has 774 parameters,
+    its median 2.86k), the run of rejections mixes both limits, and the memory limit is
+    still found out."""
     import nas
     from nas.search.loop import CHECK_HARDWARE_AFTER
 
+    limits = {"param_limit": param_limit} if param_limit else {}
     outcome = nas.Search(
         space=str(tiny_space),
         dataset="fake",
@@ -105,6 +110,7 @@ def test_a_memory_limit_below_every_candidate_ends_the_search_with_its_reason(
         memory_limit="1KB",
         trials=1,
         storage=f"sqlite:///{tmp_path}/mem.db",
+        **limits,
     ).outcome()
     assert outcome.stats.trained == 0 and outcome.stats.rejected == CHECK_HARDWARE_AFTER
     assert f"{CHECK_HARDWARE_AFTER} candidates in a row were rejected: the peak memory " in (
