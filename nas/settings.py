@@ -144,6 +144,9 @@ class Setting:
         bounded_by: for a count the data may not meet: (the quantity that bounds it, a key
             of what :meth:`Resolved.fit` is given, such as ``"train"``; what the user may
             give instead to take all of it, such as ``"'all'"``).
+        relocatable: for a pinned folder: another one is taken where the recorded folder
+            does not exist (the data moved, or this machine mounts it elsewhere), for this
+            run only; the record keeps the first, which other machines may still have.
     """
 
     help: str | Callable[[], str]
@@ -165,6 +168,7 @@ class Setting:
     parse_file: bool = False
     entries: Callable[[], Sequence[Entry]] | None = None
     bounded_by: tuple[str, str] | None = None
+    relocatable: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -908,6 +912,8 @@ def _pinned_conflict(d: Declared, given: Any, before: Any, origin: str) -> str |
     """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
     if to_record(d.setting, given) == to_record(d.setting, before):
         return None
+    if d.setting.relocatable and before is not None and not Path(str(before)).exists():
+        return None  # the recorded folder is not on this machine: the one given stands in
     return f"{d.named(origin)} recorded {show(d.setting, before)}, given {show(d.setting, given)}"
 
 

@@ -28,6 +28,7 @@ import math
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -41,7 +42,16 @@ from nas.hardware.context import HardwareContext, study_context
 from nas.presets import PRESETS, preset
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
-from nas.settings import GIVEN, PYTHON, Resolved, SettingsSource, given_in_python, shown
+from nas.settings import (
+    GIVEN,
+    PYTHON,
+    RECORDED,
+    Resolved,
+    SettingsSource,
+    given_in_python,
+    resolved_path,
+    shown,
+)
 from nas.space import SearchSpace, load_space
 from nas.study import record as rec
 from nas.study.address import StudyAddress, create_study, load_or_create
@@ -206,7 +216,7 @@ def prepare(
         space, data = before.space, before.data
     else:  # loaded and checked before the study database is touched
         space = load_space(s.space)
-        data = load_dataset(s.dataset, s.data_dir)
+        data = load_data(resolved)
         Budget(s.limits).check_reachable(space, data, names=resolved.names)
     room = split_room(len(data.train_y), s.val_fraction)
     fitted, notes = resolved.fit(room)
@@ -217,6 +227,12 @@ def prepare(
     ]
     if s.dataset == "fake":
         notes.append(FAKE_WARNING)
+    recorded_dir = (record or {}).get("data_dir")
+    if recorded_dir is not None and recorded_dir != resolved_path(s.data_dir):
+        notes.append(  # taken only where the recorded folder is gone (Setting.relocatable)
+            f"note: the study's folder {recorded_dir} is not on this machine; this run reads "
+            f"the same images from {resolved_path(s.data_dir)} (the record keeps the first)"
+        )
     if (
         s.early_stopping != "off"
         and s.min_epochs >= s.proxy_epochs
@@ -230,6 +246,27 @@ def prepare(
     if check is not None:
         check(fitted.settings)
     return _Prepared(record, fitted, space, data, given_anew + notes, fitted.to_record())
+
+
+def load_data(resolved: Resolved) -> ImageData:
+    """The run's data set; where the study's recorded image folder is not here, the data
+    layer's refusal says how to give the folder's new place.
+
+    Raises:
+        NasError: for missing or malformed data.
+    """
+    s: SearchSettings = resolved.settings
+    try:
+        return load_dataset(s.dataset, s.data_dir)
+    except NasError as exc:
+        gone = s.data_dir is not None and not Path(s.data_dir).exists()
+        if not gone or resolved.origins.get("data_dir") != RECORDED:
+            raise
+        flag = resolved.names.get("data_dir", "--data-dir")
+        raise NasError(
+            f"{exc}: the study recorded that folder; if its images moved (or this machine "
+            f"mounts them elsewhere), give their place with {flag} DIR"
+        ) from None
 
 
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:

@@ -109,12 +109,15 @@ class StudySettings:
     data_dir: str | None = setting(
         None,
         "where torchvision data sets download to, or the image folder (DIR/train/<class>/*, "
-        "DIR/test/<class>/*); default: a user cache folder",
+        "DIR/test/<class>/*); default: a user cache folder. Pinned: a study resumes on its "
+        "recorded folder, and takes another only where that one does not exist (the data "
+        "moved, or this machine mounts it elsewhere)",
         kind=PINNED,
         metavar="DIR",
         group="data",
         to_record=resolved_path,
         show_default=False,
+        relocatable=True,
     )
     device: str = setting(
         "auto",

@@ -226,3 +226,44 @@ def test_a_recorded_space_file_is_held_to_its_content_wherever_it_lies(tmp_path:
         "of it with --space FILE (its content is checked), or choose another --study"
     )
     assert resolve(recorded, space=str(copy)).space == str(copy)
+
+
+def test_a_study_whose_image_folder_moved_resumes_from_its_new_place(
+    tmp_path: Path, tiny_space: Path
+) -> None:
+    """The data folder is pinned: another one is refused while the recorded folder exists,
+    and taken (for this run; the record keeps the first) once it is gone, as when the data
+    moved or another machine mounts it elsewhere. Without one, the refusal says so."""
+    import nas
+    from nas.errors import NasError
+    from nas.study.record import StudyRecord
+    from tests.conftest import make_image_folder
+
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    make_image_folder(first, classes=2, per_class=24, test_per_class=2)
+    make_image_folder(moved, classes=2, per_class=24, test_per_class=2)
+    settings = {
+        "proxy_epochs": 1,
+        "proxy_subset": 16,
+        "proxy_val": "all",
+        "device": "cpu",
+        "storage": f"sqlite:///{tmp_path}/m.db",
+        "study": "m",
+    }
+    nas.Search(space=str(tiny_space), dataset="imagefolder", data_dir=str(first), trials=1,
+               **settings).run()  # fmt: skip
+    with pytest.raises(NasError, match=r"keeps its pinned settings: data_dir recorded"):
+        nas.Search(data_dir=str(moved), trials=2, **settings).run()  # the first is still there
+    first.rename(tmp_path / "gone")
+    with pytest.raises(NasError) as refused:
+        nas.Search(trials=2, **settings).run()
+    assert str(refused.value).endswith(
+        "the study recorded that folder; if its images moved (or this machine mounts them "
+        "elsewhere), give their place with data_dir DIR"
+    ) and str(first) in str(refused.value)
+    said: list[str] = []
+    study = nas.Search(data_dir=str(moved), trials=2, **settings).run(log=said.append)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    assert f"note: the study's folder {first} is not on this machine; this run reads the same " \
+        f"images from {moved} (the record keeps the first)" in said  # fmt: skip
+    assert StudyRecord(study).settings["data_dir"] == str(first)
