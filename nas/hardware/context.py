@@ -173,12 +173,19 @@ def study_hardware_text(study: Any) -> str:
     and peak memory (estimated from tensor sizes) measured on ...``."""
     from nas.objectives import METRICS, hardware
     from nas.study.record import HARDWARE_CONTEXTS, StudyRecord
+    from nas.study.stats import comparable_contexts
 
     record = StudyRecord(study)
     recorded = record.hardware
     if recorded is None:
         return ""
-    ctx = HardwareContext.from_dict(recorded)
+    current = HardwareContext.from_dict(recorded)
+    contexts = record.get(HARDWARE_CONTEXTS)
+    contexts = contexts if isinstance(contexts, dict) else {}
+    # the context of the values a front compares: the latest one a trained trial was
+    # measured in, which is not yet the study's own after --remeasure until one is trained
+    front = [k for k in comparable_contexts(study.get_trials(deepcopy=False)) if k in contexts]
+    ctx = HardwareContext.from_dict(contexts[front[0]]) if front else current
     names = [m.name for m in hardware() if m.name in record.objectives or record.limit(m.name)]
     how = {
         "latency": f"latency (median of {RUNS} timed runs after warm-up)",
@@ -192,8 +199,14 @@ def study_hardware_text(study: Any) -> str:
     }
     measured = " and ".join(how.get(n, METRICS[n].label) for n in names) or "latency"
     text = f"{measured} measured on {ctx.describe()}"
-    contexts = record.get(HARDWARE_CONTEXTS)
-    if isinstance(contexts, dict) and len(contexts) > 1:
+    if ctx.key != current.key:
+        text += (
+            f" (one of {len(contexts)} contexts: the study measures on {current.describe()} "
+            "since --remeasure, and no trial measured there is trained yet; a front against "
+            "latency or memory holds the trials of the latest context a trained trial was "
+            "measured in, and each trial's export names the context of its own values)"
+        )
+    elif len(contexts) > 1:
         text += (
             f" (the latest of {len(contexts)} contexts: the study was measured again with "
             "--remeasure; a front against latency or memory holds the trials of the latest "

@@ -343,3 +343,31 @@ def test_suggest_takes_a_latency_limit(tiny_space: Path) -> None:
         nas.suggest(trial, tiny_space, input_size=16, num_classes=3, latency_limit="1ns")
     record = TrialRecord(study.trials[0])
     assert record.trial.constraints["latency"] > 0 and (record.value("latency") or 0) > 0
+
+
+def test_the_caption_names_the_context_of_the_values_a_front_shows() -> None:
+    """Right after --remeasure (batch 1 -> 4) no trial of batch 4 is trained, so fronts
+    still show batch-1 values: the caption says batch 1, and that the study measures at
+    batch 4 now; once a batch-4 trial is trained, the caption is batch 4's."""
+    from nas.hardware.context import HardwareContext, study_hardware_text
+    from nas.presets import preset
+    from nas.study.record import StudyRecord
+
+    first, second = HardwareContext.current("cpu", 1, 2), HardwareContext.current("cpu", 4, 2)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    record = StudyRecord(study)
+    record.set_hardware(first.to_dict(), first.key)
+
+    def trained(context: HardwareContext) -> optuna.trial.FrozenTrial:
+        attrs = {"arch": preset("resnet20").to_dict(), "accuracy": 0.5, "params": 1000,
+                 "latency": 1.0, "measured_in": context.key}  # fmt: skip
+        return optuna.trial.create_trial(values=[0.5, 1.0], user_attrs=attrs)
+
+    study.add_trial(trained(first))
+    record.set_hardware(second.to_dict(), second.key)  # --remeasure --latency-batch 4
+    text = " ".join(study_hardware_text(study).split())
+    assert text.startswith(f"latency measured on {first.describe()} (one of 2 contexts")
+    assert f"the study measures on {second.describe()} since --remeasure" in text
+    study.add_trial(trained(second))
+    text = study_hardware_text(study)
+    assert text.startswith(f"latency measured on {second.describe()} (the latest of 2 contexts")
