@@ -22,6 +22,7 @@ Every attribute is written through :class:`nas.study.record.TrialWriter`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,17 @@ class ArchSpace:
         return "none" if a.type == "none" else f"{a.type}/{a.placement}/{a.join}"
 
 
+def constrain(trial: optuna.trial.Trial, violations: Mapping[str, float]) -> None:
+    """Set the trial's constraint values (what the samplers learn rejections from). The
+    retry of a dead worker's trial already carries them (Optuna copies the system attributes
+    of the trial it repeats: the same candidate, the same values), and Optuna's warning that
+    it keeps them is not the user's concern."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The constraint value is ignored")
+        for key, violation in violations.items():
+            trial.set_constraint(key, violation)
+
+
 @dataclass
 class Candidates:
     """How a study's candidates are drawn and judged before any training.
@@ -114,14 +126,12 @@ class Candidates:
         try:
             candidate = self.space.suggest(trial)
         except ConfigError as exc:
-            first = next(iter(self.budget.limits), "params")
-            trial.set_constraint(first, 1.0)
+            constrain(trial, {next(iter(self.budget.limits), "params"): 1.0})
             self._reject(writer, f"cannot build: {exc}")
         writer.candidate(self.space.describe(candidate))
         verdict = self.budget.check(candidate, measure=self.measure)
         writer.measured(verdict.values, self._context())
-        for key, violation in verdict.violations.items():
-            trial.set_constraint(key, violation)
+        constrain(trial, verdict.violations)
         if verdict.reason is not None:
             self._reject(writer, verdict.reason)
         return candidate, verdict
