@@ -19,6 +19,7 @@ exactly as on the command line.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -62,6 +63,8 @@ def parse_given(given: Mapping[str, Any]) -> dict[str, Any]:
     defaults = SearchSettings()
     out = {}
     for name, value in given.items():
+        if isinstance(value, os.PathLike):  # space=Path("search_spaces/small_cifar.toml")
+            value = os.fspath(value)
         parse = settings[name].setting.parse
         listed = isinstance(settings[name].value(defaults), tuple)
         if (

@@ -193,6 +193,18 @@ def space_of(space: Any) -> SearchSpace:
     )
 
 
+def _check_suggest(trial: Any, **shape: Any) -> None:
+    """Refuse what :func:`suggest` cannot take, in one sentence."""
+    if not isinstance(trial, optuna.trial.BaseTrial):
+        raise NasError(
+            f"nas.suggest needs the trial your objective is given (an optuna.trial.Trial), "
+            f"got {trial!r}"
+        )
+    for name, value in shape.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NasError(f"{name} must be a positive integer (your data's), got {value!r}")
+
+
 def suggest(
     trial: optuna.trial.Trial,
     space: Any,
@@ -234,10 +246,7 @@ def suggest(
             integer, and (on the first call for a space and its limits) for a limit below
             the space's cheapest candidate, which no trial could meet.
     """
-    given = {"in_channels": in_channels, "input_size": input_size, "num_classes": num_classes}
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise NasError(f"{name} must be a positive integer (your data's), got {value!r}")
+    _check_suggest(trial, in_channels=in_channels, input_size=input_size, num_classes=num_classes)
     loaded = space_of(space)
     shape = ArchSpace(loaded, in_channels, input_size, num_classes)
     budget = Budget(parse_limits(limits))

@@ -16,8 +16,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Integral
 from typing import TYPE_CHECKING
 
+from nas.errors import NasError
 from nas.registry import Registry
 
 if TYPE_CHECKING:
@@ -236,9 +238,20 @@ def make_sampler(
     generations from COMPLETE trials only).
 
     Raises:
-        NasError: for an unknown sampler name (naming the closest and every valid one).
+        NasError: for an unknown sampler name (naming the closest and every valid one), or
+            a seed that is not an integer, or trials or objectives that are not positive
+            integers.
     """
-    return SAMPLERS[name].build(seed, trials, objectives)
+    sampler = SAMPLERS[name]
+    for what, value, least in (
+        ("seed", seed, 0),
+        ("trials", trials, 1),
+        ("objectives", objectives, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+            kind = "a non-negative integer" if least == 0 else "a positive integer"
+            raise NasError(f"{what} must be {kind}, got {value!r}")
+    return sampler.build(seed, trials, objectives)
 
 
 def sampler_help() -> str:

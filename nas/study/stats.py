@@ -293,6 +293,12 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             "nas export --trial N writes any of them (Optuna's study.best_trial, or best_trials, "
             "ranks them by your objective)"
         )
+    if complete and StudyRecord(study).get(FIDELITY_SETTINGS) is None:  # no nas candidate
+        raise NasError(
+            f"study {name!r} has {plural(len(complete), 'complete trial')}, none of them an "
+            "architecture nas drew (nas search, or nas.suggest in your objective), so there "
+            "is nothing for nas to rank; Optuna's study.best_trial (or best_trials) ranks them"
+        )
     if StudyRecord(study).get(FIDELITY_SETTINGS) is not None:
         raise NasError(
             f"study {name!r} is a fidelity study (nas fidelity made it): nas fidelity "

@@ -203,6 +203,9 @@ def test_search_takes_the_study_file_by_name_and_objectives_as_a_list(tmp_path: 
         nas.Search(objectives=["acc", "flops"])
     with pytest.raises(NasError, match=r"^setting objectives must be a list of strings, got"):
         nas.Search(objectives=[1, 2]).run()
+    paths = nas.Search(space=Path("a.toml"), data_dir=tmp_path, storage="sqlite:///x.db")
+    assert paths.source.flags["space"] == "a.toml"  # a pathlib.Path, as a path's text
+    assert paths.source.flags["data_dir"] == str(tmp_path)
 
 
 def test_suggest_takes_a_parsed_space_file_and_refuses_what_is_no_space() -> None:
@@ -245,6 +248,14 @@ def test_make_sampler_gives_a_users_study_the_nsga2_that_sees_rejections() -> No
     assert any(len(states) > 4 for states in plain.values())  # rejections on top: unseen
     with pytest.raises(NasError, match=r"unknown sampler 'nsga'; did you mean nsga2\?"):
         nas.make_sampler("nsga", seed=0)
+    wrong = [({"seed": "0"}, "seed must be a non-negative integer, got '0'"),
+             ({"seed": 0, "trials": 0}, "trials must be a positive integer, got 0"),
+             ({"seed": 0, "objectives": 0}, "objectives must be a positive integer, got 0")]  # fmt: skip
+    for given, message in wrong:
+        with pytest.raises(NasError, match=f"^{message}$"):
+            nas.make_sampler("tpe", **given)
+    with pytest.raises(NasError, match=r"^nas.suggest needs the trial your objective is given"):
+        nas.suggest(None, "small_cifar")  # type: ignore[arg-type]
 
 
 def test_suggest_refuses_at_once_a_limit_no_candidate_of_the_space_meets() -> None:
@@ -279,6 +290,10 @@ def test_best_is_the_trial_export_picks_not_the_first_of_the_front() -> None:
     empty = optuna.create_study(study_name="empty", directions=["maximize", "minimize"])
     with pytest.raises(NasError, match="'empty' has no trained trial yet"):
         nas.best(empty)
+    plain = optuna.create_study(study_name="plain")  # a user's own study, no nas.suggest
+    plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with pytest.raises(NasError, match=r"'plain' has 2 complete trials, none of them an arch"):
+        nas.best(plain)
 
 
 def test_a_study_another_worker_recorded_meanwhile_is_resolved_against_its_record(
