@@ -248,9 +248,11 @@ def test_make_sampler_gives_a_users_study_the_nsga2_that_sees_rejections() -> No
     assert any(len(states) > 4 for states in plain.values())  # rejections on top: unseen
     with pytest.raises(NasError, match=r"unknown sampler 'nsga'; did you mean nsga2\?"):
         nas.make_sampler("nsga", seed=0)
-    wrong = [({"seed": "0"}, "seed must be a non-negative integer, got '0'"),
-             ({"seed": 0, "trials": 0}, "trials must be a positive integer, got 0"),
-             ({"seed": 0, "objectives": 0}, "objectives must be a positive integer, got 0")]  # fmt: skip
+    wrong = [
+        ({"seed": "0"}, "seed must be a non-negative integer, got '0'"),
+        ({"seed": 0, "trials": 0}, "trials must be a positive integer, got 0"),
+        ({"seed": 0, "objectives": 0}, "objectives must be a positive integer, got 0"),
+    ]
     for given, message in wrong:
         with pytest.raises(NasError, match=f"^{message}$"):
             nas.make_sampler("tpe", **given)
