@@ -176,6 +176,9 @@ def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path:
                   f"cannot create the folder {taken}: a file of that name exists"))  # fmt: skip
     cases.append((winners_args(db, tmp_path, *no_data, "--dataset", "imagefolder"),
                   "does not exist"))  # fmt: skip
+    both = ("--top-k", "1", "--epochs", "1", "--no-mixup", "--mixup-alpha", "0.5")
+    cases.append((winners_args(db, tmp_path, *both),
+                  "--no-mixup and --mixup-alpha contradict each other: give one"))  # fmt: skip
     for args, message in cases:
         out = run_nas(*args)
         assert out.returncode != 0 and message in out.stderr, (args, out.stderr)

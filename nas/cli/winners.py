@@ -108,6 +108,11 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
         ("no_flip", "flip", False),
     ):
         if getattr(args, flag):
+            if field in changes:  # --no-mixup --mixup-alpha 0.5: which one was meant?
+                given = "--" + field.replace("_", "-")
+                raise NasError(
+                    f"--{flag.replace('_', '-')} and {given} contradict each other: give one"
+                )
             changes[field] = off
     return full_recipe(args.epochs).replace(**changes)
 
