@@ -79,13 +79,13 @@ def named_in_python(message: str, cls: type[Any]) -> str:
             named = f"{field}=True"
         elif word and word == setting.metavar:
             return f"{field}={word}"
-        elif word and word in _choices(setting):
-            return f"{field}={word!r}"
+        elif word and (word in _choices(setting) or word.split(":")[0] in _choices(setting)):
+            return f"{field}={word!r}"  # 'imagefolder', or 'cuda:1' of cuda:N
         else:
             named = field
         return named + (f" {word}" if word else "")
 
-    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)(?: ([\w./-]+))?", name, message)
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)(?: ([\w./-]+(?::\w+)?))?", name, message)
 
 
 def _choices(setting: Setting) -> Sequence[str]:

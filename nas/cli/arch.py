@@ -67,7 +67,7 @@ def add_hardware_args(p: argparse.ArgumentParser, *, limits: bool) -> None:
     g.add_argument(
         "--device",
         default="auto",
-        metavar="{auto,cpu,cuda}",
+        metavar="{auto,cpu,cuda,cuda:N}",
         help="where to measure (auto: CUDA if available)",
     )
     g.add_argument(

@@ -122,7 +122,7 @@ class StudySettings:
     device: str = setting(
         "auto",
         "where to train: auto (CUDA if available), cpu, cuda, cuda:N",
-        metavar="{auto,cpu,cuda}",
+        metavar="{auto,cpu,cuda,cuda:N}",
         group="data",
     )
     storage: str | None = setting(

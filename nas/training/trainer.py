@@ -89,12 +89,18 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise NasError(
-            "--device cuda was asked for, but no CUDA GPU is available; use --device cpu"
+            f"--device {name} was asked for, but no CUDA GPU is available; use --device cpu"
         )
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise NasError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+        raise NasError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise NasError(
+            f"--device {name} was asked for, but this machine has "
+            f"{torch.cuda.device_count()} CUDA GPU(s), numbered from cuda:0"
+        )
+    return device
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

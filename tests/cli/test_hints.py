@@ -144,3 +144,5 @@ def test_flags_in_deep_messages_are_renamed_for_python_users() -> None:
     assert named_in_python(said, SearchSettings) == (
         "device='cuda' was asked for, but no CUDA GPU is available; use device='cpu'"
     )
+    said = "--device cuda:1 was asked for: --trials 3: more"
+    assert named_in_python(said, SearchSettings) == "device='cuda:1' was asked for: trials 3: more"

@@ -278,3 +278,23 @@ def test_a_recipe_no_training_can_take_is_refused_when_made(
     with pytest.raises(NasError) as refused:
         Recipe(epochs=1, **change)  # type: ignore[arg-type]
     assert str(refused.value) == said
+
+
+def test_a_device_this_machine_lacks_is_named_as_given() -> None:
+    """``--device cuda:1`` is refused as ``cuda:1``, not as ``cuda``; a GPU number past the
+    machine's GPUs is refused before anything runs, not at the first tensor."""
+    import pytest
+
+    from nas.errors import NasError
+    from nas.training import resolve_device
+
+    if not torch.cuda.is_available():
+        with pytest.raises(NasError, match=r"^--device cuda:1 was asked for, but no CUDA GPU"):
+            resolve_device("cuda:1")
+    past = f"cuda:{torch.cuda.device_count()}"
+    if torch.cuda.is_available():
+        with pytest.raises(NasError, match=rf"^--device {past} was asked for, but this machine"):
+            resolve_device(past)
+    with pytest.raises(NasError, match=r"^unknown device 'gpu'; use auto, cpu, cuda or cuda:N$"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == torch.device("cpu")
