@@ -54,7 +54,7 @@ Neural architecture search for attention-augmented ResNets under a hard paramete
 
 Every candidate is counted with fvcore before any weights exist; candidates over the limit
 are rejected on the spot. The rest are trained as short proxies, and the Pareto winners
-(accuracy against parameters or FLOPs) are trained for real."""
+(accuracy against parameters, FLOPs, latency or peak memory) are trained for real."""
 
 EPILOG = """\
 typical session:

@@ -43,10 +43,11 @@ COMMANDS.add(
         name="report",
         help="write one self-contained HTML page of plotly figures about a study",
         description=(
-            "Pareto fronts (accuracy vs params and vs FLOPs, rejected and stopped candidates\n"
-            "shown apart), optimization history, accuracy by attention type and by placement,\n"
-            "hyperparameter importances, proxy vs full accuracy with Kendall's tau, rejection\n"
-            "rate over time, learning curves, and a table of the winners with their configs."
+            "Pareto fronts (accuracy vs params, FLOPs, and latency or peak memory when the\n"
+            "study measured them; rejected and stopped candidates shown apart), optimization\n"
+            "history, accuracy by attention type and by placement, hyperparameter\n"
+            "importances, proxy vs full accuracy with Kendall's tau, rejection rate over time,\n"
+            "learning curves, and a table of the winners with their configs."
         ),
         examples="  nas report --storage sqlite:///s.db --study demo --out report.html\n",
         add_arguments=_report_args,
