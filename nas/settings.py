@@ -355,8 +355,9 @@ def shown(value: Any) -> str:
 
 
 def show(s: Setting, value: Any) -> str:
-    """A setting's value as users read it."""
-    return s.fmt(value) if s.fmt is not None and value is not None else shown(value)
+    """A setting's value as users read it (its ``fmt`` says what None means: ``all`` images,
+    or no limit)."""
+    return s.fmt(value) if s.fmt is not None else shown(value)
 
 
 def _argtype(parse: Callable[[Any], Any], name: str) -> Callable[[str], Any]:

@@ -36,13 +36,16 @@ from nas.settings import (
     pinned,
     resolved_path,
     setting,
+    shown,
 )
 from nas.units import human
 
 
 def _limit_fmt(m: Any) -> Any:
-    """How a limit on ``m`` is shown: ``500.00k`` for counts, ``2.00 ms`` with a unit."""
-    return m.show if m.unit else human
+    """How a limit on ``m`` is shown: ``500.00k`` for counts, ``2.00 ms`` with a unit,
+    ``none`` for no limit."""
+    fmt = m.show if m.unit else human
+    return lambda value: shown(value) if value is None else fmt(value)
 
 
 def limit_entries() -> list[Entry]:
