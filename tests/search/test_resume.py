@@ -138,12 +138,14 @@ def test_show_settings_names_flags_files_and_defaults(tmp_path: Path, tiny_space
     db = tmp_path / "none.db"
     out = run_nas(
         "search", str(study_file), "--storage", f"sqlite:///{db}", "--proxy-epochs", "5",
-        "--param-limit", "2M", "--show-settings",
+        "--param-limit", "2M", "--proxy-val", "all", "--show-settings",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = settings_rows(out.stdout)
     assert rows["--proxy-epochs"] == ("5", "flag")
     assert rows["--param-limit"] == ("2.00M", "flag")
+    assert rows["--proxy-val"] == ("all", "flag")  # not "none"
+    assert rows["--flops-limit"] == ("none", "default")
     assert rows["--space"] == (str(tiny_space), "study file")
     assert rows["--proxy-subset"] == ("5000", "default")
     assert "would create" in out.stdout
