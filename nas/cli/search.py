@@ -114,11 +114,13 @@ def _check(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from nas.search.api import run_search
+    from nas.search.workers import follow_parent
 
     source = source_from_args(args)
     if args.show_settings:
         return _show(source)
     signal.signal(signal.SIGTERM, raise_interrupt)
+    follow_parent()  # a worker of --workers K stops (its trial retried) when its launcher dies
     outcome = run_search(source, monitor_for(source))
     print_summary(outcome, outcome.settings)
     return outcome.exit_code

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -36,6 +37,28 @@ SQLITE_WARNING = (
     "workers; for more, or for several machines, use PostgreSQL: --storage "
     "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB (docs/how-to/many-workers.md)"
 )
+
+
+#: In a worker's environment: the pid of the ``nas search --workers K`` that started it.
+PARENT_ENV = "NAS_WORKERS_PARENT"
+
+
+def follow_parent(poll: float = 0.5) -> None:
+    """In a worker of ``--workers K``: when its launcher dies (killed by a scheduler or the
+    OOM killer; the workers run in sessions of their own, so nothing else reaches them),
+    stop as after SIGTERM: the running trial is recorded as interrupted and retried first on
+    the next start, instead of failing later on a log pipe nobody reads. Call after the
+    SIGTERM handler is installed; does nothing in a process no launcher started."""
+    parent = os.environ.get(PARENT_ENV, "")
+    if not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="nas-follow-parent", daemon=True).start()
 
 
 def _pump(stream: IO[str], prefix: str) -> None:
@@ -118,7 +141,7 @@ def _start(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=worker_env(placement, threads, os.environ),
+            env={**worker_env(placement, threads, os.environ), PARENT_ENV: str(os.getpid())},
             start_new_session=True,
         )
         assert proc.stderr is not None

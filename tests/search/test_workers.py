@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -127,6 +128,47 @@ def test_local_workers_on_sqlite_warn_and_share_the_study(
     assert len(complete) == 4
     assert len({t.user_attrs["worker"] for t in complete}) == 2
     assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_workers_whose_launcher_is_killed_stop_and_their_trials_are_retried(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    """A scheduler or the OOM killer kills ``nas search --workers 2`` itself: its workers
+    (in sessions of their own) stop as after SIGTERM, so their running trials are recorded
+    as interrupted and the next start retries them, instead of training on unwatched and
+    failing on the dead log pipe, never retried."""
+    from nas.study.cleanup import INTERRUPTED
+
+    url = f"sqlite:///{tmp_path}/p.db"
+    args = worker_args(tiny_space, image_folder, url, 4, "--workers", "2")
+    env = {**os.environ, "NAS_SLOW_EPOCH": "3", "PYTHONWARNINGS": "ignore"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "nas", *args], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while True:  # until both workers train
+            assert time.time() < deadline, "the workers did not start training in time"
+            time.sleep(0.5)
+            with contextlib.suppress(Exception):
+                study = optuna.load_study(study_name="mw", storage=url)
+                if len(study.get_trials(states=(TrialState.RUNNING,))) == 2:
+                    break
+        launcher.kill()
+        launcher.wait()
+        while study.get_trials(states=(TrialState.RUNNING,)):  # the workers stop
+            assert time.time() < deadline, "the workers outlived their launcher"
+            time.sleep(0.5)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert [t.user_attrs["fail_reason"] for t in failed] == [INTERRUPTED["SIGTERM"]] * 2
+    again = run_nas(*args[: args.index("--workers")])
+    assert again.returncode == 0, again.stderr
+    for t in failed:
+        assert f"trial {t.number} was interrupted; it is retried first" in again.stderr
 
 
 #: Imports what a search needs (seconds), says it is ready, waits for the test's common
