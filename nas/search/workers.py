@@ -72,7 +72,7 @@ def run_workers(
 ) -> SearchOutcome:
     """Run a local worker per placement on the study the parent opened; returns how it
     ended, with the exit code (0, 130 after Ctrl-C or SIGTERM, else the first failing
-    worker's).
+    worker's; 128 + N for one killed by signal N, 137 after kill -9).
 
     The parent opened the study once (:func:`nas.search.study.open_search`: settings
     resolved against its record, data decoded and cached, presets queued); the workers get
@@ -102,6 +102,7 @@ def run_workers(
         INTERRUPTED[interrupted] if interrupted else f"{k} workers finished with exit codes {codes}"
     )
     code = next((c for c in codes if c != 0), 0)
+    code = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
     return SearchOutcome.of(
         study, settings, opened.address, since, reason, interrupted is not None, code
     )

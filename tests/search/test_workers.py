@@ -130,6 +130,25 @@ def test_local_workers_on_sqlite_warn_and_share_the_study(
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
+def _two_workers_training(args: list[str], url: str) -> tuple[subprocess.Popen[str], Any]:
+    """``nas search --workers 2`` started, once both its workers train a trial."""
+    env = {**os.environ, "NAS_SLOW_EPOCH": "3", "PYTHONWARNINGS": "ignore"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "nas", *args], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while True:
+        if time.time() > deadline:
+            launcher.kill()
+            raise AssertionError("the workers did not start training in time")
+        time.sleep(0.5)
+        with contextlib.suppress(Exception):
+            study = optuna.load_study(study_name="mw", storage=url)
+            if len(study.get_trials(states=(TrialState.RUNNING,))) == 2:
+                return launcher, study
+
+
 def test_workers_whose_launcher_is_killed_stop_and_their_trials_are_retried(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
@@ -141,34 +160,33 @@ def test_workers_whose_launcher_is_killed_stop_and_their_trials_are_retried(
 
     url = f"sqlite:///{tmp_path}/p.db"
     args = worker_args(tiny_space, image_folder, url, 4, "--workers", "2")
-    env = {**os.environ, "NAS_SLOW_EPOCH": "3", "PYTHONWARNINGS": "ignore"}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "nas", *args], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 120
-        while True:  # until both workers train
-            assert time.time() < deadline, "the workers did not start training in time"
-            time.sleep(0.5)
-            with contextlib.suppress(Exception):
-                study = optuna.load_study(study_name="mw", storage=url)
-                if len(study.get_trials(states=(TrialState.RUNNING,))) == 2:
-                    break
-        launcher.kill()
-        launcher.wait()
-        while study.get_trials(states=(TrialState.RUNNING,)):  # the workers stop
-            assert time.time() < deadline, "the workers outlived their launcher"
-            time.sleep(0.5)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
+    launcher, study = _two_workers_training(args, url)
+    launcher.kill()
+    launcher.wait()
+    deadline = time.time() + 60
+    while study.get_trials(states=(TrialState.RUNNING,)):  # the workers stop
+        assert time.time() < deadline, "the workers outlived their launcher"
+        time.sleep(0.5)
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert [t.user_attrs["fail_reason"] for t in failed] == [INTERRUPTED["SIGTERM"]] * 2
     again = run_nas(*args[: args.index("--workers")])
     assert again.returncode == 0, again.stderr
     for t in failed:
         assert f"trial {t.number} was interrupted; it is retried first" in again.stderr
+
+
+def test_a_worker_killed_by_a_signal_gives_the_launchers_exit_code_as_a_shell_would(
+    tiny_space: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    """``kill -9`` of one worker: the launcher waits for the other and exits 137 (128 + 9),
+    not -9 turned into 247 by the operating system."""
+    url = f"sqlite:///{tmp_path}/k.db"
+    launcher, study = _two_workers_training(
+        worker_args(tiny_space, image_folder, url, 2, "--workers", "2"), url
+    )
+    (running, _) = study.get_trials(states=(TrialState.RUNNING,))
+    os.kill(int(running.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    assert launcher.wait(timeout=120) == 128 + signal.SIGKILL
 
 
 #: Imports what a search needs (seconds), says it is ready, waits for the test's common
