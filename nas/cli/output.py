@@ -43,8 +43,14 @@ def table(
 def print_hint(args: Sequence[str], meaning: str | None = None, label: str = "next") -> None:
     """Print a command for the user to run as ``LABEL: COMMAND  # MEANING``: shell-quoted,
     on one line however long (a wrapped line would not run), with what it does as a shell
-    comment, so that everything after ``LABEL:`` runs as printed."""
-    text = f"{label}: {shlex.join(args)}" + (f"  # {meaning}" if meaning else "")
+    comment, so that everything after ``LABEL:`` runs as printed. A database password is
+    shown as ``***`` (logs of cluster jobs keep these lines), and the comment says so."""
+    from nas.study.storage import safe_url
+
+    shown = [safe_url(a) if "://" in a and ":***@" in safe_url(a) else a for a in args]
+    if shown != list(args):
+        meaning = (f"{meaning}; " if meaning else "") + "type the password where *** stands"
+    text = f"{label}: {shlex.join(shown)}" + (f"  # {meaning}" if meaning else "")
     console.print(text, markup=False, soft_wrap=True)
 
 

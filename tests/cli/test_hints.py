@@ -146,3 +146,18 @@ def test_flags_in_deep_messages_are_renamed_for_python_users() -> None:
     )
     said = "--device cuda:1 was asked for: --trials 3: more"
     assert named_in_python(said, SearchSettings) == "device='cuda:1' was asked for: trials 3: more"
+
+
+def test_a_hint_never_prints_the_database_password(capsys: pytest.CaptureFixture[str]) -> None:
+    """A search's summary ends with commands naming --storage; job logs keep them, so a
+    PostgreSQL password is shown as *** (and the comment says so), as errors show it."""
+    from nas.cli.output import print_hint
+
+    url = "postgresql+psycopg://nas:S3cret@127.0.0.1:5432/nas"
+    print_hint(["nas", "search", "--storage", url, "--study", "x"], "continues the study")
+    printed = capsys.readouterr().out
+    assert "S3cret" not in printed
+    assert "--storage 'postgresql+psycopg://nas:***@127.0.0.1:5432/nas'" in printed
+    assert printed.rstrip().endswith("continues the study; type the password where *** stands")
+    print_hint(["nas", "search", "--storage", "sqlite:///a.db"], "continues")
+    assert capsys.readouterr().out == "next: nas search --storage sqlite:///a.db  # continues\n"
