@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,10 +98,11 @@ class SearchOutcome:
         stop_reason: str,
         interrupted: bool = False,
         exit_code: int = 0,
+        workers: Collection[str] | None = None,
     ) -> SearchOutcome:
         """How a run that started at ``since`` ended, with the study's statistics now; its
         trained trials are those that started since (a worker's clock, as Optuna's trial
-        times)."""
+        times) in its ``workers`` (``host:pid``; None: any)."""
         stats = study_stats(study)
         now = datetime.datetime.now()
         return cls(
@@ -112,7 +113,7 @@ class SearchOutcome:
             (now - since).total_seconds(),
             stop_reason,
             interrupted,
-            stats_since(stats, since),
+            stats_since(stats, since, workers),
             130 if interrupted else exit_code,
         )
 
@@ -251,6 +252,7 @@ class SearchLoop:
             state.stop_reason,
             state.interrupted,
             exit_code=1 if state.gave_up else 0,
+            workers={self.objective.worker},
         )
 
     def _stats(self) -> StudyStats:

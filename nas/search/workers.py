@@ -29,6 +29,7 @@ from nas.search.loop import SearchOutcome
 from nas.search.study import SearchStudy
 from nas.settings import write_table
 from nas.study.cleanup import INTERRUPTED
+from nas.study.storage import worker_id
 from nas.training.placement import Placement, started_message, worker_env
 
 SQLITE_WARNING = (
@@ -103,8 +104,10 @@ def run_workers(
     )
     code = next((c for c in codes if c != 0), 0)
     code = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
+    host = worker_id().rsplit(":", 1)[0]  # what the workers record: host:pid
+    mine = {f"{host}:{p.pid}" for p in procs}
     return SearchOutcome.of(
-        study, settings, opened.address, since, reason, interrupted is not None, code
+        study, settings, opened.address, since, reason, interrupted is not None, code, mine
     )
 
 

@@ -12,7 +12,7 @@ import bisect
 import datetime
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -377,13 +377,19 @@ def study_stats(study: optuna.Study, *, front: bool = True) -> StudyStats:
     return stats_of(trials, study_costs(study), front=front)
 
 
-def stats_since(stats: StudyStats, since: datetime.datetime) -> int:
+def stats_since(
+    stats: StudyStats, since: datetime.datetime, workers: Collection[str] | None = None
+) -> int:
     """The trained trials (:func:`is_trained`) of ``stats`` that started at ``since`` or
-    later: what one run trained."""
+    later in one of ``workers`` (``host:pid``, as trials record it; None: any): what one
+    run trained, not what other workers on the study trained meanwhile."""
     return sum(
         1
         for t in stats.trials
-        if t.datetime_start is not None and t.datetime_start >= since and is_trained(t)
+        if t.datetime_start is not None
+        and t.datetime_start >= since
+        and is_trained(t)
+        and (workers is None or TrialRecord(t).worker in workers)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def test_local_workers_on_sqlite_warn_and_share_the_study(
     assert out.returncode == 0, out.stderr
     assert "workers on SQLite: Optuna advises against SQLite for parallel work" in out.stderr
     assert "[worker 0 cpu]" in out.stderr and "[worker 1 cpu]" in out.stderr
-    assert "Pareto front" in out.stdout
+    assert "Pareto front" in out.stdout and "4 trained in this run" in out.stdout
     study = optuna.load_study(study_name="mw", storage=url)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 4
@@ -275,6 +276,9 @@ def test_three_workers_started_at_once_on_a_new_sqlite_file(
         assert code == 0, err
     study = optuna.load_study(study_name="mw", storage=url)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    # each summary counts its own worker's trials, not the others' trained meanwhile
+    said = [re.search(r"(\d+) trained in this run", out) for _, out, _ in results]
+    assert sum(int(m.group(1)) for m in said if m) == 3 and all(said)
 
 
 def _training(url: str) -> list[optuna.trial.FrozenTrial]:
