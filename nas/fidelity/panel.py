@@ -266,6 +266,7 @@ class FidelityRun:
         machines) never claim one job."""
         self.started.add(trial.number)
         writer = TrialWriter(trial)
+        writer.started(worker_id())  # named in the reason if this worker dies
         job = writer.claimed  # a retry of a job whose worker died carries its job
         if job is None:
             with self.address.lock():

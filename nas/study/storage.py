@@ -446,11 +446,11 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
             ),
             None,
         )
-        worker = TrialRecord(trial).worker or "its worker"
+        worker = TrialRecord(trial).worker
+        who = f"worker {worker}" if worker else "its worker"
         tail = f"retried as trial {retry}" if retry is not None else "not retried again"
         reason = (
-            f"worker {worker} sent no heartbeat for {self.grace_period}s (killed or "
-            f"pre-empted); {tail}"
+            f"{who} sent no heartbeat for {self.grace_period}s (killed or pre-empted); {tail}"
         )
         write_results(study, trial, retry_results(reason, retry))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nas.study.cleanup import settled_failures
@@ -29,3 +31,21 @@ def test_a_trial_failed_a_moment_ago_without_its_reason_keeps_its_slot() -> None
         _trial(3, TrialState.COMPLETE, 1, None),
     ]
     assert settled_failures(trials, grace_period=60) == [0, 2]
+
+
+def test_a_dead_workers_trial_names_its_worker_in_its_reason(tmp_path: Path) -> None:
+    """``worker host:pid sent no heartbeat ...``; a trial that recorded no worker reads
+    ``its worker sent ...`` (it once read ``worker its worker``)."""
+    from nas.study.storage import RetryStaleTrial
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/r.db")
+    study = optuna.create_study(storage=storage)  # written behind its cache: read anew
+    for worker, said in (("host:1", "worker host:1"), (None, "its worker")):
+        trial = study.ask()
+        if worker is not None:
+            trial.set_user_attr("worker", worker)
+        study.tell(trial, state=TrialState.FAIL)
+        RetryStaleTrial(4)(study, study.trials[trial.number])
+        written = optuna.load_study(study_name=study.study_name, storage=storage.url)
+        reason = written.trials[trial.number].user_attrs["fail_reason"]
+        assert reason.startswith(f"{said} sent no heartbeat for 4s (killed or pre-empted); ")
