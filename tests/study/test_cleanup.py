@@ -39,8 +39,8 @@ def test_a_dead_workers_trial_names_its_worker_in_its_reason(tmp_path: Path) -> 
     from nas.study.storage import RetryStaleTrial
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/r.db")
-    study = optuna.create_study(storage=storage)  # written behind its cache: read anew
     for worker, said in (("host:1", "worker host:1"), (None, "its worker")):
+        study = optuna.create_study(storage=storage)  # written behind its cache: read anew
         trial = study.ask()
         if worker is not None:
             trial.set_user_attr("worker", worker)
