@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 
 from nas.errors import StorageError
 from nas.study import _optuna
-from nas.study.record import TrialRecord, retry_results, write_results
+from nas.study.record import RETRY_OF, TrialRecord, retry_results, write_results
 
 T = TypeVar("T")
 
@@ -438,14 +438,17 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         before = {t.number for t in study.get_trials(deepcopy=False)}
         super().__call__(study, trial)
-        retry = next(
+        copy = next(
             (
-                t.number
+                t
                 for t in study.get_trials(deepcopy=False)
                 if t.number not in before and TrialRecord(t).retry_of is not None
             ),
             None,
         )
+        retry = None if copy is None else copy.number
+        if copy is not None:  # Optuna copied the trial's own retry_of (a retry's retry)
+            write_results(study, copy, {RETRY_OF: trial.number})
         worker = TrialRecord(trial).worker
         who = f"worker {worker}" if worker else "its worker"
         tail = f"retried as trial {retry}" if retry is not None else "not retried again"

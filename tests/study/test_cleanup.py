@@ -49,3 +49,23 @@ def test_a_dead_workers_trial_names_its_worker_in_its_reason(tmp_path: Path) -> 
         written = optuna.load_study(study_name=study.study_name, storage=storage.url)
         reason = written.trials[trial.number].user_attrs["fail_reason"]
         assert reason.startswith(f"{said} sent no heartbeat for 4s (killed or pre-empted); ")
+
+
+def test_the_retry_of_a_retry_names_the_trial_it_repeats(tmp_path: Path) -> None:
+    """Trial 0 is stopped by SIGTERM and retried as 1; trial 1's worker dies: the retry of
+    trial 1 repeats trial 1 (Optuna copies trial 1's own ``retry_of``, 0, onto it), so the
+    summary says 'trial 1 as 2', not 'trial 0 as 2'."""
+    from nas.study.record import TrialRecord, enqueue_retry
+    from nas.study.storage import RetryStaleTrial
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/r.db")
+    study = optuna.create_study(storage=storage)
+    first = study.ask()
+    first.suggest_int("x", 0, 9)
+    study.tell(first, state=TrialState.FAIL)  # interrupted: nas queues its retry
+    enqueue_retry(study, study.trials[0].params, 0)
+    retry = study.ask()  # trial 1, whose worker then dies
+    study.tell(retry, state=TrialState.FAIL)
+    RetryStaleTrial(4)(study, study.trials[retry.number])
+    written = optuna.load_study(study_name=study.study_name, storage=storage.url)
+    assert [TrialRecord(t).retry_of for t in written.trials] == [None, 0, 1]
