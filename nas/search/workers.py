@@ -14,6 +14,8 @@ command against the same ``--storage`` URL.
 from __future__ import annotations
 
 import datetime
+import io
+import math
 import os
 import signal
 import subprocess
@@ -44,22 +46,61 @@ SQLITE_WARNING = (
 PARENT_ENV = "NAS_WORKERS_PARENT"
 
 
-def follow_parent(poll: float = 0.5) -> None:
+def follow_parent(poll: float = 0.5, again: float = 5.0) -> None:
     """In a worker of ``--workers K``: when its launcher dies (killed by a scheduler or the
     OOM killer; the workers run in sessions of their own, so nothing else reaches them),
     stop as after SIGTERM: the running trial is recorded as interrupted and retried first on
-    the next start, instead of failing later on a log pipe nobody reads. Call after the
-    SIGTERM handler is installed; does nothing in a process no launcher started."""
+    the next start, instead of failing on the log pipe nobody reads any more. A thread looks
+    every ``poll`` seconds, and a write to the dead pipe stops the worker the same way; the
+    SIGTERM is sent again every ``again`` seconds while the worker lives (Python drops an
+    interrupt raised inside a finalizer). Call after the SIGTERM handler is installed; does
+    nothing in a process no launcher started."""
     parent = os.environ.get(PARENT_ENV, "")
     if not parent.isdigit():
         return
+    sent = [-math.inf]
+
+    def stop() -> None:
+        if time.monotonic() - sent[0] >= again:
+            sent[0] = time.monotonic()
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def watch() -> None:
         while os.getppid() == int(parent):
             time.sleep(poll)
-        os.kill(os.getpid(), signal.SIGTERM)
+        while True:
+            stop()
+            time.sleep(again)
 
+    sys.stderr = _LauncherPipe(sys.stderr, stop)
     threading.Thread(target=watch, name="nas-follow-parent", daemon=True).start()
+
+
+class _LauncherPipe(io.TextIOBase):
+    """A worker's stderr, the pipe its launcher reads: once the launcher is gone, a write
+    stops the worker (``stop``) instead of failing its trial with BrokenPipeError."""
+
+    def __init__(self, stream: IO[str], stop: Callable[[], None]) -> None:
+        self.stream, self.stop = stream, stop
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self.stop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self.stop()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
 
 
 def _pump(stream: IO[str], prefix: str) -> None:

@@ -452,9 +452,7 @@ class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
         worker = TrialRecord(trial).worker
         who = f"worker {worker}" if worker else "its worker"
         tail = f"retried as trial {retry}" if retry is not None else "not retried again"
-        reason = (
-            f"{who} sent no heartbeat for {self.grace_period}s (killed or pre-empted); {tail}"
-        )
+        reason = f"{who} sent no heartbeat for {self.grace_period}s (killed or pre-empted); {tail}"
         write_results(study, trial, retry_results(reason, retry))
 
 

@@ -169,7 +169,8 @@ def test_workers_whose_launcher_is_killed_stop_and_their_trials_are_retried(
         assert time.time() < deadline, "the workers outlived their launcher"
         time.sleep(0.5)
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert [t.user_attrs["fail_reason"] for t in failed] == [INTERRUPTED["SIGTERM"]] * 2
+    seen = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in study.trials]
+    assert [t.user_attrs["fail_reason"] for t in failed] == [INTERRUPTED["SIGTERM"]] * 2, seen
     again = run_nas(*args[: args.index("--workers")])
     assert again.returncode == 0, again.stderr
     for t in failed:
