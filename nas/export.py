@@ -184,7 +184,8 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
         torch.save(model.state_dict(), weights_path)
     except (OSError, RuntimeError) as exc:
         raise NasError(f"cannot write {weights_path}: {exc}") from None
-    x = torch.zeros(1, arch.in_channels, arch.input_size, arch.input_size)
+    # batch 2 as the example: torch.export fixes a dimension that is 1 in its example
+    x = torch.zeros(2, arch.in_channels, arch.input_size, arch.input_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         previous = logging.root.manager.disable
@@ -199,6 +200,7 @@ def export_weights(trial: FrozenTrial, arch: ArchConfig, path: Path) -> tuple[Pa
                     external_data=False,
                     input_names=["images"],
                     output_names=["logits"],
+                    dynamic_shapes=({0: torch.export.Dim("batch")},),  # any batch size
                 )
         except Exception as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -149,7 +149,7 @@ def test_best_prefers_full_training_and_weights_give_onnx(
     exec(doc["load"], scope)
     loaded = scope["model"]
     assert isinstance(loaded, nas.models.Network)
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.randn(3, 3, 16, 16)  # neither 1 nor the exporter's example batch of 2
     with torch.no_grad():
         expected = model(x)
         assert torch.allclose(loaded(x), expected, atol=1e-6)
@@ -158,6 +158,8 @@ def test_best_prefers_full_training_and_weights_give_onnx(
     session = onnxruntime.InferenceSession(str(out.with_suffix(".onnx")))
     (onnx_out,) = session.run(None, {"images": x[:1].numpy()})
     np.testing.assert_allclose(onnx_out, expected[:1].numpy(), atol=1e-4)
+    (onnx_out,) = session.run(None, {"images": x.numpy()})
+    np.testing.assert_allclose(onnx_out, expected.numpy(), atol=1e-4)
 
 
 def test_damaged_or_foreign_weights_are_one_sentence(tmp_path: Path, image_folder: Path) -> None:
