@@ -285,6 +285,8 @@ class ArchConfig:
         tail = (
             "no attention" if attn.type == "none" else f"{attn.type} {attn.placement} {attn.join}"
         )
+        if attn.type != "none" and any(r != 1 for r in attn.repeats):  # modules per stage
+            tail += " x" + "/".join(str(r) for r in attn.repeats)
         return f"{self.block} {widths} x{blocks} | {tail}"
 
 

@@ -155,3 +155,13 @@ def test_yaml_under_a_json_name_is_read(tmp_path) -> None:  # type: ignore[no-un
     assert str(info.value) == (
         f"{path} is not valid YAML: mapping values are not allowed here (line 3, column 10)"
     )
+
+
+def test_the_summary_tells_apart_configs_that_differ_in_attention_repeats() -> None:
+    """attention56 and attention92 differ only in residual-attention modules per stage;
+    their one-line summaries (nas presets, tables, hover text) once read the same."""
+    from nas.presets import preset
+
+    a56, a92 = preset("attention56").summary(), preset("attention92").summary()
+    assert a56 != a92 and a92.endswith("residual_attn after_stage multiply x1/2/3/0")
+    assert preset("resnet20-cbam").summary() == "basic 16/32/64 x3/3/3 | cbam after_stage weighted"
