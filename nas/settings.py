@@ -761,7 +761,7 @@ class Resolved:
                 continue
             origin = self.origins.get(d.name, DEFAULT)
             named = self.names.get(d.name, d.name)
-            instead = f"give at most {available} or {bound[1]}"
+            instead = f"give at most {available}" + (f" or {bound[1]}" if bound[1] else "")
             if origin in (FLAG, PYTHON):
                 raise NasError(f"{named} {value}: {holds}; {instead}")
             if origin == FILE:

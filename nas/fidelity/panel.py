@@ -40,7 +40,7 @@ from nas.proxy.context import (
     proxy_context,
 )
 from nas.proxy.zero_cost import ZERO_COST_VERSION
-from nas.settings import PYTHON, SettingsSource, given_in_python
+from nas.settings import DEFAULT, GIVEN, PYTHON, Resolved, SettingsSource, given_in_python
 from nas.space import SearchSpace
 from nas.study.address import StudyAddress, check_kind
 from nas.study.cleanup import INTERRUPTED, fail_running, fail_stale
@@ -104,6 +104,43 @@ def sample_panel(
 Say = Callable[[str], None]
 
 
+def fit_to_data(resolved: Resolved, n_train: int) -> tuple[Resolved, list[str]]:
+    """``resolved`` fitted to data of ``n_train`` training images, as a search fits its
+    proxy (:meth:`nas.settings.Resolved.fit`: a given ``--val`` the validation split cannot
+    hold is refused, the default reduced); a rung given now whose images exceed the
+    training images outside the validation split is refused, since it would train on all
+    of them, the same as ``EPOCHSxall``, and compare a fidelity with itself.
+
+    Raises:
+        NasError: in one line, naming the rung or the setting and what the data hold.
+    """
+    from nas.data.splits import split_room
+
+    room = split_room(n_train)
+    fitted, notes = resolved.fit(room)
+    available, holds = room["train"]
+    for name in ("ladder", "reference"):
+        value = getattr(fitted.settings, name)
+        flag = fitted.names.get(name, f"--{name}")
+        over = [
+            r
+            for r in (value if isinstance(value, tuple) else (value,))
+            if r.subset and r.subset > available
+        ]
+        if over and fitted.origins.get(name) in GIVEN:
+            raise NasError(
+                f"{flag} rung {over[0].label}: {holds}; give at most {available} images per "
+                f"epoch, or {over[0].epochs}xall"
+            )
+        if over and fitted.origins.get(name) == DEFAULT:  # recorded ones were trained so
+            notes.append(
+                f"note: the default {flag} rungs {', '.join(r.label for r in over)} train on "
+                f"all {available:,} images ({holds}), as their EPOCHSxall would; give {flag} "
+                "to rank rungs this data set can tell apart"
+            )
+    return fitted, notes
+
+
 class FidelityRun:
     """One worker of a fidelity study: prepares the panel, trains open jobs, summarises."""
 
@@ -125,9 +162,11 @@ class FidelityRun:
                 FidelitySettings, RECORD_KEY, flags=given_in_python(source), given_as=PYTHON
             )
         self.address = fidelity_address(source)
-        settings: FidelitySettings = source.peek(self.address).settings
+        peeked = source.peek(self.address)
+        settings: FidelitySettings = peeked.settings
         self.space = load_space(settings.space)
         self.data = load_dataset(settings.dataset, settings.data_dir)
+        fit_to_data(peeked, len(self.data.train_y))  # refused before the study is made
         with self.address.locked_storage() as storage:
             self.study = optuna.create_study(
                 study_name=self.address.name,
@@ -142,9 +181,10 @@ class FidelityRun:
                     "objectives, not a fidelity study's one; choose another --study"
                 )
             record = StudyRecord(self.study).get(RECORD_KEY)
-            self.resolved = source.resolve(
+            resolved = source.resolve(
                 record if isinstance(record, dict) else None, self.address.name
             )
+            self.resolved, notes = fit_to_data(resolved, len(self.data.train_y))
             StudyRecord(self.study).record_settings(
                 RECORD_KEY, self.resolved.to_record(), self.resolved.replaced
             )
@@ -153,6 +193,8 @@ class FidelityRun:
             self.space = load_space(self.settings.space)
             self.data = load_dataset(self.settings.dataset, self.settings.data_dir)
         self.say = say
+        for note in notes:
+            say(note)
         self.device = resolve_device(self.settings.device)
         self.available = len(validation_split(len(self.data.train_y)).train)
         self.contexts: dict[Rung, Any] = {}

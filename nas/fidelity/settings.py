@@ -113,7 +113,9 @@ class FidelitySettings(StudySettings):
         to_record=lambda rung: rung.label,
         from_record=_rung,
     )
-    val: int = pinned(2000, "validation images, every rung", "N", _int, "panel")
+    val: int = pinned(
+        2000, "validation images, every rung", "N", _int, "panel", bounded_by=("val", "")
+    )
     target_tau: float = setting(
         0.5,
         "a rung is recommended when it covers the whole panel and the lower bound of its "

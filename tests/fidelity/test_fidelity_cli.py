@@ -44,7 +44,7 @@ def _args(data: Path, db: Path | str, *extra: str) -> list[str]:
         "--reference",
         "3x96",
         "--val",
-        "24",
+        "12",
         "--device",
         "cpu",
         "--storage",
@@ -259,3 +259,25 @@ def test_a_failed_helper_fails_the_command(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(cli, "_start_helpers", lambda k, d, c: [(Placement("cpu"), _Failed())])
     code = main(["fidelity", "--workers", "2", "--storage", f"sqlite:///{tmp_path / 'f.db'}"])
     assert code == 2
+
+
+def test_rungs_and_val_the_data_cannot_hold_are_refused_before_the_study_is_made(
+    tmp_path: Path,
+) -> None:
+    """A rung of more images than the training split holds trains on all of them, the same
+    as EPOCHSxall, so the panel would compare a fidelity with itself (the report once gave
+    tau +1.00); --val over the validation split likewise. Both are refused as nas search
+    refuses its proxy counts, before any study database is made."""
+    data = make_image_folder(tmp_path / "imgs", classes=3, per_class=50, test_per_class=4)
+    db = tmp_path / "f.db"
+    for extra, said in [
+        (("--ladder", "1x24,2x500"), "--ladder rung 2x500: this data set has 135 training "
+         "images outside its validation split; give at most 135 images per epoch, or 2xall"),
+        (("--reference", "3x999"), "--reference rung 3x999: this data set has 135 training"),
+        (("--val", "40"), "--val 40: the validation split of this data set holds 15 images; "
+         "give at most 15"),
+    ]:  # fmt: skip
+        out = run_nas(*_args(data, db, *extra), cwd=tmp_path)
+        last = out.stderr.strip().splitlines()[-1]  # after "decoding N images" once
+        assert out.returncode == 2 and last.startswith(f"nas: error: {said}"), out.stderr
+    assert not db.exists()
