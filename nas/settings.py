@@ -726,6 +726,9 @@ class Resolved:
         names: every declared setting as this run's user names it (``--proxy-subset`` on the
             command line, ``proxy_subset`` from Python: :meth:`Declared.named`), for what
             later steps say about it.
+        moved: relocatable settings given another place than the recorded one, which is
+            not on this machine (:attr:`Setting.relocatable`), as (recorded, given) as the
+            study records them: this run uses the given one, the record keeps the first.
     """
 
     settings: Any
@@ -733,6 +736,7 @@ class Resolved:
     replaced: dict[str, tuple[Any, Any]]
     record_found: bool = False
     names: dict[str, str] = field(default_factory=dict)
+    moved: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def fit(self, room: Mapping[str, tuple[int, str]]) -> tuple[Resolved, list[str]]:
         """Fit the counts the data may not meet (:attr:`Setting.bounded_by`) to ``room``
@@ -818,6 +822,7 @@ def resolve(
             elif _replaces(d.setting, given, before):
                 assert before is not None
                 replaced[name] = (before[0], given)
+
         elif before is not None:
             values[name], origins[name] = before
         else:
@@ -857,7 +862,27 @@ def resolve(
                 f"{what}), or {another}"
             )
     names = {d.name: d.named(given_as) for d in items}
-    return Resolved(settings, origins, replaced, record is not None, names)
+    moved = _moved(items, values, origins, record)
+    return Resolved(settings, origins, replaced, record is not None, names, moved)
+
+
+def _moved(
+    items: Sequence[Declared],
+    values: Mapping[str, Any],
+    origins: Mapping[str, str],
+    record: Mapping[str, Any] | None,
+) -> dict[str, tuple[Any, Any]]:
+    """The relocatable settings given another place than the recorded one (which
+    :func:`_conflict` let pass: it is not on this machine), as (recorded, given)."""
+    moved = {}
+    for d in items:
+        before = _recorded_value(d.setting, d.name, record)
+        if not (d.setting.relocatable and origins[d.name] in GIVEN and before is not None):
+            continue
+        given = values[d.name]
+        if _differs(d, given, before[0]):
+            moved[d.name] = (to_record(d.setting, before[0]), to_record(d.setting, given))
+    return moved
 
 
 def _replaces(s: Setting, given: Any, before: tuple[Any, str] | None) -> bool:
@@ -909,9 +934,14 @@ def _file_conflict(d: Declared, given: Any, record: Mapping[str, Any], origin: s
     )
 
 
+def _differs(d: Declared, given: Any, before: Any) -> bool:
+    """Whether ``given`` differs from the recorded ``before`` as the study records them."""
+    return bool(to_record(d.setting, given) != to_record(d.setting, before))
+
+
 def _pinned_conflict(d: Declared, given: Any, before: Any, origin: str) -> str | None:
     """The conflict text when ``given`` differs from the recorded ``before`` (None: same)."""
-    if to_record(d.setting, given) == to_record(d.setting, before):
+    if not _differs(d, given, before):
         return None
     if d.setting.relocatable and before is not None and not Path(str(before)).exists():
         return None  # the recorded folder is not on this machine: the one given stands in

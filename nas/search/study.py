@@ -49,7 +49,6 @@ from nas.settings import (
     Resolved,
     SettingsSource,
     given_in_python,
-    resolved_path,
     shown,
 )
 from nas.space import SearchSpace, load_space
@@ -172,19 +171,44 @@ class SearchStudy:
 class _Prepared:
     """Settings resolved and fitted against one record, with the space and data they load,
     what the study records of them, and what a start says of them once the study holds them
-    (settings given anew, defaults reduced to the data)."""
+    (:attr:`said`; ``fitted``: the defaults reduced to the data)."""
 
     record: Mapping[str, Any] | None
     resolved: Resolved
     space: SearchSpace
     data: ImageData
-    notes: list[str]
+    fitted: list[str]
     to_record: dict[str, Any]
 
     @property
     def settings(self) -> SearchSettings:
         settings: SearchSettings = self.resolved.settings
         return settings
+
+    @property
+    def said(self) -> list[str]:
+        """What a start says once the study holds these settings: kept settings given anew,
+        defaults reduced to the data, fake data, a data folder read from a new place, and
+        early stopping that never acts."""
+        r, s = self.resolved, self.settings
+        notes = [
+            f"{r.names.get(name, name)}: {shown(before)} -> {shown(given)}, recorded for later runs"
+            for name, (before, given) in r.replaced.items()
+        ]
+        notes += self.fitted + ([FAKE_WARNING] if s.dataset == "fake" else [])
+        notes += [  # taken only where the recorded folder is gone (Setting.relocatable)
+            f"note: the study's folder {first} is not on this machine; this run reads the "
+            f"same images from {here} (the record keeps the first)"
+            for first, here in r.moved.values()
+        ]
+        never = s.early_stopping != "off" and s.min_epochs >= s.proxy_epochs
+        if never and r.origins.get("min_epochs") in GIVEN:  # given, and it does nothing
+            notes.append(
+                f"note: early stopping never acts: {r.names.get('min_epochs', 'min_epochs')} "
+                f"{s.min_epochs} (its first rung) is not below "
+                f"{r.names.get('proxy_epochs', 'proxy_epochs')} {s.proxy_epochs}"
+            )
+        return notes
 
 
 def prepare(
@@ -216,57 +240,22 @@ def prepare(
         space, data = before.space, before.data
     else:  # loaded and checked before the study database is touched
         space = load_space(s.space)
-        data = load_data(resolved)
+        try:
+            data = load_dataset(s.dataset, s.data_dir)
+        except NasError as exc:  # the study's own folder gone: say how to give its place
+            if resolved.origins.get("data_dir") != RECORDED or Path(s.data_dir or "").exists():
+                raise
+            flag = resolved.names.get("data_dir", "--data-dir")
+            raise NasError(
+                f"{exc}: the study recorded that folder; if its images moved (or this machine "
+                f"mounts them elsewhere), give their place with {flag} DIR"
+            ) from None
         Budget(s.limits).check_reachable(space, data, names=resolved.names)
     room = split_room(len(data.train_y), s.val_fraction)
     fitted, notes = resolved.fit(room)
-    given_anew = [
-        f"{fitted.names.get(name, name)}: {shown(before)} -> {shown(given)}, recorded for "
-        "later runs"
-        for name, (before, given) in fitted.replaced.items()
-    ]
-    if s.dataset == "fake":
-        notes.append(FAKE_WARNING)
-    recorded_dir = (record or {}).get("data_dir")
-    if recorded_dir is not None and recorded_dir != resolved_path(s.data_dir):
-        notes.append(  # taken only where the recorded folder is gone (Setting.relocatable)
-            f"note: the study's folder {recorded_dir} is not on this machine; this run reads "
-            f"the same images from {resolved_path(s.data_dir)} (the record keeps the first)"
-        )
-    if (
-        s.early_stopping != "off"
-        and s.min_epochs >= s.proxy_epochs
-        and (fitted.origins.get("min_epochs") in GIVEN)
-    ):
-        notes.append(
-            f"note: early stopping never acts: {fitted.names.get('min_epochs', 'min_epochs')} "
-            f"{s.min_epochs} (its first rung) is not below "
-            f"{fitted.names.get('proxy_epochs', 'proxy_epochs')} {s.proxy_epochs}"
-        )
     if check is not None:
         check(fitted.settings)
-    return _Prepared(record, fitted, space, data, given_anew + notes, fitted.to_record())
-
-
-def load_data(resolved: Resolved) -> ImageData:
-    """The run's data set; where the study's recorded image folder is not here, the data
-    layer's refusal says how to give the folder's new place.
-
-    Raises:
-        NasError: for missing or malformed data.
-    """
-    s: SearchSettings = resolved.settings
-    try:
-        return load_dataset(s.dataset, s.data_dir)
-    except NasError as exc:
-        gone = s.data_dir is not None and not Path(s.data_dir).exists()
-        if not gone or resolved.origins.get("data_dir") != RECORDED:
-            raise
-        flag = resolved.names.get("data_dir", "--data-dir")
-        raise NasError(
-            f"{exc}: the study recorded that folder; if its images moved (or this machine "
-            f"mounts them elsewhere), give their place with {flag} DIR"
-        ) from None
+    return _Prepared(record, fitted, space, data, notes, fitted.to_record())
 
 
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:
@@ -334,7 +323,7 @@ def open_search(
         hardware,
     )
     # what this start changed, once the study holds it (a refusal says less)
-    for note in prepared.notes:
+    for note in prepared.said:
         say(note)
     for interrupted, retry in retried:
         say(f"trial {interrupted} was interrupted; it is retried first as trial {retry}")
