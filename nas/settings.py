@@ -822,7 +822,6 @@ def resolve(
             elif _replaces(d.setting, given, before):
                 assert before is not None
                 replaced[name] = (before[0], given)
-
         elif before is not None:
             values[name], origins[name] = before
         else:

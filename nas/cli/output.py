@@ -47,7 +47,8 @@ def print_hint(args: Sequence[str], meaning: str | None = None, label: str = "ne
     shown as ``***`` (logs of cluster jobs keep these lines), and the comment says so."""
     from nas.study.storage import safe_url
 
-    shown = [safe_url(a) if "://" in a and ":***@" in safe_url(a) else a for a in args]
+    masked = [safe_url(a) if "://" in a else a for a in args]
+    shown = [m if ":***@" in m else a for a, m in zip(args, masked, strict=True)]
     if shown != list(args):
         meaning = (f"{meaning}; " if meaning else "") + "type the password where *** stands"
     text = f"{label}: {shlex.join(shown)}" + (f"  # {meaning}" if meaning else "")

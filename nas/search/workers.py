@@ -58,11 +58,12 @@ def follow_parent(poll: float = 0.5, again: float = 5.0) -> None:
     parent = os.environ.get(PARENT_ENV, "")
     if not parent.isdigit():
         return
-    sent = [-math.inf]
+    sent = -math.inf
 
     def stop() -> None:
-        if time.monotonic() - sent[0] >= again:
-            sent[0] = time.monotonic()
+        nonlocal sent
+        if time.monotonic() - sent >= again:
+            sent = time.monotonic()
             os.kill(os.getpid(), signal.SIGTERM)
 
     def watch() -> None:
@@ -145,8 +146,7 @@ def run_workers(
     )
     code = next((c for c in codes if c != 0), 0)
     code = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
-    host = worker_id().rsplit(":", 1)[0]  # what the workers record: host:pid
-    mine = {f"{host}:{p.pid}" for p in procs}
+    mine = {worker_id(p.pid) for p in procs}  # as the workers record their trials
     return SearchOutcome.of(
         study, settings, opened.address, since, reason, interrupted is not None, code, mine
     )

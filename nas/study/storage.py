@@ -39,9 +39,10 @@ DEFAULT_DB_RETRY = 60.0
 STUDIES_DIR = Path("studies")
 
 
-def worker_id() -> str:
-    """``host:pid`` of this process, recorded on its slots and trials."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_id(pid: int | None = None) -> str:
+    """``host:pid`` of this process (or of process ``pid`` on this host), recorded on its
+    slots and trials."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def default_storage_path(study: str) -> Path:
