@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nas.errors import NasError, did_you_mean
+from nas.errors import NasError, StorageError, did_you_mean
 from nas.registry import Registry
 from nas.units import (
     AtLeast,
@@ -305,3 +305,25 @@ def parse_objectives(value: Any) -> tuple[str, ...]:
 def metrics_of(names: Iterable[str]) -> list[Metric]:
     """The metrics named, in the order given."""
     return [METRICS[n] for n in names]
+
+
+def check_objectives(study: Any, objectives: tuple[str, ...]) -> None:
+    """Refuse an Optuna study whose directions (or metric names) are not those of
+    ``objectives``: resuming it would score candidates on other terms.
+
+    Raises:
+        StorageError: in one line, naming what the study optimises.
+    """
+    known = metrics_of(o for o in objectives if o in METRICS)
+    want = [m.dashboard for m in known]
+    have = study.metric_names or []
+    directions = [d.name.lower() for d in study.directions]
+    if directions != [m.direction for m in known] or (have and have != want):
+        # named as --objectives takes them (the study's dashboard names read back)
+        names = {m.dashboard: m.name for _, m in METRICS.items()}
+        had = ",".join(names.get(h, h) for h in have)
+        had = f"objectives {had}" if have else f"unnamed objectives ({','.join(directions)})"
+        raise StorageError(
+            f"study {study.study_name!r} exists with {had}, not "
+            f"{','.join(m.name for m in known)}; choose another --study"
+        )

@@ -233,6 +233,7 @@ def load_or_create(
             record says (else than ``objectives`` for a study without one, such as a study
             made without nas).
     """
+    from nas.objectives import check_objectives
     from nas.study.record import StudyRecord
 
     try:
@@ -265,26 +266,3 @@ def check_kind(study: optuna.Study, key: str) -> None:
                 f"study {study.study_name!r} is a {kind} study (nas {kind} made it); choose "
                 "another --study"
             )
-
-
-def check_objectives(study: optuna.Study, objectives: tuple[str, ...]) -> None:
-    """Refuse a study whose directions (or metric names) are not those of ``objectives``.
-
-    Raises:
-        StorageError: in one line, naming what the study optimises.
-    """
-    from nas.objectives import METRICS, metrics_of
-
-    known = metrics_of(o for o in objectives if o in METRICS)
-    want = [m.dashboard for m in known]
-    have = study.metric_names or []
-    directions = [d.name.lower() for d in study.directions]
-    if directions != [m.direction for m in known] or (have and have != want):
-        # named as --objectives takes them (the study's dashboard names read back)
-        names = {m.dashboard: m.name for _, m in METRICS.items()}
-        had = ",".join(names.get(h, h) for h in have)
-        had = f"objectives {had}" if have else f"unnamed objectives ({','.join(directions)})"
-        raise StorageError(
-            f"study {study.study_name!r} exists with {had}, not "
-            f"{','.join(m.name for m in known)}; choose another --study"
-        )
