@@ -205,13 +205,22 @@ def _run(args: argparse.Namespace) -> int:
         f"{f' and {helping}' if helpers else ''}; stop it any time, the same command resumes "
         "where it stopped"
     )
+    stopped = True  # by an exception: Ctrl-C, SIGTERM or an error
     try:
         run.work()
+        stopped = False
     finally:
         for _, proc in helpers:
-            if proc.poll() is None and sys.exc_info()[0] is not None:
+            if proc.poll() is None and stopped:
                 proc.send_signal(signal.SIGINT)  # as if the user had pressed Ctrl-C there
             proc.wait()
+        if stopped and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            done, total = run.progress()
+            say(
+                f"interrupted: {done} of {plural(total, 'job')} done; the running "
+                f"{'jobs go' if helpers else 'job goes'} back to the pool, and the same "
+                "command resumes the rest"
+            )
     failed = [(place, p.returncode) for place, p in helpers if p.returncode != 0]
     if failed:
         raise NasError(

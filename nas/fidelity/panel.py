@@ -278,12 +278,7 @@ class FidelityRun:
             waiting = [t for t in trials if t.state == TrialState.WAITING]
             if not open_jobs and not waiting:
                 return trained
-            done = sum(
-                1
-                for t in trials
-                if t.state == TrialState.COMPLETE and TrialRecord(t).job is not None
-            )
-
+            done = _done(trials)
             objective = functools.partial(
                 self._run_job, open_jobs=open_jobs, panel=panel, done=done, total=total
             )
@@ -358,9 +353,20 @@ class FidelityRun:
         return result.accuracy
 
     # ------------------------------------------------------------------ the summary
+    def progress(self) -> tuple[int, int]:
+        """(jobs done, jobs in all), over every worker."""
+        return _done(self.study.get_trials(deepcopy=False)), len(self.jobs())
+
     def summary(self) -> dict[str, Any]:
         """Each rung's agreement with the reference, the zero-cost scores', the pick."""
         return summarize(self.study, self.settings, self.available)
+
+
+def _done(trials: list[FrozenTrial]) -> int:
+    """How many jobs ``trials`` finished."""
+    return sum(
+        1 for t in trials if t.state == TrialState.COMPLETE and TrialRecord(t).job is not None
+    )
 
 
 def _claims(t: FrozenTrial) -> bool:

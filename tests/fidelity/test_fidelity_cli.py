@@ -120,6 +120,11 @@ def test_fidelity_resumes_after_an_interrupt_and_reports(tmp_path: Path) -> None
     assert proc.returncode == 130, err
     first = _complete(db)
     assert 2 <= len(first) < PANEL * RUNGS
+    # what was done and what is left, not only "interrupted"
+    assert (
+        f"interrupted: {len(first)} of {PANEL * RUNGS} jobs done; the running job goes back "
+        "to the pool, and the same command resumes the rest"
+    ) in err
     study = optuna.load_study(study_name="fid", storage=f"sqlite:///{db}")
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
 
