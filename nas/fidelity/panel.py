@@ -269,7 +269,6 @@ class FidelityRun:
 
         panel = self.panel()
         trained = 0
-        total = len(self.jobs())
         while True:
             fail_stale(self.study)
             trials = self.study.get_trials(deepcopy=False)
@@ -278,10 +277,7 @@ class FidelityRun:
             waiting = [t for t in trials if t.state == TrialState.WAITING]
             if not open_jobs and not waiting:
                 return trained
-            done = _done(trials)
-            objective = functools.partial(
-                self._run_job, open_jobs=open_jobs, panel=panel, done=done, total=total
-            )
+            objective = functools.partial(self._run_job, open_jobs=open_jobs, panel=panel)
             self.study.optimize(objective, n_trials=1, catch=(TrainingFailed,))
             last = self.study.get_trials(deepcopy=False)[-1]
             if last.state == TrialState.COMPLETE:
@@ -293,8 +289,6 @@ class FidelityRun:
         *,
         open_jobs: list[tuple[int, str]],
         panel: list[dict[str, Any]],
-        done: int,
-        total: int,
     ) -> float:
         """The objective of one job's trial: claim a job (or carry a retried one), train.
 
@@ -318,7 +312,7 @@ class FidelityRun:
                 job = free[0]
                 writer.claim(*job)
         rungs = {r.label: r for r in self.settings.rungs}
-        return self._train(trial, job, panel, rungs[job[1]], done, total)
+        return self._train(trial, job, panel, rungs[job[1]])
 
     def _train(
         self,
@@ -326,8 +320,6 @@ class FidelityRun:
         job: tuple[int, str],
         panel: list[dict[str, Any]],
         rung: Rung,
-        done: int,
-        total: int,
     ) -> float:
         from nas.training import TrainingFailed
 
@@ -342,31 +334,41 @@ class FidelityRun:
             result = trainer.fit()
         except TrainingFailed as exc:
             TrialWriter(trial).failed(str(exc), in_training=True)
-            self.say(f"[{done + 1}/{total}] candidate {candidate} at {label}: failed ({exc})")
+            done, total = self.progress()
+            self.say(f"[{done}/{total}] candidate {candidate} at {label}: failed ({exc})")
             raise
         seconds = time.perf_counter() - started
-        TrialWriter(trial).job_done(result.accuracy, result.curve, seconds, worker_id())
+        with self.address.lock():  # numbered one after the other, over every worker
+            TrialWriter(trial).job_done(result.accuracy, result.curve, seconds, worker_id())
+            done, total = self.progress(running=True)
         self.say(
-            f"[{done + 1}/{total}] candidate {candidate} ({human(entry['params'])} params) at "
+            f"[{done}/{total}] candidate {candidate} ({human(entry['params'])} params) at "
             f"{label}: val acc {result.accuracy:.4f}, {seconds:.1f}s"
         )
         return result.accuracy
 
     # ------------------------------------------------------------------ the summary
-    def progress(self) -> tuple[int, int]:
-        """(jobs done, jobs in all), over every worker."""
-        return _done(self.study.get_trials(deepcopy=False)), len(self.jobs())
+    def progress(self, running: bool = False) -> tuple[int, int]:
+        """(jobs done, jobs in all), over every worker (``running``: see :func:`_done`)."""
+        return _done(self.study.get_trials(deepcopy=False), running), len(self.jobs())
 
     def summary(self) -> dict[str, Any]:
         """Each rung's agreement with the reference, the zero-cost scores', the pick."""
         return summarize(self.study, self.settings, self.available)
 
 
-def _done(trials: list[FrozenTrial]) -> int:
-    """How many jobs ``trials`` finished."""
-    return sum(
-        1 for t in trials if t.state == TrialState.COMPLETE and TrialRecord(t).job is not None
-    )
+def _done(trials: list[FrozenTrial], running: bool = False) -> int:
+    """How many jobs ``trials`` finished (``running``: counting the running trials that
+    have recorded their result and are not told yet)."""
+
+    def done(t: FrozenTrial) -> bool:
+        r = TrialRecord(t)
+        if r.job is None:
+            return False
+        told = t.state == TrialState.COMPLETE
+        return told or (running and t.state == TrialState.RUNNING and r.accuracy is not None)
+
+    return sum(1 for t in trials if done(t))
 
 
 def _claims(t: FrozenTrial) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,6 +187,9 @@ def test_two_workers_share_the_jobs_without_doing_one_twice(
     jobs = Counter((t.user_attrs["candidate"], t.user_attrs["rung"]) for t in done)
     assert len(jobs) == PANEL * RUNGS and set(jobs.values()) == {1}
     assert len({t.user_attrs["worker"] for t in done}) == 2  # both processes trained jobs
+    # each finished job numbered once over both processes: [1/9] .. [9/9], none twice
+    counted = re.findall(rf"\[(\d+)/{PANEL * RUNGS}\] candidate \d+ \(", res.stderr)
+    assert sorted(map(int, counted)) == list(range(1, PANEL * RUNGS + 1)), res.stderr
     assert json.loads(res.stdout)["reference"]["trained"] == PANEL
 
 
