@@ -229,9 +229,9 @@ def print_front(
     candidate evaluated several times shows its mean accuracy and how many runs it has."""
     from nas.config import ArchConfig
     from nas.study.record import TrialRecord
-    from nas.study.stats import repeats
+    from nas.study.stats import candidate_runs, mean_accuracy
 
-    runs = repeats(trials)
+    runs = candidate_runs(trials)
 
     if not front:
         console.print("no trial has finished yet")
@@ -243,7 +243,7 @@ def print_front(
         summary = ArchConfig.from_dict(r.arch).summary() if r.arch else "?"
         shown = [METRICS[m].fmt(v) if (v := r.value(m)) is not None else "-" for m in metrics]
         group = runs.get(t.number, [t])
-        accuracy = f"{sum(TrialRecord(g).accuracy or 0.0 for g in group) / len(group):.4f}"
+        accuracy = f"{mean_accuracy(group):.4f}"
         if len(group) > 1:
             accuracy += f" (mean of {len(group)})"
         rows.append([t.number, accuracy, *shown, f"{r.seconds or 0:.0f}s", summary])

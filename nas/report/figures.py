@@ -45,12 +45,12 @@ from nas.registry import Registry
 from nas.study.record import StudyRecord, TrialRecord
 from nas.study.stats import (
     accuracy_of,
+    candidate_runs,
     full_val_accuracy,
     is_rejected,
     is_stopped,
-    mean_accuracies,
+    mean_accuracy,
     pareto_front,
-    repeats,
     sampled_by,
     sampled_trials,
     study_costs,
@@ -467,13 +467,12 @@ def pareto_figure(
     )
 
     # a candidate trained several times is one point at its mean (as the front judges it)
-    runs = repeats(trials)
-    means = mean_accuracies(trials)
+    runs = candidate_runs(trials)
     again = {t.number for group in runs.values() for t in group[1:]}
     trained = [t for t in trained if t.number not in again]
 
     def accuracy(t: FrozenTrial) -> float | None:
-        return means.get(t.number, accuracy_of(t))
+        return mean_accuracy(runs[t.number]) if t.number in runs else accuracy_of(t)
 
     def shown(t: FrozenTrial) -> str:
         n = len(runs.get(t.number, [t]))

@@ -26,10 +26,10 @@ from nas.study.record import StudyRecord, TrialRecord
 from nas.study.stats import (
     StudyStats,
     accuracy_of,
+    candidate_runs,
     choose_best,
     full_val_accuracy,
-    mean_accuracies,
-    repeats,
+    mean_accuracy,
     study_costs,
     study_startup_comparison,
     study_stats,
@@ -163,13 +163,14 @@ def _size(value: object, metric: str = "params") -> str:
     return f'<span title="{int(value):,}">{escape(human(value))}</span>'
 
 
-def _proxy_cell(
-    t: FrozenTrial, runs: Mapping[int, Sequence[FrozenTrial]], means: Mapping[int, float]
-) -> str:
-    """``0.1562<br><small>mean of 2</small>`` for a repeated candidate, else its accuracy."""
-    n = len(runs.get(t.number, [t]))
-    text = _acc(means.get(t.number, accuracy_of(t)))
-    return text + (f"<br><small>mean of {n}</small>" if n > 1 else "")
+def _proxy_cell(t: FrozenTrial, runs: Mapping[int, Sequence[FrozenTrial]]) -> str:
+    """``0.1562<br><small>mean of 2</small>`` for a repeated candidate, else its accuracy
+    (``runs``: :func:`nas.study.stats.candidate_runs`)."""
+    group = runs.get(t.number)
+    if group is None:
+        return _acc(accuracy_of(t))
+    text = _acc(mean_accuracy(group))
+    return text + (f"<br><small>mean of {len(group)}</small>" if len(group) > 1 else "")
 
 
 def _objectives(study: optuna.Study) -> str:
@@ -331,8 +332,7 @@ def _winners_table(
 ) -> str:
     """The winners' table; a candidate trained several times (among ``every`` trial of the
     study) shows its mean proxy accuracy, as the front and the best trial judge it."""
-    runs = repeats(every)
-    means = mean_accuracies(every)
+    runs = candidate_runs(every)
     out = ['<section id="winners">', "<h2>Winners</h2>"]
     if not trials:
         out += ["<p>No winners yet: no trial is on the Pareto front or fully trained.</p>"]
@@ -378,7 +378,7 @@ def _winners_table(
         )
         cells = [
             f'<td class="num">{t.number}{on_front if t.number in front else ""}</td>',
-            f'<td class="num">{_proxy_cell(t, runs, means)}</td>',
+            f'<td class="num">{_proxy_cell(t, runs)}</td>',
             f'<td class="num">{_acc(r.full_val_accuracy)}</td>',
             f'<td class="num">{_acc(r.full_accuracy)}</td>',
             *(f'<td class="num">{_size(r.value(m), m)}</td>' for m in metrics),

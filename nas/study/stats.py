@@ -135,7 +135,19 @@ def mean_accuracies(trials: Sequence[FrozenTrial]) -> dict[int, float]:
     """Each candidate's mean proxy accuracy over its evaluations, keyed by its first trial's
     number: a front or a best trial judges a candidate evaluated twice by the mean, never by
     its luckier run, and lists it once."""
-    return {n: sum(accuracy_of(t) or 0.0 for t in g) / len(g) for n, g in repeats(trials).items()}
+    return {n: mean_accuracy(g) for n, g in repeats(trials).items()}
+
+
+def mean_accuracy(evaluations: Sequence[FrozenTrial]) -> float:
+    """The mean proxy accuracy of one candidate's ``evaluations``."""
+    return sum(accuracy_of(t) or 0.0 for t in evaluations) / len(evaluations)
+
+
+def candidate_runs(trials: Sequence[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
+    """Every evaluation's trial number -> all evaluations of its candidate (:func:`repeats`),
+    so that a candidate shown by any of its trials finds its runs and their mean (a front
+    against latency shows its first trial measured in the study's latest hardware context)."""
+    return {t.number: group for group in repeats(trials).values() for t in group}
 
 
 @dataclass
@@ -202,16 +214,24 @@ def rejection_thirds(trials: Sequence[FrozenTrial]) -> tuple[float | None, float
 def _front_points(
     trials: Sequence[FrozenTrial], costs: tuple[str, ...]
 ) -> tuple[list[FrozenTrial], dict[int, float]]:
-    """What a front is drawn from: each candidate's first COMPLETE trial with an accuracy and
-    every cost, and the candidates' mean accuracies by that trial's number. Against a
-    latency or memory cost, only the trials measured in the study's latest hardware context
-    (:func:`comparable_contexts`): a value measured elsewhere, or at another batch, does not
-    compare."""
-    means = mean_accuracies(trials)
-    firsts = [t for t in trials if t.number in means and all(map(math.isfinite, _cost(t, costs)))]
-    if any(METRICS[c].hardware for c in costs):
-        kept = comparable_contexts(trials)
-        firsts = [t for t in firsts if TrialRecord(t).measured_in in kept]
+    """What a front is drawn from: each candidate once, by its first COMPLETE trial with an
+    accuracy and every cost, and the candidates' mean accuracies (over all their
+    evaluations) by that trial's number. Against a latency or memory cost, only trials
+    measured in the study's latest hardware context count (:func:`comparable_contexts`): a
+    value measured elsewhere, or at another batch, does not compare, so a candidate trained
+    again after ``--remeasure`` stands on the front by its new measurement."""
+    kept = comparable_contexts(trials) if any(METRICS[c].hardware for c in costs) else None
+
+    def compares(t: FrozenTrial) -> bool:
+        in_context = kept is None or TrialRecord(t).measured_in in kept
+        return in_context and all(map(math.isfinite, _cost(t, costs)))
+
+    firsts, means = [], {}
+    for evaluations in repeats(trials).values():
+        usable = [t for t in evaluations if compares(t)]
+        if usable:
+            firsts.append(usable[0])
+            means[usable[0].number] = mean_accuracy(evaluations)
     return firsts, means
 
 

@@ -351,7 +351,14 @@ def test_a_front_against_latency_holds_the_trials_of_the_latest_context() -> Non
     Every reader agrees on the context (a rejected or running trial of a new context moves
     nothing), and trials that name no context count as the first one once another exists."""
     from nas.presets import preset
-    from nas.study.stats import comparable_contexts, pareto_front
+    from nas.report.html import _proxy_cell
+    from nas.study.stats import (
+        candidate_runs,
+        comparable_contexts,
+        mean_accuracies,
+        mean_accuracy,
+        pareto_front,
+    )
 
     def trial(name: str, accuracy: float, latency: float, context: str | None) -> FrozenTrial:
         attrs = {"arch": preset(name).to_dict(), "accuracy": accuracy, "params": 1000,
@@ -380,3 +387,14 @@ def test_a_front_against_latency_holds_the_trials_of_the_latest_context() -> Non
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert [t.number for t in pareto_front(complete, ("latency",))] == [3]  # as winners read
     assert [t.number for t in pareto_front(trials, ("params",))] == [0]  # counts compare
+    # resnet20, trained again in batch 4, stands on the latency front by that trial, with
+    # the mean accuracy of both its evaluations; against params it is still trial 0
+    study.add_trials([trial("resnet20", 0.7, 4.0, "batch4")])
+    trials = study.get_trials()
+    front = pareto_front(trials, ("latency",))
+    assert [t.number for t in front] == [5]
+    assert mean_accuracies(trials)[0] == pytest.approx(0.6)
+    runs = candidate_runs(trials)  # what the tables read: trial 5 shows the mean of both
+    assert [t.number for t in runs[5]] == [0, 5] and mean_accuracy(runs[5]) == pytest.approx(0.6)
+    assert _proxy_cell(front[0], runs) == "0.6000<br><small>mean of 2</small>"
+    assert [t.number for t in pareto_front(trials, ("params",))] == [0]
