@@ -13,9 +13,10 @@ records how well proxy accuracy predicted the full validation accuracy (Kendall'
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -28,7 +29,7 @@ from nas.errors import DataError, NasError
 from nas.files import make_dir
 from nas.proxy.context import full_context, init_seed, make_trainer
 from nas.proxy.fidelity import ProxyFidelity, proxy_fidelity
-from nas.study.record import StudyRecord, TrialRecord, full_results, write_results
+from nas.study.record import StudyRecord, TrialRecord, full_results, no_results, write_results
 from nas.study.stats import accuracy_of, pareto_fronts, study_costs, trained_trials
 from nas.training import EpochResult, Recipe, StepProgress
 
@@ -43,6 +44,53 @@ def select_winners(study: optuna.Study, top_k: int | None) -> list[FrozenTrial]:
         fronts = fronts[:1]
     ranked = [t for front in fronts for t in front]  # each front most accurate (mean) first
     return ranked[:top_k] if top_k else ranked
+
+
+def other_recipes(
+    trials: Sequence[FrozenTrial], recipe: Recipe
+) -> list[tuple[FrozenTrial, dict[str, Any]]]:
+    """The fully trained ``trials`` whose recipe is not ``recipe``, each with the recipe
+    fields that differ, as it had them: their full validation accuracies do not compare with
+    this recipe's, and ``nas export --best`` chooses by them."""
+    wanted = recipe.to_dict()
+    out = []
+    for t in trials:
+        r = TrialRecord(t)
+        if r.full_val_accuracy is None:
+            continue
+        had = r.full_recipe or {"epochs": r.full_epochs}  # older studies: the epochs only
+        differ = {k: had[k] for k in wanted if k in had and had[k] != wanted[k]}
+        if differ:
+            out.append((t, differ))
+    return out
+
+
+def check_one_recipe(study: optuna.Study, recipe: Recipe, replace: bool) -> list[int]:
+    """Keep a study's full-training results comparable: refuse a recipe other than the one
+    its winners were fully trained with, or with ``replace`` forget those results (their
+    checkpoints and weights stay on disk); returns the trials forgotten.
+
+    Raises:
+        NasError: in one line, naming the trials and what differs, unless ``replace``.
+    """
+    others = other_recipes(study.get_trials(deepcopy=False), recipe)
+    if others and not replace:
+
+        def words(fields: dict[str, Any]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in fields.items())
+
+        had = "; ".join(f"trial {t.number}: {words(d)}" for t, d in others)
+        differ = {k for _, d in others for k in d}
+        now = words({k: v for k, v in recipe.to_dict().items() if k in differ})
+        raise NasError(
+            f"study {study.study_name!r} has winners fully trained with other settings "
+            f"({had}; this run: {now}), and nas export --best compares their full validation "
+            "accuracies: give the same settings, or --replace to forget those results and "
+            "train with these"
+        )
+    for t, _ in others:
+        write_results(study, t, no_results())
+    return [t.number for t, _ in others]
 
 
 @dataclass

@@ -277,3 +277,37 @@ def test_winners_train_on_the_data_the_study_was_searched_on(tmp_path: Path) -> 
     (tmp_path / "imgs").rmdir()  # the data moved to another folder: taken
     moved = searched_data(given(data_dir=str(tmp_path / "other")), searched, "s")
     assert moved == ("imagefolder", str(tmp_path / "other"))
+
+
+@pytest.mark.slow
+def test_another_recipe_is_refused_unless_it_replaces_the_results(
+    front_study: tuple[Path, optuna.Study], tmp_path: Path
+) -> None:
+    """Winners fully trained with other settings would be compared by nas export --best
+    (1 epoch against 2): a run with other settings is refused in one line, and --replace
+    forgets the earlier results instead of overwriting some of them silently."""
+    from nas.study.record import TrialRecord
+
+    db, _ = front_study
+    first = run_nas(*winners_args(db, tmp_path, "--top-k", "1", "--epochs", "1"))
+    assert first.returncode == 0, first.stderr
+
+    def full_epochs() -> dict[int, int]:
+        records = {t.number: TrialRecord(t) for t in reload(db).trials}
+        return {n: r.full_epochs for n, r in records.items() if r.full_epochs is not None}
+
+    assert full_epochs() == {2: 1}  # cbam, the best proxy
+    other = winners_args(db, tmp_path / "other", "--top-k", "9", "--epochs", "2")
+    refused = run_nas(*other)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "fully trained with other settings (trial 2: epochs 1; this run: epochs 2)" in (
+        refused.stderr
+    )
+    assert "--replace" in refused.stderr and full_epochs() == {2: 1}  # nothing written
+    replaced = run_nas(*other, "--replace", "--no-mixup", "--no-cutmix")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "forgot the full-training results of 1 trial (2), trained with other" in (
+        replaced.stdout
+    )
+    assert "the study has 4 trained candidates, fewer than --top-k 9" in replaced.stdout
+    assert full_epochs() == {0: 2, 1: 2, 2: 2, 3: 2}

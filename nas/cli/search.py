@@ -316,7 +316,8 @@ def winners_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list
         args += ["--device", settings.device]
     meaning = (
         f"a quick check: the 3 best trials train for {plural(HINT_EPOCHS, 'epoch')} each on the "
-        "whole training split; real training takes about 200 (--epochs 200)"
+        "training images outside the validation split, which chooses among them; real "
+        "training takes about 200 (--epochs 200)"
     )
     return args, meaning
 

@@ -53,6 +53,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "trial number, each winner's initial weights",
     )
     p.add_argument(
+        "--replace",
+        action="store_true",
+        help="forget the results of winners fully trained with other settings (another "
+        "recipe or number of epochs; their files stay) and train with these; without it such "
+        "a run is refused, since nas export --best compares the winners' full accuracies",
+    )
+    p.add_argument(
         "--compile",
         action="store_true",
         help="train through torch.compile (the first steps compile, for a minute or more; "
@@ -118,15 +125,26 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
 
 
 def _train_run(args: argparse.Namespace) -> int:
-    from nas.winners import record_fidelity, select_winners
+    from nas.winners import check_one_recipe, record_fidelity, select_winners
 
     if args.top_k is not None and args.top_k < 1:
         raise NasError(f"--top-k must be at least 1, got {args.top_k}")
     recipe = recipe_from_args(args)
     study, address = open_named_study(args)
     winners = select_winners(study, args.top_k)
+    forgotten = check_one_recipe(study, recipe, args.replace)
+    if forgotten:
+        console.print(
+            f"forgot the full-training results of {plural(len(forgotten), 'trial')} "
+            f"({', '.join(map(str, forgotten))}), trained with other settings"
+        )
     front = select_winners(study, None)
-    if args.top_k and len(front) < args.top_k <= len(winners):
+    if args.top_k and len(winners) < args.top_k:
+        console.print(
+            f"the study has {plural(len(winners), 'trained candidate')}, fewer than --top-k "
+            f"{args.top_k}: all of them are trained"
+        )
+    elif args.top_k and len(front) < args.top_k:
         console.print(
             f"the Pareto front holds {plural(len(front), 'trial')}; the next fronts fill "
             f"--top-k {args.top_k}"

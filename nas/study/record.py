@@ -245,6 +245,9 @@ class TrialRecord:
     )
     full_epochs: Field[int | None] = Field(FULL_EPOCHS, _int)
     full_curve: Field[tuple[float, ...]] = Field(FULL_CURVE, _floats)
+    full_recipe: Field[dict[str, Any] | None] = Field(
+        FULL_RECIPE, _dict, "the full-training recipe (:meth:`nas.training.Recipe.to_dict`)"
+    )
     checkpoint: Field[str | None] = Field(CHECKPOINT, _str)
 
     @property
@@ -457,6 +460,19 @@ def full_results(
         CHECKPOINT: checkpoint,
         WEIGHTS: weights,
     }
+
+
+#: The keys :func:`full_results` writes.
+FULL_RESULT_KEYS = (
+    FULL_VAL_ACCURACY, FULL_ACCURACY, FULL_EPOCHS, FULL_CURVE, FULL_VAL_IMAGES, FULL_SECONDS,
+    FULL_RECIPE, FULL_DEVICE, CHECKPOINT, WEIGHTS,
+)  # fmt: skip
+
+
+def no_results() -> dict[str, Any]:
+    """What :func:`write_results` writes to forget a trial's full-training results: it
+    reads as never fully trained then (its files are left where they are)."""
+    return dict.fromkeys(FULL_RESULT_KEYS)
 
 
 def fail_running(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
