@@ -192,6 +192,28 @@ def save_generated_note(study: optuna.Study, trial: FrozenTrial | None, body: st
     return True
 
 
+def made_by_nas(study: optuna.Study) -> bool:
+    """Whether nas made ``study`` (``nas search`` or ``nas fidelity`` recorded its settings)
+    or drew its candidates (``nas.suggest`` in a user's own objective): the studies whose
+    figures and notes ``nas dashboard`` attaches; another study in the database is left as
+    it is."""
+    from nas.study.record import FIDELITY_SETTINGS, SEARCH_SETTINGS
+
+    record = StudyRecord(study)
+    if any(record.get(key) is not None for key in (SEARCH_SETTINGS, FIDELITY_SETTINGS)):
+        return True
+    return any(TrialRecord(t).arch is not None for t in study.get_trials(deepcopy=False))
+
+
+def study_mark(study: optuna.Study) -> str:
+    """A digest that changes whenever what :func:`annotate` attaches may change: a trial
+    added, finished or given results (``nas train-winners``), the study's own attributes
+    (the proxy fidelity). What :func:`annotate` writes does not change it."""
+    trials = [(t.number, t.state.name, t.user_attrs) for t in study.get_trials(deepcopy=False)]
+    text = json.dumps([trials, study.user_attrs], sort_keys=True, default=str)
+    return _sha1(text)
+
+
 def annotate(study: optuna.Study) -> tuple[list[str], list[int], int]:
     """Attach the report's figures, a note per winner (Pareto trials and fully trained
     ones) and the study's note (:func:`study_note`) to ``study``; returns the figure ids,

@@ -326,3 +326,56 @@ def test_dashboard_view_installs_once() -> None:
     for wrapped in (_serializer.serialize_attrs, _app.get_plotly_graph_objects):
         assert wrapped._nas_view
         assert not getattr(wrapped.__wrapped__, "_nas_view", False)
+
+
+def _history_trials(db: Path) -> set[int]:
+    """The trial numbers the stored ``nas-history`` figure of study ``w`` holds."""
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name("w"))
+    figure = json.loads(get_plotly_graph_objects(attrs)["nas-history"])
+    return {n for trace in figure["data"] for n in trace.get("customdata") or []}
+
+
+@pytest.mark.slow
+def test_dashboard_brings_figures_up_to_date_and_leaves_other_studies_alone(
+    front_study: tuple[Path, optuna.Study],
+) -> None:
+    """A search going on beside the dashboard adds trials: the stored figures follow (they
+    were written once, at start-up); a study nas did not make gets no nas figures."""
+    from optuna.distributions import FloatDistribution
+
+    from nas.counting import count
+
+    db, study = front_study
+    optuna.create_study(study_name="bare", storage=f"sqlite:///{db}")
+    proc, _ = serve_dashboard(db, "--refresh", "0.5")
+    try:
+        shown = _history_trials(db)
+        assert 5 not in shown and {0, 1, 2, 3} <= shown
+        arch = arch_for("none")
+        params = count(ArchConfig.from_dict(arch)).params
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[0.9, float(params)],
+                params={"x": 0.25},
+                distributions={"x": FloatDistribution(0, 1)},
+                user_attrs={"arch": arch, "params": params, "accuracy": 0.9, "curve": [0.9]},
+            )
+        )
+        deadline = time.monotonic() + 60
+        while 5 not in _history_trials(db) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert 5 in _history_trials(db)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "study bare: not made by nas, left as it is" in err
+    assert "study w: brought up to date: 9 figures" in err, err
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    bare = storage.get_study_system_attrs(storage.get_study_id_from_name("bare"))
+    assert not any("nas-" in key for key in bare)  # nothing written to the other study

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import signal
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,17 @@ def port_number(text: str) -> int:
     return port
 
 
+def _seconds(text: str) -> float:
+    """A duration for argparse: a finite number of seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds: give 0 or more")
+    return seconds
+
+
 def _dashboard_args(p: argparse.ArgumentParser) -> None:
     add_study_flags(p, only_storage=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -76,6 +89,14 @@ def _dashboard_args(p: argparse.ArgumentParser) -> None:
         "--no-annotate",
         action="store_true",
         help="do not attach figures and winner notes to the studies",
+    )
+    p.add_argument(
+        "--refresh",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="while it runs, bring the figures and notes of each study whose trials changed "
+        "(a search or train-winners going on) up to date this often (30; 0: only at start)",
     )
 
 
@@ -97,24 +118,62 @@ def _dashboard_url(args: argparse.Namespace) -> str:
     return sqlite_url(dbs[0])
 
 
-def _annotate_all(storage: Any) -> int:
-    """Store the report's figures and the winner notes with every study; returns how many
-    studies there are."""
-    import optuna
+class _Annotations:
+    """The report's figures and the winner notes of every study nas made in one database,
+    attached again whenever a study's trials change (:func:`nas.dashboard.study_mark`)."""
 
-    from nas.dashboard import annotate
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.marks: dict[str, str] = {}
 
-    summaries = optuna.get_all_study_summaries(storage)
-    for s in summaries:
-        study = optuna.load_study(study_name=s.study_name, storage=storage)
-        figures, notes, kept = annotate(study)
-        edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
-        err_console.print(
-            f"study {s.study_name}: attached {len(figures)} figures and "
-            f"{len(notes)} winner notes{edited}",
-            markup=False,
-        )
-    return len(summaries)
+    def update(self) -> int:
+        """Attach them to each study that changed since the last call (every study, the
+        first time); returns how many studies there are."""
+        import optuna
+
+        from nas.dashboard import annotate, made_by_nas, study_mark
+
+        summaries = optuna.get_all_study_summaries(self.storage)
+        for s in summaries:
+            study = optuna.load_study(study_name=s.study_name, storage=self.storage)
+            mark, before = study_mark(study), self.marks.get(s.study_name)
+            if mark == before:
+                continue
+            self.marks[s.study_name] = mark
+            if not made_by_nas(study):
+                if before is None:
+                    _say(f"study {s.study_name}: not made by nas, left as it is")
+                continue
+            figures, notes, kept = annotate(study)
+            edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
+            done = "attached" if before is None else "brought up to date:"
+            _say(
+                f"study {s.study_name}: {done} {plural(len(figures), 'figure')} and "
+                f"{plural(len(notes), 'winner note')}{edited}"
+            )
+        return len(summaries)
+
+    def keep_up(self, every: float, stop: threading.Event) -> None:
+        """Call :meth:`update` every ``every`` seconds, in a thread of its own, until
+        ``stop`` is set; a failed update is said in one line and tried again."""
+
+        def run() -> None:
+            said = ""
+            while not stop.wait(every):
+                try:
+                    self.update()
+                    said = ""
+                except Exception as exc:  # the database went away, ...: the page stays up
+                    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    if text != said:  # once, not every few seconds
+                        _say(f"figures and notes not brought up to date: {text}")
+                    said = text
+
+        threading.Thread(target=run, name="nas-annotations", daemon=True).start()
+
+
+def _say(text: str) -> None:
+    err_console.print(text, markup=False, soft_wrap=True)
 
 
 def _dashboard_run(args: argparse.Namespace) -> int:
@@ -130,10 +189,16 @@ def _dashboard_run(args: argparse.Namespace) -> int:
     server = listen(args.host, args.port)
     try:
         storage = address.open(must_exist=True)
+        stop = threading.Event()
         if args.no_annotate:
             studies = len(optuna.get_all_study_summaries(storage))
         else:
-            studies = _annotate_all(storage)
+            annotations = _Annotations(storage)
+            studies = annotations.update()
+            if args.refresh > 0:
+                annotations.keep_up(args.refresh, stop)
+        # optuna-dashboard's importance (PED-ANOVA) warns of sparse parameters per page view
+        warnings.filterwarnings("ignore", module=r"optuna\.importance")
         install_dashboard_view()  # long attributes shortened, the Pareto fronts first
         server.set_app(wsgi(storage))
         host, port = str(server.server_address[0]), int(server.server_address[1])
@@ -150,6 +215,8 @@ def _dashboard_run(args: argparse.Namespace) -> int:
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
             console.print("dashboard stopped")
+        finally:
+            stop.set()
     finally:
         server.server_close()
     return 0
