@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, unknown_word
 from nas.registry import Registry
 
 #: Where attention goes: inside every residual block before the skip addition (CBAM paper,
@@ -77,9 +77,7 @@ def attention_knobs(name: str) -> tuple[str, ...]:
     try:
         return ATTENTION_KNOBS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown attention type {name!r}; valid: {', '.join(ATTENTION_KNOBS)}"
-        ) from None
+        raise ConfigError(unknown_word("attention type", name, ATTENTION_KNOBS)) from None
 
 
 @dataclass(frozen=True)
@@ -375,7 +373,7 @@ def _check_keys(data: Mapping[str, Any], cls: type, what: str) -> None:
 
 def _one_of(value: str, choices: tuple[str, ...], what: str) -> None:
     if value not in choices:
-        raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(choices)}")
+        raise ConfigError(unknown_word(what, value, choices))
 
 
 def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, each with its own message)

@@ -63,6 +63,13 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f"; did you mean {close}?" if close else ""
 
 
+def unknown_word(kind: str, word: str, valid: Iterable[str]) -> str:
+    """``unknown attention type 'cbma'; did you mean cbam? valid: none, se, ...``: the
+    message for one word that is none of ``valid`` (the closest named where one is)."""
+    known = list(valid)
+    return f"unknown {kind} {word!r}{did_you_mean(word, known) or ';'} valid: {', '.join(known)}"
+
+
 def check_known(kind: str, given: Iterable[str], valid: Iterable[str]) -> None:
     """Refuse names of ``given`` that are not ``valid``, in one line: ``unknown setting(s)
     param_limt; did you mean param_limit? valid: ...``.

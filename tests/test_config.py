@@ -36,7 +36,7 @@ def test_missing_keys_take_defaults() -> None:
         ({"stages": [{"width": 16, "blocks": 1, "heads": 2}]}, "unknown key 'heads' in stage 1"),
         (
             {"stages": [{"width": 16, "blocks": 1}], "attention": {"type": "cbma"}},
-            "unknown attention type 'cbma'; valid: none, ",
+            "unknown attention type 'cbma'; did you mean cbam? valid: none, ",
         ),
         (
             {"stages": [{"width": 16, "blocks": 1}], "attention": {"type": "se", "join": "add"}},

@@ -98,7 +98,7 @@ ROWS: dict[str, tuple[Setup, str]] = {
     ),
     "unknown attention type": (
         bad_space("[stages]\ngrowth = [1, 2]\nblocks = 1\n[attention]\ntype = ['cbma']\n"),
-        "unknown attention type 'cbma'; valid: none, se, channel, spatial, cbam",
+        "unknown attention type 'cbma'; did you mean cbam? valid: none, se, channel, spatial, cbam",
     ),
     "zero limit": (limit("0"), "parameter limit must be positive"),
     "negative limit": (limit("-2M"), "parameter limit must be positive"),

@@ -174,6 +174,12 @@ class FloatRange(_Range):
         return f"{self.low}..{self.high}{extra}"
 
 
+def _divides(step: float, span: float) -> bool:
+    """Whether ``span`` is a whole number of ``step``s (floats: up to rounding)."""
+    k = span / step
+    return abs(k - round(k)) <= 1e-9 * max(1.0, abs(k))
+
+
 def parse_dim(raw: Any, where: str, errors: list[str]) -> Dim | None:  # noqa: C901 (one branch per value form of a space file (fixed, list, range))
     """Parse a dimension written in a space file; append a message to ``errors`` if malformed."""
     if isinstance(raw, list):
@@ -216,6 +222,13 @@ def parse_dim(raw: Any, where: str, errors: list[str]) -> Dim | None:  # noqa: C
             return None
         if log and step not in (None, 1):
             errors.append(f"{where}: a range cannot have both log = true and a step")
+            return None
+        if step is not None and not _divides(step, high - low):
+            last = low + (high - low) // step * step
+            errors.append(
+                f"{where}: step {step} does not divide the range {low}..{high}, so {high} could "
+                f"never be drawn; give high = {last:g} or a step that divides {high - low:g}"
+            )
             return None
         if isinstance(low, int) and isinstance(high, int) and isinstance(step, int | None):
             return IntRange(low, high, step or 1, log)

@@ -41,7 +41,7 @@ from nas.config import (
     StageConfig,
     attention_knobs,
 )
-from nas.errors import SpaceError, closest
+from nas.errors import SpaceError, closest, unknown_word
 from nas.files import read_toml
 from nas.space.dims import Choice, Dim, Fixed, parse_dim
 
@@ -69,7 +69,7 @@ def _one_of(valid: tuple[str, ...], what: str) -> Check:
     def check(v: Any) -> str | None:
         if v in valid:
             return None
-        return f"unknown {what} {v!r}; valid: {', '.join(valid)}"
+        return unknown_word(what, str(v), valid)
 
     return check
 
@@ -340,9 +340,9 @@ def _closest_space(p: Path) -> str:
     folders = [p.parent] if p.parent.is_dir() else []
     if p.parent == Path(".") or p.parent.name == "search_spaces":
         folders.append(BUILTIN_SPACES)
-    names = {f.name: p.parent / f.name for d in folders for f in sorted(d.glob("*.toml"))}
-    name = p.name if p.suffix == ".toml" else f"{p.name}.toml"
-    close = closest(name, names)
+    # by the names without .toml, which every candidate shares (it made any name look close)
+    names = {f.stem: p.parent / f.name for d in folders for f in sorted(d.glob("*.toml"))}
+    close = closest(p.stem if p.suffix == ".toml" else p.name, names)
     return f"; did you mean {names[close]}?" if close else ""
 
 

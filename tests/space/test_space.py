@@ -80,10 +80,20 @@ def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             _minimal(attention={"type": ["se", "cbma"]}),
-            "unknown attention type 'cbma'; valid: none, ",
+            "unknown attention type 'cbma'; did you mean cbam? valid: none, ",
         ),
         (_minimal(attention={"join": []}), "attention.join: the choice list is empty"),
         (_minimal(stages={"blocks": {"low": 4, "high": 2}}), "low 4 is greater than high 2"),
+        (  # Optuna would warn and draw from 8..13 only
+            _minimal(backbone={"stem_width": {"low": 8, "high": 16, "step": 5}}),
+            "backbone.stem_width: step 5 does not divide the range 8..16, so 16 could never be "
+            "drawn; give high = 13 or a step that divides 8",
+        ),
+        (
+            _minimal(backbone={"dropout": {"low": 0.0, "high": 0.5, "step": 0.2}}),
+            "step 0.2 does not divide the range 0.0..0.5",
+        ),
+        (_minimal(attention={"placement": ["after_stag"]}), "did you mean after_stage? valid:"),
         (_minimal(stages={"width": {"low": 0, "high": 8}}), "stages.width: must be at least 1"),
         (
             _minimal(backbone={"block": ["basic", "bottleneck"]}, stages={"width": [2, 16]}),
@@ -144,6 +154,10 @@ def test_a_mistyped_space_file_names_the_closest_one(tmp_path: Path) -> None:
         with pytest.raises(SpaceError) as refused:
             load_space(given)
         assert str(refused.value) == f"space file {given} does not exist; did you mean {meant}?"
+    (tmp_path / "growthneg.toml").write_text("")  # shares only .toml with the name given
+    with pytest.raises(SpaceError) as refused:
+        load_space(tmp_path / "nothere.toml")
+    assert str(refused.value) == f"space file {tmp_path / 'nothere.toml'} does not exist"
 
 
 def test_a_preset_outside_a_space_is_named(space) -> None:  # type: ignore[no-untyped-def]
