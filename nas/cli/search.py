@@ -234,7 +234,7 @@ def print_front(
     runs = candidate_runs(trials)
 
     if not front:
-        console.print("no trial has finished yet")
+        console.print("no trained trial yet, so no Pareto front")
         return
     metrics = front_columns(objectives, limited)
     rows = []

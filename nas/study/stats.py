@@ -346,6 +346,20 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             f"drew {'was' if len(rejected) == 1 else 'were'} rejected by its limits (the last: "
             f"{rejected[-1].rejected}); raise the limit or use a smaller space"
         )
+    stopped = [
+        r
+        for r in records
+        if r.state == TrialState.FAIL
+        and (not r.fail_reason or r.fail_reason.startswith(interrupted))
+    ]
+    if stopped:  # Ctrl-C, SIGTERM or a dead worker: retried first by the next run
+        last = stopped[-1]
+        raise NasError(
+            f"study {name!r} has no trained trial yet: {plural(len(stopped), 'trial')} "
+            f"{'was' if len(stopped) == 1 else 'were'} stopped before training ended (the "
+            f"last, trial {last.trial.number}: {last.fail_reason or 'no reason recorded'}); "
+            "nas search on this study retries them first"
+        )
     raise NasError(
         f"study {name!r} has no trained trial yet: search first (nas search, or nas.Search)"
     )
