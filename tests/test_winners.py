@@ -61,6 +61,9 @@ def test_top_k_trains_the_best_pareto_trials_and_records_results(
     else:
         assert fidelity["tau"] == pytest.approx(expected)
     assert "Kendall's tau" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("proxy fidelity"))
+    caveat = "" if fidelity["tau"] is None else " (fewer than 5 winners: it means little)"
+    assert line.endswith(f", n=2{caveat}")  # as the report says it
 
 
 @pytest.mark.slow

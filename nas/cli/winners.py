@@ -275,6 +275,7 @@ def _print_results(
 ) -> None:
     """The winners' table (with the latency and memory measured of them, if any) and the
     proxy fidelity it gives."""
+    from nas.proxy.fidelity import fidelity_text
     from nas.study.record import TrialRecord
 
     records = {n: TrialRecord(t) for n, t in trials.items()}
@@ -308,11 +309,11 @@ def _print_results(
             right=tuple(range(len(header))),
         )
     )
-    tau = fidelity.get("tau")
-    tau_s = "not enough fully trained winners (need 2)" if tau is None else f"{tau:+.3f}"
     console.print(
-        f"proxy fidelity: Kendall's tau between proxy and full validation accuracy = {tau_s} "
-        f"over {plural(fidelity.get('n', 0), 'fully trained winner')} of this study"
+        "proxy fidelity (proxy against full validation accuracy, over this study's fully "
+        f"trained winners): {fidelity_text(fidelity)}",
+        markup=False,
+        soft_wrap=True,
     )
 
 
