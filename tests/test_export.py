@@ -202,6 +202,14 @@ def test_pareto_writes_one_file_per_front_trial(tmp_path: Path, image_folder: Pa
         "trial-1.json",
         "trial-2.json",
     ]
+    into_a_file = run_nas(
+        "export", "--storage", f"sqlite:///{db}", "--study", "w", "--pareto",
+        "--out", str(tmp_path / "front" / "trial-0.json"),
+    )  # fmt: skip
+    assert into_a_file.returncode == 2 and into_a_file.stderr.strip() == (
+        f"nas: error: --out {tmp_path / 'front' / 'trial-0.json'} is a file: with --pareto, "
+        "--out is a folder that receives one file per Pareto-optimal trial"
+    )
 
 
 def test_bad_input(every_kind: Path, tmp_path: Path) -> None:

@@ -64,6 +64,11 @@ def _export_picks(
     from nas.winners import select_winners
 
     if args.pareto:
+        if args.out.exists() and not args.out.is_dir():
+            raise NasError(
+                f"--out {args.out} is a file: with --pareto, --out is a folder that receives "
+                "one file per Pareto-optimal trial"
+            )
         front = select_winners(study, None)
         return [(t, "Pareto-optimal", args.out / f"trial-{t.number}.{fmt}") for t in front]
     if args.trial is not None:
