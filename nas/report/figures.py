@@ -46,6 +46,7 @@ from nas.study.record import StudyRecord, TrialRecord
 from nas.study.stats import (
     accuracy_of,
     candidate_runs,
+    comparable_contexts,
     full_val_accuracy,
     is_rejected,
     is_stopped,
@@ -456,6 +457,15 @@ def pareto_figure(
     stopped = [t for t in _stopped(trials) if _count(t, second) is not None]
     rejected = [t for t in trials if is_rejected(t)]
     placed = [t for t in rejected if _count(t, second) is not None]
+    elsewhere = 0  # against latency or memory: what was measured in an earlier context
+    if METRICS[second].hardware:
+        kept = comparable_contexts(trials)
+        counted = len(trained) + len(stopped) + len(placed)
+        trained, stopped, placed = (
+            [t for t in group if TrialRecord(t).measured_in in kept]
+            for group in (trained, stopped, placed)
+        )
+        elsewhere = counted - len(trained) - len(stopped) - len(placed)
     front = sorted(pareto_front(trials, second), key=lambda t: _count(t, second) or 0)
 
     fig = make_subplots(
@@ -468,7 +478,9 @@ def pareto_figure(
 
     # a candidate trained several times is one point at its mean (as the front judges it)
     runs = candidate_runs(trials)
-    again = {t.number for group in runs.values() for t in group[1:]}
+    drawn = {t.number for t in trained}  # a candidate is drawn once, by its first shown run
+    shown_runs = ([t.number for t in group if t.number in drawn] for group in runs.values())
+    again = {n for numbers in shown_runs for n in numbers[1:]}
     trained = [t for t in trained if t.number not in again]
 
     def accuracy(t: FrozenTrial) -> float | None:
@@ -549,6 +561,9 @@ def pareto_figure(
     x_title = metric.heading if metric.unit else label
     if unplaced:
         x_title += f" ({plural(unplaced, 'rejected candidate')} without a {label} value not shown)"
+    if elsewhere:  # --remeasure: values of another device, batch or precision do not compare
+        earlier = plural(elsewhere, "trial")
+        x_title += f" ({earlier} measured in an earlier hardware context not shown)"
     fig.update_xaxes(title_text=x_title, row=2 if placed else 1, col=1)
     fig.update_layout(
         title={"text": f"Pareto front: accuracy vs {label}"},

@@ -172,3 +172,30 @@ def test_report_header_compares_guided_and_startup_trials(tmp_path: Path) -> Non
     assert "<dt>Guided vs random start-up</dt><dd>sampler tpe: too few trials to compare" in text
     # the figure list names each figure by its title, without the markup of wrapped titles
     assert '<a href="#nas-proxy-vs-full">Proxy vs full accuracy</a>' in text
+
+
+def test_the_latency_figure_shows_the_values_of_one_context() -> None:
+    """After --remeasure (batch 1 -> 4) the figure shows what the front compares: batch-1
+    values sat beside batch-4 ones on one axis, one of them left of the front for no
+    visible reason. A candidate trained in both is drawn once, by its batch-4 run."""
+    from optuna.trial import FrozenTrial
+
+    from nas.presets import preset
+
+    def trial(name: str, accuracy: float, latency: float, context: str) -> FrozenTrial:
+        attrs = {"arch": preset(name).to_dict(), "accuracy": accuracy, "params": 1000,
+                 "latency": latency, "measured_in": context}  # fmt: skip
+        return optuna.trial.create_trial(values=[accuracy, latency], user_attrs=attrs)
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trials([
+        trial("resnet20", 0.5, 0.9, "batch1"),
+        trial("resnet20-selfattn", 0.45, 1.0, "batch1"),
+        trial("resnet20-cbam", 0.4, 4.6, "batch4"),
+        trial("resnet20", 0.6, 4.0, "batch4"),
+    ])  # fmt: skip
+    fig = pareto_figure(study.get_trials(), "latency")
+    drawn = {t.name: sorted(t.customdata) for t in fig.data}
+    assert drawn["trained"] == [2, 3] and drawn["Pareto front"] == [3]
+    title = fig.layout.xaxis.title.text
+    assert title.endswith("(2 trials measured in an earlier hardware context not shown)")
