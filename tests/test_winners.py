@@ -307,10 +307,12 @@ def test_another_recipe_is_refused_unless_it_replaces_the_results(
         refused.stderr
     )
     assert "--replace" in refused.stderr and full_epochs() == {2: 1}  # nothing written
-    replaced = run_nas(*other, "--replace", "--no-mixup", "--no-cutmix")
+    replaced = run_nas(*other, "--replace", "--no-mixup", "--batch-size", "500")
     assert replaced.returncode == 0, replaced.stderr
     assert "forgot the full-training results of 1 trial (2), trained with other" in (
         replaced.stdout
     )
     assert "the study has 4 trained candidates, fewer than --top-k 9" in replaced.stdout
+    one_step = "note: --batch-size 500 is more than the 108 training images: each epoch is one step"
+    assert one_step in replaced.stdout
     assert full_epochs() == {0: 2, 1: 2, 2: 2, 3: 2}

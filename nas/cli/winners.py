@@ -223,6 +223,11 @@ class _WinnersRun:
             f"epoch; the {plural(len(data.test_y), 'test image')} are scored once per winner, "
             f"at the end; on {self.device}"
         )
+        if recipe.batch_size > len(split.train):  # one step an epoch, of every image
+            console.print(
+                f"note: --batch-size {recipe.batch_size} is more than the "
+                f"{plural(len(split.train), 'training image')}: each epoch is one step"
+            )
 
     def train(self, trial: optuna.trial.FrozenTrial) -> WinnerResult:
         """Train one winner, with a line per epoch and a progress bar inside epochs."""
