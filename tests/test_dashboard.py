@@ -379,3 +379,46 @@ def test_dashboard_brings_figures_up_to_date_and_leaves_other_studies_alone(
     storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
     bare = storage.get_study_system_attrs(storage.get_study_id_from_name("bare"))
     assert not any("nas-" in key for key in bare)  # nothing written to the other study
+
+
+@pytest.mark.slow
+def test_importance_warnings_stay_out_of_the_dashboard_terminal(tmp_path: Path) -> None:
+    """optuna-dashboard's importance (PED-ANOVA) warns on each page view of a study with
+    sparse parameters; the user would see Optuna's file paths scroll by."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    db = tmp_path / "i.db"
+    study = optuna.create_study(study_name="i", storage=f"sqlite:///{db}")
+    width, kernel = FloatDistribution(0, 1), CategoricalDistribution([3, 5, 7])
+    study.add_trial(  # a kernel size only one trial drew, as a space's conditional knob
+        optuna.trial.create_trial(
+            value=0.1, params={"w": 0.2, "k": 7}, distributions={"w": width, "k": kernel}
+        )
+    )
+    study.add_trial(
+        optuna.trial.create_trial(value=0.2, params={"w": 0.4}, distributions={"w": width})
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", "dashboard", "--storage", f"sqlite:///{db}",
+         "--port", str(port), "--no-annotate"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONWARNINGS": ""},  # the warnings a user sees
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/api/studies/{study._study_id}/param_importances"
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    assert "param_importances" in json.loads(r.read())
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Warning" not in err, err
