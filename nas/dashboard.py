@@ -205,15 +205,6 @@ def made_by_nas(study: optuna.Study) -> bool:
     return any(TrialRecord(t).arch is not None for t in study.get_trials(deepcopy=False))
 
 
-def study_mark(study: optuna.Study) -> str:
-    """A digest that changes whenever what :func:`annotate` attaches may change: a trial
-    added, finished or given results (``nas train-winners``), the study's own attributes
-    (the proxy fidelity). What :func:`annotate` writes does not change it."""
-    trials = [(t.number, t.state.name, t.user_attrs) for t in study.get_trials(deepcopy=False)]
-    text = json.dumps([trials, study.user_attrs], sort_keys=True, default=str)
-    return _sha1(text)
-
-
 def annotate(study: optuna.Study) -> tuple[list[str], list[int], int]:
     """Attach the report's figures, a note per winner (Pareto trials and fully trained
     ones) and the study's note (:func:`study_note`) to ``study``; returns the figure ids,

@@ -120,7 +120,7 @@ def _dashboard_url(args: argparse.Namespace) -> str:
 
 class _Annotations:
     """The report's figures and the winner notes of every study nas made in one database,
-    attached again whenever a study's trials change (:func:`nas.dashboard.study_mark`)."""
+    attached again whenever a study's trials change (:func:`nas.study.record.study_digest`)."""
 
     def __init__(self, storage: Any) -> None:
         self.storage = storage
@@ -131,12 +131,13 @@ class _Annotations:
         first time); returns how many studies there are."""
         import optuna
 
-        from nas.dashboard import annotate, made_by_nas, study_mark
+        from nas.dashboard import annotate, made_by_nas
+        from nas.study.record import study_digest
 
         summaries = optuna.get_all_study_summaries(self.storage)
         for s in summaries:
             study = optuna.load_study(study_name=s.study_name, storage=self.storage)
-            mark, before = study_mark(study), self.marks.get(s.study_name)
+            mark, before = study_digest(study), self.marks.get(s.study_name)
             if mark == before:
                 continue
             self.marks[s.study_name] = mark

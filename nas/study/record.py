@@ -399,6 +399,19 @@ class TrialWriter:
         self._set(WORKER, worker)
 
 
+def study_digest(study: optuna.Study) -> str:
+    """A digest of what the study's trials record and what it records itself: it changes
+    when a trial is added, finishes or is given results (``nas train-winners``), and when
+    the study records something (the proxy fidelity); notes and attached figures (system
+    attributes) leave it as it is."""
+    import hashlib
+    import json
+
+    trials = [(t.number, t.state.name, t.user_attrs) for t in study.get_trials(deepcopy=False)]
+    text = json.dumps([trials, study.user_attrs], sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def set_trial_system(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
     """A sampler's bookkeeping on a running ``trial`` (it holds a frozen view only)."""
     from nas.study import _optuna

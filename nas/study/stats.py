@@ -324,6 +324,12 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
             f"study {name!r} is a fidelity study (nas fidelity made it): nas fidelity "
             "--storage URL --study NAME prints its summary"
         )
+    raise NasError(f"study {name!r} has no trained trial{_why_untrained(study)}")
+
+
+def _why_untrained(study: optuna.Study) -> str:
+    """Why a search study has no trained trial yet, in words that follow "no trained
+    trial": its trials failed, were rejected, were stopped (and are retried), or none ran."""
     records = list(map(TrialRecord, study.get_trials(deepcopy=False)))
     interrupted = tuple(INTERRUPTED.values())  # retried, not failures of a candidate
     failed = [
@@ -335,15 +341,13 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
     ]
     rejected = [r for r in records if r.is_rejected]
     if len(failed) > len(rejected):  # e.g. every proxy's loss went NaN
-        raise NasError(
-            f"study {name!r} has no trained trial: {plural(len(failed), 'trial')} failed "
-            f"(the last: {failed[-1].fail_reason})"
-            + (f" and {len(rejected)} rejected by its limits" if rejected else "")
+        return f": {plural(len(failed), 'trial')} failed (the last: {failed[-1].fail_reason})" + (
+            f" and {len(rejected)} rejected by its limits" if rejected else ""
         )
     if rejected:
-        raise NasError(
-            f"study {name!r} has no trained trial: {plural(len(rejected), 'candidate')} it "
-            f"drew {'was' if len(rejected) == 1 else 'were'} rejected by its limits (the last: "
+        return (
+            f": {plural(len(rejected), 'candidate')} it drew "
+            f"{'was' if len(rejected) == 1 else 'were'} rejected by its limits (the last: "
             f"{rejected[-1].rejected}); raise the limit or use a smaller space"
         )
     stopped = [
@@ -354,15 +358,13 @@ def trained_trials(study: optuna.Study) -> list[FrozenTrial]:
     ]
     if stopped:  # Ctrl-C, SIGTERM or a dead worker: retried first by the next run
         last = stopped[-1]
-        raise NasError(
-            f"study {name!r} has no trained trial yet: {plural(len(stopped), 'trial')} "
+        return (
+            f" yet: {plural(len(stopped), 'trial')} "
             f"{'was' if len(stopped) == 1 else 'were'} stopped before training ended (the "
             f"last, trial {last.trial.number}: {last.fail_reason or 'no reason recorded'}); "
             "nas search on this study retries them first"
         )
-    raise NasError(
-        f"study {name!r} has no trained trial yet: search first (nas search, or nas.Search)"
-    )
+    return " yet: search first (nas search, or nas.Search)"
 
 
 def best_of(study: optuna.Study) -> tuple[FrozenTrial, str]:
