@@ -15,6 +15,7 @@ import gc
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -183,6 +184,20 @@ def release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def _asked_for(exc: BaseException) -> str:
+    """What an out-of-memory error asked for, in words (``tried to allocate 31.2 GiB``),
+    else its first line, shortened."""
+    text = str(exc).strip()
+    found = re.search(r"tried to allocate (\d+) bytes", text, re.IGNORECASE)
+    if found:  # the CPU allocator counts bytes
+        return f"tried to allocate {int(found.group(1)) / 2**30:.3g} GiB"
+    found = re.search(r"tried to allocate ([\d.]+ ?[KMGT]i?B)", text, re.IGNORECASE)
+    if found:  # CUDA's caching allocator says it in MiB or GiB
+        return f"tried to allocate {found.group(1)}"
+    first = text.splitlines()[0] if text else "out of memory"
+    return first if len(first) <= 160 else first[:159] + "…"
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA's OutOfMemoryError, or the CPU allocator failing to allocate."""
     text = str(exc)
@@ -213,7 +228,8 @@ class Trainer:
             data seed see identical batches in identical order (common random numbers), so
             the difference between two candidates is theirs, not the luck of the draw.
         checkpoint: save a checkpoint here after every epoch and resume from it if present.
-        fault: test hook, ``"nan"`` or ``"oom"``: simulate that failure at the first step.
+        fault: test hook, ``"nan"`` or ``"oom"``: simulate that failure at the first step;
+            ``"oom-eval"``: the CPU allocator's failure when the validation images are scored.
         compile: train through ``torch.compile`` of the model (the first step compiles; the
             weights, checkpoints and evaluation are the plain model's).
     """
@@ -286,10 +302,20 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(
-        self, x: Tensor | None = None, y: Tensor | None = None, batch_size: int = 1000
+        self, x: Tensor | None = None, y: Tensor | None = None, batch_size: int | None = None
     ) -> float:
         """Accuracy (a fraction) of :attr:`scored_model` on images ``x`` with labels ``y``
-        (default: the evaluation images given to the trainer)."""
+        (default: the evaluation images given to the trainer), in batches of the training
+        batch size unless ``batch_size`` says otherwise: a forward pass without gradients
+        needs less memory than the training step that fitted, whereas a fixed larger batch
+        ran out of memory for attention over many positions (its score matrices grow with
+        the batch) after the whole training had been spent."""
+        batch_size = batch_size or self.batch_size
+        if self.fault == "oom-eval":
+            raise RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 33554432000 "
+                "bytes. Error code 12 (Cannot allocate memory) (simulated)"
+            )
         model = self.scored_model
         images = self.eval_x if x is None else x.to(self.device, non_blocking=True)
         labels = self.eval_y if y is None else y.to(self.device, non_blocking=True)
@@ -346,11 +372,14 @@ class Trainer:
         started = time.perf_counter()
         total = self.recipe.epochs * self.steps_per_epoch
         out_of_memory: str | None = None
+        doing = "training"
         try:
             for epoch in range(start_epoch, self.recipe.epochs):
                 t0 = time.perf_counter()
+                doing = "training"
                 loss, seen = self._train_epoch(epoch, total, on_progress)
                 train_s = time.perf_counter() - t0
+                doing = "scoring the validation images"
                 accuracy = self.evaluate()
                 result.curve.append(accuracy)
                 result.losses.append(loss)
@@ -371,9 +400,9 @@ class Trainer:
         except RuntimeError as exc:
             if not is_out_of_memory(exc):
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
             out_of_memory = (
-                f"out of memory on {self.device} at batch size {self.batch_size} ({first[:120]})"
+                f"out of memory on {self.device} {doing} at batch size {self.batch_size} "
+                f"({_asked_for(exc)})"
             )
         finally:
             result.seconds = time.perf_counter() - started

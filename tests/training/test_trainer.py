@@ -63,8 +63,31 @@ def test_nan_loss_fails_with_a_reason(image_folder: Path) -> None:
 
 
 def test_out_of_memory_fails_with_a_reason(image_folder: Path) -> None:
-    with pytest.raises(TrainingFailed, match="out of memory on cpu at batch size 16"):
+    with pytest.raises(TrainingFailed, match="out of memory on cpu training at batch size 16"):
         make_trainer(image_folder, proxy_recipe(1).replace(batch_size=16), fault="oom").fit()
+
+
+def test_out_of_memory_in_scoring_names_the_phase_and_the_size(image_folder: Path) -> None:
+    """The CPU allocator counts bytes: cut at 120 characters, 33554432000 read as 32 MB,
+    and the message blamed the training step."""
+    recipe = proxy_recipe(1).replace(batch_size=16)
+    with pytest.raises(TrainingFailed) as failed:
+        make_trainer(image_folder, recipe, fault="oom-eval").fit()
+    assert str(failed.value) == (
+        "out of memory on cpu scoring the validation images at batch size 16 (tried to "
+        "allocate 31.2 GiB)"
+    )
+
+
+def test_the_validation_images_are_scored_in_training_batches(image_folder: Path) -> None:
+    """Not 1000 at a time: attention over many positions holds batch x heads x N^2 scores,
+    which a batch the training step fitted at does not exceed."""
+    trainer = make_trainer(image_folder, proxy_recipe(1).replace(batch_size=16))
+    seen: list[int] = []
+    hook = trainer.scored_model.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    trainer.evaluate()
+    hook.remove()
+    assert seen and max(seen) == 16 and sum(seen) == len(trainer.eval_y)
 
 
 def test_schedule_warms_up_then_decays() -> None:
