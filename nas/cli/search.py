@@ -259,7 +259,7 @@ def print_front(
     )
 
 
-#: Epochs per winner in the hint at the end of a search: a quick check that the winners
+#: Epochs per winner in the hint at the end of a search: a first look that the winners
 #: train, finished in minutes on a CPU for the small space; real training takes ~200.
 HINT_EPOCHS = 1
 
@@ -315,9 +315,9 @@ def winners_hint(outcome: SearchOutcome, settings: SearchSettings) -> tuple[list
     if settings.device != "auto":
         args += ["--device", settings.device]
     meaning = (
-        f"a quick check: the 3 best trials train for {plural(HINT_EPOCHS, 'epoch')} each on the "
-        "training images outside the validation split, which chooses among them; real "
-        "training takes about 200 (--epochs 200)"
+        f"a first look: the 3 best trials train for {plural(HINT_EPOCHS, 'epoch')} each on the "
+        "training images outside the validation split, which chooses among them (minutes "
+        "each on a CPU at CIFAR-10's size); real training takes about 200 (--epochs 200)"
     )
     return args, meaning
 

@@ -354,7 +354,7 @@ COMMANDS.add(
             "  nas train-winners --storage sqlite:///s.db --study demo --top-k 2 --epochs 200\n"
             "  nas train-winners --study c10-5m --pareto --epochs 30 --no-mixup --no-cutmix\n"
             "  nas train-winners --storage sqlite:///s.db --study demo --top-k 1 --epochs 1 \\\n"
-            "      --device cpu                 # a quick check on a CPU, ~1 min\n"
+            "      --device cpu                 # a first look: 1 epoch each\n"
         ),
         add_arguments=_train_args,
         run=_train_run,

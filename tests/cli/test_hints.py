@@ -73,7 +73,7 @@ def test_every_printed_command_runs_as_printed(
 
     train = hint(out.stdout)
     assert train.startswith("nas train-winners --storage 'sqlite:///my studies/h.db' --study h")
-    assert "--epochs 1 " in train and "# a quick check" in train
+    assert "--epochs 1 " in train and "# a first look" in train
     out = shell(train, work, bin_dir)
     assert out.returncode == 0, out.stderr
     assert "training 2 winners of study 'h' for 1 epoch on " in out.stdout

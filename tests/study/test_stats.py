@@ -304,7 +304,7 @@ def test_end_of_search_summary_says_how_guided_trials_did(
     assert "best: trial 12, val acc 0.7000" in out
     assert (
         f"next: nas train-winners --storage sqlite:///s.db --study {study.study_name} --top-k 3 "
-        "--epochs 1 --device cpu # a quick check" in out
+        "--epochs 1 --device cpu # a first look" in out
     )
 
 
