@@ -13,7 +13,9 @@ pinned.
   what was allocated before the network was moved there. On CPU there is no allocator
   statistic, so it is an **estimate**: the bytes of the weights, the buffers and the input
   plus the peak of the bytes held by the tensors the forward pass's operators return
-  (:class:`AllocationTracker`; kernels' internal workspaces are not seen).
+  (:class:`AllocationTracker`; kernels' internal workspaces are not seen, except the
+  attention scores that ``scaled_dot_product_attention``'s math path holds,
+  :func:`attention_scores_bytes`).
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class AllocationTracker(TorchDispatchMode):  # type: ignore[no-untyped-call,misc
         self._known = {t.untyped_storage().data_ptr() for t in known}
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.ops.aten.scaled_dot_product_attention.default:
+            self.peak = max(self.peak, self.live + attention_scores_bytes(*args[:3]))
         out = func(*args, **(kwargs or {}))
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
@@ -112,6 +116,19 @@ class AllocationTracker(TorchDispatchMode):  # type: ignore[no-untyped-call,misc
         if held[0] == 0:
             del self._held[address]
             self.live -= held[1]
+
+
+def attention_scores_bytes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
+    """What ``scaled_dot_product_attention(q, k, v)`` holds inside on the CPU and the tracker
+    does not see: on its math path the scores and their softmax, batch x heads x L x S each;
+    the fused kernel (chosen for contiguous inputs of one head size) holds blocks only."""
+    try:  # private; checked against torch 2.14.1 (0 is the math path)
+        fused = torch._fused_sdp_choice(q, k, v) != 0
+    except Exception:  # another torch: count the math path, the larger
+        fused = False
+    if fused:
+        return 0
+    return 2 * q.shape[:-1].numel() * k.shape[-2] * q.element_size()
 
 
 def estimate_forward_memory(model: nn.Module, x: torch.Tensor) -> int:

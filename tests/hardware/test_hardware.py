@@ -371,3 +371,19 @@ def test_the_caption_names_the_context_of_the_values_a_front_shows() -> None:
     study.add_trial(trained(second))
     text = study_hardware_text(study)
     assert text.startswith(f"latency measured on {second.describe()} (the latest of 2 contexts")
+
+
+def test_the_cpu_memory_estimate_counts_the_attention_scores() -> None:
+    """SAGAN self-attention (Q and K narrower than V) takes the math path, which holds the
+    scores and their softmax, batch x HW x HW each: the estimate missed them (20-80x
+    under what a forward pass took); mhsa's fused kernel holds no such matrix."""
+    import torch
+
+    from nas.hardware.measure import estimate_forward_memory
+    from nas.models.attention.self_attention import MultiHeadSelfAttention, SelfAttention
+
+    x = torch.randn(8, 32, 16, 16)
+    scores = 8 * 256 * 256 * 4  # one head, 16x16 positions, fp32
+    sagan = estimate_forward_memory(SelfAttention(32).eval(), x)
+    mhsa = estimate_forward_memory(MultiHeadSelfAttention(32, heads=4).eval(), x)
+    assert sagan >= 2 * scores > mhsa

@@ -137,3 +137,26 @@ def test_config_layer_imports_no_model_code() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mhsa_attends_through_the_fused_kernel_with_the_same_result() -> None:
+    """Transposed views sent scaled_dot_product_attention down its math path on the CPU,
+    which holds batch x heads x HW x HW scores (it ran out of memory scoring 1000 images
+    over 32x32 positions) and ran 3x slower; contiguous inputs get the fused kernel."""
+    import math
+
+    import torch.nn.functional as F
+
+    from nas.models.attention.self_attention import MultiHeadSelfAttention, _positions
+
+    torch.manual_seed(0)
+    m = MultiHeadSelfAttention(32, heads=4).eval()
+    x = torch.randn(2, 32, 8, 8)
+    with torch.no_grad():
+        q, k, v = (_positions(t, 4) for t in m.qkv(x).chunk(3, dim=1))
+        assert q.is_contiguous() and torch._fused_sdp_choice(q, k, v) != 0  # not math (0)
+        strided = [t.transpose(2, 3).contiguous().transpose(2, 3) for t in (q, k, v)]
+        assert torch._fused_sdp_choice(*strided) == 0  # what it was before
+        fused = F.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(8))
+        math_path = F.scaled_dot_product_attention(*strided, scale=1 / math.sqrt(8))
+    assert torch.allclose(fused, math_path, atol=1e-5)
