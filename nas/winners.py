@@ -65,10 +65,11 @@ def other_recipes(
     return out
 
 
-def check_one_recipe(study: optuna.Study, recipe: Recipe, replace: bool) -> list[int]:
+def check_one_recipe(study: optuna.Study, recipe: Recipe, replace: bool) -> list[FrozenTrial]:
     """Keep a study's full-training results comparable: refuse a recipe other than the one
-    its winners were fully trained with, or with ``replace`` forget those results (their
-    checkpoints and weights stay on disk); returns the trials forgotten.
+    its winners were fully trained with, unless ``replace``; returns the trials whose
+    results ``replace`` is to forget (:func:`forget_results`, once the run has checked its
+    data and output folder: a run refused there forgets nothing). Nothing is written here.
 
     Raises:
         NasError: in one line, naming the trials and what differs, unless ``replace``.
@@ -88,9 +89,14 @@ def check_one_recipe(study: optuna.Study, recipe: Recipe, replace: bool) -> list
             "accuracies: give the same settings, or --replace to forget those results and "
             "train with these"
         )
-    for t, _ in others:
+    return [t for t, _ in others]
+
+
+def forget_results(study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
+    """Forget the full-training results of ``trials`` (their checkpoints and weights stay
+    on disk): they read as never fully trained."""
+    for t in trials:
         write_results(study, t, no_results())
-    return [t.number for t, _ in others]
 
 
 @dataclass

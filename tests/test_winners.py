@@ -307,6 +307,10 @@ def test_another_recipe_is_refused_unless_it_replaces_the_results(
         refused.stderr
     )
     assert "--replace" in refused.stderr and full_epochs() == {2: 1}  # nothing written
+    # a run refused on its data forgets nothing either
+    no_data = run_nas(*other, "--replace", "--data-dir", str(tmp_path / "nope"))
+    assert no_data.returncode == 2 and "does not exist" in no_data.stderr
+    assert full_epochs() == {2: 1}
     replaced = run_nas(*other, "--replace", "--no-mixup", "--batch-size", "500")
     assert replaced.returncode == 0, replaced.stderr
     assert "forgot the full-training results of 1 trial (2), trained with other" in (

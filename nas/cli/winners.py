@@ -125,19 +125,14 @@ def recipe_from_args(args: argparse.Namespace) -> Any:
 
 
 def _train_run(args: argparse.Namespace) -> int:
-    from nas.winners import check_one_recipe, record_fidelity, select_winners
+    from nas.winners import check_one_recipe, forget_results, record_fidelity, select_winners
 
     if args.top_k is not None and args.top_k < 1:
         raise NasError(f"--top-k must be at least 1, got {args.top_k}")
     recipe = recipe_from_args(args)
     study, address = open_named_study(args)
     winners = select_winners(study, args.top_k)
-    forgotten = check_one_recipe(study, recipe, args.replace)
-    if forgotten:
-        console.print(
-            f"forgot the full-training results of {plural(len(forgotten), 'trial')} "
-            f"({', '.join(map(str, forgotten))}), trained with other settings"
-        )
+    replaced = check_one_recipe(study, recipe, args.replace)  # refused before the data loads
     front = select_winners(study, None)
     if args.top_k and len(winners) < args.top_k:
         console.print(
@@ -150,6 +145,12 @@ def _train_run(args: argparse.Namespace) -> int:
             f"--top-k {args.top_k}"
         )
     run = _WinnersRun(args, study, recipe, len(winners))
+    if replaced:  # the data and the output folder are checked: train with these settings
+        forget_results(study, replaced)
+        console.print(
+            f"forgot the full-training results of {plural(len(replaced), 'trial')} "
+            f"({', '.join(str(t.number) for t in replaced)}), trained with other settings"
+        )
     results = [run.train(trial) for trial in winners]
     fidelity = record_fidelity(study.study_name, address.open(must_exist=True))
     _print_results(results, recipe, fidelity, {t.number: t for t in winners})
