@@ -32,6 +32,7 @@ from nas.files import read_torch
 from nas.training.mixing import mix_batch
 from nas.training.progress import StepProgress
 from nas.training.recipe import SCHEDULES, Recipe
+from nas.units import human_bytes
 
 #: Test hook: ``NAS_SLOW_EPOCH=SEC`` sleeps SEC seconds at the start of every epoch, so
 #: tests can interrupt or kill a run in the middle of an epoch.
@@ -185,12 +186,12 @@ def release_memory(device: torch.device) -> None:
 
 
 def _asked_for(exc: BaseException) -> str:
-    """What an out-of-memory error asked for, in words (``tried to allocate 31.2 GiB``),
+    """What an out-of-memory error asked for, in words (``tried to allocate 33.6 GB``),
     else its first line, shortened."""
     text = str(exc).strip()
     found = re.search(r"tried to allocate (\d+) bytes", text, re.IGNORECASE)
     if found:  # the CPU allocator counts bytes
-        return f"tried to allocate {int(found.group(1)) / 2**30:.3g} GiB"
+        return f"tried to allocate {human_bytes(int(found.group(1)))}"
     found = re.search(r"tried to allocate ([\d.]+ ?[KMGT]i?B)", text, re.IGNORECASE)
     if found:  # CUDA's caching allocator says it in MiB or GiB
         return f"tried to allocate {found.group(1)}"

@@ -75,7 +75,7 @@ def test_out_of_memory_in_scoring_names_the_phase_and_the_size(image_folder: Pat
         make_trainer(image_folder, recipe, fault="oom-eval").fit()
     assert str(failed.value) == (
         "out of memory on cpu scoring the validation images at batch size 16 (tried to "
-        "allocate 31.2 GiB)"
+        "allocate 33.6 GB)"
     )
 
 
