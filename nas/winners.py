@@ -92,11 +92,22 @@ def check_one_recipe(study: optuna.Study, recipe: Recipe, replace: bool) -> list
     return [t for t, _ in others]
 
 
-def forget_results(study: optuna.Study, trials: Sequence[FrozenTrial]) -> None:
-    """Forget the full-training results of ``trials`` (their checkpoints and weights stay
-    on disk): they read as never fully trained."""
+def forget_results(study: optuna.Study, trials: Sequence[FrozenTrial], out_dir: Path) -> None:
+    """Forget the full-training results of ``trials``: they read as never fully trained.
+    Their files stay, except the checkpoint in ``out_dir`` that those results name: a run
+    writing there starts that winner over instead of resuming from another recipe's (which
+    the trainer refuses)."""
     for t in trials:
+        recorded = TrialRecord(t).checkpoint
         write_results(study, t, no_results())
+        here = checkpoint_path(out_dir, t.number)
+        if recorded is not None and Path(recorded) == here.resolve():
+            here.unlink(missing_ok=True)
+
+
+def checkpoint_path(out_dir: Path, trial: int) -> Path:
+    """Where full training checkpoints trial ``trial`` after every epoch."""
+    return out_dir / f"trial-{trial}.pt"
 
 
 @dataclass
@@ -155,7 +166,7 @@ def train_winner(
             f"{data.in_channels}x{data.input_size}x{data.input_size} with {data.num_classes}"
         )
     make_dir(out_dir)
-    checkpoint = out_dir / f"trial-{trial.number}.pt"
+    checkpoint = checkpoint_path(out_dir, trial.number)
     ctx = full_context(data, recipe, device, seed, val_fraction)
     split = ctx.split
     trainer = make_trainer(

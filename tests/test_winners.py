@@ -300,7 +300,8 @@ def test_another_recipe_is_refused_unless_it_replaces_the_results(
         return {n: r.full_epochs for n, r in records.items() if r.full_epochs is not None}
 
     assert full_epochs() == {2: 1}  # cbam, the best proxy
-    other = winners_args(db, tmp_path / "other", "--top-k", "9", "--epochs", "2")
+    # the same --out-dir: trial 2's 1-epoch checkpoint there is started over, not resumed
+    other = winners_args(db, tmp_path, "--top-k", "9", "--epochs", "2")
     refused = run_nas(*other)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "fully trained with other settings (trial 2: epochs 1; this run: epochs 2)" in (

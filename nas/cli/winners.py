@@ -56,8 +56,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--replace",
         action="store_true",
         help="forget the results of winners fully trained with other settings (another "
-        "recipe or number of epochs; their files stay) and train with these; without it such "
-        "a run is refused, since nas export --best compares the winners' full accuracies",
+        "recipe or number of epochs; their files stay, but their checkpoint in --out-dir is "
+        "started over) and train with these; without it such a run is refused, since nas "
+        "export --best compares the winners' full accuracies",
     )
     p.add_argument(
         "--compile",
@@ -146,7 +147,7 @@ def _train_run(args: argparse.Namespace) -> int:
         )
     run = _WinnersRun(args, study, recipe, len(winners))
     if replaced:  # the data and the output folder are checked: train with these settings
-        forget_results(study, replaced)
+        forget_results(study, replaced, run.out_dir)
         console.print(
             f"forgot the full-training results of {plural(len(replaced), 'trial')} "
             f"({', '.join(str(t.number) for t in replaced)}), trained with other settings"
