@@ -192,17 +192,23 @@ def save_generated_note(study: optuna.Study, trial: FrozenTrial | None, body: st
     return True
 
 
-def made_by_nas(study: optuna.Study) -> bool:
-    """Whether nas made ``study`` (``nas search`` or ``nas fidelity`` recorded its settings)
-    or drew its candidates (``nas.suggest`` in a user's own objective): the studies whose
-    figures and notes ``nas dashboard`` attaches; another study in the database is left as
-    it is."""
+def left_alone(study: optuna.Study) -> str:
+    """Why ``nas dashboard`` attaches no figures or notes to ``study`` ("": it attaches them).
+    It attaches them to the studies nas scored (``nas search`` or ``nas fidelity`` recorded
+    their settings); a study of the user's own objective, whose candidates ``nas.suggest``
+    drew, is ranked by that objective, which nas does not know (as ``nas report`` refuses
+    it), and another study in the database is not nas's at all."""
     from nas.study.record import FIDELITY_SETTINGS, SEARCH_SETTINGS
 
     record = StudyRecord(study)
     if any(record.get(key) is not None for key in (SEARCH_SETTINGS, FIDELITY_SETTINGS)):
-        return True
-    return any(TrialRecord(t).arch is not None for t in study.get_trials(deepcopy=False))
+        return ""
+    if any(TrialRecord(t).arch is not None for t in study.get_trials(deepcopy=False)):
+        return (
+            "scored by your own objective (nas.suggest), which nas does not rank, so no nas "
+            "figures or notes; optuna-dashboard shows its trials as Optuna does"
+        )
+    return "not made by nas, left as it is"
 
 
 def annotate(study: optuna.Study) -> tuple[list[str], list[int], int]:

@@ -10,9 +10,20 @@ training.
 
 Settings validation, the budget check, the search's objective, the statistics, the report,
 the dashboard, export, winners and ``--help`` all iterate :data:`METRICS`; adding an objective
-is one :meth:`Registry.add <nas.registry.Registry.add>` of a :class:`Metric` and the function
-it names. Light: no torch or Optuna (``--help`` is built from it); a metric's measuring
-function is imported the first time a candidate is measured.
+is one :func:`register` of a :class:`Metric` and the function it names. Light: no torch or
+Optuna (``--help`` is built from it); a metric's measuring function is imported the first
+time a candidate is measured.
+
+A metric registered in a script is known to that process only. For every process (``nas
+search``, ``nas report``, ``nas export``, the workers of ``--workers K``, a dashboard), an
+installed package names it as an entry point of the group :data:`PLUGIN_GROUP`, loaded with
+this module::
+
+    [project.entry-points."nas.objectives"]
+    depth = "mymetrics:DEPTH"     # a Metric (or a list of them)
+
+A study that optimises a metric this process does not know is refused in one line
+(:func:`unknown_objectives`), never read as another.
 
 The first objective of every search is :data:`ACCURACY` (observed on the validation split and
 maximised); the others are minimised, each a cost that accuracy is traded against.
@@ -21,6 +32,7 @@ maximised); the others are minimised, each a cost that accuracy is traded agains
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -144,7 +156,11 @@ METRICS: Registry[Metric] = Registry("objective")
 
 
 def register(metric: Metric) -> Metric:
-    """Add ``metric`` to :data:`METRICS` (a name or limit setting taken twice is refused)."""
+    """Add ``metric`` to :data:`METRICS` (a name or limit setting taken twice is refused;
+    the same metric again, as a plugin module that registers what its entry point names, is
+    no change)."""
+    if metric.name in METRICS and METRICS[metric.name] is metric:
+        return metric
     taken = {m.limit.setting for _, m in METRICS.items() if m.limit is not None}
     if metric.limit is not None and metric.limit.setting in taken:
         raise KeyError(f"limit setting {metric.limit.setting!r} is already registered")
@@ -295,7 +311,7 @@ def parse_objectives(value: Any) -> tuple[str, ...]:
             hint = did_you_mean(name, [m.name for m in costs()])
             raise NasError(
                 f"unknown objective {name!r} in {text!r}"
-                + (hint or f"; valid after accuracy: {valid}")
+                + (hint or f"; valid after accuracy: {valid} (one of your own: {NOT_REGISTERED})")
             )
     if len(set(names)) != len(names):
         raise NasError(f"objectives {text!r} name one twice")
@@ -327,3 +343,54 @@ def check_objectives(study: Any, objectives: tuple[str, ...]) -> None:
             f"study {study.study_name!r} exists with {had}, not "
             f"{','.join(m.name for m in known)}; choose another --study"
         )
+
+
+#: The entry-point group in which installed packages add metrics (see the module doc).
+PLUGIN_GROUP = "nas.objectives"
+
+#: Why a search names an objective this process does not know, and how to make it known.
+NOT_REGISTERED = (
+    "register its Metric in this process (nas.objectives.register) or install the package "
+    f"that adds it as an entry point of {PLUGIN_GROUP!r}"
+)
+
+
+def load_plugins() -> list[str]:
+    """Register the metrics installed packages add (entry points of :data:`PLUGIN_GROUP`,
+    each a :class:`Metric` or a list of them); returns their names. One that cannot be
+    loaded is left out with a warning naming it: every other command still runs, and a
+    study that needs it is refused (:func:`unknown_objectives`)."""
+    from importlib.metadata import entry_points
+
+    added = []
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            found = point.load()
+            for metric in found if isinstance(found, list | tuple) else [found]:
+                if not isinstance(metric, Metric):
+                    raise TypeError(f"it gives a {type(metric).__name__}, not a Metric")
+                added.append(register(metric).name)
+        except Exception as exc:  # a user's package: any failure is theirs to read
+            warnings.warn(
+                f"objective plugin {point.name!r} ({point.value}) is not loaded: {exc}",
+                stacklevel=2,
+            )
+    return added
+
+
+def unknown_objectives(names: Iterable[str], study_name: str) -> None:
+    """Refuse a study whose recorded objectives name a metric this process does not know:
+    read as another, its best trial and front would be wrong.
+
+    Raises:
+        NasError: in one line, naming the metric and how to make it known.
+    """
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise NasError(
+            f"study {study_name!r} optimises {', '.join(map(repr, unknown))}, which no metric "
+            f"registered here measures: {NOT_REGISTERED}"
+        )
+
+
+load_plugins()

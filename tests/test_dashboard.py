@@ -17,6 +17,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
+import nas
 from nas.config import ATTENTION_KNOBS, ArchConfig
 from nas.dashboard import (
     MAX_SHOWN_CHARS,
@@ -30,6 +31,7 @@ from nas.dashboard import (
 )
 from nas.presets import preset
 from nas.report.figures import FIGURE_ORDER, FIGURES, graph_id
+from nas.study.record import SEARCH_SETTINGS, StudyRecord
 from tests.conftest import ROOT, arch_for, run_nas
 from tests.report.test_report import make_study
 
@@ -350,6 +352,12 @@ def test_dashboard_brings_figures_up_to_date_and_leaves_other_studies_alone(
 
     db, study = front_study
     optuna.create_study(study_name="bare", storage=f"sqlite:///{db}")
+    mine = optuna.create_study(study_name="mine", storage=f"sqlite:///{db}")
+    mine.optimize(lambda t: -nas.suggest(t, "small_cifar", param_limit="1M").stages[0].width,
+                  n_trials=2)  # fmt: skip
+    odd = optuna.create_study(study_name="odd", storage=f"sqlite:///{db}",
+                              directions=["maximize", "minimize"])  # fmt: skip
+    StudyRecord(odd).record_settings(SEARCH_SETTINGS, {"objectives": ["accuracy", "mystery"]})
     proc, _ = serve_dashboard(db, "--refresh", "0.5")
     try:
         shown = _history_trials(db)
@@ -375,10 +383,13 @@ def test_dashboard_brings_figures_up_to_date_and_leaves_other_studies_alone(
             proc.kill()
     assert proc.returncode == 0, err
     assert "study bare: not made by nas, left as it is" in err
+    assert "study mine: scored by your own objective (nas.suggest), which nas does not rank" in err
+    assert "study 'odd' optimises 'mystery', which no metric registered here measures" in err
     assert "study w: brought up to date: 9 figures" in err, err
     storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
-    bare = storage.get_study_system_attrs(storage.get_study_id_from_name("bare"))
-    assert not any("nas-" in key for key in bare)  # nothing written to the other study
+    for name in ("bare", "mine", "odd"):  # nothing written to the other studies
+        attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(name))
+        assert not any("nas-" in key for key in attrs)
 
 
 @pytest.mark.slow

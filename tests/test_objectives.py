@@ -9,7 +9,9 @@ export show it, and ``--help`` offers its limit flag. Nothing else is changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,7 +135,8 @@ def test_objectives_are_checked_against_the_registry() -> None:
 
 def test_a_metric_or_limit_registered_twice_is_refused(widest_stage: Metric) -> None:
     with pytest.raises(KeyError, match="already registered"):
-        register(widest_stage)
+        register(dataclasses.replace(widest_stage, label="pixels"))
+    assert register(widest_stage) is widest_stage  # the same one again (a plugin's own call)
     clash = Metric("other", "other", "minimize", "x", "x", limit=Limit("width_limit", "h"))
     with pytest.raises(KeyError, match="limit setting 'width_limit'"):
         register(clash)
@@ -145,3 +148,86 @@ def test_a_study_made_without_nas_is_read_from_its_metric_names() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_metric_names(["val_accuracy", "flops"])
     assert StudyRecord(study).objectives == ("accuracy", "flops")
+
+
+PLUGIN = """
+from nas.objectives import Limit, Metric
+
+def widest(arch):
+    return float(max(s.width for s in arch.stages))
+
+WIDEST = Metric(
+    "widest", field="widest", direction="minimize", label="channels",
+    dashboard="widest_channels", limit=Limit("width_limit", "most channels", parse=float),
+    measure="mymetrics:widest",
+)
+"""
+
+
+def installed_plugin(site: Path) -> dict[str, str]:
+    """A package that adds the metric ``widest`` as an entry point of ``nas.objectives``, as
+    ``pip install`` lays one out; the environment that puts it on the path."""
+    site.mkdir()
+    (site / "mymetrics.py").write_text(PLUGIN)
+    info = site / "mymetrics-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mymetrics\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[nas.objectives]\nwidest = mymetrics:WIDEST\n")
+    return {"PYTHONPATH": str(site)}
+
+
+def test_an_installed_metric_is_known_to_every_command_and_a_missing_one_is_refused(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    """A metric registered in a script is known to that process only: an installed entry
+    point makes it known to ``nas search``, ``nas export`` and ``nas report`` alike; where it
+    is not installed, a study that optimises it is refused in one line, never read as a study
+    of accuracy against parameters (whose best trial and front differ)."""
+    from tests.conftest import run_nas
+
+    plugin = installed_plugin(tmp_path / "site")
+    db = f"sqlite:///{tmp_path}/w.db"
+    where = ("--storage", db, "--study", "w")
+    search = run_nas(
+        "search", "--space", str(tiny_space), "--dataset", "fake", "--objectives",
+        "accuracy,widest", "--width-limit", str(WIDTH_LIMIT), "--trials", "2",
+        "--proxy-epochs", "1", "--proxy-subset", "64", "--proxy-val", "32", "--sampler",
+        "random", "--device", "cpu", "--quiet", *where, env=plugin,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stderr
+    assert f"channels > limit {WIDTH_LIMIT}" in search.stderr  # its limit rejected some
+    out = tmp_path / "best.json"
+    export = run_nas("export", *where, "--best", "--out", str(out), env=plugin)
+    assert export.returncode == 0, export.stderr
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["objectives"] == ["accuracy", "widest"]
+    assert meta["limits"]["widest"] == WIDTH_LIMIT
+
+    refused = (
+        "nas: error: study 'w' optimises 'widest', which no metric registered here measures: "
+        "register its Metric in this process (nas.objectives.register) or install the package "
+        "that adds it as an entry point of 'nas.objectives'"
+    )
+    for args in (("export", *where, "--best", "--out", str(tmp_path / "b.json")),
+                 ("report", *where, "--out", str(tmp_path / "r.html"))):  # fmt: skip
+        without = run_nas(*args)
+        assert without.returncode == 2 and without.stderr.strip().splitlines() == [refused]
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_a_plugin_that_fails_to_load_is_named_and_the_rest_runs(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    env = installed_plugin(site)
+    (site / "mymetrics.py").write_text("raise ImportError('no module named torch_extras')\n")
+    out = run_nas_with_warnings("--help", env=env)
+    assert out.returncode == 0
+    assert (
+        "objective plugin 'widest' (mymetrics:WIDEST) is not loaded: no module named "
+        "torch_extras" in out.stderr
+    )
+
+
+def run_nas_with_warnings(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import run_nas
+
+    return run_nas(*args, env={**env, "PYTHONWARNINGS": "default"})

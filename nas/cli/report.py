@@ -131,7 +131,7 @@ class _Annotations:
         first time); returns how many studies there are."""
         import optuna
 
-        from nas.dashboard import annotate, made_by_nas
+        from nas.dashboard import annotate, left_alone
         from nas.study.record import study_digest
 
         summaries = optuna.get_all_study_summaries(self.storage)
@@ -141,11 +141,16 @@ class _Annotations:
             if mark == before:
                 continue
             self.marks[s.study_name] = mark
-            if not made_by_nas(study):
+            why = left_alone(study)
+            if why:
                 if before is None:
-                    _say(f"study {s.study_name}: not made by nas, left as it is")
+                    _say(f"study {s.study_name}: {why}")
                 continue
-            figures, notes, kept = annotate(study)
+            try:
+                figures, notes, kept = annotate(study)
+            except NasError as exc:  # a metric of the user's own, unknown here: this study
+                _say(str(exc))  # names the study
+                continue
             edited = f" ({kept} edited in the dashboard, kept as they are)" if kept else ""
             done = "attached" if before is None else "brought up to date:"
             _say(

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from nas.objectives import ACCURACY, METRICS, Metric
+from nas.objectives import ACCURACY, METRICS, Metric, unknown_objectives
 
 if TYPE_CHECKING:  # the keys are read by light modules (--help imports no Optuna)
     import optuna
@@ -544,9 +544,15 @@ class StudyRecord:
     @property
     def objectives(self) -> tuple[str, ...]:
         """The study's objectives: recorded, else read from its metric names (studies made
-        without ``nas``), else accuracy and params."""
+        without ``nas``), else accuracy and params.
+
+        Raises:
+            NasError: for a recorded objective no registered metric measures (a metric of
+                the user's own, registered where the study was made but not here).
+        """
         recorded = self.settings.get("objectives")
-        if isinstance(recorded, list) and recorded and all(r in METRICS for r in recorded):
+        if isinstance(recorded, list) and recorded:
+            unknown_objectives(recorded, self.study.study_name)
             return tuple(recorded)
         by_dashboard = {m.dashboard: name for name, m in METRICS.items()}
         names = [by_dashboard.get(n) for n in (self.study.metric_names or [])]
