@@ -50,6 +50,11 @@ def source_of(
     Raises:
         NasError: for an unknown setting (listing the valid ones) or a malformed value.
     """
+    if settings is not None and not isinstance(settings, SearchSettings):
+        raise NasError(
+            f"settings must be a nas.search.SearchSettings, not a {type(settings).__name__}; give "
+            "settings by name instead: nas.Search(param_limit='150k', ...)"
+        )
     file = read_table(Path(study_file), "search", SearchSettings) if study_file else {}
     flags = dict(search_source(settings).flags) if settings is not None else {}
     flags.update(parse_given(given or {}))

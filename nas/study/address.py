@@ -30,6 +30,7 @@ from nas.study.storage import (
     open_storage,
     sqlite_url,
 )
+from nas.units import plural
 
 EXAMPLE_URLS = "sqlite:///studies/demo.db or postgresql+psycopg://user:password@host:5432/dbname"
 
@@ -266,3 +267,10 @@ def check_kind(study: optuna.Study, key: str) -> None:
                 f"study {study.study_name!r} is a {kind} study (nas {kind} made it); choose "
                 "another --study"
             )
+    trials = len(study.get_trials(deepcopy=False))
+    if record.get(key) is None and trials:  # an Optuna study of the user's own (nas.suggest)
+        raise StorageError(
+            f"study {study.study_name!r} holds {plural(trials, 'trial')} that no nas "
+            f"{kinds[key]} ran (your own Optuna study), and nas does not add its trials to "
+            "them; choose another --study"
+        )

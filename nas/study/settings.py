@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.data.catalog import DATASETS
+from nas.errors import unknown_word
 from nas.objectives import METRICS, limited
 from nas.settings import (
     PINNED,
@@ -170,7 +171,8 @@ class StudySettings:
         for name, value in self.limits.items():
             limit = METRICS[name].limit if name in METRICS else None
             if limit is None:
-                problems.append(f"unknown limit on {name!r}")
+                names = [m.name for m in limited()]
+                problems.append("limits: " + unknown_word("metric", name, names))
             elif not _positive(value):
                 problems.append(Problem(limit.setting, value, "must be a positive number"))
         if not _positive(self.proxy_lr):

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 import nas
 from nas.errors import NasError
+from nas.search.settings import SearchSettings
 from nas.study.record import TrialRecord
 from tests.conftest import DEFAULT_SPACE
 
@@ -405,3 +406,38 @@ def test_ctrl_c_while_a_trial_is_set_up_stops_run_and_the_next_run_retries_it(
     retry = study.trials[1]
     assert retry.state == TrialState.COMPLETE and TrialRecord(retry).retry_of == first.number
     assert retry.params == first.params
+
+
+def test_a_study_of_the_users_own_is_not_taken_over(tmp_path: Path) -> None:
+    """An Optuna study of the user's own whose directions happen to match a search's is
+    refused with its trials untouched: ``trials`` would count them as trained, and a search
+    would mix its trials with theirs."""
+    storage = f"sqlite:///{tmp_path / 'mine.db'}"
+    mine = optuna.create_study(
+        study_name="mine", storage=storage, directions=["maximize", "minimize"]
+    )
+    mine.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=3)
+    search = nas.Search(space=str(DEFAULT_SPACE), dataset="fake", trials=2, device="cpu",
+                        storage=storage, study="mine")  # fmt: skip
+    with pytest.raises(NasError) as refused:
+        search.run()
+    assert str(refused.value) == (
+        "study 'mine' holds 3 trials that no nas search ran (your own Optuna study), and nas "
+        "does not add its trials to them; choose another study"
+    )
+    again = optuna.load_study(study_name="mine", storage=storage)
+    assert len(again.trials) == 3 and again.user_attrs == {}
+
+
+def test_settings_of_the_wrong_kind_and_an_unknown_limit_are_one_sentence() -> None:
+    with pytest.raises(NasError) as wrong:
+        nas.Search(settings={"param_limit": "150k"})  # type: ignore[arg-type]
+    assert str(wrong.value) == (
+        "settings must be a nas.search.SearchSettings, not a dict; give settings by name "
+        "instead: nas.Search(param_limit='150k', ...)"
+    )
+    with pytest.raises(NasError) as unknown:
+        SearchSettings(limits={"param": 150_000})
+    assert str(unknown.value) == (
+        "limits: unknown metric 'param'; did you mean params? valid: params, flops, latency, memory"
+    )
