@@ -157,3 +157,27 @@ def test_read_only_studies_folder(tmp_path: Path, tiny_space: Path, image_folder
         "folder?); pass --storage sqlite:///PATH somewhere writable"
     ]
     assert not (studies / "ro.db").exists()
+
+
+def test_a_storage_path_missing_more_than_its_folder_is_refused_not_made(
+    tmp_path: Path, tiny_space: Path, image_folder: Path
+) -> None:
+    """``studies/`` is made where it is missing (the default storage's folder), but a path
+    missing more than that is a typo: made, it would start a new study somewhere unexpected."""
+    typo = tmp_path / "nonexist" / "dir" / "x.db"
+    out = run_nas(
+        *search(tiny_space, image_folder, "--storage", f"sqlite:///{typo}", "--study", "t"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"nas: error: the folder {tmp_path / 'nonexist'} of the study database {typo} does not "
+        "exist; create it, or pass --storage sqlite:///PATH in a folder that does"
+    )
+    assert not (tmp_path / "nonexist").exists()
+    made = tmp_path / "studies" / "x.db"  # one folder missing: made, as for the default
+    out = run_nas(*search(tiny_space, image_folder, "--storage", f"sqlite:///{made}",
+                          "--study", "t"), cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert made.exists()

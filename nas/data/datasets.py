@@ -116,9 +116,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> ImageData:
     else:
         root = Path(data_dir).expanduser()
         if root.exists() and not root.is_dir():
-            raise DataError(f"data folder {root} is a file, not a folder")
+            raise DataError(f"data folder {root} (--data-dir) is a file, not a folder")
         if not root.is_dir():
-            raise DataError(f"data folder {root} does not exist")
+            raise DataError(f"data folder {root} (--data-dir) does not exist")
     return spec.load(root)
 
 

@@ -64,13 +64,20 @@ def safe_url(url: str) -> str:
 
 
 def _prepare_sqlite(url: str) -> None:
-    """Create the folder of a SQLite file and check that it can be written."""
+    """Create the folder of a SQLite file (``studies/``) where its own parent exists, and
+    check that it can be written; a path missing more than that folder is taken for a typo
+    (``sqlite:////nonexist/dir/x.db``) and refused, not made."""
     database = make_url(url).database
     if not database or database == ":memory:":
         return
     folder = Path(database).expanduser().resolve().parent
+    if not folder.parent.is_dir():
+        raise StorageError(
+            f"the folder {folder.parent} of the study database {database} does not exist; "
+            "create it, or pass --storage sqlite:///PATH in a folder that does"
+        )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)
     except OSError as exc:
         raise StorageError(
             f"cannot create the study folder {folder} ({exc.strerror}); "

@@ -73,7 +73,9 @@ def test_a_data_dir_that_is_a_file_says_so(tmp_path: Path, tiny_space: Path) -> 
         str(afile), "--storage", f"sqlite:///{tmp_path}/s.db", "--device", "cpu",
     )  # fmt: skip
     assert out.returncode == 2
-    assert out.stderr.splitlines() == [f"nas: error: data folder {afile} is a file, not a folder"]
+    assert out.stderr.splitlines() == [
+        f"nas: error: data folder {afile} (--data-dir) is a file, not a folder"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -266,7 +266,7 @@ def test_missing_data_folder_is_one_line(tiny_space: Path, tmp_path: Path) -> No
     out = run_nas(*search_args(tiny_space, tmp_path / "nope", tmp_path / "s.db", "--trials", "1"))
     assert out.returncode != 0
     assert out.stderr.strip().splitlines() == [
-        f"nas: error: data folder {tmp_path / 'nope'} does not exist"
+        f"nas: error: data folder {tmp_path / 'nope'} (--data-dir) does not exist"
     ]
     assert not (tmp_path / "s.db").exists()
 
