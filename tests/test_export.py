@@ -242,8 +242,8 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
     """A study whose trials ``nas.suggest`` drew for the user's own objective has no proxy
     accuracy: ``--trial`` writes any of its architectures and says why none has one (a
     rejection, the user's own score); ``--best``, ``nas report`` and ``nas.best`` say what
-    to do instead of claiming the study was never run; ``nas search`` refuses the study,
-    naming its objectives."""
+    to do instead of claiming the study was never run; ``nas search`` refuses the study, as
+    the user's own."""
     from tests.conftest import DEFAULT_SPACE
 
     url = f"sqlite:///{tmp_path / 'own.db'}"
@@ -290,6 +290,7 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
     assert res.returncode != 0 and "was not trained by nas" in res.stderr  # not train-winners
     res = run_nas("search", "--storage", url, "--study", "own", "--dataset", "fake")
     assert res.returncode != 0  # nas search does not take over the user's study
-    assert "study 'own' exists with unnamed objectives (minimize), not accuracy,params" in (
-        res.stderr
-    )
+    assert res.stderr.strip().splitlines() == [
+        "nas: error: study 'own' holds 12 trials that no nas search ran (your own Optuna "
+        "study), and nas does not add its trials to them; choose another --study"
+    ]

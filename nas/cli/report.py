@@ -126,9 +126,9 @@ class _Annotations:
         self.storage = storage
         self.marks: dict[str, str] = {}
 
-    def update(self) -> int:
+    def update(self, stop: threading.Event | None = None) -> int:
         """Attach them to each study that changed since the last call (every study, the
-        first time); returns how many studies there are."""
+        first time), until ``stop`` is set; returns how many studies there are."""
         import optuna
 
         from nas.dashboard import annotate, left_alone
@@ -136,6 +136,8 @@ class _Annotations:
 
         summaries = optuna.get_all_study_summaries(self.storage)
         for s in summaries:
+            if stop is not None and stop.is_set():  # Ctrl-C: the study under way is finished
+                break
             study = optuna.load_study(study_name=s.study_name, storage=self.storage)
             mark, before = study_digest(study), self.marks.get(s.study_name)
             if mark == before:
@@ -159,15 +161,15 @@ class _Annotations:
             )
         return len(summaries)
 
-    def keep_up(self, every: float, stop: threading.Event) -> None:
-        """Call :meth:`update` every ``every`` seconds, in a thread of its own, until
-        ``stop`` is set; a failed update is said in one line and tried again."""
+    def keep_up(self, every: float, stop: threading.Event) -> threading.Thread:
+        """Call :meth:`update` every ``every`` seconds, in a thread of its own (returned),
+        until ``stop`` is set; a failed update is said in one line and tried again."""
 
         def run() -> None:
             said = ""
             while not stop.wait(every):
                 try:
-                    self.update()
+                    self.update(stop)
                     said = ""
                 except Exception as exc:  # the database went away, ...: the page stays up
                     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -175,7 +177,9 @@ class _Annotations:
                         _say(f"figures and notes not brought up to date: {text}")
                     said = text
 
-        threading.Thread(target=run, name="nas-annotations", daemon=True).start()
+        thread = threading.Thread(target=run, name="nas-annotations", daemon=True)
+        thread.start()
+        return thread
 
 
 def _say(text: str) -> None:
@@ -195,14 +199,14 @@ def _dashboard_run(args: argparse.Namespace) -> int:
     server = listen(args.host, args.port)
     try:
         storage = address.open(must_exist=True)
-        stop = threading.Event()
+        stop, keeping = threading.Event(), None
         if args.no_annotate:
             studies = len(optuna.get_all_study_summaries(storage))
         else:
             annotations = _Annotations(storage)
             studies = annotations.update()
             if args.refresh > 0:
-                annotations.keep_up(args.refresh, stop)
+                keeping = annotations.keep_up(args.refresh, stop)
         # optuna-dashboard's importance (PED-ANOVA) warns of sparse parameters per page view
         warnings.filterwarnings("ignore", module=r"optuna\.importance")
         install_dashboard_view()  # long attributes shortened, the Pareto fronts first
@@ -223,6 +227,8 @@ def _dashboard_run(args: argparse.Namespace) -> int:
             console.print("dashboard stopped")
         finally:
             stop.set()
+            if keeping is not None:  # a study being brought up to date is finished first
+                keeping.join(timeout=60)
     finally:
         server.server_close()
     return 0
