@@ -301,9 +301,10 @@ def canonical_attention(attn: AttentionConfig) -> AttentionConfig:
     """``attn`` with every setting its module does not use reset to the default.
 
     So two configs that build the same network compare (and hash, and export) equal: knobs
-    the module does not take, placement and join of ``none``, and repeats of one per stage.
+    the module does not take, placement and join of ``none``, and repeats of one per stage;
+    no module after any stage (repeats of zero) is ``none``, the network it builds.
     """
-    if attn.type == "none":
+    if attn.type == "none" or (attn.repeats and not any(attn.repeats)):
         return AttentionConfig()
     used = {"type", "placement", "join", *attention_knobs(attn.type)}
     defaults = AttentionConfig()

@@ -99,6 +99,9 @@ def test_canonical_attention_makes_equal_networks_equal_configs() -> None:
     assert a == b  # heads and scale do not apply to cbam; one module per stage is the default
     none = small_config(AttentionConfig(type="none", placement="after_block", join="weighted"))
     assert none == small_config()
+    empty = AttentionConfig(type="hierarchical", placement="after_stage", repeats=(0, 0, 0))
+    assert small_config(empty) == small_config()  # no module anywhere: the plain network
+    assert small_config(empty).summary().endswith("| no attention")
 
 
 def test_repeats_must_match_the_stages() -> None:

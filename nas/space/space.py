@@ -7,7 +7,8 @@ A space file has four tables (see ``search_spaces/attention_resnet.toml``)::
     [stages]      count, blocks, stride, and either width (channels) or growth (a stage's
                   width is round(previous width * growth), the stem's for stage 1);
                   [stages.N] overrides any of them for stage N (a width there replaces an
-                  inherited growth, and the other way round).
+                  inherited growth, and the other way round; where every stage gives its
+                  own, [stages] needs neither).
     [attention]   type, placement, join and the modules' knobs (reduction, min_hidden,
                   kernel_size, heads, scale, mask_depth, mask_learning), repeats
 
@@ -409,6 +410,11 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
             keys = ("width", "growth", "blocks", "stride")
             _unknown(body, keys, f"key in [stages.{key}]", errors)
             overrides[index] = {}
+            if "width" in body and "growth" in body:
+                errors.append(
+                    f"[stages.{key}] gives both 'width' and 'growth'; give one (either "
+                    "replaces what [stages] gives)"
+                )
             for k in keys:
                 if k in body:
                     dim = _dim(body[k], f"stages.{key}.{k}", SCHEMA["stages"][k], errors)
@@ -417,7 +423,10 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
     body = raw.get("stages") or {}
     if "blocks" not in body:
         errors.append("[stages] needs 'blocks'")
-    if ("width" in body) == ("growth" in body):
+    sized = {i for i, over in overrides.items() if "width" in over or "growth" in over}
+    counts = stages["count"].values() if "count" in stages else [3]
+    every = set(range(1, max(counts) + 1)) <= sized  # each stage has its own width
+    if ("width" in body and "growth" in body) or not (every or "width" in body or "growth" in body):
         errors.append("[stages] needs exactly one of 'width' (channels) or 'growth' (a factor)")
     space = SearchSpace(
         name=str(meta.get("name", name)),
@@ -473,6 +482,8 @@ def _check_buildable(space: SearchSpace, errors: list[str]) -> None:
     blocks = space.backbone["block"].values()
     types = space.attention["type"].values()
     heads = max(space.attention["heads"].values()) if "mhsa" in types else 0
+    counts = space.stages["count"].values()
+    only_last = set(space.attention["placement"].values()) == {"after_last_stage"}
     too_wide = False
     for i in range(1, max_stages + 1):
         low, high = space.width_bounds(i)
@@ -487,7 +498,8 @@ def _check_buildable(space: SearchSpace, errors: list[str]) -> None:
                 f"stage {i} width can be as low as {low}, which bottleneck blocks cannot build "
                 f"(they need at least {BOTTLENECK_EXPANSION} channels)"
             )
-        if heads and low < heads:
+        holds = not only_last or i in counts  # a stage that can hold an mhsa module
+        if heads and holds and low < heads:
             errors.append(
                 f"stage {i} width can be as low as {low}, which cannot hold {heads} mhsa heads; "
                 "raise the lowest width or lower attention.heads"

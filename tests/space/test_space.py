@@ -164,3 +164,32 @@ def test_a_preset_outside_a_space_is_named(space) -> None:  # type: ignore[no-un
     small = load_space("small_cifar")
     with pytest.raises(SpaceError, match="outside space 'small_cifar'"):
         small.params_for(preset("attention56"))
+
+
+def test_mhsa_heads_are_checked_only_where_a_module_can_go() -> None:
+    """After the last stage only, narrow early stages hold no mhsa module: the space is
+    valid (the config it samples builds), while a last stage too narrow is still refused."""
+    raw = {
+        "backbone": {"stem_width": 16},
+        "stages": {"count": 3, "growth": [1, 2], "blocks": 1, "3": {"width": 256}},
+        "attention": {"type": "mhsa", "placement": "after_last_stage", "heads": 64},
+    }
+    space = parse_space(raw)
+    arch = space.suggest(optuna.create_study().ask())
+    assert arch.stages[-1].width == 256 and arch.attention.heads == 64  # and it builds
+    raw["stages"]["3"] = {"width": 32}
+    with pytest.raises(SpaceError, match="stage 3 width can be as low as 32, which cannot hold"):
+        parse_space(raw)
+
+
+def test_a_stage_gives_its_width_or_its_growth_and_stages_that_all_do_need_no_shared_one() -> None:
+    both = {"stages": {"count": 3, "growth": 2, "blocks": 1, "2": {"width": 32, "growth": 2}}}
+    with pytest.raises(SpaceError, match=r"\[stages.2\] gives both 'width' and 'growth'"):
+        parse_space(both)  # the width was dropped: stage 2 came out 64 wide
+    own = {"stages": {"count": 3, "blocks": 1, "1": {"width": 16}, "2": {"width": 32},
+                      "3": {"width": 64}}}  # fmt: skip
+    arch = parse_space(own).suggest(optuna.create_study().ask())
+    assert [s.width for s in arch.stages] == [16, 32, 64]
+    del own["stages"]["3"]  # stage 3 has no width of its own now, nor a shared one
+    with pytest.raises(SpaceError, match="needs exactly one of 'width'"):
+        parse_space(own)
