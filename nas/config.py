@@ -97,7 +97,9 @@ class AttentionConfig:
         kernel_size: k of the spatial attention's k x k conv (3, 5 or 7).
         heads: h, heads of multi-head self-attention.
         scale: whether self-attention scales scores by 1/sqrt(d) (seed 003 leaves it out).
-        mask_depth: down-sampling steps of the residual-attention soft-mask branch.
+        mask_depth: down-sampling steps of the residual-attention soft-mask branch, or one
+            per stage (seed 002's ImageNet networks pool 3/2/1 times, down to the size of
+            their last stage; a space samples one for every stage).
         mask_learning: ``arl`` ((1+M)*T, attention residual learning) or ``nal`` (M*T).
         repeats: for ``after_stage`` only, how many modules follow each stage (seed 002's
             1/2/3); empty means one after every stage.
@@ -111,9 +113,16 @@ class AttentionConfig:
     kernel_size: int = 7
     heads: int = 8
     scale: bool = True
-    mask_depth: int = 1
+    mask_depth: int | tuple[int, ...] = 1
     mask_learning: str = "arl"
     repeats: tuple[int, ...] = ()
+
+    def at_stage(self, index: int) -> AttentionConfig:
+        """The modules of stage ``index`` (0-based): their own mask depth where it is given
+        per stage."""
+        if isinstance(self.mask_depth, int):
+            return self
+        return dataclasses.replace(self, mask_depth=self.mask_depth[index])
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,18 @@ class ArchConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        object.__setattr__(self, "attention", canonical_attention(self.attention))
+        attention = canonical_attention(self.attention)
+        if not isinstance(attention.mask_depth, int):  # per stage, as the modules take it
+            slots = slots_of(attention, len(self.stages))
+            used = [d for d, s in zip(attention.mask_depth, slots, strict=True) if s.any]
+            fill = used[0] if used else 1  # a stage without modules has no depth to give
+            depths = [
+                d if s.any else fill for d, s in zip(attention.mask_depth, slots, strict=True)
+            ]
+            one = len(set(depths)) == 1  # the same everywhere: one depth
+            depth = depths[0] if one else tuple(depths)
+            attention = dataclasses.replace(attention, mask_depth=depth)
+        object.__setattr__(self, "attention", attention)
 
     # ----------------------------------------------------------------- JSON round trip
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +191,8 @@ class ArchConfig:
         data = dataclasses.asdict(self)
         data["stages"] = [dict(s) for s in data["stages"]]
         data["attention"]["repeats"] = list(self.attention.repeats)
+        if not isinstance(self.attention.mask_depth, int):
+            data["attention"]["mask_depth"] = list(self.attention.mask_depth)
         return data
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -333,15 +355,15 @@ _INT_FIELDS = {
     "min_hidden",
     "kernel_size",
     "heads",
-    "mask_depth",
 }
 
 
 def _typed(cls: type, key: str, value: Any) -> Any:
     """Coerce a JSON value to the field's type, refusing lossy or wrong ones."""
-    if key in _INT_FIELDS:
+    if key in _INT_FIELDS or (key == "mask_depth" and not isinstance(value, list | tuple)):
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
+            per_stage = " (or a list, one per stage)" if key == "mask_depth" else ""
+            raise ConfigError(f"{key} must be an integer{per_stage}, got {value!r}")
         return int(value)
     if key == "dropout":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -351,11 +373,12 @@ def _typed(cls: type, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"scale must be true or false, got {value!r}")
         return value
-    if key == "repeats":
+    if key in ("repeats", "mask_depth"):
         if not isinstance(value, list | tuple) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise ConfigError(f"repeats must be a list of integers, got {value!r}")
+            one = " (or one integer)" if key == "mask_depth" else ""
+            raise ConfigError(f"{key} must be a list of integers{one}, got {value!r}")
         return tuple(value)
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a string, got {value!r}")
@@ -438,9 +461,17 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
     _one_of(attn.placement, PLACEMENTS, "placement")
     _one_of(attn.join, JOINS, "join")
     _one_of(attn.mask_learning, MASK_LEARNING, "mask learning")
-    for name in ("reduction", "min_hidden", "heads", "mask_depth"):
+    for name in ("reduction", "min_hidden", "heads"):
         if getattr(attn, name) < 1:
             raise ConfigError(f"attention {name} must be at least 1, got {getattr(attn, name)}")
+    depths = (attn.mask_depth,) if isinstance(attn.mask_depth, int) else attn.mask_depth
+    if not isinstance(attn.mask_depth, int) and len(depths) != len(cfg.stages):
+        raise ConfigError(
+            f"attention mask_depth needs one depth per stage ({len(cfg.stages)}), or one for "
+            f"all, got {list(depths)}"
+        )
+    if any(d < 1 for d in depths):
+        raise ConfigError(f"attention mask_depth must be at least 1, got {attn.mask_depth}")
     if attn.kernel_size < 1 or attn.kernel_size % 2 == 0:
         raise ConfigError(f"attention kernel_size must be odd, got {attn.kernel_size}")
     if attn.repeats:
@@ -493,8 +524,12 @@ PLACEMENT_RULES.add("after_last_stage", lambda a, i, n: Slots(after_stage=int(i 
 
 def stage_slots(cfg: ArchConfig) -> list[Slots]:
     """The attention slots of every stage of ``cfg`` (all empty for ``none``)."""
-    n = len(cfg.stages)
-    if cfg.attention.type == "none":
+    return slots_of(cfg.attention, len(cfg.stages))
+
+
+def slots_of(attention: AttentionConfig, n: int) -> list[Slots]:
+    """The slots ``attention`` takes in each of ``n`` stages (all empty for ``none``)."""
+    if attention.type == "none":
         return [Slots() for _ in range(n)]
-    rule = PLACEMENT_RULES[cfg.attention.placement]
-    return [rule(cfg.attention, i, n) for i in range(n)]
+    rule = PLACEMENT_RULES[attention.placement]
+    return [rule(attention, i, n) for i in range(n)]

@@ -145,19 +145,19 @@ def plan(cfg: ArchConfig) -> list[Unit]:
 
     add("stem", "stem", None, StemSpec(cfg.in_channels, cfg.stem_width))
     for i, (stage, slots) in enumerate(zip(cfg.stages, stage_slots(cfg), strict=True)):
-        part, j = f"stage{i + 1}", 0
+        part, j, stage_attention = f"stage{i + 1}", 0, attention.at_stage(i)
         for b in range(stage.blocks):
-            inner = AttentionSpec(attention, stage.width) if slots.in_block else None
+            inner = AttentionSpec(stage_attention, stage.width) if slots.in_block else None
             spec = BlockSpec(
                 cfg.block, shape[0], stage.width, stage.stride if b == 0 else 1, cfg.shortcut, inner
             )
             add(f"stages.{i}.{j}", part, i, spec)
             j += 1
             if slots.after_block:
-                add(f"stages.{i}.{j}", part, i, AttentionSpec(attention, stage.width))
+                add(f"stages.{i}.{j}", part, i, AttentionSpec(stage_attention, stage.width))
                 j += 1
         for _ in range(slots.after_stage):
-            add(f"stages.{i}.{j}", part, i, AttentionSpec(attention, stage.width))
+            add(f"stages.{i}.{j}", part, i, AttentionSpec(stage_attention, stage.width))
             j += 1
     if cfg.extra_conv:
         add("extra", "extra_conv", None, ExtraConvSpec(shape[0], cfg.extra_conv))

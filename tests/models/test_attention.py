@@ -5,13 +5,17 @@ The test is parametrized over the registries, so registering a new module tests 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from fvcore.nn import parameter_count
 
-from nas.config import ATTENTION_KNOBS, PLACEMENTS, AttentionConfig, attention_knobs
+from nas.config import ATTENTION_KNOBS, PLACEMENTS, ArchConfig, AttentionConfig, attention_knobs
+from nas.errors import ConfigError
 from nas.models import ATTENTION, JOINS, build_model, make_attention
 from nas.models.attention import signature_knobs
+from nas.models.attention.residual import ResidualAttention
 from tests.conftest import small_config
 
 ATTENTIONS = ATTENTION.names()
@@ -160,3 +164,37 @@ def test_mhsa_attends_through_the_fused_kernel_with_the_same_result() -> None:
         fused = F.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(8))
         math_path = F.scaled_dot_product_attention(*strided, scale=1 / math.sqrt(8))
     assert torch.allclose(fused, math_path, atol=1e-5)
+
+
+def test_residual_attention_pools_each_stage_to_its_own_depth() -> None:
+    """Seed 002's ImageNet Attention-56: the soft masks of stages 1-3 pool 3/2/1 times, down
+    to the last stage's 7x7 (one depth for all cannot reach its 31.9M parameters)."""
+    from nas.counting import count
+
+    def attention56(depth: object) -> ArchConfig:
+        return ArchConfig.from_dict({
+            "stem_width": 64, "block": "bottleneck", "num_classes": 1000, "input_size": 56,
+            "stages": [{"width": w, "blocks": b, "stride": s}
+                       for w, b, s in ((256, 1, 1), (512, 1, 2), (1024, 1, 2), (2048, 3, 2))],
+            "attention": {"type": "residual_attn", "placement": "after_stage",
+                          "repeats": [1, 1, 1, 0], "mask_depth": depth},
+        })  # fmt: skip
+
+    cfg = attention56([3, 2, 1, 1])
+    model = build_model(cfg)
+    pools = [len(m.down) for m in model.modules() if isinstance(m, ResidualAttention)]
+    assert pools == [3, 2, 1]
+    assert model(torch.zeros(1, 3, 56, 56)).shape == (1, 1000)
+    stem_7x7 = 64 * 3 * (7 * 7 - 3 * 3)  # the paper's stem, where nas has a 3x3 conv
+    params = count(cfg, flops=False).params + stem_7x7
+    assert abs(params / 31.9e6 - 1) < 0.01, params
+    assert abs((count(attention56(1), flops=False).params + stem_7x7) / 31.9e6 - 1) > 0.03
+    # a stage without modules has no depth to give; one depth everywhere is one depth
+    assert attention56([3, 2, 1, 9]) == cfg and attention56([2, 2, 2, 5]) == attention56(2)
+    assert ArchConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["attention"]["mask_depth"] == [3, 2, 1, 3]  # stage 4: no module
+    for wrong, said in (([3, 2, 1], "one depth per stage (4)"), ([3, 0, 1, 1], "at least 1"),
+                        (["3", 2, 1, 1], "must be a list of integers (or one integer)"),
+                        (2.5, "must be an integer (or a list, one per stage)")):  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            attention56(wrong)
