@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 
 from nas.config import ArchConfig
 from nas.errors import ConfigError, first_line
+from nas.models.imported import from_torchvision, is_torchvision_resnet
 from nas.models.plan import plan
 
 
@@ -163,12 +165,15 @@ def build_model(
             stack.enter_context(torch.device(device))
         model = Network(cfg, init=not meta)
     if weights is not None:
-        load_weights(model, weights)
+        load_weights(model, weights, cfg)
     return model
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a state dict saved by ``torch.save`` into ``model`` (strict key and shape check)."""
+def load_weights(model: nn.Module, path: str | Path, cfg: ArchConfig | None = None) -> None:
+    """Load a state dict saved by ``torch.save`` into ``model`` (strict key and shape check),
+    or, given the model's ``cfg``, a torchvision ResNet's (``torch.save(resnet18(weights=
+    ...).state_dict(), path)``): every unit whose shapes agree, and a warning naming what
+    keeps its initial values (:mod:`nas.models.imported`)."""
     try:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # not a file, not a torch file, unpicklable content, ...
@@ -180,6 +185,9 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
                 break
     if not isinstance(state, dict):
         raise ConfigError(f"{path} holds a {type(state).__name__}, not a state dict of weights")
+    if cfg is not None and is_torchvision_resnet(state):
+        _load_torchvision(model, state, cfg, path)
+        return
     try:
         model.load_state_dict(state)
     except RuntimeError:
@@ -189,6 +197,36 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             "architecture they were trained with (the .json that nas export --weights wrote "
             "beside them)"
         ) from None
+
+
+def _load_torchvision(
+    model: nn.Module, state: dict[str, Any], cfg: ArchConfig, path: str | Path
+) -> None:
+    """Load the units of torchvision ResNet ``state`` that fit ``model``; warn of the rest.
+
+    Raises:
+        ConfigError: when no unit fits (other widths or block type).
+    """
+    own = model.state_dict()
+    loaded, kept = from_torchvision(state, cfg, own)
+    if not loaded:
+        raise ConfigError(
+            f"no layer of the torchvision ResNet in {path} fits this architecture "
+            f"({_few(kept)}): its stages need the widths and block type of that ResNet"
+        )
+    model.load_state_dict(loaded, strict=False)
+    warnings.warn(
+        f"{path}: loaded {len(loaded)} of this network's {len(own)} tensors from a torchvision "
+        f"ResNet; initial values kept in the {_few(kept) or 'none'}",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _few(phrases: list[str], most: int = 3) -> str:
+    """The first ``most`` phrases, then how many more."""
+    more = f"; and {len(phrases) - most} more" if len(phrases) > most else ""
+    return "; ".join(phrases[:most]) + more
 
 
 def _mismatch(want: dict[str, Any], got: dict[str, Any]) -> str:

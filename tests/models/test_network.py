@@ -99,3 +99,40 @@ def test_weights_that_are_not_a_state_dict(tmp_path) -> None:  # type: ignore[no
     torch.save([1, 2, 3], listing)
     with pytest.raises(ConfigError, match="holds a list, not a state dict"):
         build_model(preset("resnet20"), weights=listing)
+
+
+def test_torchvision_resnet_weights_load_where_they_fit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Seed 004 starts from ImageNet ResNet-18: a torchvision state dict loads into the
+    resnet18-hierarchical preset block by block; the 7x7 stem, the 1,000-class head and the
+    attention module keep their initial values, and a warning names each."""
+    import torchvision
+
+    from nas.presets import preset
+
+    torch.manual_seed(0)
+    source = torchvision.models.resnet18().state_dict()
+    torch.save(source, tmp_path / "resnet18.pt")
+    torch.manual_seed(1)
+    fresh = build_model(preset("resnet18-hierarchical")).state_dict()
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning) as said:
+        model = build_model(preset("resnet18-hierarchical"), weights=tmp_path / "resnet18.pt")
+    got = model.state_dict()
+    assert str(said[0].message) == (
+        f"{tmp_path / 'resnet18.pt'}: loaded 114 of this network's 132 tensors from a "
+        "torchvision ResNet; initial values kept in the stem (conv1.weight: 64x3x7x7 in the "
+        "file, 64x3x3x3 here); head (fc.weight: 1000x512 in the file, 10x512 here); 1 "
+        "attention module(s) (a torchvision ResNet has none)"
+    )
+    pairs = {  # nas name: torchvision name
+        "stages.0.1.body.2.0.weight": "layer1.1.conv2.weight",
+        "stages.1.0.body.0.1.running_var": "layer2.0.bn1.running_var",
+        "stages.3.0.shortcut.0.weight": "layer4.0.downsample.0.weight",
+        "stages.3.1.body.2.1.bias": "layer4.1.bn2.bias",
+    }
+    for nas_name, tv_name in pairs.items():
+        assert torch.equal(got[nas_name], source[tv_name])
+    for kept in ("stem.0.1.weight", "head.fc.weight", "stages.3.2.attn.fuse.weight"):
+        assert torch.equal(got[kept], fresh[kept])  # the whole stem, not half of it
+    with pytest.raises(ConfigError, match=r"no layer of the torchvision ResNet .* fits"):
+        build_model(preset("resnet20"), weights=tmp_path / "resnet18.pt")
