@@ -42,7 +42,7 @@ from nas.study.cleanup import (
     failed_meanwhile,
     settled_failures,
 )
-from nas.study.record import TrialRecord
+from nas.study.record import StudyRecord, TrialRecord
 from nas.study.stats import StudyStats, stats_since, study_stats
 from nas.training import TrainingFailed
 from nas.units import plural
@@ -122,7 +122,7 @@ class Gate(Protocol):
     """One worker's training gate (:class:`SlotGate` over the study's slots, or
     :class:`FreeGate` when there are none)."""
 
-    def ready(self) -> bool: ...
+    def ready(self, total: int) -> bool: ...
 
     def admit(self, trial_number: int) -> bool: ...
 
@@ -137,7 +137,7 @@ class FreeGate(OpenGate):
     """A gate without slots: one worker, and the loop's own count of trained trials (a
     benchmark's in-memory study)."""
 
-    def ready(self) -> bool:
+    def ready(self, total: int) -> bool:
         return True
 
     def consumed(self) -> None:
@@ -159,9 +159,11 @@ class SlotGate:
         self.slots = slots
         self.reservation: int | None = None
 
-    def ready(self) -> bool:
-        """Hold a reservation (refreshed, or a new one); False when every slot is held by
-        trials running elsewhere."""
+    def ready(self, total: int) -> bool:
+        """Hold a reservation (refreshed, or a new one) among ``total`` slots, the study's
+        ``--trials`` as recorded now; False when every slot is held by trials running
+        elsewhere."""
+        self.slots.total = total
         if self.reservation is not None and not self.slots.refresh(self.reservation):
             self.reservation = None
         if self.reservation is None:
@@ -202,6 +204,9 @@ class _State:
     last: list[FrozenTrial] = field(default_factory=list)
     stats: StudyStats | None = None
     stats_at: float = -math.inf
+    #: The trained trials the study should have, as recorded now (a worker started later
+    #: with another --trials records it for every worker).
+    target: int = 0
 
 
 @dataclass
@@ -267,12 +272,13 @@ class SearchLoop:
         fail_stale(self.study)
         state.stats = study_stats(self.study, front=False)
         state.stats_at = time.monotonic()
+        state.target = StudyRecord(self.study).trials or self.settings.trials
         return state.stats
 
     def _stop_reason(self, stats: StudyStats, started: float) -> str:
         """Why the loop stops now ("" to go on)."""
         s = self.settings
-        if stats.trained >= s.trials:
+        if stats.trained >= self.state.target:
             return f"the study has {plural(stats.trained, 'trained trial')}"
         if s.timeout and time.perf_counter() - started > s.timeout:
             return f"timeout of {s.timeout:g}s reached"
@@ -351,7 +357,7 @@ class SearchLoop:
         monitor.totals(
             Totals(
                 stats.trained,
-                self.settings.trials,
+                self.state.target,
                 stats.rejected,
                 stats.stopped,
                 stats.failed,
@@ -361,7 +367,7 @@ class SearchLoop:
         self.state.stop_reason = self._stop_reason(stats, started)
         if self.state.stop_reason:
             return
-        if not self.gate.ready():
+        if not self.gate.ready(self.state.target):
             self._wait()
             return
         self._run_one()
@@ -371,9 +377,9 @@ class SearchLoop:
         s = self.settings
         if not self.state.waiting_said:
             self.say(
-                f"all {s.trials} training slots are taken by trials running in other workers; "
-                f"waiting for them (a dead worker's trial is retried after the {s.grace_period}s "
-                "grace period)"
+                f"the study's {plural(self.state.target, 'training slot')} are all held by "
+                "trials training in other workers; waiting until they finish (one whose worker "
+                f"dies meanwhile is retried here after the {s.grace_period}s grace period)"
             )
             self.state.waiting_said = True
         time.sleep(min(5.0, s.grace_period / 4))
@@ -396,8 +402,9 @@ class SearchLoop:
                 raise
             self.say(
                 f"trial {lost.number} finished here, but another worker had already failed it "
-                f"because its heartbeats stopped for over {self.settings.grace_period}s (the "
-                "database was away); its result is discarded and its retry trains it again"
+                f"because its heartbeats had not arrived for over {self.settings.grace_period}s "
+                "(the database was away, or this process stalled); its result is discarded and "
+                "its retry trains it again"
             )
             self.gate.release()
             return

@@ -247,7 +247,9 @@ class SearchSettings(StudySettings):
     worker_index: int = setting(0, "", parse=_int, hidden=True, group="workers")
     grace_period: int = setting(
         60,
-        "seconds without heartbeat before a worker's trial is failed and retried",
+        "seconds without heartbeat before a worker's trial is failed and retried; the study "
+        "keeps it, so that every worker judges the others' heartbeats alike",
+        kind=PINNED,
         metavar="SEC",
         parse=_int,
         group="workers",

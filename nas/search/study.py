@@ -137,6 +137,9 @@ class SearchStudy:
         hardware: where latency and memory are measured, checked against the study's record
             (None: the study measures neither).
         queued: the presets queued by this start.
+        start_number: this run's number among the study's starts (0 for the first): two
+            workers started at one instant, on one machine, with one ``--seed``, sample
+            different candidates.
     """
 
     study: optuna.Study
@@ -147,6 +150,7 @@ class SearchStudy:
     slots: TrainingSlots
     hardware: HardwareContext | None = None
     queued: list[str] = field(default_factory=list)
+    start_number: int = 0
 
     @property
     def settings(self) -> SearchSettings:
@@ -162,6 +166,8 @@ class SearchStudy:
         seed = sampler_seed(s, self.address, s.worker_index)
         if existing:  # a resumed run must not replay the first run's random start-up
             seed += 104_729 * existing
+        seed += 7_919_993 * self.start_number  # nor a worker started beside another
+        seed %= 2**31
         study.sampler = make_sampler(s.sampler, seed, s.trials, len(s.objectives))
         if enqueue and s.enqueue_presets:
             self.queued = enqueue_presets(study, self.space, Budget(s.limits), self.data)
@@ -311,6 +317,7 @@ def open_search(
                 extra={"proxy_protocol": PROXY_PROTOCOL},
             )
             retried = retry_interrupted(study) if enqueue else []
+            start_number = rec.StudyRecord(study).count_start()
             slots = TrainingSlots(storage.engine, address.name, s.trials, s.grace_period)
             break
     opened = SearchStudy(
@@ -321,6 +328,7 @@ def open_search(
         prepared.data,
         with_retry(slots, storage),
         hardware,
+        start_number=start_number,
     )
     # what this start changed, once the study holds it (a refusal says less)
     for note in prepared.said:

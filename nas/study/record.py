@@ -79,6 +79,9 @@ NOTE_HASH = "nas:generated_note:"  #: + "study" or a trial id: the note nas last
 #: numbers], "parents": [trial numbers], "computed_at": ISO time (local, as Optuna's trial
 #: times), "trial": the trial whose sampling computed it}`` (a study system attribute).
 SELECTION_KEY = "nas:nsga2:selection:"
+#: How many runs started on a search study (a study system attribute): each takes the next
+#: number, under the set-up lock, so workers started at one instant sample differently.
+STARTS = "nas:starts"
 #: Hardware measurements: + context key + ":" + architecture key -> {metric: value} (a study
 #: system attribute; see :class:`nas.hardware.cache.StudyMeasurements`).
 MEASURED_KEY = "nas:measured:"
@@ -579,6 +582,15 @@ class StudyRecord:
         return None
 
     @property
+    def trials(self) -> int | None:
+        """The trained trials a search study should have, as recorded now (None: none
+        recorded, e.g. an in-memory study)."""
+        value = self.settings.get("trials")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        return None
+
+    @property
     def sampler(self) -> str:
         """The study's ``--sampler`` (``tpe``, the default before ``auto``, if none recorded)."""
         return str(self.settings.get("sampler") or "tpe")
@@ -620,6 +632,16 @@ class StudyRecord:
             if key.startswith(SELECTION_KEY) and isinstance(value, dict):
                 out[int(key[len(SELECTION_KEY) :])] = value
         return out
+
+    def count_start(self) -> int:
+        """The number of this run among the study's starts (0 for the first); call under
+        the set-up lock, so that no two runs get the same one."""
+        from nas.study import _optuna
+
+        before = _optuna.study_system_attrs(self.study).get(STARTS)
+        number = before if isinstance(before, int) else 0
+        _optuna.set_study_system_attr(self.study, STARTS, number + 1)
+        return number
 
     def set_selection(self, generation: int, selection: Mapping[str, Any]) -> None:
         from nas.study import _optuna

@@ -441,3 +441,54 @@ def test_settings_of_the_wrong_kind_and_an_unknown_limit_are_one_sentence() -> N
     assert str(unknown.value) == (
         "limits: unknown metric 'param'; did you mean params? valid: params, flops, latency, memory"
     )
+
+
+def test_workers_started_at_one_instant_on_one_machine_sample_differently(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    """A cluster's array job starts the same command several times on one SQLite study:
+    same --seed, no worker index, no trial yet. Each start takes its own number under the
+    set-up lock, so their samplers differ (they drew the same start-up candidates, and
+    trained duplicates); the first start of a study keeps the seed's own sequence."""
+    from nas.search.api import source_of
+    from nas.search.study import open_search
+
+    given = {
+        "space": str(tiny_space), "dataset": "fake", "sampler": "random", "device": "cpu",
+        "enqueue_presets": False, "storage": f"sqlite:///{tmp_path / 's.db'}", "study": "s",
+    }  # fmt: skip
+    first, second = (open_search(source_of(given=given), say=lambda text: None) for _ in "12")
+    assert (first.start_number, second.start_number) == (0, 1)
+    draws = [o.study.ask().suggest_float("x", 0, 1) for o in (first, second)]
+    assert draws[0] != draws[1]
+    alone = open_search(
+        source_of(given={**given, "storage": f"sqlite:///{tmp_path / 'o.db'}"}),
+        say=lambda text: None,
+    )
+    assert alone.study.ask().suggest_float("x", 0, 1) == draws[0]  # as the first start
+
+
+def test_a_later_worker_s_trials_hold_for_the_workers_already_running(
+    tiny_space: Path, tmp_path: Path
+) -> None:
+    """Worker 1 starts with --trials 6; worker 2 joins with --trials 3 and records it. The
+    study's slots count what is recorded now, so worker 1 stops at 3 (it trained 6 and the
+    study overshot the --trials its record showed)."""
+    import torch
+
+    from nas.search.api import source_of
+    from nas.search.events import SilentMonitor
+    from nas.search.loop import run_opened
+    from nas.search.study import open_search
+
+    given = {
+        "space": str(tiny_space), "dataset": "fake", "sampler": "random", "device": "cpu",
+        "proxy_epochs": 1, "proxy_subset": 64, "proxy_val": 32, "early_stopping": "off",
+        "enqueue_presets": False, "storage": f"sqlite:///{tmp_path / 's.db'}", "study": "s",
+    }  # fmt: skip
+    said: list[str] = []
+    first = open_search(source_of(given={**given, "trials": 6}), say=said.append)
+    open_search(source_of(given={**given, "trials": 3}), say=said.append)
+    assert "trials: 6 -> 3, recorded for later runs" in said
+    outcome = run_opened(first, SilentMonitor(), torch.device("cpu"), said.append)
+    assert outcome.stats.trained == 3 and outcome.stop_reason == "the study has 3 trained trials"

@@ -269,3 +269,26 @@ def test_a_study_whose_image_folder_moved_resumes_from_its_new_place(
     assert f"note: the study's folder {first} is not on this machine; this run reads the same " \
         f"images from {moved} (the record keeps the first)" in said  # fmt: skip
     assert StudyRecord(study).settings["data_dir"] == str(first)
+
+
+def test_every_worker_of_a_study_judges_heartbeats_by_its_grace_period(
+    tmp_path: Path, tiny_space: Path
+) -> None:
+    """A worker with a shorter grace period than the others failed their healthy trials
+    (they beat every 10 s; it called 3 s of silence death): the study keeps its grace
+    period, and a worker given another is refused before it touches a trial."""
+    import nas
+    from nas.errors import NasError
+
+    given = {
+        "space": str(tiny_space), "dataset": "fake", "trials": 1, "proxy_epochs": 1,
+        "proxy_subset": 64, "proxy_val": 32, "device": "cpu", "enqueue_presets": False,
+        "storage": f"sqlite:///{tmp_path / 'g.db'}", "study": "g",
+    }  # fmt: skip
+    study = nas.Search(**given).run()
+    from nas.study.record import StudyRecord
+
+    assert StudyRecord(study).settings["grace_period"] == 60
+    with pytest.raises(NasError, match="grace_period recorded 60, given 3"):
+        nas.Search(**{**given, "trials": 2, "grace_period": 3}).run()
+    assert len(optuna.load_study(study_name="g", storage=given["storage"]).trials) == 1
