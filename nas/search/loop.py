@@ -13,6 +13,7 @@ summary prints.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import time
@@ -40,6 +41,7 @@ from nas.study.cleanup import (
     fail_running,
     fail_stale,
     failed_meanwhile,
+    retry_interrupted,
     settled_failures,
 )
 from nas.study.record import StudyRecord, TrialRecord
@@ -247,6 +249,7 @@ class SearchLoop:
                 reason = INTERRUPTED[getattr(exc, "signal", "SIGINT")]
                 state.interrupted, state.stop_reason = True, reason
                 fail_running(self.study, self.objective.started, reason)
+                self._retry_interrupted()
             finally:
                 self.gate.release()
         return SearchOutcome.of(
@@ -259,6 +262,25 @@ class SearchLoop:
             exit_code=1 if state.gave_up else 0,
             workers={self.objective.worker},
         )
+
+    def _retry_interrupted(self) -> None:
+        """Queue the retry of the trial an interrupt stopped now, under the set-up lock, so
+        that a worker still running trains it next: a pre-empted job's trial waited for that
+        very job to start again, and a study whose other workers filled its slots never
+        trained it. With the database away, the next start queues it."""
+        if self.address is None:  # an in-memory study: no later start
+            return
+        try:
+            with self.address.lock():
+                retried = retry_interrupted(self.study)
+        except Exception:  # the database went away: the next start queues it
+            return
+        with contextlib.suppress(OSError):  # a --workers child whose launcher died
+            for interrupted, retry in retried:
+                self.say(
+                    f"trial {interrupted} was interrupted; it is retried first as trial "
+                    f"{retry}, by the study's next worker to train"
+                )
 
     def _stats(self) -> StudyStats:
         """The study's statistics, read again unless the last trial was a rejection and they
