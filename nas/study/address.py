@@ -65,15 +65,18 @@ class StudyAddress:
                 hint = f"for the file {path}, give {sqlite_url(path)}"
             raise StorageError(f"cannot parse storage URL {self.url!r}; {hint}") from None
         try:
-            parsed.get_dialect()
+            parsed.get_dialect().import_dbapi()  # the driver's module, imported once here
         except sqlalchemy.exc.NoSuchModuleError:
             raise StorageError(
                 f"unknown database kind {parsed.drivername!r} in storage URL "
                 f"{parsed.render_as_string(hide_password=True)!r}; use e.g. {EXAMPLE_URLS}"
             ) from None
         except ImportError as exc:
+            installed = " (nas installs psycopg: postgresql+psycopg://...)"
+            hint = installed if parsed.get_backend_name() == "postgresql" else ""
             raise StorageError(
-                f"the database driver for {parsed.drivername!r} is not installed ({exc})"
+                f"the database driver for {parsed.drivername!r} is not installed ({exc}); "
+                f"install it, or name one that is{hint}"
             ) from None
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise StorageError(

@@ -143,7 +143,12 @@ def open_storage(
             storage.retry_seconds = retry_seconds
             storage.on_retry = on_retry
             return storage
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        except (
+            sqlalchemy.exc.SQLAlchemyError,
+            optuna.exceptions.StorageInternalError,  # e.g. no privilege on Optuna's tables
+            ImportError,
+            ValueError,
+        ) as exc:
             if attempt + 1 < SCHEMA_TRIES and _lost_race(exc, backend):
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
                 continue
@@ -231,7 +236,10 @@ def unreachable(url: str, exc: BaseException) -> StorageError:
 
 
 def _cause(exc: BaseException) -> str:
-    """The first line of the driver's message (not SQLAlchemy's wrapping)."""
+    """The first line of the driver's message (not SQLAlchemy's wrapping, nor Optuna's
+    ``StorageInternalError`` around it, which only guesses at "invalid data")."""
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
     detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return detail[0] if detail else type(exc).__name__
 

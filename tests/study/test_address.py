@@ -117,3 +117,43 @@ def test_a_study_of_the_other_kind_is_refused_before_anything_is_written(tmp_pat
         StudyRecord(fidelity).set(FIDELITY_SETTINGS, {"seed": 0})
         with pytest.raises(StorageError, match=r"^study 'fid' is a fidelity study \(nas fid"):
             load_or_create(storage, "fid", ("accuracy", "params"), SEARCH_SETTINGS)
+
+
+def test_a_driver_that_is_not_installed_and_a_refused_privilege_are_one_line(
+    tmp_path: Path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Optuna's docs write postgresql+psycopg2://, whose driver nas does not install: said
+    when the address is read, not as a traceback from the set-up lock. A role without
+    privileges on Optuna's tables gets the database's reason, not Optuna's guess."""
+    import importlib.util
+
+    import pytest
+    import sqlalchemy
+
+    from nas.errors import StorageError
+    from nas.study import storage
+
+    if importlib.util.find_spec("psycopg2") is None:
+        with pytest.raises(StorageError) as info:
+            StudyAddress.of("postgresql+psycopg2://u@127.0.0.1:1/x", "s")
+        assert str(info.value) == (
+            "the database driver for 'postgresql+psycopg2' is not installed (No module named "
+            "'psycopg2'); install it, or name one that is (nas installs psycopg: "
+            "postgresql+psycopg://...)"
+        )
+
+    def refused(*args: object, **kwargs: object) -> None:
+        denied = Exception("permission denied for table version_info")
+        try:
+            raise sqlalchemy.exc.ProgrammingError("SELECT", {}, denied)
+        except sqlalchemy.exc.ProgrammingError as exc:
+            raise optuna.exceptions.StorageInternalError(
+                "An exception is raised during the commit. This typically happens due to "
+                "invalid data in the commit, e.g. exceeding max length."
+            ) from exc
+
+    monkeypatch.setattr(storage, "_with_heartbeats", refused)
+    with pytest.raises(StorageError) as info:
+        StudyAddress.of(f"sqlite:///{tmp_path}/p.db", "s").open()
+    assert str(info.value).endswith(": permission denied for table version_info")
