@@ -340,6 +340,16 @@ def _why_untrained(study: optuna.Study) -> str:
         and not r.fail_reason.startswith(interrupted)
     ]
     rejected = [r for r in records if r.is_rejected]
+    running = [r.trial.number for r in records if r.state == TrialState.RUNNING]
+    if running:  # training now, or their worker died: failed and retried after the grace
+        one = len(running) == 1
+        them, their = ("it", "its") if one else ("them", "their")
+        return (
+            f" yet: {plural(len(running), 'trial')} ({', '.join(map(str, running))}) "
+            f"{'is' if one else 'are'} still running; if no worker trains {them} any more, "
+            f"nas search on this study fails and retries {them} once {their} heartbeats are "
+            "older than its grace period"
+        )
     if len(failed) > len(rejected):  # e.g. every proxy's loss went NaN
         return f": {plural(len(failed), 'trial')} failed (the last: {failed[-1].fail_reason})" + (
             f" and {len(rejected)} rejected by its limits" if rejected else ""

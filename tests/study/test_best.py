@@ -154,3 +154,24 @@ def test_best_of_something_that_is_not_a_study_says_what_it_takes() -> None:
 
     with pytest.raises(TypeError, match=r"takes the optuna.Study a search returned, not str"):
         nas.best("my-study")  # type: ignore[arg-type]
+
+
+def test_a_study_whose_trials_are_still_running_says_so_not_raise_the_limit() -> None:
+    """Workers that exited on a database outage leave their trials RUNNING until another
+    worker fails them: the study has rejections too, but "raise the limit" is wrong advice."""
+    import nas
+    from nas.study.record import REJECTED
+
+    study = optuna.create_study(study_name="d2", directions=["maximize", "minimize"])
+    for _ in range(3):
+        rejected = study.ask()
+        rejected.set_user_attr(REJECTED, "6.10M params > limit 5.00M")
+        study.tell(rejected, state=optuna.trial.TrialState.PRUNED)
+    study.ask(), study.ask()  # trials 3 and 4, RUNNING
+    with pytest.raises(nas.NasError) as refused:
+        nas.best(study)
+    assert str(refused.value) == (
+        "study 'd2' has no trained trial yet: 2 trials (3, 4) are still running; if no worker "
+        "trains them any more, nas search on this study fails and retries them once their "
+        "heartbeats are older than its grace period"
+    )
