@@ -209,6 +209,8 @@ class _State:
     #: The trained trials the study should have, as recorded now (a worker started later
     #: with another --trials records it for every worker).
     target: int = 0
+    #: The trials of dead workers this worker has just failed (their retries queued).
+    failed_here: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -291,7 +293,7 @@ class SearchLoop:
         if state.stats is not None and last_rejected and fresh:
             state.stats.rejected += 1
             return state.stats
-        fail_stale(self.study)
+        state.failed_here = fail_stale(self.study)
         state.stats = study_stats(self.study, front=False)
         state.stats_at = time.monotonic()
         state.target = StudyRecord(self.study).trials or self.settings.trials
@@ -375,7 +377,9 @@ class SearchLoop:
     def _turn(self, monitor: SearchMonitor, started: float) -> None:
         """One turn: clean up, decide whether to stop, wait for a slot, or run one trial."""
         stats = self._stats()
-        self.gate.free_failed(settled_failures(stats.trials, self.settings.grace_period))
+        settled = settled_failures(stats.trials, self.settings.grace_period)
+        self.gate.free_failed([*settled, *self.state.failed_here])
+        self.state.failed_here = []
         monitor.totals(
             Totals(
                 stats.trained,
@@ -399,8 +403,9 @@ class SearchLoop:
         s = self.settings
         if not self.state.waiting_said:
             self.say(
-                f"the study's {plural(self.state.target, 'training slot')} are all held by "
-                "trials training in other workers; waiting until they finish (one whose worker "
+                f"the study's {plural(self.state.target, 'training slot')} "
+                f"{'is' if self.state.target == 1 else 'are all'} held by trials training in "
+                "other workers; waiting until they finish (one whose worker "
                 f"dies meanwhile is retried here after the {s.grace_period}s grace period)"
             )
             self.state.waiting_said = True
@@ -490,6 +495,7 @@ def run_opened(
         hardware=opened.hardware,
     )
     loop.address, loop.until, loop.names = opened.address, hooks.until, opened.resolved.names
+    loop.state.failed_here = list(opened.failed_at_start)
     outcome = loop.run(monitor)
     if loop.meter is not None and (measured := loop.meter.summary()):
         say(measured)

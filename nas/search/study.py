@@ -140,6 +140,8 @@ class SearchStudy:
         start_number: this run's number among the study's starts (0 for the first): two
             workers started at one instant, on one machine, with one ``--seed``, sample
             different candidates.
+        failed_at_start: the trials of dead workers this start failed (their retries
+            queued): their slots go at once.
     """
 
     study: optuna.Study
@@ -151,6 +153,7 @@ class SearchStudy:
     hardware: HardwareContext | None = None
     queued: list[str] = field(default_factory=list)
     start_number: int = 0
+    failed_at_start: list[int] = field(default_factory=list)
 
     @property
     def settings(self) -> SearchSettings:
@@ -161,7 +164,7 @@ class SearchStudy:
         """Fail the trials of dead workers (their retries are queued), give this worker its
         sampler, and queue the presets that fit the limits if asked (``enqueue``)."""
         s, study = self.settings, self.study
-        fail_stale(study)
+        self.failed_at_start = fail_stale(study)
         existing = len(study.get_trials(deepcopy=False))
         seed = sampler_seed(s, self.address, s.worker_index)
         if existing:  # a resumed run must not replay the first run's random start-up

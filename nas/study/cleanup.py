@@ -28,11 +28,19 @@ INTERRUPTED = {
 }
 
 
-def fail_stale(study: optuna.Study) -> None:
-    """Fail (and retry once) the trials whose worker stopped sending heartbeats."""
+def fail_stale(study: optuna.Study) -> list[int]:
+    """Fail (and retry once) the trials whose worker stopped sending heartbeats; returns
+    the numbers of those this call failed. Their retries are queued when it returns, so
+    their training slots may go at once (:func:`settled_failures` waits a grace period
+    for a trial failed elsewhere, whose reason a cached read may not show yet)."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    if not running:
+        return []
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return [t.number for t in failed if t.number in running]
 
 
 def retry_interrupted(study: optuna.Study) -> list[tuple[int, int]]:

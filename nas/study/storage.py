@@ -143,12 +143,7 @@ def open_storage(
             storage.retry_seconds = retry_seconds
             storage.on_retry = on_retry
             return storage
-        except (
-            sqlalchemy.exc.SQLAlchemyError,
-            optuna.exceptions.StorageInternalError,  # e.g. no privilege on Optuna's tables
-            ImportError,
-            ValueError,
-        ) as exc:
+        except OPEN_FAILURES as exc:
             if attempt + 1 < SCHEMA_TRIES and _lost_race(exc, backend):
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
                 continue
@@ -233,6 +228,16 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 def unreachable(url: str, exc: BaseException) -> StorageError:
     """The one-line error for a study database that does not answer."""
     return StorageError(f"cannot reach the study database {safe_url(url)}: {_cause(exc)}")
+
+
+#: What opening a storage raises for a database that cannot be opened as asked (Optuna's
+#: StorageInternalError: e.g. no privilege on its tables).
+OPEN_FAILURES = (
+    sqlalchemy.exc.SQLAlchemyError,
+    optuna.exceptions.StorageInternalError,
+    ImportError,
+    ValueError,
+)
 
 
 def _cause(exc: BaseException) -> str:

@@ -69,3 +69,24 @@ def test_the_retry_of_a_retry_names_the_trial_it_repeats(tmp_path: Path) -> None
     RetryStaleTrial(4)(study, study.trials[retry.number])
     written = optuna.load_study(study_name=study.study_name, storage=storage.url)
     assert [TrialRecord(t).retry_of for t in written.trials] == [None, 0, 1]
+
+
+def test_fail_stale_names_the_trials_it_failed_so_their_slots_go_at_once(tmp_path: Path) -> None:
+    """The worker that fails a dead worker's trial has queued its retry when fail_stale
+    returns: it frees the slot then (it waited another grace period, for the reason that
+    its cached read of the trial did not show yet)."""
+    import time
+
+    from nas.study import _optuna
+    from nas.study.cleanup import fail_stale
+    from nas.study.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path}/h.db", grace_period=1)
+    study = optuna.create_study(storage=storage)
+    dead, alive = study.ask(), study.ask()
+    storage.record_heartbeat(_optuna.trial_id(dead))
+    time.sleep(2.2)
+    storage.record_heartbeat(_optuna.trial_id(alive))
+    assert fail_stale(study) == [dead.number]
+    assert fail_stale(study) == []  # once
+    assert study.trials[alive.number].state == TrialState.RUNNING
