@@ -274,7 +274,7 @@ class SearchLoop:
             return
         try:
             with self.address.lock():
-                retried = retry_interrupted(self.study)
+                retried = retry_interrupted(self.study, only=self.objective.started)
         except Exception:  # the database went away: the next start queues it
             return
         with contextlib.suppress(OSError):  # a --workers child whose launcher died

@@ -43,18 +43,22 @@ def fail_stale(study: optuna.Study) -> list[int]:
     return [t.number for t in failed if t.number in running]
 
 
-def retry_interrupted(study: optuna.Study) -> list[tuple[int, int]]:
-    """Queue every trial that Ctrl-C or SIGTERM failed for one more try with the same
-    architecture (its parameters), once: a retry is not retried again, and a trial already
-    retried is left alone. Returns (interrupted trial, its retry) pairs. Call under the
-    study's set-up lock, so that two workers starting together queue one retry."""
+def retry_interrupted(
+    study: optuna.Study, only: Collection[int] | None = None
+) -> list[tuple[int, int]]:
+    """Queue every trial that Ctrl-C or SIGTERM failed (``only`` those numbered, e.g. the
+    interrupted worker's own) for one more try with the same architecture (its parameters),
+    once: a retry is not retried again, and a trial already retried is left alone. Returns
+    (interrupted trial, its retry) pairs. Call under the study's set-up lock, so that two
+    workers starting together queue one retry."""
     trials = study.get_trials(deepcopy=False)
     repeated = {record.TrialRecord(t).retry_of for t in trials}
     out: list[tuple[int, int]] = []
     for t in trials:
         r = record.TrialRecord(t)
         if (
-            t.state != TrialState.FAIL
+            (only is not None and t.number not in only)
+            or t.state != TrialState.FAIL
             or r.fail_reason not in INTERRUPTED.values()
             or r.retried_as is not None
             or r.retry_of is not None

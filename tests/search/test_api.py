@@ -399,9 +399,9 @@ def test_ctrl_c_while_a_trial_is_set_up_stops_run_and_the_next_run_retries_it(
         patch.setattr(context, "make_trainer", pressed_ctrl_c)
         with pytest.raises(KeyboardInterrupt, match="retries the interrupted trial first"):
             search.run()
-    (first,) = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path}/c.db").trials
-    assert first.state == TrialState.FAIL
-    assert TrialRecord(first).fail_reason == INTERRUPTED["SIGINT"]
+    first, queued = optuna.load_study(study_name="c", storage=f"sqlite:///{tmp_path}/c.db").trials
+    assert first.state == TrialState.FAIL and queued.state == TrialState.WAITING  # its retry
+    assert TrialRecord(first).fail_reason == f"{INTERRUPTED['SIGINT']}; retried as trial 1"
     study = search.run()
     retry = study.trials[1]
     assert retry.state == TrialState.COMPLETE and TrialRecord(retry).retry_of == first.number
