@@ -176,7 +176,7 @@ class ArchConfig:
         if not isinstance(attention.mask_depth, int):  # per stage, as the modules take it
             slots = slots_of(attention, len(self.stages))
             used = [d for d, s in zip(attention.mask_depth, slots, strict=True) if s.any]
-            fill = used[0] if used else 1  # a stage without modules has no depth to give
+            fill = used[-1] if used else 1  # a stage without modules: the last depth on
             depths = [
                 d if s.any else fill for d, s in zip(attention.mask_depth, slots, strict=True)
             ]
@@ -465,7 +465,8 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
         if getattr(attn, name) < 1:
             raise ConfigError(f"attention {name} must be at least 1, got {getattr(attn, name)}")
     depths = (attn.mask_depth,) if isinstance(attn.mask_depth, int) else attn.mask_depth
-    if not isinstance(attn.mask_depth, int) and len(depths) != len(cfg.stages):
+    takes = "mask_depth" in attention_knobs(attn.type)  # another type ignores it
+    if takes and not isinstance(attn.mask_depth, int) and len(depths) != len(cfg.stages):
         raise ConfigError(
             f"attention mask_depth needs one depth per stage ({len(cfg.stages)}), or one for "
             f"all, got {list(depths)}"

@@ -32,7 +32,7 @@ maximised); the others are minimised, each a cost that accuracy is traded agains
 from __future__ import annotations
 
 import importlib
-import warnings
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -358,7 +358,7 @@ NOT_REGISTERED = (
 def load_plugins() -> list[str]:
     """Register the metrics installed packages add (entry points of :data:`PLUGIN_GROUP`,
     each a :class:`Metric` or a list of them); returns their names. One that cannot be
-    loaded is left out with a warning naming it: every other command still runs, and a
+    loaded is left out with a ``warning:`` line naming it: every other command still runs, and a
     study that needs it is refused (:func:`unknown_objectives`)."""
     from importlib.metadata import entry_points
 
@@ -371,9 +371,9 @@ def load_plugins() -> list[str]:
                     raise TypeError(f"it gives a {type(metric).__name__}, not a Metric")
                 added.append(register(metric).name)
         except Exception as exc:  # a user's package: any failure is theirs to read
-            warnings.warn(
-                f"objective plugin {point.name!r} ({point.value}) is not loaded: {exc}",
-                stacklevel=2,
+            print(
+                f"warning: objective plugin {point.name!r} ({point.value}) is not loaded: {exc}",
+                file=sys.stderr,
             )
     return added
 

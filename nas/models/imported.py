@@ -97,6 +97,8 @@ def from_torchvision(
     others = {k.rsplit(".attn", 1)[0] for k in missing if ".attn." in k}
     if others:
         kept.append(f"{len(others)} attention module(s) (a torchvision ResNet has none)")
+    if any(k.startswith("extra.") for k in missing):
+        kept.append("extra conv (a torchvision ResNet has none)")
     if unplaced:
         kept.append(f"{unplaced} tensors of the file have no place in this network")
     return loaded, kept

@@ -217,7 +217,7 @@ def _load_torchvision(
     model.load_state_dict(loaded, strict=False)
     warnings.warn(
         f"{path}: loaded {len(loaded)} of this network's {len(own)} tensors from a torchvision "
-        f"ResNet; initial values kept in the {_few(kept) or 'none'}",
+        f"ResNet; initial values kept in the {_few(kept, most=6) or 'none'}",
         UserWarning,
         stacklevel=4,
     )

@@ -39,15 +39,19 @@ from nas.data.datasets import FAKE_WARNING
 from nas.data.splits import split_room
 from nas.errors import NasError
 from nas.hardware.context import HardwareContext, study_context
+from nas.objectives import unknown_objectives
 from nas.presets import PRESETS, preset
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
 from nas.settings import (
     GIVEN,
+    LEGACY,
+    PINNED,
     PYTHON,
     RECORDED,
     Resolved,
     SettingsSource,
+    declared,
     given_in_python,
     shown,
 )
@@ -210,6 +214,15 @@ class _Prepared:
             f"same images from {here} (the record keeps the first)"
             for first, here in r.moved.values()
         ]
+        if self.record is not None:  # a study from an earlier version lacks a pinned one
+            notes += [
+                f"note: the study now keeps {r.names.get(d.name, d.name)} "
+                f"{shown(d.value(s))} (it recorded none); later runs keep it too"
+                for d in declared(SearchSettings)
+                if d.setting.kind == PINNED
+                and d.name not in self.record
+                and r.origins.get(d.name) not in (RECORDED, LEGACY)
+            ]
         never = s.early_stopping != "off" and s.min_epochs >= s.proxy_epochs
         if never and r.origins.get("min_epochs") in GIVEN:  # given, and it does nothing
             notes.append(
@@ -243,6 +256,8 @@ def prepare(
             "normalisation and data order), so new trials would not be comparable with its "
             "old ones; start a new --study"
         )
+    if record is not None and isinstance(record.get("objectives"), list):
+        unknown_objectives(record["objectives"], address.name)  # a plugin not installed here
     resolved = source.resolve(record, address.name)
     s: SearchSettings = resolved.settings
     if before is not None and _data_of(before.settings) == _data_of(s):

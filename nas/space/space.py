@@ -425,9 +425,15 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
         errors.append("[stages] needs 'blocks'")
     sized = {i for i, over in overrides.items() if "width" in over or "growth" in over}
     counts = stages["count"].values() if "count" in stages else [3]
-    every = set(range(1, max(counts) + 1)) <= sized  # each stage has its own width
-    if ("width" in body and "growth" in body) or not (every or "width" in body or "growth" in body):
+    unsized = sorted(set(range(1, max(counts) + 1)) - sized)  # stages without their own
+    shared = ("width" in body) + ("growth" in body)
+    if shared == 2 or (shared == 0 and unsized and not sized):
         errors.append("[stages] needs exactly one of 'width' (channels) or 'growth' (a factor)")
+    elif shared == 0 and unsized:
+        errors.append(
+            f"stage {unsized[0]} has no width or growth of its own: give [stages.{unsized[0]}] "
+            "one, or [stages] a shared one"
+        )
     space = SearchSpace(
         name=str(meta.get("name", name)),
         description=str(meta.get("description", "")),

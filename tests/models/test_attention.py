@@ -192,7 +192,10 @@ def test_residual_attention_pools_each_stage_to_its_own_depth() -> None:
     # a stage without modules has no depth to give; one depth everywhere is one depth
     assert attention56([3, 2, 1, 9]) == cfg and attention56([2, 2, 2, 5]) == attention56(2)
     assert ArchConfig.from_dict(cfg.to_dict()) == cfg
-    assert cfg.to_dict()["attention"]["mask_depth"] == [3, 2, 1, 3]  # stage 4: no module
+    assert cfg.to_dict()["attention"]["mask_depth"] == [3, 2, 1, 1]  # as written
+    assert attention56([3, 2, 1, 9]).to_dict()["attention"]["mask_depth"] == [3, 2, 1, 1]
+    cbam = {**cfg.to_dict()["attention"], "type": "cbam", "mask_depth": [1, 2]}
+    assert ArchConfig.from_dict({**cfg.to_dict(), "attention": cbam}).attention.mask_depth == 1
     for wrong, said in (([3, 2, 1], "one depth per stage (4)"), ([3, 0, 1, 1], "at least 1"),
                         (["3", 2, 1, 1], "must be a list of integers (or one integer)"),
                         (2.5, "must be an integer (or a list, one per stage)")):  # fmt: skip

@@ -134,5 +134,10 @@ def test_torchvision_resnet_weights_load_where_they_fit(tmp_path) -> None:  # ty
         assert torch.equal(got[nas_name], source[tv_name])
     for kept in ("stem.0.1.weight", "head.fc.weight", "stages.3.2.attn.fuse.weight"):
         assert torch.equal(got[kept], fresh[kept])  # the whole stem, not half of it
+    import dataclasses
+
+    with pytest.warns(UserWarning, match=r"; extra conv \(a torchvision ResNet has none\)$"):
+        extra = dataclasses.replace(preset("resnet18-hierarchical"), extra_conv=3)
+        build_model(extra, weights=tmp_path / "resnet18.pt")
     with pytest.raises(ConfigError, match=r"no layer of the torchvision ResNet .* fits"):
         build_model(preset("resnet20"), weights=tmp_path / "resnet18.pt")

@@ -292,3 +292,11 @@ def test_every_worker_of_a_study_judges_heartbeats_by_its_grace_period(
     with pytest.raises(NasError, match="grace_period recorded 60, given 3"):
         nas.Search(**{**given, "trials": 2, "grace_period": 3}).run()
     assert len(optuna.load_study(study_name="g", storage=given["storage"]).trials) == 1
+    # a study of an earlier version recorded none: the run says it keeps one now, once
+    record = StudyRecord(study)
+    record.set("nas_settings", {k: v for k, v in record.settings.items() if k != "grace_period"})
+    said: list[str] = []
+    nas.Search(**{**given, "trials": 2}).run(log=said.append)
+    nas.Search(**{**given, "trials": 3}).run(log=said.append)
+    kept = "note: the study now keeps grace_period 60 (it recorded none); later runs keep it too"
+    assert said.count(kept) == 1 and [x for x in said if x.startswith("note:")] == [kept]

@@ -191,5 +191,5 @@ def test_a_stage_gives_its_width_or_its_growth_and_stages_that_all_do_need_no_sh
     arch = parse_space(own).suggest(optuna.create_study().ask())
     assert [s.width for s in arch.stages] == [16, 32, 64]
     del own["stages"]["3"]  # stage 3 has no width of its own now, nor a shared one
-    with pytest.raises(SpaceError, match="needs exactly one of 'width'"):
+    with pytest.raises(SpaceError, match=r"stage 3 has no width or growth of its own: give "):
         parse_space(own)
