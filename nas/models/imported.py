@@ -85,9 +85,8 @@ def from_torchvision(
         ]
         if wrong:
             key, nas_key, tensor = wrong[0]
-            kept.append(
-                f"{unit} ({key}: {_shape(tensor)} in the file, {_shape(model_state[nas_key])} here)"
-            )
+            here = shape_text(model_state[nas_key])
+            kept.append(f"{unit} ({key}: {shape_text(tensor)} in the file, {here} here)")
         else:
             loaded.update({nas_key: tensor for nas_key, (_, tensor) in tensors.items()})
     beyond = [u for u in blocks.values() if u not in by_unit]
@@ -104,5 +103,6 @@ def from_torchvision(
     return loaded, kept
 
 
-def _shape(tensor: Any) -> str:
-    return "x".join(map(str, tensor.shape))
+def shape_text(tensor: Any) -> str:
+    """``64x3x7x7``; ``?`` for a value without a shape."""
+    return "x".join(map(str, getattr(tensor, "shape", ()))) or "?"

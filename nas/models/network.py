@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from nas.config import ArchConfig
 from nas.errors import ConfigError, first_line
-from nas.models.imported import from_torchvision, is_torchvision_resnet
+from nas.models.imported import from_torchvision, is_torchvision_resnet, shape_text
 from nas.models.plan import plan
 
 
@@ -231,14 +231,10 @@ def _few(phrases: list[str], most: int = 3) -> str:
 
 def _mismatch(want: dict[str, Any], got: dict[str, Any]) -> str:
     """How a state dict differs from a model's, in a few words with one example each."""
-
-    def shape(t: Any) -> str:
-        return "x".join(map(str, getattr(t, "shape", ()))) or "?"
-
     parts = []
     missing = [k for k in want if k not in got]
     extra = [k for k in got if k not in want]
-    other = [k for k in want if k in got and shape(want[k]) != shape(got[k])]
+    other = [k for k in want if k in got and shape_text(want[k]) != shape_text(got[k])]
     if missing:
         parts.append(f"{len(missing)} tensors missing, e.g. {missing[0]}")
     if extra:
@@ -246,7 +242,7 @@ def _mismatch(want: dict[str, Any], got: dict[str, Any]) -> str:
     if other:
         k = other[0]
         parts.append(
-            f"{len(other)} of other shapes, e.g. {k}: {shape(got[k])} in the file, "
-            f"{shape(want[k])} here"
+            f"{len(other)} of other shapes, e.g. {k}: {shape_text(got[k])} in the file, "
+            f"{shape_text(want[k])} here"
         )
     return "; ".join(parts) or "another layout"

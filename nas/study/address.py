@@ -270,8 +270,10 @@ def check_kind(study: optuna.Study, key: str) -> None:
                 f"study {study.study_name!r} is a {kind} study (nas {kind} made it); choose "
                 "another --study"
             )
+    if record.get(key) is not None:  # one of its own kind: its trials are not read here
+        return
     trials = len(study.get_trials(deepcopy=False))
-    if record.get(key) is None and trials:  # an Optuna study of the user's own (nas.suggest)
+    if trials:  # an Optuna study of the user's own (nas.suggest)
         raise StorageError(
             f"study {study.study_name!r} holds {plural(trials, 'trial')} that no nas "
             f"{kinds[key]} ran (your own Optuna study), and nas does not add its trials to "
