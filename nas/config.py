@@ -68,6 +68,10 @@ ATTENTION_KNOBS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Every knob some attention module takes.
+ATTENTION_KNOB_NAMES = frozenset(k for knobs in ATTENTION_KNOBS.values() for k in knobs)
+
+
 def attention_knobs(name: str) -> tuple[str, ...]:
     """The :class:`AttentionConfig` knobs that attention type ``name`` takes.
 
@@ -85,7 +89,8 @@ class AttentionConfig:
     """Which attention module, where it goes, how it joins, and its knobs.
 
     Only the knobs the chosen module takes are used (see :data:`ATTENTION_KNOBS`);
-    the others keep their defaults so that equal architectures compare equal.
+    the others keep their defaults so that equal architectures compare equal (a file that
+    gives one a value of its own is refused: :meth:`ArchConfig.from_dict`).
 
     Attributes:
         type: registry name (``none``, ``se``, ``channel``, ``spatial``, ``cbam``,
@@ -240,6 +245,7 @@ class ArchConfig:
         attention = AttentionConfig(
             **{k: _typed(AttentionConfig, k, v) for k, v in raw_attn.items()}
         )
+        _check_unused_knobs(attention)  # written in a file for this type, and dropped
         top = {k: _typed(cls, k, v) for k, v in data.items() if k not in ("stages", "attention")}
         return cls(stages=tuple(stages), attention=attention, **top)
 
@@ -475,6 +481,14 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
         raise ConfigError(f"attention mask_depth must be at least 1, got {attn.mask_depth}")
     if attn.kernel_size < 1 or attn.kernel_size % 2 == 0:
         raise ConfigError(f"attention kernel_size must be odd, got {attn.kernel_size}")
+    widest = cfg.input_size - (cfg.input_size % 2 == 0)  # the widest odd kernel that fits
+    for name, size in (("attention kernel_size", attn.kernel_size), ("extra_conv", cfg.extra_conv)):
+        used = name == "extra_conv" or "kernel_size" in attention_knobs(attn.type)
+        if used and size > widest:  # the widest maps are the input's own
+            raise ConfigError(
+                f"{name} {size} is wider than the {cfg.input_size}x{cfg.input_size} input "
+                f"images: a kernel must fit the maps it slides over (at most {widest})"
+            )
     if attn.repeats:
         if attn.placement != "after_stage":
             raise ConfigError("attention repeats only apply to placement 'after_stage'")
@@ -489,6 +503,33 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
                 raise ConfigError(
                     f"stage {i} width {stage.width} cannot hold {attn.heads} attention heads"
                 )
+
+
+def _check_unused_knobs(attn: AttentionConfig) -> None:
+    """Refuse a knob that ``attn``'s module does not take, given a value of its own in a file
+    (it would be dropped without a word: ``heads`` on ``se``). In Python such knobs are reset
+    (see :func:`canonical_attention`), so that one set of knobs serves a loop over types;
+    knobs of ``none`` are let be, since turning attention off leaves its module's behind.
+
+    Raises:
+        ConfigError: naming the knob and the knobs the module takes.
+    """
+    if attn.type == "none":
+        return
+    takes = attention_knobs(attn.type)
+    defaults = AttentionConfig()
+    given = [
+        f.name
+        for f in fields(AttentionConfig)
+        if f.name in ATTENTION_KNOB_NAMES
+        and f.name not in takes
+        and getattr(attn, f.name) != getattr(defaults, f.name)
+    ]
+    if given:
+        raise ConfigError(
+            f"attention type {attn.type!r} takes no {' or '.join(given)} (it takes "
+            f"{', '.join(takes) or 'no knobs'}); remove {'them' if len(given) > 1 else 'it'}"
+        )
 
 
 # --------------------------------------------------------------------------- placement

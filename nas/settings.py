@@ -498,17 +498,21 @@ class Problem:
 
 class SettingsError(NasError):
     """Settings that no run can take: each :class:`Problem` names its setting as it was
-    given (``origins``: a setting's origin, the command line if absent), the rest are
-    sentences of their own (across settings: ``unknown sampler 'tpee'``)."""
+    given (``origins``: a setting's origin, ``default`` if absent: the command line, or
+    Python for settings built as a dataclass), the rest are sentences of their own (across
+    settings: ``unknown sampler 'tpee'``)."""
 
     def __init__(
-        self, problems: Sequence[Problem | str], origins: Mapping[str, str] | None = None
+        self,
+        problems: Sequence[Problem | str],
+        origins: Mapping[str, str] | None = None,
+        default: str = FLAG,
     ) -> None:
         self.problems = list(problems)
         self.origins = dict(origins or {})
         super().__init__(
             "; ".join(
-                p.text(self.origins.get(p.name, FLAG)) if isinstance(p, Problem) else p
+                p.text(self.origins.get(p.name, default)) if isinstance(p, Problem) else p
                 for p in self.problems
             )
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -168,3 +169,37 @@ def test_the_summary_tells_apart_configs_that_differ_in_attention_repeats() -> N
     a56, a92 = preset("attention56").summary(), preset("attention92").summary()
     assert a56 != a92 and a92.endswith("residual_attn after_stage multiply x1/2/3/0")
     assert preset("resnet20-cbam").summary() == "basic 16/32/64 x3/3/3 | cbam after_stage weighted"
+
+
+def test_a_file_may_not_give_a_knob_its_module_does_not_take() -> None:
+    """``heads`` written for ``se`` would be dropped without a word; a file is refused, while
+    Python's one set of knobs for every type (and a file turned to ``none``) is reset."""
+    cfg = small_config(AttentionConfig(type="se", placement="after_stage", reduction=4))
+    data = cfg.to_dict()
+    assert ArchConfig.from_dict(data) == cfg  # an export's defaults for the other knobs
+    for knobs, said in (
+        ({"heads": 4}, "'se' takes no heads (it takes reduction, min_hidden); remove it"),
+        ({"kernel_size": 3, "scale": False}, "takes no kernel_size or scale"),
+    ):
+        wrong = {**data, "attention": {**data["attention"], **knobs}}
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            ArchConfig.from_dict(wrong)
+    off = {**data, "attention": {**data["attention"], "type": "none"}}
+    assert ArchConfig.from_dict(off) == small_config()
+    assert small_config(AttentionConfig(type="se", heads=4)).attention.heads == 8
+
+
+@pytest.mark.parametrize("input_size", [32, 33])
+def test_a_kernel_wider_than_the_input_is_refused(input_size: int) -> None:
+    widest = 31 if input_size == 32 else 33
+    spatial = AttentionConfig(type="spatial", placement="after_stage", kernel_size=widest)
+    sized = small_config(input_size=input_size)
+    assert sized.replace(attention=spatial).attention.kernel_size == widest
+    assert sized.replace(extra_conv=widest).extra_conv == widest
+    said = f"wider than the {input_size}x{input_size} input images"
+    with pytest.raises(ConfigError, match=f"attention kernel_size {widest + 2} is {said}"):
+        sized.replace(attention=AttentionConfig(type="cbam", kernel_size=widest + 2))
+    with pytest.raises(ConfigError, match=f"extra_conv {widest + 2} is {said}.*at most {widest}"):
+        sized.replace(extra_conv=widest + 2)
+    # a type without a kernel keeps the default 7 however small its input
+    assert small_config(AttentionConfig(type="se"), input_size=5).input_size == 5

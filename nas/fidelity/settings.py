@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import NasError
 from nas.fidelity.ladder import Rung, parse_ladder
 from nas.settings import (
     KEPT,
+    PYTHON,
+    Problem,
     SettingsError,
     check_types,
     parse_float,
@@ -127,21 +128,25 @@ class FidelitySettings(StudySettings):
 
     def __post_init__(self) -> None:
         check_types(self)
-        if self.panel < 3:
-            raise NasError("--panel must be at least 3 (a rank correlation needs 3 candidates)")
-        if not -1.0 <= self.target_tau <= 1.0:  # also refuses nan
-            raise NasError(
-                f"--target-tau must be between -1 and 1 (a Kendall tau), got {self.target_tau}"
+        problems: list[Problem | str] = [
+            Problem(name, getattr(self, name), problem)
+            for name, wrong, problem in (
+                ("panel", self.panel < 3, "must be at least 3 (a rank correlation needs 3)"),
+                (  # written so that nan is refused too
+                    "target_tau",
+                    not -1.0 <= self.target_tau <= 1.0,
+                    "must be between -1 and 1 (a Kendall tau)",
+                ),
+                ("val", self.val < 2, "must be at least 2"),
+                ("workers", self.workers < 1, "must be at least 1"),
             )
+            if wrong
+        ]
         if self.reference in self.ladder:
-            raise NasError(f"the reference {self.reference.label} is also a rung of the ladder")
-        if self.val < 2:
-            raise NasError("--val must be at least 2")
-        if self.workers < 1:
-            raise NasError("--workers must be at least 1")
-        problems = self.shared_problems()
+            problems.append(f"the reference {self.reference.label} is also a rung of the ladder")
+        problems += self.shared_problems()
         if problems:
-            raise SettingsError(problems)
+            raise SettingsError(problems, default=PYTHON)  # built in Python
 
     @property
     def study_name(self) -> str:

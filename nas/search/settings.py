@@ -20,6 +20,7 @@ from nas.objectives import objectives_help, parse_objectives
 from nas.settings import (
     KEPT,
     PINNED,
+    PYTHON,
     Problem,
     SettingsError,
     check_types,
@@ -271,7 +272,7 @@ class SearchSettings(StudySettings):
         check_types(self)
         problems = [*self._below_minimum(), *self._invalid(), *self.shared_problems()]
         if problems:
-            raise SettingsError(problems)
+            raise SettingsError(problems, default=PYTHON)  # built in Python
 
     def _below_minimum(self) -> list[Problem]:
         """A problem per setting below its minimum (see :data:`MINIMUMS`)."""

@@ -92,9 +92,18 @@ def test_rungs_parse_and_refuse_nonsense() -> None:
 def test_a_target_tau_no_kendall_tau_can_reach_is_refused(tau: float) -> None:
     from nas.fidelity.settings import FidelitySettings
 
-    with pytest.raises(NasError, match=f"--target-tau must be between -1 and 1 .*got {tau}"):
+    # built in Python, it is named as Python names it (the command line's flag: below)
+    with pytest.raises(NasError, match=f"^target_tau must be between -1 and 1 .*got {tau:g}$"):
         FidelitySettings(target_tau=tau)
     assert FidelitySettings(target_tau=-1.0).target_tau == -1.0  # the bounds are taken
+
+
+def test_the_command_line_names_a_wrong_fidelity_setting_by_its_flag(capsys) -> None:  # type: ignore[no-untyped-def]
+    from nas.cli.main import main
+
+    assert main(["fidelity", "--dataset", "fake", "--target-tau", "2", "--panel", "2"]) == 2
+    said = capsys.readouterr().err
+    assert "--panel must be at least 3" in said and "--target-tau must be between" in said
 
 
 @pytest.mark.slow

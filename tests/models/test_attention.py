@@ -195,7 +195,8 @@ def test_residual_attention_pools_each_stage_to_its_own_depth() -> None:
     assert cfg.to_dict()["attention"]["mask_depth"] == [3, 2, 1, 1]  # as written
     assert attention56([3, 2, 1, 9]).to_dict()["attention"]["mask_depth"] == [3, 2, 1, 1]
     cbam = {**cfg.to_dict()["attention"], "type": "cbam", "mask_depth": [1, 2]}
-    assert ArchConfig.from_dict({**cfg.to_dict(), "attention": cbam}).attention.mask_depth == 1
+    with pytest.raises(ConfigError, match="'cbam' takes no mask_depth"):  # not dropped
+        ArchConfig.from_dict({**cfg.to_dict(), "attention": cbam})
     for wrong, said in (([3, 2, 1], "one depth per stage (4)"), ([3, 0, 1, 1], "at least 1"),
                         (["3", 2, 1, 1], "must be a list of integers (or one integer)"),
                         (2.5, "must be an integer (or a list, one per stage)")):  # fmt: skip

@@ -187,6 +187,13 @@ def test_search_settings_by_name_are_checked() -> None:
         with pytest.raises(NasError) as refused:
             nas.Search(**given)
         assert str(refused.value) == said
+    # settings built as the dataclass are Python's too (``settings=`` of nas.Search)
+    with pytest.raises(NasError) as refused:
+        nas.search.SearchSettings(trials=0, proxy_subset=1)
+    assert (
+        str(refused.value)
+        == "trials must be at least 1, got 0; proxy_subset must be at least 2, got 1"
+    )
 
 
 def test_search_takes_the_study_file_by_name_and_objectives_as_a_list(tmp_path: Path) -> None:
