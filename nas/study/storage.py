@@ -350,6 +350,9 @@ class ResilientRDBStorage(RDBStorage):
     #: Set once the retry window ran out: later calls that cannot reach the database give
     #: up at once instead of waiting a window each on the way out.
     lost: bool = False
+    #: Set while some call retries (the main thread's, a heartbeat's): the user hears of an
+    #: outage once, not once per thread; a call that gets through ends it.
+    away: bool = False
 
     def record_heartbeat(self, trial_id: int) -> None:
         with contextlib.suppress(Exception):
@@ -367,14 +370,15 @@ def _call_with_retry(
         delay = 0.5
         while True:
             try:
-                return method(storage, *a, **k)
+                result = method(storage, *a, **k)
             except Exception as exc:
                 if not _transient(exc):
                     raise
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + storage.retry_seconds
-                    if storage.on_retry is not None and not storage.lost:
+                    told, storage.away = storage.away, True
+                    if storage.on_retry is not None and not storage.lost and not told:
                         storage.on_retry(
                             f"lost the study database ({_cause(exc.__cause__ or exc)}); "
                             f"retrying for up to {storage.retry_seconds:g}s"
@@ -389,6 +393,9 @@ def _call_with_retry(
                     ) from None
                 time.sleep(min(delay, max(0.0, deadline - now)))
                 delay = min(delay * 2, 8.0)
+            else:
+                storage.away = False
+                return result
     finally:
         _IN_CALL.active = False
 

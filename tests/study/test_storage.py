@@ -37,3 +37,48 @@ def test_a_plain_operational_error_is_transient_and_a_value_error_is_not() -> No
     lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
     assert _transient(lost)
     assert not _transient(ValueError("no"))
+
+
+def test_an_outage_is_told_once_however_many_threads_retry(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The main thread and the heartbeat thread both retry while the database is away: the
+    user reads "lost the study database" once per outage, not once per thread."""
+    import threading
+
+    from nas.study.storage import ResilientRDBStorage, _call_with_retry
+
+    storage = ResilientRDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
+    told: list[str] = []
+    storage.on_retry, storage.retry_seconds = told.append, 30.0
+    back = threading.Event()
+    both_retrying = threading.Barrier(3)
+
+    def call(_: object) -> str:
+        if not back.is_set():
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
+        return "ok"
+
+    def away(_: object) -> str:  # fails until both threads have failed once
+        try:
+            return call(_)
+        finally:
+            if not back.is_set():
+                both_retrying.wait(timeout=10)
+
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_call_with_retry(storage, away)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    both_retrying.wait(timeout=10)
+    back.set()
+    for t in threads:
+        t.join(timeout=20)
+    assert results == ["ok", "ok"]
+    assert len(told) == 1 and told[0].startswith("lost the study database (server closed)")
+    back.clear()  # a second outage, after the database came back, is told again
+    done = threading.Timer(0.2, back.set)
+    done.start()
+    assert _call_with_retry(storage, call) == "ok"
+    assert len(told) == 2
