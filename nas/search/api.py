@@ -31,7 +31,7 @@ import optuna
 
 from nas.errors import NasError, check_known
 from nas.search.events import SearchMonitor, SilentMonitor
-from nas.search.loop import Hooks, SearchOutcome, run_opened
+from nas.search.loop import GAVE_UP, Hooks, SearchOutcome, run_opened
 from nas.search.settings import SearchSettings
 from nas.search.study import RECORD_KEY, open_search, search_source
 from nas.settings import PYTHON, SettingsSource, declared, named_in_python, read_table
@@ -186,12 +186,20 @@ class Search:
         Raises:
             KeyboardInterrupt: after Ctrl-C, once the study holds the interrupted trial (the
                 next run retries it first), so that a script of several searches stops.
+            NasError: for bad settings, missing data, an unreachable database, or a
+                ``workers`` process that refused to run or crashed (a search that gave up,
+                its trials failing in a row, returns the study, which holds why).
         """
         outcome = self._outcome(monitor, log, Hooks())
         if outcome.interrupted:
             raise KeyboardInterrupt(
                 f"study {outcome.study.study_name!r}: {outcome.stop_reason}; running it again "
                 "continues the study and retries the interrupted trial first"
+            )
+        if outcome.exit_code not in (0, GAVE_UP):  # a --workers process refused or crashed
+            raise NasError(
+                f"study {outcome.study.study_name!r}: {outcome.stop_reason} (their messages "
+                "are above, on stderr)"
             )
         return outcome.study
 

@@ -65,6 +65,11 @@ STATS_EVERY = 5.0
 Say = Callable[[str], None]
 
 
+#: The exit code of a search that gave up (trials failing, or every candidate rejected, in a
+#: row): the study holds why, so :meth:`nas.Search.run` returns it.
+GAVE_UP = 1
+
+
 @dataclass
 class SearchOutcome:
     """How a search ended."""
@@ -261,7 +266,7 @@ class SearchLoop:
             since,
             state.stop_reason,
             state.interrupted,
-            exit_code=1 if state.gave_up else 0,
+            exit_code=GAVE_UP if state.gave_up else 0,
             workers={self.objective.worker},
         )
 

@@ -166,7 +166,7 @@ class StudySettings:
     def shared_problems(self) -> list[Problem | str]:
         """A problem per shared setting that no study can take: a limit that is not a finite
         positive number of a limited metric (named by its setting, ``param_limit``), and a
-        learning rate that is not a finite positive number."""
+        learning rate that is not a finite positive number, and a seed out of range."""
         problems: list[Problem | str] = []
         for name, value in self.limits.items():
             limit = METRICS[name].limit if name in METRICS else None
@@ -177,7 +177,14 @@ class StudySettings:
                 problems.append(Problem(limit.setting, value, "must be a positive number"))
         if not _positive(self.proxy_lr):
             problems.append(Problem("proxy_lr", self.proxy_lr, "must be a positive number"))
+        if not 0 <= self.seed <= MAX_SEED:  # seeds every generator takes (numpy's: unsigned)
+            problems.append(Problem("seed", self.seed, f"must be between 0 and {MAX_SEED}"))
         return problems
+
+
+#: The largest ``--seed``: a trial's weights are seeded from ``seed * 100_003 + trial``,
+#: which torch takes as a signed 64-bit integer.
+MAX_SEED = 2**31 - 1
 
 
 def _positive(value: Any) -> bool:

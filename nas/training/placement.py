@@ -93,9 +93,17 @@ def assign_devices(
     device: str, k: int, environ: Mapping[str, str] | None = None
 ) -> list[Placement]:
     """:func:`place_workers` for the GPUs CUDA shows this process (``environ``: the
-    environment whose ``CUDA_VISIBLE_DEVICES`` counts; default ``os.environ``)."""
+    environment whose ``CUDA_VISIBLE_DEVICES`` counts; default ``os.environ``).
+
+    Raises:
+        NasError: for ``cuda`` on a machine without a GPU, or a device torch does not know.
+    """
     env = os.environ if environ is None else environ
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:  # cuda without a GPU, or no device at all, refused before workers start
+        from nas.training.trainer import resolve_device
+
+        resolve_device(device)
     return place_workers(device, k, visible_gpus(env.get(CUDA_VISIBLE), count))
 
 

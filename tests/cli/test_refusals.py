@@ -46,8 +46,19 @@ REFUSALS: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 
+REFUSALS["seed beyond 64 bits"] = ["search", "studies/smoke.toml", "--seed", "1" + "0" * 20]
+REFUSALS["negative seed"] = ["search", "studies/smoke.toml", "--seed=-1"]
+REFUSALS["workers on no device"] = [
+    "search",
+    "studies/smoke.toml",
+    "--workers",
+    "2",
+    "--device",
+    "gpu",
+]
 if not torch.cuda.is_available():
     REFUSALS["cuda without a GPU"] = ["search", "studies/smoke.toml", "--device", "cuda"]
+    REFUSALS["cuda workers without a GPU"] = [*REFUSALS["cuda without a GPU"], "--workers", "2"]
 
 
 def _tree(root: Path) -> set[str]:

@@ -499,3 +499,25 @@ def test_a_later_worker_s_trials_hold_for_the_workers_already_running(
     assert "trials: 6 -> 3, recorded for later runs" in said
     outcome = run_opened(first, SilentMonitor(), torch.device("cpu"), said.append)
     assert outcome.stats.trained == 3 and outcome.stop_reason == "the study has 3 trained trials"
+
+
+def test_run_raises_when_a_worker_refused_and_returns_a_search_that_gave_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``workers=2`` whose processes each refused (exit 2) is an error in Python as on the
+    command line; a search that gave up (exit 1) returns its study, which holds why."""
+    from nas.search import SearchSettings
+    from nas.search.loop import SearchOutcome
+    from nas.study.stats import study_stats
+
+    study = optuna.create_study(study_name="w")
+    for code, reason in ((2, "2 workers finished with exit codes [2, 2]"), (1, "gave up")):
+        outcome = SearchOutcome(
+            study, SearchSettings(), None, study_stats(study), 0.0, reason, exit_code=code
+        )
+        monkeypatch.setattr(nas.Search, "_outcome", lambda *a, outcome=outcome: outcome)
+        if code == 2:
+            with pytest.raises(NasError, match=r"exit codes \[2, 2\] \(their messages are above"):
+                nas.Search(dataset="fake").run()
+        else:
+            assert nas.Search(dataset="fake").run() is study
