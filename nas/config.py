@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError, unknown_word
+from nas.errors import ConfigError, did_you_mean, unknown_word
 from nas.registry import Registry
 
 #: Where attention goes: inside every residual block before the skip addition (CBAM paper,
@@ -176,6 +176,7 @@ class ArchConfig:
     num_classes: int = 10
 
     def __post_init__(self) -> None:
+        _coerce(self)
         validate(self)
         attention = canonical_attention(self.attention)
         if not isinstance(attention.mask_depth, int):  # per stage, as the modules take it
@@ -213,6 +214,11 @@ class ArchConfig:
         Raises:
             ConfigError: for unknown keys, wrong types or values that cannot be built.
         """
+        if isinstance(data, str | Path):
+            raise ConfigError(
+                f"an architecture must be a JSON object, not a {type(data).__name__}: read a "
+                "file with ArchConfig.from_file(path)"
+            )
         if not isinstance(data, Mapping):
             raise ConfigError(f"an architecture must be a JSON object, not {type(data).__name__}")
         if "arch" in data and "stages" not in data:
@@ -237,6 +243,12 @@ class ArchConfig:
             if not isinstance(raw, Mapping):
                 raise ConfigError(f"stage {i} must be an object with width, blocks and stride")
             _check_keys(raw, StageConfig, f"stage {i}")
+            missing = [k for k in ("width", "blocks") if k not in raw]
+            if missing:
+                raise ConfigError(
+                    f"stage {i} has no {' or '.join(missing)} (each stage needs width and "
+                    "blocks; stride is 1 when left out)"
+                )
             stages.append(StageConfig(**{k: _typed(StageConfig, k, v) for k, v in raw.items()}))
         raw_attn = data.get("attention", {})
         if not isinstance(raw_attn, Mapping):
@@ -367,7 +379,8 @@ _INT_FIELDS = {
 def _typed(cls: type, key: str, value: Any) -> Any:
     """Coerce a JSON value to the field's type, refusing lossy or wrong ones."""
     if key in _INT_FIELDS or (key == "mask_depth" and not isinstance(value, list | tuple)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:  # nor nan, nor inf (1e400 in JSON)
             per_stage = " (or a list, one per stage)" if key == "mask_depth" else ""
             raise ConfigError(f"{key} must be an integer{per_stage}, got {value!r}")
         return int(value)
@@ -392,13 +405,50 @@ def _typed(cls: type, key: str, value: Any) -> Any:
 
 
 def _check_keys(data: Mapping[str, Any], cls: type, what: str) -> None:
-    valid = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - valid)
+    valid = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(data) - set(valid))
+    if len(unknown) == 1:  # the closest valid key named, as for a mistyped flag
+        close = did_you_mean(str(unknown[0]), valid)
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {what}{close or ';'} valid: {', '.join(valid)}"
+        )
     if unknown:
         raise ConfigError(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"in {what}; valid: {', '.join(sorted(valid))}"
+            f"unknown keys {', '.join(map(repr, unknown))} in {what}; valid: {', '.join(valid)}"
         )
+
+
+def _coerce(cfg: ArchConfig) -> None:
+    """Check the types of a config built in Python as :meth:`ArchConfig.from_dict` checks a
+    file's (``stem_width="16"`` is refused in one sentence, not by a comparison deep inside),
+    with lists taken as tuples, so that equal configs hash equal.
+
+    Raises:
+        ConfigError: naming the first field of the wrong type.
+    """
+    if not isinstance(cfg.stages, list | tuple):
+        raise ConfigError(f"stages must be a list of StageConfig, not {type(cfg.stages).__name__}")
+    stages = tuple(
+        _typed_fields(stage, StageConfig, f"stage {i}") for i, stage in enumerate(cfg.stages, 1)
+    )
+    object.__setattr__(cfg, "stages", stages)
+    object.__setattr__(cfg, "attention", _typed_fields(cfg.attention, AttentionConfig, "attention"))
+    for f in fields(ArchConfig):
+        if f.name not in ("stages", "attention"):
+            object.__setattr__(cfg, f.name, _typed(ArchConfig, f.name, getattr(cfg, f.name)))
+
+
+def _typed_fields(value: Any, cls: type[Any], what: str) -> Any:
+    """``value``, an instance of ``cls`` (refused otherwise: a dict belongs to
+    :meth:`ArchConfig.from_dict`), with every field of the type a file would give it."""
+    if not isinstance(value, cls):
+        raise ConfigError(
+            f"{what} must be {cls.__name__}(...), not a {type(value).__name__} "
+            "(ArchConfig.from_dict reads an architecture written as dicts)"
+        )
+    changes = {f.name: _typed(cls, f.name, getattr(value, f.name)) for f in fields(cls)}
+    same = all(changes[k] is getattr(value, k) for k in changes)
+    return value if same else dataclasses.replace(value, **changes)
 
 
 def _one_of(value: str, choices: tuple[str, ...], what: str) -> None:
@@ -470,6 +520,10 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
     for name in ("reduction", "min_hidden", "heads"):
         if getattr(attn, name) < 1:
             raise ConfigError(f"attention {name} must be at least 1, got {getattr(attn, name)}")
+        if getattr(attn, name) > MAX_CHANNELS:  # a count of channels, or channels per unit
+            raise ConfigError(
+                f"attention {name} must be at most {MAX_CHANNELS:,}, got {getattr(attn, name):,}"
+            )
     depths = (attn.mask_depth,) if isinstance(attn.mask_depth, int) else attn.mask_depth
     takes = "mask_depth" in attention_knobs(attn.type)  # another type ignores it
     if takes and not isinstance(attn.mask_depth, int) and len(depths) != len(cfg.stages):
@@ -487,16 +541,31 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
         if used and size > widest:  # the widest maps are the input's own
             raise ConfigError(
                 f"{name} {size} is wider than the {cfg.input_size}x{cfg.input_size} input "
-                f"images: a kernel must fit the maps it slides over (at most {widest})"
+                f"images (at most {widest})"
             )
     if attn.repeats:
         if attn.placement != "after_stage":
             raise ConfigError("attention repeats only apply to placement 'after_stage'")
+        if any(r > MAX_BLOCKS for r in attn.repeats):
+            raise ConfigError(
+                f"attention repeats may be at most {MAX_BLOCKS:,} modules per stage, got "
+                f"{max(attn.repeats):,}"
+            )
         if len(attn.repeats) != len(cfg.stages) or any(r < 0 for r in attn.repeats):
             raise ConfigError(
                 f"attention repeats needs one count >= 0 per stage ({len(cfg.stages)}), "
                 f"got {list(attn.repeats)}"
             )
+    deepest = (cfg.input_size - 1).bit_length()  # pools before the input's maps reach 1x1
+    if takes and not isinstance(attn.mask_depth, int):  # the stages that hold modules
+        holds = [s.any for s in slots_of(attn, len(cfg.stages))]
+        depths = tuple(d for d, held in zip(depths, holds, strict=True) if held) or (1,)
+    if takes and max(depths) > deepest:
+        raise ConfigError(
+            f"attention mask_depth {max(depths)} pools past 1x1: the {cfg.input_size}x"
+            f"{cfg.input_size} input images reach 1x1 after {deepest} max-pools (at most "
+            f"{deepest}, fewer on a stage whose maps are smaller)"
+        )
     if attn.type == "mhsa":
         for i, (stage, slots) in enumerate(zip(cfg.stages, stage_slots(cfg), strict=True), start=1):
             if slots.any and stage.width < attn.heads:

@@ -85,6 +85,44 @@ def test_missing_keys_take_defaults() -> None:
         ({"stages": [{"width": 16, "blocks": 1}], "extra_conv": 2}, "odd kernel size"),
         ({"stages": []}, "non-empty list"),
         ([1, 2], "must be a JSON object"),
+        ("best.json", "not a str: read a file with ArchConfig.from_file(path)"),
+        # JSON's NaN and 1e400 (inf): refused, not a ValueError or OverflowError
+        ({"stages": [{"width": 16, "blocks": 1}], "stem_width": float("nan")}, "got nan"),
+        ({"stages": [{"width": 16, "blocks": 1}], "input_size": float("inf")}, "got inf"),
+        ({"stages": [{"blocks": 1}]}, "stage 1 has no width (each stage needs width and blocks"),
+        ({"stages": [{"width": 16}]}, "stage 1 has no blocks"),
+        (
+            {"stages": [{"width": 16, "blocks": 1}], "attentoin": {}},
+            "unknown key 'attentoin' in architecture; did you mean attention?",
+        ),
+        (  # knobs no memory holds: refused, not a 25 GB allocation or an endless build
+            {
+                "stages": [{"width": 16, "blocks": 1}],
+                "attention": {"type": "se", "min_hidden": 10**8},
+            },
+            "attention min_hidden must be at most 65,536, got 100,000,000",
+        ),
+        (
+            {
+                "stages": [{"width": 16, "blocks": 1}],
+                "attention": {"type": "se", "reduction": 10**24},
+            },
+            "attention reduction must be at most 65,536",
+        ),
+        (
+            {
+                "stages": [{"width": 16, "blocks": 1}],
+                "attention": {"type": "se", "placement": "after_stage", "repeats": [100_000]},
+            },
+            "attention repeats may be at most 1,024 modules per stage, got 100,000",
+        ),
+        (
+            {
+                "stages": [{"width": 16, "blocks": 1}],
+                "attention": {"type": "residual_attn", "mask_depth": 6},
+            },
+            "mask_depth 6 pools past 1x1: the 32x32 input images reach 1x1 after 5 max-pools",
+        ),
     ],
 )
 def test_bad_configs_get_one_clear_error(data: object, message: str) -> None:
@@ -203,3 +241,59 @@ def test_a_kernel_wider_than_the_input_is_refused(input_size: int) -> None:
         sized.replace(extra_conv=widest + 2)
     # a type without a kernel keeps the default 7 however small its input
     assert small_config(AttentionConfig(type="se"), input_size=5).input_size == 5
+
+
+def test_a_config_built_in_python_has_its_types_checked_as_a_file_has() -> None:
+    """``stem_width="16"`` is one sentence, not a ``TypeError`` from a comparison; lists are
+    tuples, so that equal configs hash equal; a float that is an integer is one."""
+    stages = (StageConfig(16, 1),)
+    for build, said in (
+        (lambda: ArchConfig(stages, stem_width="16"), "stem_width must be an integer, got '16'"),
+        (lambda: ArchConfig(stages, stem_width=16.5), "stem_width must be an integer, got 16.5"),
+        (lambda: ArchConfig(stages, extra_conv=True), "extra_conv must be an integer, got True"),
+        (lambda: ArchConfig((StageConfig(16, True),)), "blocks must be an integer, got True"),
+        (lambda: ArchConfig(stages, block=None), "block must be a string, got None"),
+        (
+            lambda: ArchConfig(stages, attention=AttentionConfig(type="self_attn", scale="no")),
+            "scale must be true or false, got 'no'",
+        ),
+        (
+            lambda: ArchConfig([{"width": 16, "blocks": 1}]),
+            "stage 1 must be StageConfig(...), not a dict (ArchConfig.from_dict reads",
+        ),
+        (
+            lambda: ArchConfig(stages, attention={"type": "se"}),
+            "attention must be AttentionConfig(...), not a dict",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            build()  # type: ignore[no-untyped-call]
+    listed = ArchConfig(
+        [StageConfig(16, 1)],  # type: ignore[arg-type]
+        attention=AttentionConfig(type="se", placement="after_stage", repeats=[2]),  # type: ignore[arg-type]
+    )
+    assert listed == ArchConfig(
+        stages, attention=AttentionConfig("se", "after_stage", repeats=(2,))
+    )
+    assert hash(listed) == hash(ArchConfig.from_dict(listed.to_dict()))
+    spatial = ArchConfig(stages, attention=AttentionConfig(type="spatial", kernel_size=3.0))  # type: ignore[arg-type]
+    assert type(spatial.attention.kernel_size) is int
+
+
+def test_mask_depth_is_bounded_by_the_input_and_only_where_modules_go() -> None:
+    stages = tuple(StageConfig(16, 1, 2) for _ in range(3))
+
+    def residual(depth: object, input_size: int = 32) -> ArchConfig:
+        attention = AttentionConfig(
+            type="residual_attn",
+            placement="after_stage",
+            repeats=(1, 1, 0),
+            mask_depth=depth,  # type: ignore[arg-type]
+        )
+        return ArchConfig(stages, attention=attention, input_size=input_size)
+
+    assert residual(5).attention.mask_depth == 5  # 32 -> 16 -> 8 -> 4 -> 2 -> 1
+    assert residual(6, input_size=33).attention.mask_depth == 6  # 33 -> 17 -> 9 -> 5 -> 3 -> 2 -> 1
+    assert residual((2, 3, 40)).attention.mask_depth == (2, 3, 3)  # no module there: its 40 unused
+    with pytest.raises(ConfigError, match=r"mask_depth 6 pools past 1x1.*after 5 max-pools"):
+        residual((1, 6, 1))
