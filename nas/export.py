@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,15 +50,49 @@ def versions() -> dict[str, str]:
     return out
 
 
-def load_snippet(arch_file: str, weights_file: str | None) -> str:
-    """How to load the export in three lines of Python; the paths are quoted as Python
-    strings (a quote, a backslash or any other character in a path stays as it is)."""
+def load_snippet(
+    arch_file: str, weights_file: str | None, normalize: Mapping[str, Any] | None = None
+) -> str:
+    """How to load the export in Python; the paths are quoted as Python strings (a quote, a
+    backslash or any other character in a path stays as it is). With weights, how their
+    inputs are normalised (``normalize``: the per-channel ``mean`` and ``std`` that full
+    training recorded; None: not recorded, by a version before it did)."""
     weights = f", weights={json.dumps(weights_file)}" if weights_file else ""
-    return (
-        "import nas\n"
-        f"model = nas.build_model(nas.ArchConfig.from_file({json.dumps(arch_file)}){weights})\n"
-        "model.eval()\n"
-    )
+    lines = [
+        "import nas",
+        f"model = nas.build_model(nas.ArchConfig.from_file({json.dumps(arch_file)}){weights})",
+        "model.eval()",
+    ]
+    if weights_file and normalize:
+        mean, std = (_numbers(normalize[k]) for k in ("mean", "std"))
+        lines = [
+            "import torch",
+            *lines,
+            "# its inputs: float images in [0, 1], normalised per channel as in training",
+            f"mean = torch.tensor({mean}).view(1, -1, 1, 1)",
+            f"std = torch.tensor({std}).view(1, -1, 1, 1)",
+            "# logits = model((images - mean) / std)",
+        ]
+    elif weights_file:
+        lines.append(
+            "# its inputs: float images in [0, 1], minus the training images' per-channel mean, "
+            "over their std (not recorded: train the trial again with nas train-winners)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _numbers(values: Any) -> str:
+    """A list of floats as Python writes it, to 6 significant digits."""
+    return "[" + ", ".join(f"{float(v):.6g}" for v in values) + "]"
+
+
+def input_meta(arch: ArchConfig, trial: TrialRecord) -> dict[str, Any]:
+    """What the model's inputs are: channels, size, value range and, once full training
+    recorded it, the per-channel normalisation its weights need."""
+    out: dict[str, Any] = {"channels": arch.in_channels, "size": arch.input_size}
+    if trial.full_normalize:
+        out |= {"range": [0.0, 1.0], **trial.full_normalize}
+    return {"input": out}
 
 
 def hardware_meta(study: StudyRecord, trial: TrialRecord) -> dict[str, Any]:
@@ -108,6 +143,7 @@ def export_document(
                 if (limit := study_record.limit(name)) is not None
             },
             **hardware_meta(study_record, r),
+            **input_meta(arch, r),
             "proxy_accuracy": r.accuracy,
             "full_val_accuracy": r.full_val_accuracy,
             "full_accuracy": r.full_accuracy,

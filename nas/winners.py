@@ -192,6 +192,7 @@ def train_winner(
             device=str(device),
             checkpoint=str(checkpoint.resolve()),
             weights=str(weights.resolve()),
+            normalize={"mean": ctx.mean.tolist(), "std": ctx.std.tolist()},
         ),
     )
     return WinnerResult(

@@ -39,7 +39,7 @@ def reload(db: Path) -> optuna.Study:
 
 @pytest.mark.slow
 def test_top_k_trains_the_best_pareto_trials_and_records_results(
-    front_study: tuple[Path, optuna.Study], tmp_path: Path
+    front_study: tuple[Path, optuna.Study], tmp_path: Path, image_folder: Path
 ) -> None:
     db, _ = front_study
     out = run_nas(*winners_args(db, tmp_path, "--top-k", "2", "--epochs", "1"))
@@ -64,6 +64,41 @@ def test_top_k_trains_the_best_pareto_trials_and_records_results(
     line = next(x for x in out.stdout.splitlines() if x.startswith("proxy fidelity"))
     caveat = "" if fidelity["tau"] is None else " (fewer than 5 winners: it means little)"
     assert line.endswith(f", n=2{caveat}")  # as the report says it
+    _exported_weights_score_what_training_reported(db, image_folder, tmp_path, full[2])
+
+
+def _exported_weights_score_what_training_reported(
+    db: Path, images: Path, tmp_path: Path, full: dict[str, object]
+) -> None:
+    """The export's snippet, pasted, gives the test accuracy train-winners reported: its
+    normalisation is the one the weights were trained with (without it, near chance)."""
+    import json
+
+    import torch
+
+    from nas.data import load_dataset
+    from nas.data.augment import normalize
+
+    out = tmp_path / "exp" / "best.json"
+    args = ("export", "--storage", f"sqlite:///{db}", "--study", "w", "--trial", "2")
+    res = run_nas(*args, "--weights", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["input"]["mean"] == full["full_normalize"]["mean"]  # type: ignore[index]
+    scope: dict[str, object] = {}
+    exec(doc["load"].replace('"best', f'"{out.parent}/best'), scope)  # as run in its folder
+    exec(res.stdout.split("load it with:\n", 1)[1], printed := {})  # as printed
+    data = load_dataset("imagefolder", str(images))
+    x = data.test_x.float() / 255  # float images in [0, 1], as the snippet says
+    trained = normalize(data.test_x, *data.mean_std())  # as the trainer scored them
+    for ns in (scope, printed):
+        model, mean, std = ns["model"], ns["mean"], ns["std"]
+        with torch.no_grad():
+            logits = model((x - mean) / std)  # type: ignore[operator]
+            expected = model(trained)  # type: ignore[operator]
+        torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+        accuracy = (logits.argmax(1) == data.test_y).float().mean().item()
+        assert accuracy == pytest.approx(full["full_accuracy"], abs=1e-6)
 
 
 @pytest.mark.slow

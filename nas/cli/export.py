@@ -119,6 +119,7 @@ def _export_run(args: argparse.Namespace) -> int:
     study, address = open_named_study(args, read_only=True)
     fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
     picks = _export_picks(args, study, fmt)
+    normalized: list[dict[str, Any] | None] = []  # each pick's input normalisation
     for trial, rule, path in picks:
         doc = export_document(study, trial, rule, address.url)
         weights = None
@@ -128,7 +129,9 @@ def _export_run(args: argparse.Namespace) -> int:
             doc["meta"]["weights"] = weights_path.name
             doc["meta"]["onnx"] = onnx_path.name
             weights = weights_path.name
-        doc["load"] = load_snippet(path.name, weights)  # run from the file's folder
+        normalize = doc["meta"]["input"] if "mean" in doc["meta"]["input"] else None
+        doc["load"] = "# in the folder of this file\n" + load_snippet(path.name, weights, normalize)
+        normalized.append(normalize)
         write_document(doc, path, fmt)
         meta = doc["meta"]
         measured = ", ".join(
@@ -155,7 +158,8 @@ def _export_run(args: argparse.Namespace) -> int:
     first = picks[0][2]
     weights_file = str(first.with_suffix(".pt")) if args.weights else None
     console.print("load it with:" if len(picks) == 1 else "load each with, e.g. the first:")
-    console.print(load_snippet(str(first), weights_file), markup=False, soft_wrap=True, end="")
+    snippet = load_snippet(str(first), weights_file, normalized[0])
+    console.print(snippet, markup=False, soft_wrap=True, end="")
     return 0
 
 

@@ -61,6 +61,8 @@ FULL_RECIPE = "full_recipe"
 FULL_DEVICE = "full_device"
 CHECKPOINT = "checkpoint"
 WEIGHTS = "weights"
+#: the per-channel mean and std the weights' inputs are normalised with (images in [0, 1])
+FULL_NORMALIZE = "full_normalize"
 # ------------------------------------------------------------------ a fidelity job
 CANDIDATE = "candidate"  #: the panel candidate a job trains
 RUNG = "rung"  #: the rung label it trains at
@@ -252,6 +254,9 @@ class TrialRecord:
         FULL_RECIPE, _dict, "the full-training recipe (:meth:`nas.training.Recipe.to_dict`)"
     )
     checkpoint: Field[str | None] = Field(CHECKPOINT, _str)
+    full_normalize: Field[dict[str, Any] | None] = Field(
+        FULL_NORMALIZE, _dict, "``{mean, std}`` per channel that the weights' inputs need"
+    )
 
     @property
     def weights(self) -> str | None:
@@ -462,6 +467,7 @@ def full_results(
     device: str,
     checkpoint: str,
     weights: str,
+    normalize: Mapping[str, Sequence[float]],
 ) -> dict[str, Any]:
     """What full training records on a winner (for :func:`write_results`)."""
     return {
@@ -475,13 +481,14 @@ def full_results(
         FULL_DEVICE: device,
         CHECKPOINT: checkpoint,
         WEIGHTS: weights,
+        FULL_NORMALIZE: {k: [float(v) for v in vs] for k, vs in normalize.items()},
     }
 
 
 #: The keys :func:`full_results` writes.
 FULL_RESULT_KEYS = (
     FULL_VAL_ACCURACY, FULL_ACCURACY, FULL_EPOCHS, FULL_CURVE, FULL_VAL_IMAGES, FULL_SECONDS,
-    FULL_RECIPE, FULL_DEVICE, CHECKPOINT, WEIGHTS,
+    FULL_RECIPE, FULL_DEVICE, CHECKPOINT, WEIGHTS, FULL_NORMALIZE,
 )  # fmt: skip
 
 
