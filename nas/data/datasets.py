@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +75,21 @@ class ImageData:
         memory it needs does not grow with the data set.
         """
         return channel_stats(self.train_x)
+
+
+def data_record(data: ImageData) -> dict[str, Any]:
+    """What a study keeps of its data to know it again: the image counts, the classes, and a
+    digest of the labels in file order (an image added, removed or moved to another class
+    changes it; the pixels are left out, since two machines' JPEG decoders may differ)."""
+    digest = hashlib.sha1(repr((data.classes, tuple(data.train_x.shape[1:]))).encode())
+    for labels in (data.train_y, data.test_y):
+        digest.update(labels.numpy().tobytes())
+    return {
+        "train": len(data.train_y),
+        "test": len(data.test_y),
+        "classes": data.num_classes,
+        "labels_sha1": digest.hexdigest()[:16],
+    }
 
 
 def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:

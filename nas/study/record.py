@@ -534,14 +534,15 @@ class StudyRecord:
         """Record settings (``now``, as :meth:`nas.settings.Resolved.to_record` gives them)
         under ``key``: everything on a new study; on an existing one, the settings its record
         lacks (older versions recorded fewer) and the kept settings this run gave anew
-        (``replaced``); ``extra`` (e.g. a protocol version) is recorded with a new study.
-        Call under the set-up lock, so that workers started together record once and every
-        later worker reads the same values."""
+        (``replaced``); ``extra`` (a protocol version, what the data holds) is recorded with
+        a new study, and where an existing one lacks it. Call under the set-up lock, so that
+        workers started together record once and every later worker reads the same values."""
         before = self.get(key)
         if not isinstance(before, dict):
             self.set(key, {**now, **(extra or {})})
             return
         update = {k: v for k, v in now.items() if k not in before or k in replaced}
+        update |= {k: v for k, v in (extra or {}).items() if k not in before}
         if update:
             self.set(key, {**before, **update})
 

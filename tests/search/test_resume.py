@@ -300,3 +300,48 @@ def test_every_worker_of_a_study_judges_heartbeats_by_its_grace_period(
     nas.Search(**{**given, "trials": 3}).run(log=said.append)
     kept = "note: the study now keeps grace_period 60 (it recorded none); later runs keep it too"
     assert said.count(kept) == 1 and [x for x in said if x.startswith("note:")] == [kept]
+
+
+def test_a_study_whose_images_changed_is_refused_and_an_old_one_learns_them(
+    tmp_path: Path, tiny_space: Path
+) -> None:
+    """Images removed, added or moved to another class since the study began: new trials
+    would be scored on another validation split, so the study is not continued (the folder
+    may move, its images may not change); a study recorded before this check learns its
+    data at its next start."""
+    import nas
+    from nas.errors import NasError
+    from nas.search.study import DATA_KEY
+    from nas.study.record import SEARCH_SETTINGS, StudyRecord
+    from tests.conftest import make_image_folder
+
+    images = make_image_folder(tmp_path / "imgs", classes=2, per_class=24, test_per_class=2)
+    settings = {
+        "space": str(tiny_space), "dataset": "imagefolder", "data_dir": str(images),
+        "proxy_epochs": 1, "proxy_subset": 16, "proxy_val": "all", "device": "cpu",
+        "storage": f"sqlite:///{tmp_path}/d.db", "study": "d",
+    }  # fmt: skip
+    study = nas.Search(trials=1, **settings).run()
+    recorded = StudyRecord(study).settings[DATA_KEY]
+    assert recorded["train"] == 48 and recorded["classes"] == 2
+    removed = sorted((images / "train" / "class0").iterdir())[:2]
+    for f in removed:
+        f.unlink()
+    with pytest.raises(NasError) as refused:
+        nas.Search(trials=2, **settings).run()
+    assert str(refused.value) == (
+        f"study 'd' was searched on 48 training and 4 test images in 2 classes; {images} now "
+        "holds 46 training and 4 test images in 2 classes, so new trials' scores would not "
+        "compare with its trials'; restore the images, or start a new study"
+    )
+    make_image_folder(images, classes=2, per_class=24, test_per_class=2)  # restored
+    first = sorted((images / "train" / "class0").iterdir())[0]
+    first.rename(images / "train" / "class1" / "zz-moved.png")
+    with pytest.raises(NasError, match="now holds as many, with other labels"):
+        nas.Search(trials=2, **settings).run()
+    (images / "train" / "class1" / "zz-moved.png").rename(first)
+    old = {k: v for k, v in StudyRecord(study).settings.items() if k != DATA_KEY}
+    study.set_user_attr(SEARCH_SETTINGS, old)  # as an earlier version recorded it
+    study = nas.Search(trials=2, **settings).run()
+    assert StudyRecord(study).settings[DATA_KEY] == recorded
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
