@@ -119,10 +119,13 @@ def export_document(
 ) -> dict[str, Any]:
     """The export of ``trial``: its config and metadata, with its value of every metric it
     recorded (the study's objectives among them) and the study's limits."""
+    from nas.study.stats import candidate_runs, mean_accuracy
+
     r = TrialRecord(trial)
     arch = ArchConfig.from_dict(r.arch or {})
     counts = count(arch)
     study_record = StudyRecord(study)
+    runs = candidate_runs(study.get_trials(deepcopy=False)).get(trial.number, [trial])
     return {
         "format": FORMAT,
         "arch": arch.to_dict(),
@@ -145,6 +148,12 @@ def export_document(
             **hardware_meta(study_record, r),
             **input_meta(arch, r),
             "proxy_accuracy": r.accuracy,
+            # a candidate trained more than once counts by its mean everywhere
+            **(
+                {"proxy_runs": {"trials": [t.number for t in runs], "mean": mean_accuracy(runs)}}
+                if len(runs) > 1
+                else {}
+            ),
             "full_val_accuracy": r.full_val_accuracy,
             "full_accuracy": r.full_accuracy,
             "full_epochs": r.full_epochs,

@@ -294,3 +294,36 @@ def test_a_study_of_the_users_own_objective_exports_by_trial(tmp_path: Path) -> 
         "nas: error: study 'own' holds 12 trials that no nas search ran (your own Optuna "
         "study), and nas does not add its trials to them; choose another --study"
     ]
+
+
+def test_an_exported_run_of_a_candidate_trained_twice_gives_the_mean_it_is_ranked_by(
+    tmp_path: Path, image_folder: Path
+) -> None:
+    """TPE drew the se candidate again (a luckier run): ``--trial`` of that run says its own
+    accuracy and the mean of both runs, by which every ranking counts the candidate."""
+    db = tmp_path / "r.db"
+    study = make_study(db, image_folder, {"se": 0.5, "cbam": 0.6})
+    first = study.trials[0]
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.8, first.values[1]],
+            params=first.params,
+            distributions=first.distributions,
+            user_attrs={**first.user_attrs, "accuracy": 0.8, "curve": [0.8]},
+        )
+    )
+    again = study.trials[-1].number
+    out = tmp_path / "again.json"
+    args = ("export", "--storage", f"sqlite:///{db}", "--study", "w", "--trial", str(again))
+    res = run_nas(*args, "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["proxy_accuracy"] == 0.8
+    assert meta["proxy_runs"] == {"trials": [0, again], "mean": pytest.approx(0.65)}
+    assert (
+        f"proxy val acc 0.8000 in this run, 0.6500 the mean of its 2 runs (trials 0, {again})"
+        in " ".join(res.stdout.split())  # as wrapped to the terminal's width
+    )
+    single = tmp_path / "single.json"
+    assert run_nas(*args[:-1], "1", "--out", str(single)).returncode == 0
+    assert "proxy_runs" not in json.loads(single.read_text())["meta"]

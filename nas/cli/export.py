@@ -96,6 +96,13 @@ def _trained(trial: FrozenTrial, meta: dict[str, Any]) -> str:
 
     from nas.study.record import TrialRecord
 
+    if meta["proxy_accuracy"] is not None and "proxy_runs" in meta:
+        runs = meta["proxy_runs"]
+        return (
+            f"proxy val acc {meta['proxy_accuracy']:.4f} in this run, {runs['mean']:.4f} the mean "
+            f"of its {len(runs['trials'])} runs (trials {', '.join(map(str, runs['trials']))}), "
+            "by which it is ranked"
+        )
     if meta["proxy_accuracy"] is not None:
         return f"proxy val acc {meta['proxy_accuracy']:.4f}"
     r = TrialRecord(trial)

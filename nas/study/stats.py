@@ -602,13 +602,19 @@ def _points(gain: float) -> str:
 
 
 def _group(trials: Sequence[FrozenTrial], second: str, limit: float) -> SamplingGroup:
+    """One group's figures, a candidate evaluated several times by its mean."""
     best = best_trial(trials, second)
     front = pareto_front(trials, second)
-    points = [(accuracy_of(t) or 0.0, _cost(t, second)[0]) for t in front]
+    means = mean_accuracies(trials)
+
+    def accuracy(t: FrozenTrial) -> float:
+        return means.get(t.number, accuracy_of(t) or 0.0)
+
+    points = [(accuracy(t), _cost(t, second)[0]) for t in front]
     return SamplingGroup(
         trained=sum(map(is_trained, trials)),
         best_trial=best.number if best is not None else None,
-        best_accuracy=accuracy_of(best) if best is not None else None,
+        best_accuracy=accuracy(best) if best is not None else None,
         front=tuple(t.number for t in front),
         hypervolume=hypervolume(points, limit) if points else 0.0,
     )
@@ -624,7 +630,9 @@ def startup_comparison(
 ) -> StartupComparison:
     """Compare the guided trials of a study with its random start-up trials.
 
-    Each trained trial goes to the group :func:`sampled_by` puts it in; per group, the count,
+    Each trained trial goes to the group :func:`sampled_by` puts it in (a candidate drawn
+    again, to the group of its first draw: a guided trial that repeats a start-up candidate
+    found nothing new, and its luckier run must not count as a find); per group, the count,
     the most accurate trial and the hypervolume of the group's own front of (accuracy,
     ``second`` / ``limit``). With at least ``min_trials`` trained trials in each group (and
     a COMPLETE one), the verdict gives the guided best against the start-up best in
@@ -633,10 +641,12 @@ def startup_comparison(
     """
     how = sampled_by(trials, sampler)
     trained = [t for t in trials if is_trained(t)]
+    runs = candidate_runs(trained)
     by_group: dict[str, list[FrozenTrial]] = {"startup": [], "guided": []}
     others = 0
-    for t in trained:
-        group = by_group.get(how.get(t.number, ""))
+    for t in trained:  # a candidate drawn again counts, by its mean, where it was first drawn
+        first = runs[t.number][0].number if t.number in runs else t.number
+        group = by_group.get(how.get(first, ""))
         if group is None:
             others += 1
         else:
@@ -677,7 +687,7 @@ def _verdict(
         if sampler == "random":
             verdict += " (the random sampler samples every trial at random)"
         return None, verdict
-    gain = guided.best_accuracy - startup.best_accuracy
+    gain = round(guided.best_accuracy - startup.best_accuracy, 12)  # means tie exactly
     found = f"trial {guided.best_trial} at {guided.best_accuracy:.4f}"
     against = f"the best start-up trial, trial {startup.best_trial} at {startup.best_accuracy:.4f}"
     if gain > 0:

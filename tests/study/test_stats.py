@@ -398,3 +398,18 @@ def test_a_front_against_latency_holds_the_trials_of_the_latest_context() -> Non
     assert [t.number for t in runs[5]] == [0, 5] and mean_accuracy(runs[5]) == pytest.approx(0.6)
     assert _proxy_cell(front[0], runs) == "0.6000<br><small>mean of 2</small>"
     assert [t.number for t in pareto_front(trials, ("params",))] == [0]
+
+
+def test_a_guided_trial_that_draws_a_start_up_candidate_again_is_no_find() -> None:
+    """TPE drew trial 10's candidate again as trial 12, which scored higher by chance: the
+    candidate counts once, by its mean, in the start-up group that first drew it."""
+    trials = made_up_study().trials
+    again = _trial(12, "complete", 0.70, 700)
+    again.params = dict(trials[10].params)  # the same candidate as trial 10 (0.62)
+    trials[12] = again
+    c = startup_comparison(trials, "params", 1000)
+    assert (c.startup.trained, c.guided.trained) == (10, 3)
+    assert (c.startup.best_trial, c.startup.best_accuracy) == (10, pytest.approx(0.66))
+    assert (c.guided.best_trial, c.guided.best_accuracy) == (11, 0.66)
+    assert c.gain == pytest.approx(0.0, abs=1e-12)
+    assert c.verdict.startswith("the guided trials found nothing better")
