@@ -378,6 +378,7 @@ def add_flags(
     only: Iterable[str] | None = None,
     groups: Mapping[str, str] | None = None,
     required: Iterable[str] = (),
+    helps: Mapping[str, str] | None = None,
 ) -> None:
     """Add a flag for every declared setting of ``cls`` (or the settings named in ``only``).
 
@@ -388,6 +389,8 @@ def add_flags(
         groups: ``--help`` section titles by group name (a setting's ``group``); settings
             without a group go to the parser itself.
         required: settings this command cannot do without (``--study`` of ``nas export``).
+        helps: another help by setting name, for a command that takes a setting otherwise
+            (``nas train-winners`` defaults ``--dataset`` to the study's).
     """
     wanted = set(only) if only is not None else None
     needed = set(required)
@@ -403,6 +406,8 @@ def add_flags(
                 sections[title] = parser.add_argument_group(title)
             target = sections[title]
         kwargs = _flag_kwargs(d)
+        if d.name in (helps or {}):
+            kwargs["help"] = (helps or {})[d.name]
         if d.name in needed:
             kwargs = {**kwargs, "required": True}
         target.add_argument(d.flag, **kwargs)

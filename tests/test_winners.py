@@ -356,3 +356,39 @@ def test_another_recipe_is_refused_unless_it_replaces_the_results(
     one_step = "note: --batch-size 500 is more than the 108 training images: each epoch is one step"
     assert one_step in replaced.stdout
     assert full_epochs() == {0: 2, 1: 2, 2: 2, 3: 2}
+
+
+@pytest.mark.slow
+def test_winners_refuse_images_changed_since_the_search_and_warn_on_fake_data(
+    tmp_path: Path, tiny_space: Path
+) -> None:
+    """Winners trained on images added or removed since the search would be chosen on
+    another split: refused in one line. Winners of a fake-data study say, as the search
+    does, that their accuracies mean nothing."""
+    import nas
+    from nas.data.datasets import FAKE_WARNING
+    from tests.conftest import make_image_folder
+
+    images = make_image_folder(tmp_path / "imgs", classes=2, per_class=24, test_per_class=2)
+    common = {"space": str(tiny_space), "proxy_epochs": 1, "proxy_subset": 16, "device": "cpu"}
+    for name, data in (("real", {"dataset": "imagefolder", "data_dir": str(images)}),
+                       ("fake", {"dataset": "fake"})):  # fmt: skip
+        nas.Search(**common, **data, trials=1, proxy_val="all", study=name,
+                   storage=f"sqlite:///{tmp_path}/{name}.db").run()  # fmt: skip
+    next(iter(sorted((images / "train" / "class1").iterdir()))).unlink()
+    args = ["--top-k", "1", "--epochs", "1", "--device", "cpu", "--batch-size", "64"]
+    out = run_nas("train-winners", "--storage", f"sqlite:///{tmp_path}/real.db", "--study",
+                  "real", "--out-dir", str(tmp_path / "w"), *args)  # fmt: skip
+    last = out.stderr.strip().splitlines()[-1]  # after the decoding line
+    assert out.returncode == 2 and out.stderr.count("nas: error:") == 1, out.stderr
+    assert last.startswith("nas: error: study 'real' was searched on 48 training and 4 test")
+    assert "now holds 47 training" in last
+    out = run_nas("train-winners", "--storage", f"sqlite:///{tmp_path}/fake.db", "--study",
+                  "fake", "--out-dir", str(tmp_path / "f"), *args)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert FAKE_WARNING in " ".join(out.stdout.split())
+    help_text = " ".join(run_nas("train-winners", "--help").stdout.split())
+    assert (
+        "--dataset {cifar10," in help_text
+        and "(default: the study's; another is refused)" in help_text
+    )

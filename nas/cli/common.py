@@ -54,10 +54,20 @@ def raise_interrupt(signum: int, frame: object) -> None:
     raise Interrupted("SIGTERM")
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+#: The help of ``--dataset`` and ``--data-dir`` in a command that reads a study's data.
+STUDY_DATA_HELP = {
+    "dataset": "the data set the study was searched on (default: the study's; another is refused)",
+    "data_dir": "its folder (default: the study's; another only where the recorded one is not "
+    "on this machine: the data moved, or this machine mounts it elsewhere)",
+}
+
+
+def add_data_args(p: argparse.ArgumentParser, *, of_study: bool = False) -> None:
     """--dataset, --data-dir, --device, declared once for every study (shared by search,
-    train-winners and fidelity); a flag not given leaves no attribute."""
-    add_flags(p, StudySettings, only=("dataset", "data_dir", "device"), groups=GROUPS)
+    train-winners and fidelity); a flag not given leaves no attribute. ``of_study``: the
+    command reads a study's data, whose own is the default."""
+    helps = STUDY_DATA_HELP if of_study else None
+    add_flags(p, StudySettings, only=("dataset", "data_dir", "device"), groups=GROUPS, helps=helps)
 
 
 SHOW_SETTINGS_HELP = (

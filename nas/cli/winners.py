@@ -85,7 +85,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-ema", action="store_true", help="evaluate the raw weights, no EMA")
     r.add_argument("--no-crop", action="store_true", help="no random crop")
     r.add_argument("--no-flip", action="store_true", help="no horizontal flip")
-    add_data_args(p)
+    add_data_args(p, of_study=True)
 
 
 def recipe_from_args(args: argparse.Namespace) -> Any:
@@ -202,6 +202,7 @@ class _WinnersRun:
         self, args: argparse.Namespace, study: optuna.Study, recipe: Recipe, winners: int
     ) -> None:
         from nas.data import load_dataset, validation_split
+        from nas.data.datasets import DATA_KEY, FAKE_WARNING, check_same_data
         from nas.files import check_dir
         from nas.study.record import StudyRecord
         from nas.training import resolve_device
@@ -213,6 +214,9 @@ class _WinnersRun:
         dataset, data_dir = searched_data(args, searched, study.study_name)
         self.args, self.study, self.recipe = args, study, recipe
         self.data: ImageData = load_dataset(dataset, data_dir)
+        check_same_data(searched.get(DATA_KEY), self.data, study.study_name)
+        if dataset == "fake":
+            console.print(FAKE_WARNING, markup=False)
         self.device = resolve_device(getattr(args, "device", None) or "auto")
         self.val_fraction = float(searched.get("val_fraction", 0.1))
         require_test_split(self.data)

@@ -92,6 +92,37 @@ def data_record(data: ImageData) -> dict[str, Any]:
     }
 
 
+#: The key of a study's search record that keeps what its data holds (:func:`data_record`).
+DATA_KEY = "data"
+
+
+def check_same_data(recorded: Any, data: ImageData, study: str) -> None:
+    """Refuse to go on with data other than the study's first (``recorded``, its
+    :func:`data_record`; None: a study of an earlier version, which records it when a search
+    starts): new trials, or winners, would be scored on another split.
+
+    Raises:
+        DataError: naming what changed.
+    """
+    now = data_record(data)
+    if not isinstance(recorded, dict) or recorded == now:
+        return
+
+    def held(r: dict[str, Any]) -> str:
+        return (
+            f"{r.get('train', 0):,} training and {r.get('test', 0):,} test images in "
+            f"{r.get('classes', 0)} classes"
+        )
+
+    same = all(recorded.get(k) == now[k] for k in ("train", "test", "classes"))
+    raise DataError(
+        f"study {study!r} was searched on {held(recorded)}; {data.source} now holds "
+        + ("as many, with other labels" if same else held(now))
+        + ": scores on them would not compare with its trials'; restore the images (or search "
+        "them in a new --study)"
+    )
+
+
 def channel_stats(x: Tensor, chunk: int = 8192) -> tuple[Tensor, Tensor]:
     """Per-channel mean and (population) standard deviation of uint8 images ``x`` (N, C, H, W),
     in [0, 1] units, as float32; the deviation is at least 1e-3 (constant images)."""

@@ -35,7 +35,7 @@ import optuna
 
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
-from nas.data.datasets import FAKE_WARNING, data_record
+from nas.data.datasets import DATA_KEY, FAKE_WARNING, check_same_data, data_record
 from nas.data.splits import split_room
 from nas.errors import NasError
 from nas.hardware.context import HardwareContext, study_context
@@ -64,9 +64,6 @@ from nas.study.storage import with_retry, worker_id
 
 #: The study user attribute that records a search's settings.
 RECORD_KEY = rec.SEARCH_SETTINGS
-
-#: The key of the search record that keeps what the data holds (:func:`data_record`).
-DATA_KEY = "data"
 
 #: Version of how proxy scores are computed (normalisation, pairing, learning-rate rule).
 #: Studies scored by another version are not continued: their trials are not comparable.
@@ -285,33 +282,6 @@ def prepare(
     if check is not None:
         check(fitted.settings)
     return _Prepared(record, fitted, space, data, notes, fitted.to_record())
-
-
-def check_same_data(recorded: Any, data: ImageData, study: str) -> None:
-    """Refuse to go on with data other than the study's first (:func:`data_record`): scores
-    of new trials on it would not compare with the old ones. A study that recorded none (an
-    earlier version's) records it at this start.
-
-    Raises:
-        NasError: naming what changed.
-    """
-    now = data_record(data)
-    if not isinstance(recorded, dict) or recorded == now:
-        return
-
-    def held(r: Mapping[str, Any]) -> str:
-        return (
-            f"{r.get('train', 0):,} training and {r.get('test', 0):,} test images in "
-            f"{r.get('classes', 0)} classes"
-        )
-
-    same = all(recorded.get(k) == now[k] for k in ("train", "test", "classes"))
-    raise NasError(
-        f"study {study!r} was searched on {held(recorded)}; {data.source} now holds "
-        + ("as many, with other labels" if same else held(now))
-        + ", so new trials' scores would not compare with its trials'; restore the images, or "
-        "start a new --study"
-    )
 
 
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:

@@ -310,8 +310,8 @@ def test_a_study_whose_images_changed_is_refused_and_an_old_one_learns_them(
     may move, its images may not change); a study recorded before this check learns its
     data at its next start."""
     import nas
+    from nas.data.datasets import DATA_KEY
     from nas.errors import NasError
-    from nas.search.study import DATA_KEY
     from nas.study.record import SEARCH_SETTINGS, StudyRecord
     from tests.conftest import make_image_folder
 
@@ -331,8 +331,8 @@ def test_a_study_whose_images_changed_is_refused_and_an_old_one_learns_them(
         nas.Search(trials=2, **settings).run()
     assert str(refused.value) == (
         f"study 'd' was searched on 48 training and 4 test images in 2 classes; {images} now "
-        "holds 46 training and 4 test images in 2 classes, so new trials' scores would not "
-        "compare with its trials'; restore the images, or start a new study"
+        "holds 46 training and 4 test images in 2 classes: scores on them would not compare "
+        "with its trials'; restore the images (or search them in a new study)"
     )
     make_image_folder(images, classes=2, per_class=24, test_per_class=2)  # restored
     first = sorted((images / "train" / "class0").iterdir())[0]
