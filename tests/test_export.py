@@ -208,7 +208,7 @@ def test_pareto_writes_one_file_per_front_trial(tmp_path: Path, image_folder: Pa
     )  # fmt: skip
     assert into_a_file.returncode == 2 and into_a_file.stderr.strip() == (
         f"nas: error: --out {tmp_path / 'front' / 'trial-0.json'} is a file: with --pareto, "
-        "--out is a folder that receives one file per Pareto-optimal trial"
+        "--out is a folder that receives one file per Pareto-optimal trial (--out front/)"
     )
 
 

@@ -55,38 +55,53 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: The endings of a file name, which a ``--pareto`` folder should not have.
+SUFFIXES = (".json", ".yaml", ".yml")
+
+
 def _export_picks(
     args: argparse.Namespace, study: optuna.Study, fmt: str
 ) -> list[tuple[optuna.trial.FrozenTrial, str, Path]]:
-    """What to export: (trial, the rule that chose it, the file to write)."""
-    from nas.study.record import TrialRecord
+    """What to export: (trial, the rule that chose it, the file to write), the first file
+    checked before anything is written."""
+    from nas.files import check_writable
     from nas.study.stats import best_of
     from nas.winners import select_winners
 
     if args.pareto:
-        if args.out.exists() and not args.out.is_dir():
+        if (args.out.exists() and not args.out.is_dir()) or args.out.suffix.lower() in SUFFIXES:
             raise NasError(
-                f"--out {args.out} is a file: with --pareto, --out is a folder that receives "
-                "one file per Pareto-optimal trial"
+                f"--out {args.out} is a file{'' if args.out.exists() else ' name'}: with "
+                "--pareto, --out is a folder that receives one file per Pareto-optimal trial "
+                "(--out front/)"
             )
         front = select_winners(study, None)
-        return [(t, "Pareto-optimal", args.out / f"trial-{t.number}.{fmt}") for t in front]
-    if args.trial is not None:
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        if args.trial not in trials:
-            span = f"0..{max(trials)}" if trials else "none"
-            raise NasError(
-                f"study {study.study_name!r} has no trial {args.trial} (its trials: {span})"
-            )
-        chosen = trials[args.trial]
-        if TrialRecord(chosen).arch is None:
-            raise NasError(
-                f"trial {args.trial} has no architecture recorded (state {chosen.state.name})"
-            )
-        return [(chosen, f"trial {args.trial}, asked for", args.out)]
-    best, rule = best_of(study)
-    console.print(f"best: trial {best.number}, chosen by {rule}")
-    return [(best, rule, args.out)]
+        picks = [(t, "Pareto-optimal", args.out / f"trial-{t.number}.{fmt}") for t in front]
+    elif args.trial is not None:
+        picks = [_asked_for(study, args.trial, args.out)]
+    else:
+        best, rule = best_of(study)
+        console.print(f"best: trial {best.number}, chosen by {rule}")
+        picks = [(best, rule, args.out)]
+    for _, _, path in picks[:1]:  # before anything is written
+        check_writable(path)
+    return picks
+
+
+def _asked_for(
+    study: optuna.Study, number: int, out: Path
+) -> tuple[optuna.trial.FrozenTrial, str, Path]:
+    """``--trial N``: the trial, if the study has it with an architecture."""
+    from nas.study.record import TrialRecord
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        span = f"0..{max(trials)}" if trials else "none"
+        raise NasError(f"study {study.study_name!r} has no trial {number} (its trials: {span})")
+    chosen = trials[number]
+    if TrialRecord(chosen).arch is None:
+        raise NasError(f"trial {number} has no architecture recorded (state {chosen.state.name})")
+    return chosen, f"trial {number}, asked for", out
 
 
 def _trained(trial: FrozenTrial, meta: dict[str, Any]) -> str:

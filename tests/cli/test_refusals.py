@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, run_nas
+from tests.conftest import ROOT, make_study, run_nas
 
 SMALL = "search_spaces/small_cifar.toml"
 
@@ -46,6 +46,14 @@ REFUSALS: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 
+#: name -> arguments of a refused run that reads study ``w`` in ``w.db`` (a real one).
+ON_A_STUDY: dict[str, list[str]] = {
+    # a path missing more than its own folder is taken for a typo, as a SQLite path is
+    "report into two missing folders": ["report", "--out", "no/such/r.html"],
+    "export into two missing folders": ["export", "--best", "--out", "no/such/best.json"],
+    "export --pareto to a file name": ["export", "--pareto", "--out", "e1.json"],
+}
+
 REFUSALS["seed beyond 64 bits"] = ["search", "studies/smoke.toml", "--seed", "1" + "0" * 20]
 REFUSALS["negative seed"] = ["search", "studies/smoke.toml", "--seed=-1"]
 REFUSALS["workers on no device"] = [
@@ -76,3 +84,19 @@ def test_a_refused_run_changes_nothing(name: str, tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nas: error: "), out.stderr
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", list(ON_A_STUDY))
+def test_a_refused_run_on_a_study_writes_nothing(
+    name: str, tmp_path: Path, image_folder: Path
+) -> None:
+    make_study(tmp_path / "w.db", image_folder, {"se": 0.7, "cbam": 0.8})
+    before = _tree(tmp_path)
+    command, *rest = ON_A_STUDY[name]
+    out = run_nas(command, "--storage", "sqlite:///w.db", "--study", "w", *rest, cwd=tmp_path)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nas: error: "), out.stderr
+    assert _tree(tmp_path) == before
+    said = {"export --pareto to a file name": "is a file name: with --pareto, --out is a folder"}
+    assert said.get(name, "does not exist (one missing folder, such/, is made") in lines[0]
