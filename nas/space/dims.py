@@ -146,6 +146,12 @@ class IntRange(_Range):
         extra = " (log)" if self.log else (f" step {self.step}" if self.step != 1 else "")
         return f"{self.low}..{self.high}{extra}"
 
+    def drawn(self, most: int = 4096) -> list[int]:
+        """Every value it may draw, or its two ends when it may draw more than ``most``."""
+        if (self.high - self.low) // self.step >= most:
+            return [self.low, self.high]
+        return list(range(self.low, self.high + 1, self.step))
+
 
 @dataclass(frozen=True)
 class FloatRange(_Range):
@@ -188,6 +194,10 @@ def parse_dim(raw: Any, where: str, errors: list[str]) -> Dim | None:  # noqa: C
             return None
         if any(isinstance(v, dict | list) for v in raw):
             errors.append(f"{where}: choices must be plain values, got {raw!r}")
+            return None
+        twice = next((v for i, v in enumerate(raw) if any(_same(v, w) for w in raw[:i])), None)
+        if twice is not None:  # a choice listed twice would be drawn twice as often
+            errors.append(f"{where}: {twice!r} is listed twice; list each choice once")
             return None
         return Choice(tuple(raw))
     if isinstance(raw, dict):

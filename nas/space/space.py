@@ -28,6 +28,7 @@ from typing import Any
 import optuna
 
 from nas.config import (
+    ATTENTION_KNOB_NAMES,
     ATTENTION_KNOBS,
     BLOCKS,
     BOTTLENECK_EXPANSION,
@@ -44,7 +45,7 @@ from nas.config import (
 )
 from nas.errors import SpaceError, closest, unknown_word
 from nas.files import read_toml
-from nas.space.dims import Choice, Dim, Fixed, parse_dim
+from nas.space.dims import Choice, Dim, Fixed, IntRange, parse_dim
 
 Check = Callable[[Any], str | None]
 
@@ -445,6 +446,7 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
     )
     if not errors:
         _check_buildable(space, errors)
+        _check_knobs_taken(raw.get("attention") or {}, space, errors)
     if errors:
         raise SpaceError(
             f"{where}: " + "\n".join(errors)
@@ -474,7 +476,30 @@ def _dim(raw: Any, where: str, check: Check, errors: list[str]) -> Dim | None:
         if problem:
             errors.append(f"{where}: {problem}")
             bad = True
+    inside = dim.drawn()[1:-1] if isinstance(dim, IntRange) and not bad else []
+    wrong = next(((v, p) for v in inside if (p := check(v))), None)
+    if wrong is not None:  # the ends are fine, a value between them is not (an even kernel)
+        errors.append(
+            f"{where}: the range {dim.describe()} draws {wrong[0]}, which it cannot take "
+            f"({wrong[1]}); give a step that skips it, or list the values"
+        )
+        bad = True
     return None if bad else dim
+
+
+def _check_knobs_taken(given: Mapping[str, Any], space: SearchSpace, errors: list[str]) -> None:
+    """A knob the file gives that no attention type of the space takes would be ignored
+    without a word (``heads`` in a space of ``se`` only): refused, naming the types that
+    take it."""
+    types = [str(t) for t in space.attention["type"].values()]
+    taken = {k for t in types if t in ATTENTION_KNOBS for k in ATTENTION_KNOBS[t]}
+    for knob in given:
+        if knob in ATTENTION_KNOB_NAMES and knob not in taken:
+            takers = [t for t, knobs in ATTENTION_KNOBS.items() if knob in knobs]
+            errors.append(
+                f"attention.{knob}: no attention type of this space takes it (it samples "
+                f"{', '.join(types)}; {', '.join(takers)} would); remove it or add such a type"
+            )
 
 
 def _check_buildable(space: SearchSpace, errors: list[str]) -> None:

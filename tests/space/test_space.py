@@ -117,6 +117,21 @@ def _minimal(**sections: dict[str, Any]) -> dict[str, Any]:
             _minimal(stages={"0": {"stride": 1}}),
             "[stages.0]: stages are numbered from 1 ([stages.1] is the first)",
         ),
+        (  # checked at its ends only, it drew 4 and 6: candidates that cannot be built
+            _minimal(attention={"type": "cbam", "kernel_size": {"low": 3, "high": 7}}),
+            "attention.kernel_size: the range 3..7 draws 4, which it cannot take (must be an "
+            "odd kernel size, got 4); give a step that skips it",
+        ),
+        (_minimal(backbone={"extra_conv": {"low": 0, "high": 3}}), "the range 0..3 draws 2"),
+        (  # drawn twice as often, without a word
+            _minimal(attention={"type": ["se", "se", "none"]}),
+            "attention.type: 'se' is listed twice; list each choice once",
+        ),
+        (
+            _minimal(attention={"type": ["se", "none"], "heads": [2, 4]}),
+            "attention.heads: no attention type of this space takes it (it samples se, none; "
+            "mhsa would)",
+        ),
     ],
 )
 def test_each_mistake_gets_one_clear_error(raw: dict[str, Any], message: str) -> None:
@@ -193,3 +208,12 @@ def test_a_stage_gives_its_width_or_its_growth_and_stages_that_all_do_need_no_sh
     del own["stages"]["3"]  # stage 3 has no width of its own now, nor a shared one
     with pytest.raises(SpaceError, match=r"stage 3 has no width or growth of its own: give "):
         parse_space(own)
+
+
+def test_a_range_of_kernel_sizes_on_odd_steps_and_knobs_of_the_types_sampled_load() -> None:
+    space = parse_space(
+        _minimal(attention={"type": ["cbam", "none"], "kernel_size": {"low": 3, "high": 7,
+                                                                      "step": 2},
+                            "reduction": [4, 8]})
+    )  # fmt: skip
+    assert space.attention["kernel_size"].values() == [3, 7]
