@@ -300,6 +300,8 @@ class SearchSettings(StudySettings):
              f"study name {self.study!r} may use letters, digits, '_', '-', '.'"),
             (self.timeout is None or self.timeout > 0, Problem("timeout", self.timeout,
              "must be positive")),
+            (0 < self.val_fraction < 1, Problem("val_fraction", self.val_fraction,
+             "must be between 0 and 1 (the share of the training images held out)")),
         )  # fmt: skip
         problems: list[Problem | str] = [message for ok, message in checks if not ok]
         try:

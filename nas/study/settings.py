@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -166,7 +167,8 @@ class StudySettings:
     def shared_problems(self) -> list[Problem | str]:
         """A problem per shared setting that no study can take: a limit that is not a finite
         positive number of a limited metric (named by its setting, ``param_limit``), and a
-        learning rate that is not a finite positive number, and a seed out of range."""
+        learning rate that is not a finite positive number, a seed out of range, an unknown
+        data set and a device no run can have."""
         problems: list[Problem | str] = []
         for name, value in self.limits.items():
             limit = METRICS[name].limit if name in METRICS else None
@@ -179,8 +181,15 @@ class StudySettings:
             problems.append(Problem("proxy_lr", self.proxy_lr, "must be a positive number"))
         if not 0 <= self.seed <= MAX_SEED:  # seeds every generator takes (numpy's: unsigned)
             problems.append(Problem("seed", self.seed, f"must be between 0 and {MAX_SEED}"))
+        if self.dataset not in DATASETS.names():  # a study file or Python, past argparse
+            problems.append(unknown_word("data set", self.dataset, DATASETS.names()))
+        if not DEVICE.fullmatch(self.device):  # torch is not imported to check it
+            problems.append(Problem("device", self.device, "must be auto, cpu, cuda or cuda:N"))
         return problems
 
+
+#: The devices a run may name (``mps`` too, on Apple machines): checked before torch loads.
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 #: The largest ``--seed``: a trial's weights are seeded from ``seed * 100_003 + trial``,
 #: which torch takes as a signed 64-bit integer.

@@ -183,6 +183,18 @@ def test_search_settings_by_name_are_checked() -> None:
         ({"trials": 0}, "trials must be at least 1, got 0"),
         ({"proxy_epochs": 1.5}, "setting proxy_epochs must be an integer, got 1.5"),
         ({"sampler": "nsga"}, "unknown sampler 'nsga'; did you mean nsga2?"),
+        # refused when made, not when run (argparse's choices check only the command line)
+        (
+            {"dataset": "cifar11"},
+            "unknown data set 'cifar11'; did you mean cifar10? valid: cifar10, cifar100, mnist, "
+            "fashion-mnist, imagefolder, fake",
+        ),
+        ({"device": "gpu"}, "device must be auto, cpu, cuda or cuda:N, got gpu"),
+        (
+            {"val_fraction": 2.0},
+            "val_fraction must be between 0 and 1 (the share of the training images held "
+            "out), got 2",
+        ),
     ):
         with pytest.raises(NasError) as refused:
             nas.Search(**given)
