@@ -11,6 +11,7 @@ from nas.cli.main import COMMANDS, Command, argtype
 from nas.cli.output import console, err_console, fmt_int, print_json, table
 from nas.errors import NasError
 from nas.objectives import METRICS, hardware
+from nas.study.settings import StudySettings
 from nas.units import human, parse_count, plural
 
 if TYPE_CHECKING:
@@ -329,11 +330,14 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
         "-n", type=int, default=100, metavar="N", help="candidates to sample (100; at most 100,000)"
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed (0)")
+    default_limit = StudySettings().limits["params"]  # the search's, so the dry run agrees
     p.add_argument(
         "--param-limit",
         type=limit_arg,
+        default=default_limit,
         metavar="LIMIT",
-        help="parameter limit such as 5M, 4.5e6, 500k; candidates above it are rejected",
+        help="parameter limit such as 5M, 4.5e6, 500k; candidates above it are rejected "
+        f"(default {human(default_limit)}, as nas search's)",
     )
     p.add_argument(
         "--flops-limit",

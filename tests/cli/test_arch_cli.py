@@ -90,6 +90,16 @@ def test_sample_300_candidates_under_5m() -> None:
     assert 0 < data["rejection_rate"] < 1
 
 
+def test_sample_without_a_limit_previews_the_search_s_default_limit() -> None:
+    """A dry run of the search: without --param-limit both reject above 5M, so the
+    rejection rate it shows is the one the search will meet."""
+    args = ("sample", "--space", str(DEFAULT_SPACE), "-n", "60", "--no-flops", "--json")
+    data = json.loads(run_nas(*args).stdout)
+    limited = json.loads(run_nas(*args, "--param-limit", "5M").stdout)
+    assert data["candidates"] == limited["candidates"] and data["param_limit"] == 5_000_000
+    assert any(not c["feasible"] for c in data["candidates"])
+
+
 def test_sample_counts_flops_of_feasible_candidates() -> None:
     out = run_nas(
         "sample",
