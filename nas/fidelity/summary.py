@@ -210,7 +210,11 @@ def _recommend(
                 "study's panel is pinned)"
             )
         else:
-            text += "; its tau itself is not above the target, so a larger panel would not help"
+            text += (  # the interval is wide on a small panel: the true tau may be higher
+                "; its tau itself is not above the target, so a larger panel would reach it only "
+                f"if the true tau is higher than this panel's (its interval spans "
+                f"{best['tau_low']:+.2f} to {best['tau_high']:+.2f})"
+            )
         parts.append(text)
     elif complete:
         parts.append(

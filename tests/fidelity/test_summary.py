@@ -180,6 +180,22 @@ def test_a_low_lower_bound_leaves_the_choice_undecided() -> None:
     assert "--panel 8 with another --study" in result["reason"]
 
 
+def test_a_tau_below_the_target_says_what_a_larger_panel_could_and_could_not_show() -> None:
+    """6 candidates, tau 0.47 against a target of 0.6: were this tau the true one, no panel
+    reaches the target, but a 6-candidate interval is wide, so the advice says both (it
+    said that a larger panel would not help)."""
+    n = 6
+    study = _study(n, {"1x100": _ranked(n, order=[3, 0, 1, 2, 5, 4]), "10xall": _ranked(n)})
+    result = summarize(study, _settings(n, Rung(1, 100)), AVAILABLE)
+    r = result["rungs"][0]
+    assert r["kendall_tau"] < 0.6 and r["tau_high"] > 0.6
+    assert result["reason"].endswith(
+        "its tau itself is not above the target, so a larger panel would reach it only if the "
+        f"true tau is higher than this panel's (its interval spans {r['tau_low']:+.2f} to "
+        f"{r['tau_high']:+.2f})"
+    )
+
+
 def test_a_three_epoch_rung_ranks_its_early_epochs() -> None:
     """3x200: after epoch 1 the order is reversed (tau -1), after epoch 2 one pair is
     swapped (13/15), at the end it is the reference's (1)."""
