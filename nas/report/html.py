@@ -24,12 +24,15 @@ from nas.proxy.fidelity import fidelity_text, proxy_fidelity
 from nas.report.figures import arch_summary, build_figures, fit_height, graph_id, plain_title
 from nas.study.record import StudyRecord, TrialRecord
 from nas.study.stats import (
+    MIN_PER_THIRD,
     StudyStats,
     accuracy_of,
     candidate_runs,
     choose_best,
     full_val_accuracy,
+    is_rejected,
     mean_accuracy,
+    sampled_trials,
     study_costs,
     study_startup_comparison,
     study_stats,
@@ -174,10 +177,38 @@ def _proxy_cell(t: FrozenTrial, runs: Mapping[int, Sequence[FrozenTrial]]) -> st
 
 
 def _objectives(study: optuna.Study) -> str:
-    names: Sequence[str | None] = study.metric_names or [None] * len(study.directions)
+    """Each objective as every command names it (``accuracy (maximize)``), with Optuna's
+    metric names for a study without a record of its own."""
+    metric_names = study.metric_names or []
+    ours = {m.dashboard for _, m in METRICS.items()}
+    names: Sequence[str | None] = (
+        metric_names  # a study of the user's own objective: its own names
+        if metric_names and not set(metric_names) <= ours and not StudyRecord(study).settings
+        else StudyRecord(study).objectives
+    )
+    if len(names) != len(study.directions):
+        names = [None] * len(study.directions)
     return ", ".join(
         f"{name or f'objective {i}'} ({d.name.lower()})"
         for i, (name, d) in enumerate(zip(names, study.directions, strict=False))
+    )
+
+
+def _rejection(stats: StudyStats) -> str:
+    """The rejection rate of every sampled candidate, and of the first and last thirds once
+    each third has :data:`~nas.study.stats.MIN_PER_THIRD` candidates."""
+    sampled = sampled_trials(stats.trials)
+    if not sampled:
+        return "no candidate sampled yet"
+    overall = f"{_pct(sum(map(is_rejected, sampled)) / len(sampled))} of {len(sampled)} sampled"
+    if stats.rejection_first_third is None:
+        return (
+            f"{overall} candidates (the first and last thirds are compared from "
+            f"{3 * MIN_PER_THIRD} on)"
+        )
+    return (
+        f"{overall}: {_pct(stats.rejection_first_third)} of the first third, "
+        f"{_pct(stats.rejection_last_third)} of the last third"
     )
 
 
@@ -188,13 +219,7 @@ def _header(study: optuna.Study, stats: StudyStats) -> str:
     )
     if stats.running or stats.waiting:
         counts += f", running {stats.running}, waiting {stats.waiting}"
-    if stats.rejection_first_third is None:
-        rejection = "not enough sampled candidates to compare"
-    else:
-        rejection = (
-            f"{_pct(stats.rejection_first_third)} of the first third of the candidates, "
-            f"{_pct(stats.rejection_last_third)} of the last third"
-        )
+    rejection = _rejection(stats)
     trained = [t for t in stats.trials if t.state == TrialState.COMPLETE and TrialRecord(t).arch]
     if not trained:
         best_text = "no trained trials yet"
