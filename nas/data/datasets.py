@@ -28,7 +28,7 @@ from nas.data.catalog import DATASETS, DatasetSpec, Loader
 from nas.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: images that are not square are cropped to squares
 
 
 @dataclass(frozen=True)
@@ -321,16 +321,32 @@ def _decode_folder(
 ) -> ImageData:
     from PIL import Image
 
-    size, grey = _probe_format(train_files)
+    common, grey = _probe_format(train_files)
+    side = min(common)  # networks are built for square inputs: the shorter side's square
+    size = (side, side)
     mode = "L" if grey else "RGB"
     index = {c: i for i, c in enumerate(classes)}
+    if common != size:
+        print(
+            f"note: the images of {root} are {common[0]}x{common[1]}; nas builds for square "
+            f"inputs, so each is scaled to a shorter side of {side} and its centre "
+            f"{side}x{side} kept",
+            file=sys.stderr,
+        )
 
     def decode(item: tuple[Path, str]) -> np.ndarray:
         try:
             with Image.open(item[0]) as opened:
                 im = opened.convert(mode)
-                if im.size != size:
-                    im = im.resize(size, Image.Resampling.BILINEAR)
+                if im.size != size:  # the shorter side to ``side``, then the centre square
+                    w, h = im.size
+                    scaled = (
+                        max(side, round(w * side / min(w, h))),
+                        max(side, round(h * side / min(w, h))),
+                    )
+                    im = im.resize(scaled, Image.Resampling.BILINEAR)
+                    left, top = (scaled[0] - side) // 2, (scaled[1] - side) // 2
+                    im = im.crop((left, top, left + side, top + side))
                 arr = np.asarray(im, dtype=np.uint8)
         except OSError as exc:
             raise DataError(f"cannot decode image {item[0]}: {exc}") from None

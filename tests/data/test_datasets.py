@@ -157,3 +157,31 @@ def test_image_format_is_read_from_every_class(tmp_path: Path) -> None:
             )
     data = load_dataset("imagefolder", tmp_path / "mixed")
     assert data.in_channels == 3 and data.input_size == 12
+
+
+def test_images_that_are_not_square_are_cropped_to_the_centre_square(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Networks are built for square inputs: 24x16 images (width x height) are loaded as
+    their centre 16x16, not as 16 rows of 24 that every count would take for 16x16; the
+    one 48x32 image among them is scaled to a shorter side of 16 first."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    for c in range(2):
+        folder = tmp_path / "wide" / "train" / f"c{c}"
+        folder.mkdir(parents=True)
+        for i in range(6):
+            img = np.zeros((16, 24, 3), dtype=np.uint8)  # rows, columns
+            img[:, 4:20] = 200 + 10 * c  # the centre 16 columns bright, 4 dark on each side
+            Image.fromarray(img).save(folder / f"{i}.png")
+    big = np.zeros((32, 48, 3), dtype=np.uint8)
+    big[:, 8:40] = 200
+    Image.fromarray(big).save(tmp_path / "wide" / "train" / "c0" / "big.png")
+    data = load_dataset("imagefolder", tmp_path / "wide")
+    assert data.train_x.shape == (13, 3, 16, 16) and data.input_size == 16
+    small = torch.cat([data.train_x[:6], data.train_x[7:]])  # c0's big.png is 7th
+    assert int(small.min()) >= 200  # only the bright centre is kept
+    assert int(data.train_x[6, :, :, 2:14].min()) == 200  # scaled, then its centre kept
+    assert "are 24x16; nas builds for square inputs" in capsys.readouterr().err
