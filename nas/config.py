@@ -265,7 +265,7 @@ class ArchConfig:
     def from_json(cls, text: str) -> ArchConfig:
         """Parse :meth:`to_json` output (or an exported architecture file)."""
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_no_repeated_keys)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
         return cls.from_dict(data)
@@ -282,7 +282,7 @@ class ArchConfig:
             raise ConfigError(f"architecture file {path} is empty (nas export writes one)")
         if path.suffix.lower() not in (".yaml", ".yml"):
             try:
-                return cls._from_file_data(path, json.loads(text))
+                data = json.loads(text, object_pairs_hook=_no_repeated_keys)
             except json.JSONDecodeError as exc:
                 if text.lstrip().startswith(("{", "[")):  # meant as JSON: say where it breaks
                     raise ConfigError(
@@ -290,12 +290,18 @@ class ArchConfig:
                         f"{exc.colno})"
                     ) from None
                 # else YAML under another name (nas export --format yaml --out x.json)
+            except ConfigError as exc:  # a key given twice
+                raise ConfigError(f"{path}: {exc}") from None
+            else:
+                return cls._from_file_data(path, data)
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_yaml_loader())
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         return cls._from_file_data(path, data)
 
     @classmethod
@@ -326,6 +332,33 @@ class ArchConfig:
         if attn.type != "none" and any(r != 1 for r in attn.repeats):  # modules per stage
             tail += " x" + "/".join(str(r) for r in attn.repeats)
         return f"{self.block} {widths} x{blocks} | {tail}"
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (``json`` keeps the last one
+    without a word, so ``"stem_width": 16, ..., "stem_width": 32`` built 32)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ConfigError(f"key {key!r} is given twice; give it once")
+        seen[key] = value
+    return seen
+
+
+def _yaml_loader() -> type:
+    """PyYAML's safe loader, refusing a key given twice in a mapping (it keeps the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+            twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+            if twice is not None:
+                line = node.start_mark.line + 1
+                raise ConfigError(f"key {twice!r} is given twice (mapping at line {line})")
+            return dict(super().construct_mapping(node, deep=deep))
+
+    return Loader
 
 
 def _yaml_problem(exc: Exception) -> str:

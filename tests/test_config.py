@@ -297,3 +297,27 @@ def test_mask_depth_is_bounded_by_the_input_and_only_where_modules_go() -> None:
     assert residual((2, 3, 40)).attention.mask_depth == (2, 3, 3)  # no module there: its 40 unused
     with pytest.raises(ConfigError, match=r"mask_depth 6 pools past 1x1.*after 5 max-pools"):
         residual((1, 6, 1))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_key_given_twice_in_a_file_is_refused(tmp_path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    """JSON and YAML parsers keep the last of two equal keys without a word: 16 was written
+    and 32 built. The export's own files still read back."""
+    text = (
+        '{"stem_width": 16, "stages": [{"width": 16, "blocks": 1}], "stem_width": 32}'
+        if suffix == ".json"
+        else "stem_width: 16\nstages:\n  - {width: 16, blocks: 1}\nstem_width: 32\n"
+    )
+    path = tmp_path / f"dup{suffix}"
+    path.write_text(text)
+    with pytest.raises(
+        ConfigError, match=rf"^{re.escape(str(path))}: key 'stem_width' is given twice"
+    ):
+        ArchConfig.from_file(path)
+    with pytest.raises(ConfigError, match="key 'blocks' is given twice"):
+        ArchConfig.from_json('{"stages": [{"width": 16, "blocks": 1, "blocks": 2}]}')
+    cfg = preset("resnet20-cbam")
+    path.write_text(
+        cfg.to_json() if suffix == ".json" else __import__("yaml").safe_dump(cfg.to_dict())
+    )
+    assert ArchConfig.from_file(path) == cfg
