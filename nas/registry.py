@@ -70,6 +70,8 @@ class Registry(Generic[T]):
         return self._load().pop(name)
 
     def __getitem__(self, name: str) -> T:
+        if not isinstance(name, str):  # None, a number: one sentence, not difflib's TypeError
+            raise NasError(f"{self.kind} must be a name, one of {', '.join(self)}; got {name!r}")
         try:
             return self._load()[name]
         except KeyError:

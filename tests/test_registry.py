@@ -40,3 +40,12 @@ def test_real_light_registries_match_their_homes() -> None:
     for reg in (DATASETS,):
         declared = reg.names()
         assert [name for name, _ in reg.items()] == declared  # loads, checks the names
+
+
+def test_a_lookup_that_is_no_name_is_one_sentence() -> None:
+    """``nas.make_sampler(None, seed=0)`` raised difflib's TypeError."""
+    import nas
+    from nas.errors import NasError
+
+    with pytest.raises(NasError, match=r"^sampler must be a name, one of auto, tpe, .*; got None$"):
+        nas.make_sampler(None, seed=0)  # type: ignore[arg-type]

@@ -154,15 +154,23 @@ def build_model(
         device: where to create the parameters; ``"meta"`` builds without allocating memory.
 
     Raises:
-        ConfigError: if the config cannot be built or the weights do not fit it.
+        ConfigError: if the config cannot be built, the device is unknown, or the weights do
+            not fit it.
     """
     cfg = config if isinstance(config, ArchConfig) else ArchConfig.from_dict(config)
-    meta = device is not None and torch.device(device).type == "meta"
+    if device is not None and not isinstance(device, torch.device):
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):  # torch's own message lists twenty device types
+            raise ConfigError(
+                f"unknown device {device!r}; use cpu, cuda, cuda:N or meta (to count only)"
+            ) from None
+    meta = device is not None and device.type == "meta"
     with contextlib.ExitStack() as stack:
         if meta:
             stack.enter_context(on_meta())
         elif device is not None:
-            stack.enter_context(torch.device(device))
+            stack.enter_context(device)
         model = Network(cfg, init=not meta)
     if weights is not None:
         load_weights(model, weights, cfg)

@@ -141,3 +141,13 @@ def test_torchvision_resnet_weights_load_where_they_fit(tmp_path) -> None:  # ty
         build_model(extra, weights=tmp_path / "resnet18.pt")
     with pytest.raises(ConfigError, match=r"no layer of the torchvision ResNet .* fits"):
         build_model(preset("resnet20"), weights=tmp_path / "resnet18.pt")
+
+
+def test_an_unknown_device_is_one_sentence() -> None:
+    """torch's own message for ``device="gpu"`` lists twenty device types."""
+    from nas.errors import ConfigError
+    from nas.presets import preset
+
+    with pytest.raises(ConfigError, match=r"^unknown device 'gpu'; use cpu, cuda, cuda:N or meta"):
+        build_model(preset("resnet20"), device="gpu")
+    assert build_model(preset("resnet20"), device=torch.device("cpu")).stem is not None
