@@ -220,6 +220,7 @@ def cheapest_candidate(
         "placement": space.attention["placement"].values(),
     }
     best: tuple[float, str] | None = None
+    why = ""  # the last reason a candidate could not be built
     for downsample, combo in itertools.product((False, True), itertools.product(*dims.values())):
         trial = _MinimalTrial(dict(zip(dims, combo, strict=True)), downsample)
         try:
@@ -229,11 +230,12 @@ def cheapest_candidate(
                 input_size=data.input_size,
                 num_classes=data.num_classes,
             )
-        except ConfigError:
+        except ConfigError as exc:
+            why = str(exc)
             continue
         cost = measure(arch, metric)
         if best is None or cost < best[0]:
             best = (cost, arch.summary())
     if best is None:
-        raise NasError(f"no candidate of space {space.name!r} can be built")
+        raise NasError(f"no candidate of space {space.name!r} can be built: {why}")
     return best

@@ -60,3 +60,10 @@ def test_a_flops_limit_that_strided_candidates_meet_is_not_refused() -> None:
     Budget({"params": 5e6, "flops": 2.5e6}).check_reachable(space, Cifar())  # 1.87M exists
     with pytest.raises(NasError, match=r"FLOPs limit 1\.00M is below the cheapest .*1\.87M"):
         Budget({"params": 5e6, "flops": 1e6}).check_reachable(space, Cifar())
+
+
+def test_a_space_with_no_buildable_candidate_says_why() -> None:
+    """Images larger than any network is built for: the message named no reason."""
+    space = load_space(str(ROOT / "search_spaces" / "small_cifar.toml"))
+    with pytest.raises(NasError, match=r"can be built: input_size must be at most 4,096 pixels"):
+        cheapest_candidate(space, Cifar(input_size=5000))
