@@ -12,7 +12,6 @@ records how well proxy accuracy predicted the full validation accuracy (Kendall'
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +118,7 @@ class WinnerResult:
     val_accuracy: float
     full_accuracy: float
     epochs: int
+    #: training time over every run that trained it (a resumed one adds to the first's)
     seconds: float
     checkpoint: Path
     resumed_from: int
@@ -172,7 +172,6 @@ def train_winner(
     trainer = make_trainer(
         ctx, arch, init_seed(seed, trial.number), checkpoint=checkpoint, compile=compile
     )
-    started = time.perf_counter()
     result = trainer.fit(on_epoch, on_progress)
     test_accuracy = trainer.evaluate(data.test_x, data.test_y)  # the only look at the test split
     weights = out_dir / f"trial-{trial.number}-weights.pt"
@@ -201,7 +200,7 @@ def train_winner(
         result.accuracy,
         test_accuracy,
         recipe.epochs,
-        time.perf_counter() - started,
+        result.train_seconds,  # over every run that trained it, as full_seconds records
         checkpoint,
         result.resumed_from,
     )

@@ -151,6 +151,11 @@ def test_killed_in_the_second_epoch_resumes_from_the_checkpoint(
     assert "epoch 1/2" not in again.stdout and "epoch 2/2" in again.stdout
     attrs = reload(db).trials[2].user_attrs
     assert attrs["full_epochs"] == 2 and len(attrs["full_curve"]) == 2
+    # the table's training time is the winner's over both runs (its slow first epoch too),
+    # as recorded, not this run's wall time
+    assert attrs["full_seconds"] >= 4
+    row = next(x for x in again.stdout.splitlines() if x.lstrip("│ ").startswith("2 "))
+    assert f" {attrs['full_seconds']:.0f}s " in row, row
 
 
 def test_bad_input_is_one_line(front_study: tuple[Path, optuna.Study], tmp_path: Path) -> None:

@@ -310,7 +310,7 @@ def _print_results(
         for r in results
     ]
     header = ["trial", "proxy val acc", "full val acc", "full test acc"]
-    header += [m.heading for m in shown] + ["epochs", "time"]
+    header += [m.heading for m in shown] + ["epochs", "training time"]
     console.print(
         table(
             "Winners (validation chooses; test reported once"
