@@ -103,7 +103,7 @@ def show_settings(
         if devices:
             listed = ", ".join(f"{d} ({plural(n, 'trial')})" for d, n in devices.items())
             console.print(
-                f"the study's trials trained on {listed}; --device is chosen per run",
+                f"the study's trained trials trained on {listed}; --device is chosen per run",
                 highlight=False,
                 markup=False,
             )

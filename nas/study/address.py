@@ -147,15 +147,16 @@ class StudyAddress:
         )
 
     def peek_devices(self) -> dict[str, int]:
-        """Where the study's trials trained, with how many each (empty: no study, or none
-        trained), read without creating or locking anything."""
+        """Where the study's trained trials trained (those ``--trials`` counts, as the
+        summary does), with how many each (empty: no study, or none trained), read without
+        creating or locking anything."""
         from nas.study.record import TrialRecord
 
         def count(study: optuna.Study) -> dict[str, int]:
             devices: dict[str, int] = {}
             for t in study.get_trials(deepcopy=False):
                 device = TrialRecord(t).device
-                if device:
+                if device and TrialRecord(t).is_trained:
                     devices[device] = devices.get(device, 0) + 1
             return devices
 

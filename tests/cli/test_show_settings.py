@@ -12,11 +12,19 @@ def test_show_settings_says_where_the_study_trained(
     tiny_space: Path, image_folder: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "s.db"
+    import optuna
+
     tiny_search(tiny_space, image_folder, db, "s", trials=1, proxy_epochs=1)
+    failed = optuna.trial.create_trial(  # it ran on the CPU, and failed: not a trained trial
+        state=optuna.trial.TrialState.FAIL,
+        user_attrs={"device": "cpu", "fail_reason": "loss is NaN at epoch 1"},
+    )
+    optuna.load_study(study_name="s", storage=f"sqlite:///{db}").add_trial(failed)
     out = run_nas("search", "--storage", f"sqlite:///{db}", "--study", "s", "--show-settings")
     assert out.returncode == 0, out.stderr
     assert "resumes study 's'" in out.stdout
-    assert "the study's trials trained on cpu (1 trial)" in out.stdout
+    # counted as the summary counts trained trials
+    assert "the study's trained trials trained on cpu (1 trial)" in out.stdout
     assert "worker_index" not in out.stdout and "worker-index" not in out.stdout
 
 
