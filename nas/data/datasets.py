@@ -96,17 +96,18 @@ def data_record(data: ImageData) -> dict[str, Any]:
 DATA_KEY = "data"
 
 
-def check_same_data(recorded: Any, data: ImageData, study: str) -> None:
+def check_same_data(recorded: Any, data: ImageData, study: str) -> dict[str, Any]:
     """Refuse to go on with data other than the study's first (``recorded``, its
     :func:`data_record`; None: a study of an earlier version, which records it when a search
-    starts): new trials, or winners, would be scored on another split.
+    starts): new trials, or winners, would be scored on another split. Returns what the
+    data holds now, for the record.
 
     Raises:
         DataError: naming what changed.
     """
     now = data_record(data)
     if not isinstance(recorded, dict) or recorded == now:
-        return
+        return now
 
     def held(r: dict[str, Any]) -> str:
         return (

@@ -35,7 +35,7 @@ import optuna
 
 from nas.budget import Budget
 from nas.data import ImageData, load_dataset
-from nas.data.datasets import DATA_KEY, FAKE_WARNING, check_same_data, data_record
+from nas.data.datasets import DATA_KEY, FAKE_WARNING, check_same_data
 from nas.data.splits import split_room
 from nas.errors import NasError
 from nas.hardware.context import HardwareContext, study_context
@@ -192,6 +192,7 @@ class _Prepared:
     data: ImageData
     fitted: list[str]
     to_record: dict[str, Any]
+    held: dict[str, Any]  # what the data holds (:func:`nas.data.datasets.data_record`)
 
     @property
     def settings(self) -> SearchSettings:
@@ -260,7 +261,8 @@ def prepare(
         unknown_objectives(record["objectives"], address.name)  # a plugin not installed here
     resolved = source.resolve(record, address.name)
     s: SearchSettings = resolved.settings
-    if before is not None and _data_of(before.settings) == _data_of(s):
+    same = before is not None and _data_of(before.settings) == _data_of(s)
+    if before is not None and same:
         space, data = before.space, before.data
     else:  # loaded and checked before the study database is touched
         space = load_space(s.space)
@@ -274,14 +276,14 @@ def prepare(
                 f"{exc}: the study recorded that folder; if its images moved (or this machine "
                 f"mounts them elsewhere), give their place with {flag} DIR"
             ) from None
+    held = check_same_data(record.get(DATA_KEY) if record else None, data, address.name)
+    if not same:
         Budget(s.limits).check_reachable(space, data, names=resolved.names)
-    if record is not None:
-        check_same_data(record.get(DATA_KEY), data, address.name)
     room = split_room(len(data.train_y), s.val_fraction)
     fitted, notes = resolved.fit(room)
     if check is not None:
         check(fitted.settings)
-    return _Prepared(record, fitted, space, data, notes, fitted.to_record())
+    return _Prepared(record, fitted, space, data, notes, fitted.to_record(), held)
 
 
 def _data_of(s: SearchSettings) -> tuple[Any, ...]:
@@ -334,7 +336,7 @@ def open_search(
                 RECORD_KEY,
                 prepared.to_record,
                 prepared.resolved.replaced,
-                extra={"proxy_protocol": PROXY_PROTOCOL, DATA_KEY: data_record(prepared.data)},
+                extra={"proxy_protocol": PROXY_PROTOCOL, DATA_KEY: prepared.held},
             )
             retried = retry_interrupted(study) if enqueue else []
             start_number = rec.StudyRecord(study).count_start()
