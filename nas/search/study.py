@@ -39,7 +39,7 @@ from nas.data.datasets import DATA_KEY, FAKE_WARNING, check_same_data
 from nas.data.splits import split_room
 from nas.errors import NasError
 from nas.hardware.context import HardwareContext, study_context
-from nas.objectives import unknown_objectives
+from nas.objectives import hardware, unknown_objectives
 from nas.presets import PRESETS, preset
 from nas.search.settings import SearchSettings
 from nas.search.slots import TrainingSlots
@@ -230,6 +230,12 @@ class _Prepared:
                 f"note: early stopping never acts: {r.names.get('min_epochs', 'min_epochs')} "
                 f"{s.min_epochs} (its first rung) is not below "
                 f"{r.names.get('proxy_epochs', 'proxy_epochs')} {s.proxy_epochs}"
+            )
+        measured = {m.name for m in hardware()} & {*s.objectives, *s.limits}
+        if not measured and r.origins.get("latency_batch") in GIVEN:  # given, does nothing
+            notes.append(
+                f"note: {r.names.get('latency_batch', 'latency_batch')} {s.latency_batch} does "
+                "nothing: the study measures no latency or memory (no such objective or limit)"
             )
         return notes
 

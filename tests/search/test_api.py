@@ -136,12 +136,15 @@ def test_settings_that_do_nothing_are_said(tiny_space: Path, tmp_path: Path) -> 
     nas.Search(
         space=str(tiny_space), dataset="fake", param_limit="1M", trials=1, proxy_epochs=1,
         proxy_subset=64, proxy_val=32, proxy_batch_size=16, device="cpu", enqueue_presets=True,
-        min_epochs=2, storage=f"sqlite:///{tmp_path}/p.db", study="p",
+        min_epochs=2, latency_batch=4, storage=f"sqlite:///{tmp_path}/p.db", study="p",
     ).run(log=said.append)  # fmt: skip
     told = "\n".join(said)
     assert f"queued no preset: none lies in space {tiny_space.stem!r} within the limits " in told
     never = "note: early stopping never acts: min_epochs 2 (its first rung) is not below "
     assert never + "proxy_epochs 1" in told
+    assert (  # a batch for measurements the study does not make
+        "note: latency_batch 4 does nothing: the study measures no latency or memory" in told
+    )
 
 
 def test_settings_errors_from_python_name_the_keyword_not_the_flag(
