@@ -386,7 +386,7 @@ def test_winners_refuse_images_changed_since_the_search_and_warn_on_fake_data(
                   "real", "--out-dir", str(tmp_path / "w"), *args)  # fmt: skip
     last = out.stderr.strip().splitlines()[-1]  # after the decoding line
     assert out.returncode == 2 and out.stderr.count("nas: error:") == 1, out.stderr
-    assert last.startswith("nas: error: study 'real' was searched on 48 training and 4 test")
+    assert last.startswith("nas: error: study 'real' was searched on 48 training images in 2")
     assert "now holds 47 training" in last
     out = run_nas("train-winners", "--storage", f"sqlite:///{tmp_path}/fake.db", "--study",
                   "fake", "--out-dir", str(tmp_path / "f"), *args)  # fmt: skip

@@ -68,7 +68,8 @@ def fit_to_local_data(resolved: Resolved) -> tuple[Resolved, list[str]]:
     from nas.space import load_space
 
     settings: SearchSettings = resolved.settings
-    load_space(settings.space)  # a missing or malformed space file: refused as the run would
+    # a missing or malformed space file: refused as the run would
+    load_space(settings.space, recorded=resolved.record_found)
     if DATASETS[settings.dataset].downloads:
         return resolved, [
             f"--proxy-subset and --proxy-val are checked against {settings.dataset} "

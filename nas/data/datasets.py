@@ -78,15 +78,15 @@ class ImageData:
 
 
 def data_record(data: ImageData) -> dict[str, Any]:
-    """What a study keeps of its data to know it again: the image counts, the classes, and a
-    digest of the labels in file order (an image added, removed or moved to another class
-    changes it; the pixels are left out, since two machines' JPEG decoders may differ)."""
+    """What a study keeps of its training images to know them again: their count, the
+    classes, and a digest of the labels in file order (an image added, removed or moved to
+    another class changes it; the pixels are left out, since two machines' JPEG decoders may
+    differ). The test split is left out: the search never reads it, and one may be added
+    after the search for ``nas train-winners``."""
     digest = hashlib.sha1(repr((data.classes, tuple(data.train_x.shape[1:]))).encode())
-    for labels in (data.train_y, data.test_y):
-        digest.update(labels.numpy().tobytes())
+    digest.update(data.train_y.numpy().tobytes())
     return {
         "train": len(data.train_y),
-        "test": len(data.test_y),
         "classes": data.num_classes,
         "labels_sha1": digest.hexdigest()[:16],
     }
@@ -110,12 +110,9 @@ def check_same_data(recorded: Any, data: ImageData, study: str) -> dict[str, Any
         return now
 
     def held(r: dict[str, Any]) -> str:
-        return (
-            f"{r.get('train', 0):,} training and {r.get('test', 0):,} test images in "
-            f"{r.get('classes', 0)} classes"
-        )
+        return f"{r.get('train', 0):,} training images in {r.get('classes', 0)} classes"
 
-    same = all(recorded.get(k) == now[k] for k in ("train", "test", "classes"))
+    same = all(recorded.get(k) == now[k] for k in ("train", "classes"))
     raise DataError(
         f"study {study!r} was searched on {held(recorded)}; {data.source} now holds "
         + ("as many, with other labels" if same else held(now))

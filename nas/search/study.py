@@ -271,7 +271,7 @@ def prepare(
     if before is not None and same:
         space, data = before.space, before.data
     else:  # loaded and checked before the study database is touched
-        space = load_space(s.space)
+        space = load_space(s.space, recorded=record is not None)
         try:
             data = load_dataset(s.dataset, s.data_dir)
         except NasError as exc:  # the study's own folder gone: say how to give its place
@@ -287,6 +287,7 @@ def prepare(
         Budget(s.limits).check_reachable(space, data, names=resolved.names)
     room = split_room(len(data.train_y), s.val_fraction)
     fitted, notes = resolved.fit(room)
+    notes += [f"warning: {d} (kept: the study searched this space)" for d in space.doubts]
     if check is not None:
         check(fitted.settings)
     return _Prepared(record, fitted, space, data, notes, fitted.to_record(), held)

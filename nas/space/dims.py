@@ -98,6 +98,11 @@ class Choice:
     def describe(self) -> str:
         return ", ".join(map(str, self.choices))
 
+    def twice(self) -> Scalar | None:
+        """A choice listed twice (drawn twice as often as the others), or None."""
+        seen = self.choices
+        return next((v for i, v in enumerate(seen) if any(_same(v, w) for w in seen[:i])), None)
+
 
 class _Range:
     """What the integer and float ranges share: a range whose ends meet is not searched."""
@@ -194,10 +199,6 @@ def parse_dim(raw: Any, where: str, errors: list[str]) -> Dim | None:  # noqa: C
             return None
         if any(isinstance(v, dict | list) for v in raw):
             errors.append(f"{where}: choices must be plain values, got {raw!r}")
-            return None
-        twice = next((v for i, v in enumerate(raw) if any(_same(v, w) for w in raw[:i])), None)
-        if twice is not None:  # a choice listed twice would be drawn twice as often
-            errors.append(f"{where}: {twice!r} is listed twice; list each choice once")
             return None
         return Choice(tuple(raw))
     if isinstance(raw, dict):

@@ -19,6 +19,7 @@ attention type, per-stage repeats only for the ``after_stage`` placement.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -173,6 +174,8 @@ class SearchSpace:
     stage_overrides: dict[int, dict[str, Dim]]
     attention: dict[str, Dim]
     source: Path | None = field(default=None, compare=False)
+    #: what a new study would refuse in the file, kept for a study that searched it already
+    doubts: tuple[str, ...] = field(default=(), compare=False)
 
     # ------------------------------------------------------------------ sampling
     def stage_dims(self, index: int) -> dict[str, Dim]:
@@ -355,22 +358,30 @@ def space_sha1(path: str | Path) -> str:
     return hashlib.sha1(resolve_space_path(path).read_bytes()).hexdigest()
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    """Read and validate a space file.
+def load_space(path: str | Path, *, recorded: bool = False) -> SearchSpace:
+    """Read and validate a space file (``recorded``: a study's, see :func:`parse_space`).
 
     Raises:
         SpaceError: listing every mistake in the file, one per line.
     """
     p = resolve_space_path(path)
     raw = read_toml(p, "space file", SpaceError)
-    return parse_space(raw, name=p.stem, source=p)
+    return parse_space(raw, name=p.stem, source=p, recorded=recorded)
 
 
 def parse_space(  # noqa: C901 (one flat check per table of a space file, each with its message)
-    raw: Mapping[str, Any], *, name: str = "space", source: Path | None = None
+    raw: Mapping[str, Any],
+    *,
+    name: str = "space",
+    source: Path | None = None,
+    recorded: bool = False,
 ) -> SearchSpace:
-    """Validate a space given as a dict (a parsed TOML file)."""
+    """Validate a space given as a dict (a parsed TOML file). ``recorded``: the space of a
+    study that exists, whose file is pinned by its content: what earlier versions took
+    (:func:`_dim`'s doubts, a knob no type of it takes) is then kept, in
+    :attr:`SearchSpace.doubts`, rather than refused."""
     errors: list[str] = []
+    doubts: list[str] = []
     where = str(source) if source else name
     _unknown(raw, ("space", *SCHEMA), "top-level table", errors)
     meta = raw.get("space", {})
@@ -390,7 +401,7 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
         dims: dict[str, Dim] = {k: Fixed(v) for k, v in DEFAULTS[section].items()}
         for key in keys:
             if key in allowed:
-                dim = _dim(body[key], f"{section}.{key}", allowed[key], errors)
+                dim = _dim(body[key], f"{section}.{key}", allowed[key], errors, doubts)
                 if dim is not None:
                     dims[key] = dim
         return dims
@@ -418,7 +429,7 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
                 )
             for k in keys:
                 if k in body:
-                    dim = _dim(body[k], f"stages.{key}.{k}", SCHEMA["stages"][k], errors)
+                    dim = _dim(body[k], f"stages.{key}.{k}", SCHEMA["stages"][k], errors, doubts)
                     if dim is not None:
                         overrides[index][k] = dim
     body = raw.get("stages") or {}
@@ -446,7 +457,11 @@ def parse_space(  # noqa: C901 (one flat check per table of a space file, each w
     )
     if not errors:
         _check_buildable(space, errors)
-        _check_knobs_taken(raw.get("attention") or {}, space, errors)
+        _check_knobs_taken(raw.get("attention") or {}, space, doubts)
+    if recorded:  # a study searched it already: it is kept, and told
+        space = dataclasses.replace(space, doubts=tuple(doubts))
+    else:
+        errors += doubts
     if errors:
         raise SpaceError(
             f"{where}: " + "\n".join(errors)
@@ -466,10 +481,16 @@ def _unknown(
             errors.append(f"unknown {what} {key!r}{hint}; valid: {', '.join(allowed)}")
 
 
-def _dim(raw: Any, where: str, check: Check, errors: list[str]) -> Dim | None:
+def _dim(raw: Any, where: str, check: Check, errors: list[str], doubts: list[str]) -> Dim | None:
+    """Parse and check one dimension: a malformed one or a value its knob cannot take goes
+    to ``errors``; what later versions refuse and earlier ones took (a choice listed twice, a
+    range drawing a value between its ends that cannot be built) goes to ``doubts``."""
     dim = parse_dim(raw, where, errors)
     if dim is None:
         return None
+    twice = dim.twice() if isinstance(dim, Choice) else None
+    if twice is not None:  # drawn twice as often as the others
+        doubts.append(f"{where}: {twice!r} is listed twice; list each choice once")
     bad = False
     for value in dim.values():
         problem = check(value)
@@ -479,11 +500,10 @@ def _dim(raw: Any, where: str, check: Check, errors: list[str]) -> Dim | None:
     inside = dim.drawn()[1:-1] if isinstance(dim, IntRange) and not bad else []
     wrong = next(((v, p) for v in inside if (p := check(v))), None)
     if wrong is not None:  # the ends are fine, a value between them is not (an even kernel)
-        errors.append(
+        doubts.append(
             f"{where}: the range {dim.describe()} draws {wrong[0]}, which it cannot take "
             f"({wrong[1]}); give a step that skips it, or list the values"
         )
-        bad = True
     return None if bad else dim
 
 
