@@ -179,8 +179,10 @@ class StudySettings:
                 problems.append(Problem(limit.setting, value, "must be a positive number"))
         if not _positive(self.proxy_lr):
             problems.append(Problem("proxy_lr", self.proxy_lr, "must be a positive number"))
-        if not 0 <= self.seed <= MAX_SEED:  # seeds every generator takes (numpy's: unsigned)
-            problems.append(Problem("seed", self.seed, f"must be between 0 and {MAX_SEED}"))
+        if not -MAX_SEED <= self.seed <= MAX_SEED:
+            problems.append(
+                Problem("seed", self.seed, f"must be between {-MAX_SEED:,} and {MAX_SEED:,}")
+            )
         if self.dataset not in DATASETS.names():  # a study file or Python, past argparse
             problems.append(unknown_word("data set", self.dataset, DATASETS.names()))
         if not DEVICE.fullmatch(self.device):  # torch is not imported to check it
@@ -191,9 +193,10 @@ class StudySettings:
 #: The devices a run may name (``mps`` too, on Apple machines): checked before torch loads.
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
-#: The largest ``--seed``: a trial's weights are seeded from ``seed * 100_003 + trial``,
-#: which torch takes as a signed 64-bit integer.
-MAX_SEED = 2**31 - 1
+#: The largest ``--seed`` (and, negated, the smallest): a trial's weights are seeded from
+#: ``seed * 100_003 + trial``, which torch takes as a 64-bit integer (a larger seed failed
+#: every trial); the sampler's seed is taken modulo 2**31.
+MAX_SEED = 90_000_000_000_000
 
 
 def _positive(value: Any) -> bool:

@@ -55,7 +55,7 @@ ON_A_STUDY: dict[str, list[str]] = {
 }
 
 REFUSALS["seed beyond 64 bits"] = ["search", "studies/smoke.toml", "--seed", "1" + "0" * 20]
-REFUSALS["negative seed"] = ["search", "studies/smoke.toml", "--seed=-1"]
+REFUSALS["seed below -9e13"] = ["search", "studies/smoke.toml", "--seed=-100000000000000"]
 REFUSALS["workers on no device"] = [
     "search",
     "studies/smoke.toml",

@@ -536,3 +536,12 @@ def test_run_raises_when_a_worker_refused_and_returns_a_search_that_gave_up(
                 nas.Search(dataset="fake").run()
         else:
             assert nas.Search(dataset="fake").run() is study
+
+
+def test_seeds_earlier_versions_ran_with_are_still_taken() -> None:
+    """A seed is pinned: one an earlier version ran with (-1, 3e9, 1e11) must resume, while
+    one that fails every trial (above 64 bits once scaled for the weights) is refused."""
+    for seed in (-1, 3_000_000_000, 100_000_000_000, 90_000_000_000_000):
+        assert SearchSettings(seed=seed).seed == seed
+    with pytest.raises(NasError, match="seed must be between -90,000,000,000,000 and 90,000"):
+        SearchSettings(seed=10**20)
