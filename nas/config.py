@@ -12,6 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -412,13 +413,14 @@ _INT_FIELDS = {
 def _typed(cls: type, key: str, value: Any) -> Any:
     """Coerce a JSON value to the field's type, refusing lossy or wrong ones."""
     if key in _INT_FIELDS or (key == "mask_depth" and not isinstance(value, list | tuple)):
-        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole:  # nor nan, nor inf (1e400 in JSON)
+        # numpy's integers too (a value from np.arange); nor nan, nor inf (1e400 in JSON)
+        whole = isinstance(value, Integral) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
             per_stage = " (or a list, one per stage)" if key == "mask_depth" else ""
             raise ConfigError(f"{key} must be an integer{per_stage}, got {value!r}")
         return int(value)
     if key == "dropout":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, Real):
             raise ConfigError(f"dropout must be a number, got {value!r}")
         return float(value)
     if key == "scale":
@@ -427,11 +429,11 @@ def _typed(cls: type, key: str, value: Any) -> Any:
         return value
     if key in ("repeats", "mask_depth"):
         if not isinstance(value, list | tuple) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+            isinstance(v, Integral) and not isinstance(v, bool) for v in value
         ):
             one = " (or one integer)" if key == "mask_depth" else ""
             raise ConfigError(f"{key} must be a list of integers{one}, got {value!r}")
-        return tuple(value)
+        return tuple(int(v) for v in value)
     if not isinstance(value, str):
         raise ConfigError(f"{key} must be a string, got {value!r}")
     return value
@@ -568,13 +570,13 @@ def validate(cfg: ArchConfig) -> None:  # noqa: C901 (one flat check per field, 
         raise ConfigError(f"attention mask_depth must be at least 1, got {attn.mask_depth}")
     if attn.kernel_size < 1 or attn.kernel_size % 2 == 0:
         raise ConfigError(f"attention kernel_size must be odd, got {attn.kernel_size}")
-    widest = cfg.input_size - (cfg.input_size % 2 == 0)  # the widest odd kernel that fits
+    widest = 2 * cfg.input_size - 1  # wider, a kernel reaches past the maps from every pixel
     for name, size in (("attention kernel_size", attn.kernel_size), ("extra_conv", cfg.extra_conv)):
         used = name == "extra_conv" or "kernel_size" in attention_knobs(attn.type)
         if used and size > widest:  # the widest maps are the input's own
             raise ConfigError(
-                f"{name} {size} is wider than the {cfg.input_size}x{cfg.input_size} input "
-                f"images (at most {widest})"
+                f"{name} {size} reaches past the {cfg.input_size}x{cfg.input_size} input "
+                f"images from every pixel (at most {widest})"
             )
     if attn.repeats:
         if attn.placement != "after_stage":

@@ -28,9 +28,9 @@ def _first_existing(path: Path) -> Path:
 
 
 def check_writable(path: Path) -> None:
-    """Refuse an output file that cannot be written, before any work is done (its folder
-    would be created where that folder's own parent exists, ``out/report.html``; a path
-    missing more is taken for a typo, as a SQLite path is; nothing is created here).
+    """Refuse an output file that cannot be written, before any work is done (missing
+    folders on its way would be created, ``reports/2026/report.html``; nothing is created
+    here).
 
     Raises:
         NasError: in one line, naming why.
@@ -38,11 +38,6 @@ def check_writable(path: Path) -> None:
     target = path.expanduser().absolute()
     if target.is_dir():
         raise NasError(f"cannot write {path}: it is a folder")
-    if not target.parent.exists() and not target.parent.parent.exists():
-        raise NasError(
-            f"cannot write {path}: the folder {target.parent.parent} does not exist (one "
-            f"missing folder, {target.parent.name}/, is made; create the rest first)"
-        )
     existing = _first_existing(target)
     if not existing.is_dir() and existing != target:
         raise NasError(f"cannot write {path}: {existing} is a file, not a folder")

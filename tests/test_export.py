@@ -327,3 +327,21 @@ def test_an_exported_run_of_a_candidate_trained_twice_gives_the_mean_it_is_ranke
     single = tmp_path / "single.json"
     assert run_nas(*args[:-1], "1", "--out", str(single)).returncode == 0
     assert "proxy_runs" not in json.loads(single.read_text())["meta"]
+
+
+def test_export_makes_the_folders_on_its_way_and_takes_a_folder_named_like_a_file(
+    tmp_path: Path, image_folder: Path
+) -> None:
+    """``--out exports/2026/best.json`` makes both folders (scripts write dated folders);
+    ``--pareto`` into an existing folder named ``front.json`` is a folder, not a file name."""
+    db = tmp_path / "n.db"
+    make_study(db, image_folder, {"se": 0.7, "cbam": 0.8})
+    base = ("export", "--storage", f"sqlite:///{db}", "--study", "w")
+    nested = tmp_path / "exports" / "2026" / "best.json"
+    assert run_nas(*base, "--best", "--out", str(nested)).returncode == 0
+    assert json.loads(nested.read_text())["meta"]["trial"] == 1
+    folder = tmp_path / "front.json"
+    folder.mkdir()
+    res = run_nas(*base, "--pareto", "--out", str(folder))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".json"]

@@ -391,7 +391,7 @@ def test_winners_refuse_images_changed_since_the_search_and_warn_on_fake_data(
     out = run_nas("train-winners", "--storage", f"sqlite:///{tmp_path}/fake.db", "--study",
                   "fake", "--out-dir", str(tmp_path / "f"), *args)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert FAKE_WARNING in " ".join(out.stdout.split())
+    assert FAKE_WARNING in " ".join(out.stderr.split())  # where the search says it
     help_text = " ".join(run_nas("train-winners", "--help").stdout.split())
     assert (
         "--dataset {cifar10," in help_text

@@ -69,7 +69,8 @@ def _export_picks(
     from nas.winners import select_winners
 
     if args.pareto:
-        if (args.out.exists() and not args.out.is_dir()) or args.out.suffix.lower() in SUFFIXES:
+        named = not args.out.exists() and args.out.suffix.lower() in SUFFIXES
+        if (args.out.exists() and not args.out.is_dir()) or named:
             raise NasError(
                 f"--out {args.out} is a file{'' if args.out.exists() else ' name'}: with "
                 "--pareto, --out is a folder that receives one file per Pareto-optimal trial "
@@ -83,7 +84,7 @@ def _export_picks(
         best, rule = best_of(study)
         console.print(f"best: trial {best.number}, chosen by {rule}")
         picks = [(best, rule, args.out)]
-    for _, _, path in picks[:1]:  # before anything is written
+    for _, _, path in picks:  # before anything is written (the .pt and .onnx go beside)
         check_writable(path)
     return picks
 

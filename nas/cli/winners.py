@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.cli.common import add_data_args, open_named_study
 from nas.cli.main import COMMANDS, Command
-from nas.cli.output import EpochProgress, console, print_hint, table
+from nas.cli.output import EpochProgress, console, err_console, print_hint, table
 from nas.errors import NasError
 from nas.hardware.context import study_hardware_text
 from nas.objectives import costs, hardware
@@ -216,7 +216,7 @@ class _WinnersRun:
         self.data: ImageData = load_dataset(dataset, data_dir)
         check_same_data(searched.get(DATA_KEY), self.data, study.study_name)
         if dataset == "fake":
-            console.print(FAKE_WARNING, markup=False)
+            err_console.print(FAKE_WARNING, markup=False)
         self.device = resolve_device(getattr(args, "device", None) or "auto")
         self.val_fraction = float(searched.get("val_fraction", 0.1))
         require_test_split(self.data)

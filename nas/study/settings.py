@@ -186,12 +186,14 @@ class StudySettings:
         if self.dataset not in DATASETS.names():  # a study file or Python, past argparse
             problems.append(unknown_word("data set", self.dataset, DATASETS.names()))
         if not DEVICE.fullmatch(self.device):  # torch is not imported to check it
-            problems.append(Problem("device", self.device, "must be auto, cpu, cuda or cuda:N"))
+            problems.append(
+                Problem("device", self.device, "must be auto, cpu, cuda or cuda:N (or mps, xpu)")
+            )
         return problems
 
 
-#: The devices a run may name (``mps`` too, on Apple machines): checked before torch loads.
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+#: The devices a run may name (``mps`` and ``xpu`` too): checked before torch loads.
+DEVICE = re.compile(r"auto|(cpu|cuda|mps|xpu)(:\d+)?")
 
 #: The largest ``--seed`` (and, negated, the smallest): a trial's weights are seeded from
 #: ``seed * 100_003 + trial``, which torch takes as a 64-bit integer (a larger seed failed

@@ -192,7 +192,7 @@ def test_search_settings_by_name_are_checked() -> None:
             "unknown data set 'cifar11'; did you mean cifar10? valid: cifar10, cifar100, mnist, "
             "fashion-mnist, imagefolder, fake",
         ),
-        ({"device": "gpu"}, "device must be auto, cpu, cuda or cuda:N, got gpu"),
+        ({"device": "gpu"}, "device must be auto, cpu, cuda or cuda:N (or mps, xpu), got gpu"),
         (
             {"val_fraction": 2.0},
             "val_fraction must be between 0 and 1 (the share of the training images held "
