@@ -126,9 +126,13 @@ def repeats(trials: Sequence[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
     groups: dict[str, list[FrozenTrial]] = {}
     for t in sorted(trials, key=lambda t: t.number):
         if t.state == TrialState.COMPLETE and accuracy_of(t) is not None:
-            key = json.dumps([TrialRecord(t).arch, t.params], sort_keys=True, default=repr)
-            groups.setdefault(key, []).append(t)
+            groups.setdefault(candidate_key(t), []).append(t)
     return {g[0].number: g for g in groups.values()}
+
+
+def candidate_key(t: FrozenTrial) -> str:
+    """What makes two trials the same candidate: its architecture and sampled parameters."""
+    return json.dumps([TrialRecord(t).arch, t.params], sort_keys=True, default=repr)
 
 
 def mean_accuracies(trials: Sequence[FrozenTrial]) -> dict[int, float]:
@@ -641,12 +645,13 @@ def startup_comparison(
     """
     how = sampled_by(trials, sampler)
     trained = [t for t in trials if is_trained(t)]
-    runs = candidate_runs(trained)
+    first: dict[str, int] = {}  # each candidate's first trained trial
+    for t in sorted(trained, key=lambda t: t.number):
+        first.setdefault(candidate_key(t), t.number)
     by_group: dict[str, list[FrozenTrial]] = {"startup": [], "guided": []}
     others = 0
     for t in trained:  # a candidate drawn again counts, by its mean, where it was first drawn
-        first = runs[t.number][0].number if t.number in runs else t.number
-        group = by_group.get(how.get(first, ""))
+        group = by_group.get(how.get(first[candidate_key(t)], ""))
         if group is None:
             others += 1
         else:

@@ -413,3 +413,9 @@ def test_a_guided_trial_that_draws_a_start_up_candidate_again_is_no_find() -> No
     assert (c.guided.best_trial, c.guided.best_accuracy) == (11, 0.66)
     assert c.gain == pytest.approx(0.0, abs=1e-12)
     assert c.verdict.startswith("the guided trials found nothing better")
+    stopped = _trial(12, "stopped", 0.30, 700)  # a repeat stopped early is the start-up's too
+    stopped.params = dict(trials[10].params)
+    stopped.user_attrs["arch"] = trials[10].user_attrs["arch"]
+    trials[12] = stopped
+    c = startup_comparison(trials, "params", 1000)
+    assert (c.startup.trained, c.guided.trained) == (10, 3)
