@@ -62,7 +62,7 @@ SUFFIXES = (".json", ".yaml", ".yml")
 def _export_picks(
     args: argparse.Namespace, study: optuna.Study, fmt: str
 ) -> list[tuple[optuna.trial.FrozenTrial, str, Path]]:
-    """What to export: (trial, the rule that chose it, the file to write), the first file
+    """What to export: (trial, the rule that chose it, the file to write), every file
     checked before anything is written."""
     from nas.files import check_writable
     from nas.study.stats import best_of
@@ -142,7 +142,7 @@ def _export_run(args: argparse.Namespace) -> int:
     study, address = open_named_study(args, read_only=True)
     fmt = args.format or ("yaml" if args.out.suffix.lower() in (".yaml", ".yml") else "json")
     picks = _export_picks(args, study, fmt)
-    normalized: list[dict[str, Any] | None] = []  # each pick's input normalisation
+    first_normalize: dict[str, Any] | None = None  # the first pick's, for the printed snippet
     for trial, rule, path in picks:
         doc = export_document(study, trial, rule, address.url)
         weights = None
@@ -154,7 +154,8 @@ def _export_run(args: argparse.Namespace) -> int:
             weights = weights_path.name
         normalize = doc["meta"]["input"] if "mean" in doc["meta"]["input"] else None
         doc["load"] = "# in the folder of this file\n" + load_snippet(path.name, weights, normalize)
-        normalized.append(normalize)
+        if path == picks[0][2]:
+            first_normalize = normalize
         write_document(doc, path, fmt)
         meta = doc["meta"]
         measured = ", ".join(
@@ -181,7 +182,7 @@ def _export_run(args: argparse.Namespace) -> int:
     first = picks[0][2]
     weights_file = str(first.with_suffix(".pt")) if args.weights else None
     console.print("load it with:" if len(picks) == 1 else "load each with, e.g. the first:")
-    snippet = load_snippet(str(first), weights_file, normalized[0])
+    snippet = load_snippet(str(first), weights_file, first_normalize)
     console.print(snippet, markup=False, soft_wrap=True, end="")
     return 0
 
